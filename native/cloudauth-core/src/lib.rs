@@ -1,0 +1,23 @@
+//! Core of cloudauth: JSXC time-limited tokens, signed requests to the JSXC
+//! external API of a Nextcloud/ownCloud instance, and the authentication
+//! decision built from both.
+//!
+//! No process or protocol policy lives here: framing, logging set-up and
+//! process lifetime belong to the adapters (the `cloudauth` port binary, the
+//! ejabberd NIF).
+
+pub mod api;
+pub mod backend;
+pub mod clock;
+pub mod decision;
+pub mod duration;
+pub mod secret;
+pub mod settings;
+pub mod signature;
+pub mod token;
+
+pub use backend::{BackendClient, BackendError, Timeouts};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use decision::{Authenticator, Decision, Path, Verdict};
+pub use secret::Secret;
+pub use settings::{DomainSettings, SettingsResolver, SingleDomain};
