@@ -127,7 +127,9 @@ pub fn decode_envelope(body: &[u8]) -> Result<Envelope, DecodeError> {
         .and_then(Value::as_str)
         .ok_or_else(|| DecodeError::Shape("no string member \"result\"".into()))?;
     match result {
-        "success" => Ok(Envelope::Success(v.get("data").cloned().unwrap_or(Value::Null))),
+        "success" => Ok(Envelope::Success(
+            v.get("data").cloned().unwrap_or(Value::Null),
+        )),
         "noauth" => Ok(Envelope::NoAuth),
         "error" => {
             let msg = v
@@ -198,17 +200,34 @@ mod tests {
 
     #[test]
     fn body_field_order_and_password_only_for_auth() {
-        let a = Operation::Auth { username: "u", domain: "d", password: "p:w" };
-        assert_eq!(a.body(), "operation=auth&username=u&domain=d&password=p%3Aw");
-        let i = Operation::IsUser { username: "u", domain: "d" };
+        let a = Operation::Auth {
+            username: "u",
+            domain: "d",
+            password: "p:w",
+        };
+        assert_eq!(
+            a.body(),
+            "operation=auth&username=u&domain=d&password=p%3Aw"
+        );
+        let i = Operation::IsUser {
+            username: "u",
+            domain: "d",
+        };
         assert_eq!(i.body(), "operation=isuser&username=u&domain=d");
-        let s = Operation::SharedRoster { username: "u", domain: "d" };
+        let s = Operation::SharedRoster {
+            username: "u",
+            domain: "d",
+        };
         assert_eq!(s.body(), "operation=sharedroster&username=u&domain=d");
     }
 
     #[test]
     fn debug_never_shows_the_password() {
-        let a = Operation::Auth { username: "u", domain: "d", password: "topsecret" };
+        let a = Operation::Auth {
+            username: "u",
+            domain: "d",
+            password: "topsecret",
+        };
         assert!(!format!("{a:?}").contains("topsecret"));
     }
 
@@ -218,15 +237,27 @@ mod tests {
             decode_envelope(br#"{"result":"success","data":{"uid":"a"}}"#),
             Ok(Envelope::Success(json!({"uid":"a"})))
         );
-        assert_eq!(decode_envelope(br#"{"result":"noauth"}"#), Ok(Envelope::NoAuth));
+        assert_eq!(
+            decode_envelope(br#"{"result":"noauth"}"#),
+            Ok(Envelope::NoAuth)
+        );
         assert_eq!(
             decode_envelope(br#"{"result":"error","data":{"msg":"Signature does not match"}}"#),
             Ok(Envelope::Error("Signature does not match".into()))
         );
-        assert!(matches!(decode_envelope(b"<html>oops</html>"), Err(DecodeError::NotJson { .. })));
+        assert!(matches!(
+            decode_envelope(b"<html>oops</html>"),
+            Err(DecodeError::NotJson { .. })
+        ));
         assert!(matches!(decode_envelope(b"{}"), Err(DecodeError::Shape(_))));
-        assert!(matches!(decode_envelope(br#"{"result":"maybe"}"#), Err(DecodeError::Shape(_))));
-        assert!(matches!(decode_envelope(b"[1,2]"), Err(DecodeError::Shape(_))));
+        assert!(matches!(
+            decode_envelope(br#"{"result":"maybe"}"#),
+            Err(DecodeError::Shape(_))
+        ));
+        assert!(matches!(
+            decode_envelope(b"[1,2]"),
+            Err(DecodeError::Shape(_))
+        ));
     }
 
     #[test]
@@ -247,7 +278,9 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r["bob"].name, "Bob B");
         assert_eq!(r["carol@example.org"].groups, vec!["Team", "Ops"]);
-        assert!(decode_shared_roster(&json!({"sharedRoster": []})).unwrap().is_empty());
+        assert!(decode_shared_roster(&json!({"sharedRoster": []}))
+            .unwrap()
+            .is_empty());
         assert!(decode_shared_roster(&json!({"sharedRoster": [1]})).is_err());
         assert!(decode_shared_roster(&json!({})).is_err());
     }

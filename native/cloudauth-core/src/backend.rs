@@ -147,14 +147,17 @@ impl BackendClient {
         op: Operation<'_>,
     ) -> Result<Envelope, BackendError> {
         let http = self.http()?;
-        let url = reqwest::Url::parse(&settings.url)
-            .map_err(|e| BackendError::BadUrl(format!("{e}")))?;
+        let url =
+            reqwest::Url::parse(&settings.url).map_err(|e| BackendError::BadUrl(format!("{e}")))?;
         let host = host_of(&url);
         let body = op.body();
         let signature = sign(&settings.secret, body.as_bytes());
         let send = http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(SIGNATURE_HEADER, signature)
             .body(body)
             .send();
@@ -197,7 +200,11 @@ impl BackendClient {
         domain: &str,
         password: &str,
     ) -> Result<bool, BackendError> {
-        let op = Operation::Auth { username, domain, password };
+        let op = Operation::Auth {
+            username,
+            domain,
+            password,
+        };
         match self.call(settings, op).await? {
             Envelope::Success(_) => Ok(true),
             Envelope::NoAuth => Ok(false),
@@ -328,7 +335,10 @@ fn classify(e: &reqwest::Error, host: &str, deadline: Duration) -> BackendError 
         return BackendError::Timeout(deadline);
     }
     if let Some(tls) = find_source::<rustls::Error>(e) {
-        return BackendError::Tls { host, detail: tls.to_string() };
+        return BackendError::Tls {
+            host,
+            detail: tls.to_string(),
+        };
     }
     if e.is_dns() {
         return BackendError::Dns { host };
@@ -340,8 +350,14 @@ fn classify(e: &reqwest::Error, host: &str, deadline: Duration) -> BackendError 
         if ioe.kind() == io::ErrorKind::TimedOut {
             return BackendError::Timeout(deadline);
         }
-        if let Some(tls) = ioe.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return BackendError::Tls { host, detail: tls.to_string() };
+        if let Some(tls) = ioe
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return BackendError::Tls {
+                host,
+                detail: tls.to_string(),
+            };
         }
     }
     let detail = chain(e);

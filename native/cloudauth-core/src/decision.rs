@@ -74,7 +74,11 @@ pub struct Decision {
 
 impl Decision {
     fn new(verdict: Verdict, path: Path, reason: Option<&'static str>) -> Self {
-        Decision { verdict, path, reason }
+        Decision {
+            verdict,
+            path,
+            reason,
+        }
     }
 
     fn from_backend(r: Result<bool, BackendError>) -> Self {
@@ -101,7 +105,11 @@ impl Authenticator {
         settings: Arc<dyn SettingsResolver>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Authenticator { backend, settings, clock }
+        Authenticator {
+            backend,
+            settings,
+            clock,
+        }
     }
 
     /// The settings source (for adapters that need the same resolution, e.g. token minting).
@@ -121,9 +129,11 @@ impl Authenticator {
         let now = self.clock.now_unix();
         match token::verify(&settings.secret, user, domain, password, now) {
             TokenVerdict::Valid { .. } => Some(Decision::new(Verdict::Yes, Path::Token, None)),
-            TokenVerdict::Expired { .. } => {
-                Some(Decision::new(Verdict::No, Path::Token, Some("token expired")))
-            }
+            TokenVerdict::Expired { .. } => Some(Decision::new(
+                Verdict::No,
+                Path::Token,
+                Some("token expired"),
+            )),
             TokenVerdict::BadMac => Some(Decision::new(
                 Verdict::No,
                 Path::Token,
@@ -139,17 +149,27 @@ impl Authenticator {
     /// another JID is refused without asking the cloud (the cloud cannot
     /// accept it either); anything else is a password for the cloud.
     pub async fn auth(&self, user: &str, domain: &str, password: &str) -> Decision {
+        if let Some(d) = self.check_token(user, domain, password) {
+            return d;
+        }
+        self.auth_backend(user, domain, password).await
+    }
+
+    /// The cloud part of [`Authenticator::auth`], for callers that already
+    /// ran [`Authenticator::check_token`] and got `None`.
+    pub async fn auth_backend(&self, user: &str, domain: &str, password: &str) -> Decision {
         if user.is_empty() || domain.is_empty() || password.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
         }
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
-        if let Some(d) = self.check_token(user, domain, password) {
-            return d;
-        }
         let auth_domain = settings.auth_domain(domain);
-        Decision::from_backend(self.backend.auth(&settings, user, auth_domain, password).await)
+        Decision::from_backend(
+            self.backend
+                .auth(&settings, user, auth_domain, password)
+                .await,
+        )
     }
 
     /// Does `user@domain` exist?

@@ -85,7 +85,11 @@ mod tests {
             let secret = Secret::new(case.secret.as_bytes());
             assert_eq!(sign(&secret, body.as_bytes()), case.header);
             assert!(verify(&secret, body.as_bytes(), &case.header));
-            assert!(verify(&secret, body.as_bytes(), &case.header.to_uppercase().replace("SHA1=", "sha1=")));
+            assert!(verify(
+                &secret,
+                body.as_bytes(),
+                &case.header.to_uppercase().replace("SHA1=", "sha1=")
+            ));
             let mut tampered = body.clone().into_bytes();
             tampered.push(b'x');
             assert!(!verify(&secret, &tampered, &case.header));

@@ -184,7 +184,13 @@ mod tests {
         for case in v.tokens {
             let clock = FixedClock::new(case.now);
             let secret = Secret::new(case.secret.as_bytes());
-            let verdict = verify(&secret, &case.user, &case.domain, &case.password, clock.now_unix());
+            let verdict = verify(
+                &secret,
+                &case.user,
+                &case.domain,
+                &case.password,
+                clock.now_unix(),
+            );
             assert_eq!(
                 matches!(verdict, TokenVerdict::Valid { .. }),
                 case.valid,
@@ -215,7 +221,10 @@ mod tests {
                 panic!("vector does not decode")
             };
             let expiry = u64::from(u32::from_be_bytes([raw[19], raw[20], raw[21], raw[22]]));
-            assert_eq!(mint(&secret, &case.user, &case.domain, expiry), case.password);
+            assert_eq!(
+                mint(&secret, &case.user, &case.domain, expiry),
+                case.password
+            );
         }
     }
 
@@ -223,15 +232,24 @@ mod tests {
     fn expiry_second_itself_is_still_valid() {
         let s = Secret::new("k");
         let t = mint(&s, "a", "b", 1000);
-        assert_eq!(verify(&s, "a", "b", &t, 1000), TokenVerdict::Valid { expiry: 1000 });
-        assert_eq!(verify(&s, "a", "b", &t, 1001), TokenVerdict::Expired { expiry: 1000 });
+        assert_eq!(
+            verify(&s, "a", "b", &t, 1000),
+            TokenVerdict::Valid { expiry: 1000 }
+        );
+        assert_eq!(
+            verify(&s, "a", "b", &t, 1001),
+            TokenVerdict::Expired { expiry: 1000 }
+        );
     }
 
     #[test]
     fn non_ascii_jid_uses_all_bytes() {
         let s = Secret::new("k");
         let t = mint(&s, "jürgen", "例え.jp", 5000);
-        assert!(matches!(verify(&s, "jürgen", "例え.jp", &t, 1), TokenVerdict::Valid { .. }));
+        assert!(matches!(
+            verify(&s, "jürgen", "例え.jp", &t, 1),
+            TokenVerdict::Valid { .. }
+        ));
         // Differs only in a non-ASCII character: must not verify.
         assert_eq!(verify(&s, "jörgen", "例え.jp", &t, 1), TokenVerdict::BadMac);
     }
@@ -240,6 +258,9 @@ mod tests {
     fn domain_is_part_of_the_mac() {
         let s = Secret::new("k");
         let t = mint(&s, "alice", "a.example", 5000);
-        assert_eq!(verify(&s, "alice", "b.example", &t, 1), TokenVerdict::BadMac);
+        assert_eq!(
+            verify(&s, "alice", "b.example", &t, 1),
+            TokenVerdict::BadMac
+        );
     }
 }

@@ -1,0 +1,169 @@
+//! The line protocol (`-t generic`, alias `prosody`): one request per line,
+//! replies `1` or `0` on a line of their own.
+
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::{FrameProblem, Incoming, Reply, MAX_REQUEST};
+
+/// Codec for `-t generic`.
+#[derive(Debug, Default)]
+pub struct LineCodec {
+    /// Inside an overlong line: bytes thrown away so far.
+    skipping: Option<usize>,
+    /// How far `src` has already been searched for a newline.
+    scanned: usize,
+}
+
+fn strip_cr(mut line: BytesMut) -> BytesMut {
+    if line.last() == Some(&b'\r') {
+        line.truncate(line.len() - 1);
+    }
+    line
+}
+
+impl Decoder for LineCodec {
+    type Item = Incoming;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, io::Error> {
+        let newline = src[self.scanned..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|i| i + self.scanned);
+        match (newline, self.skipping) {
+            (Some(i), Some(skipped)) => {
+                src.advance(i + 1);
+                self.skipping = None;
+                self.scanned = 0;
+                Ok(Some(Incoming::Bad(FrameProblem::Oversized(skipped + i))))
+            }
+            (Some(i), None) => {
+                let mut line = src.split_to(i + 1);
+                line.truncate(i);
+                self.scanned = 0;
+                let line = strip_cr(line);
+                if line.len() > MAX_REQUEST {
+                    return Ok(Some(Incoming::Bad(FrameProblem::Oversized(line.len()))));
+                }
+                Ok(Some(Incoming::Payload(line.freeze())))
+            }
+            (None, Some(skipped)) => {
+                self.skipping = Some(skipped + src.len());
+                src.clear();
+                self.scanned = 0;
+                Ok(None)
+            }
+            (None, None) => {
+                if src.len() > MAX_REQUEST {
+                    self.skipping = Some(src.len());
+                    src.clear();
+                    self.scanned = 0;
+                } else {
+                    self.scanned = src.len();
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, io::Error> {
+        if let Some(item) = self.decode(src)? {
+            return Ok(Some(item));
+        }
+        self.scanned = 0;
+        if let Some(skipped) = self.skipping.take() {
+            return Ok(Some(Incoming::Bad(FrameProblem::Oversized(skipped))));
+        }
+        if src.is_empty() {
+            return Ok(None);
+        }
+        // A last line without its newline is still a request.
+        let line = strip_cr(src.split());
+        Ok(Some(Incoming::Payload(line.freeze())))
+    }
+}
+
+impl Encoder<Reply> for LineCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
+        dst.extend_from_slice(match item {
+            Reply::Yes => b"1\n",
+            Reply::No => b"0\n",
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_chunks(chunks: &[&[u8]]) -> Vec<Incoming> {
+        let mut c = LineCodec::default();
+        let mut buf = BytesMut::new();
+        let mut out = vec![];
+        for ch in chunks {
+            buf.extend_from_slice(ch);
+            while let Some(i) = c.decode(&mut buf).unwrap() {
+                out.push(i);
+            }
+        }
+        while let Some(i) = c.decode_eof(&mut buf).unwrap() {
+            out.push(i);
+        }
+        out
+    }
+
+    #[test]
+    fn lines_crlf_and_last_line_without_newline() {
+        assert_eq!(
+            decode_chunks(&[b"isuser:a:b\nauth:a:b:c\r\n", b"auth:x:y:z"]),
+            vec![
+                Incoming::Payload("isuser:a:b".into()),
+                Incoming::Payload("auth:a:b:c".into()),
+                Incoming::Payload("auth:x:y:z".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn split_across_reads() {
+        assert_eq!(
+            decode_chunks(&[b"isu", b"ser:a", b":b\n"]),
+            vec![Incoming::Payload("isuser:a:b".into())]
+        );
+    }
+
+    #[test]
+    fn empty_line_is_an_empty_payload() {
+        assert_eq!(decode_chunks(&[b"\n"]), vec![Incoming::Payload("".into())]);
+    }
+
+    #[test]
+    fn overlong_line_is_skipped_then_resyncs() {
+        let long = vec![b'x'; MAX_REQUEST * 2];
+        let out = decode_chunks(&[
+            &long[..MAX_REQUEST],
+            &long[MAX_REQUEST..],
+            b"\nisuser:a:b\n",
+        ]);
+        assert_eq!(out.len(), 2);
+        assert!(
+            matches!(out[0], Incoming::Bad(FrameProblem::Oversized(n)) if n == MAX_REQUEST * 2)
+        );
+        assert_eq!(out[1], Incoming::Payload("isuser:a:b".into()));
+    }
+
+    #[test]
+    fn replies() {
+        let mut c = LineCodec::default();
+        let mut out = BytesMut::new();
+        c.encode(Reply::Yes, &mut out).unwrap();
+        c.encode(Reply::No, &mut out).unwrap();
+        assert_eq!(&out[..], b"1\n0\n");
+    }
+}

@@ -1,0 +1,47 @@
+//! Wire framings of the supported protocols: framing only, no decisions.
+//!
+//! Each decoder yields [`Incoming`] items: a complete payload, or a framing
+//! problem that still deserves a failure answer. I/O errors end the stream.
+
+pub mod ejabberd;
+pub mod generic;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+/// Largest request payload accepted; longer frames are skipped and answered "no".
+pub const MAX_REQUEST: usize = 8 * 1024;
+
+/// A framing problem. Safe to log: it carries no request content.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum FrameProblem {
+    /// The length prefix announced more than [`MAX_REQUEST`] bytes; they were skipped.
+    #[error("oversized frame of {0} bytes skipped")]
+    Oversized(usize),
+    /// The stream ended inside a frame.
+    #[error("truncated frame at end of input ({got} of {want} bytes)")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes announced.
+        want: usize,
+    },
+}
+
+/// One decoded unit of input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A complete request payload.
+    Payload(Bytes),
+    /// Input that cannot be a request, answered with a failure.
+    Bad(FrameProblem),
+}
+
+/// A reply in protocol-neutral form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Success / the user exists.
+    Yes,
+    /// Failure / no such user.
+    No,
+}

@@ -1,0 +1,446 @@
+//! Effective settings: command line beats config file beats defaults.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cloudauth_core::{Secret, Timeouts};
+use thiserror::Error;
+
+use crate::cli::Cli;
+use crate::config_file::{self, FileSettings};
+
+/// Config file read when `-c` is not given (and it exists).
+pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
+/// Log directory when none is configured (xcauth's).
+pub const DEFAULT_LOG_DIR: &str = "/var/log/xcauth";
+
+/// Keys of features still to come: accepted, with a warning.
+const DEFERRED_KEYS: [&str; 11] = [
+    "per-domain-config",
+    "domain-db",
+    "db",
+    "cache-db",
+    "cache-storage",
+    "cache-query-ttl",
+    "cache-verification-ttl",
+    "cache-unreachable-ttl",
+    "cache-bcrypt-rounds",
+    "ejabberdctl",
+    "shared-roster-db",
+];
+const KNOWN_KEYS: [&str; 8] = [
+    "url",
+    "secret",
+    "secret-file",
+    "type",
+    "log",
+    "debug",
+    "interactive",
+    "timeout",
+];
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file has a line that is not a setting.
+    #[error("config file {path}: {source}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        source: config_file::SyntaxError,
+    },
+    /// The secret file could not be read.
+    #[error("cannot read secret file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--secret` and `--secret-file` at the same level.
+    #[error("give either secret or secret-file, not both ({0})")]
+    TwoSecrets(&'static str),
+    /// A bad value for a setting.
+    #[error("invalid {key}: {why}")]
+    Value {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong (never the value of a secret).
+        why: String,
+    },
+}
+
+/// The wire protocol spoken on stdin/stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// ejabberd extauth: 2-byte length prefix.
+    Ejabberd,
+    /// One request per line (Prosody's mod_auth_external "generic").
+    Generic,
+}
+
+impl Protocol {
+    fn parse(v: &str) -> Result<Self, ConfigError> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "ejabberd" => Ok(Protocol::Ejabberd),
+            "generic" | "prosody" => Ok(Protocol::Generic),
+            "saslauthd" | "postfix" => Err(ConfigError::Value {
+                key: "type",
+                why: format!("{v:?} is not supported yet (planned with socket mode)"),
+            }),
+            _ => Err(ConfigError::Value {
+                key: "type",
+                why: format!("{v:?}: expected ejabberd, generic or prosody"),
+            }),
+        }
+    }
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard error (`-i`, one-shot checks).
+    Stderr,
+    /// `<dir>/cloudauth.log`.
+    Dir(PathBuf),
+}
+
+/// Everything the program needs to run, after merging all sources.
+#[derive(Debug)]
+pub struct Config {
+    /// API URL, if configured.
+    pub url: Option<String>,
+    /// API secret, if configured.
+    pub secret: Option<Secret>,
+    /// Protocol for serving stdin/stdout.
+    pub protocol: Option<Protocol>,
+    /// Log destination.
+    pub log: LogTarget,
+    /// Debug level logging.
+    pub debug: bool,
+    /// Request deadlines.
+    pub timeouts: Timeouts,
+    /// Warnings to log once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+/// Reads `--timeout`: `T` sets both deadlines, `C,T` sets them apart (seconds, decimals allowed).
+pub fn parse_timeout(v: &str) -> Result<Timeouts, ConfigError> {
+    let secs = |s: &str| -> Result<Duration, ConfigError> {
+        let f: f64 = s.trim().parse().map_err(|_| ConfigError::Value {
+            key: "timeout",
+            why: format!("{v:?} is not a number of seconds"),
+        })?;
+        if !(f > 0.0 && f <= 3600.0) {
+            return Err(ConfigError::Value {
+                key: "timeout",
+                why: format!("{v:?} must be between 0 and 3600 seconds"),
+            });
+        }
+        Ok(Duration::from_secs_f64(f))
+    };
+    match v.split_once(',') {
+        Some((c, t)) => Ok(Timeouts {
+            connect: secs(c)?,
+            total: secs(t)?,
+        }),
+        None => {
+            let d = secs(v)?;
+            Ok(Timeouts {
+                connect: d,
+                total: d,
+            })
+        }
+    }
+}
+
+fn others_can_read(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o004 != 0)
+        .unwrap_or(false)
+}
+
+/// Reads a secret file: the first line, without its line ending.
+pub fn read_secret_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, ConfigError> {
+    let text = fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(ConfigError::Value {
+            key: "secret-file",
+            why: format!("{} is empty", path.display()),
+        });
+    }
+    if others_can_read(path) {
+        warnings.push(format!(
+            "secret file {} is readable by other users; chmod 600 it",
+            path.display()
+        ));
+    }
+    Ok(Secret::new(first.as_bytes()))
+}
+
+fn load_file(cli: &Cli) -> Result<(Option<PathBuf>, FileSettings), ConfigError> {
+    let path = match &cli.config_file {
+        Some(p) => p.clone(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok((None, FileSettings::new())),
+    };
+    let text = fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
+        path: path.clone(),
+        source,
+    })?;
+    let settings = config_file::parse(&text).map_err(|source| ConfigError::Syntax {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((Some(path), settings))
+}
+
+fn file_bool(file: &FileSettings, key: &'static str) -> Result<bool, ConfigError> {
+    match file.get(key) {
+        None => Ok(false),
+        Some((v, _)) => config_file::truthy(v).ok_or_else(|| ConfigError::Value {
+            key,
+            why: format!("{v:?} is not a boolean"),
+        }),
+    }
+}
+
+impl Config {
+    /// Merges the command line, the config file and the defaults.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let (path, file) = load_file(cli)?;
+        let mut warnings = Vec::new();
+        let get = |key: &str| file.get(key).map(|(v, _)| v.clone());
+
+        if let Some(p) = &path {
+            for key in file.keys() {
+                if DEFERRED_KEYS.contains(&key.as_str()) {
+                    warnings.push(format!(
+                        "{}: setting {key:?} is accepted but not implemented yet; ignored",
+                        p.display()
+                    ));
+                } else if !KNOWN_KEYS.contains(&key.as_str()) {
+                    warnings.push(format!("{}: unknown setting {key:?} ignored", p.display()));
+                }
+            }
+            if file.contains_key("secret") && others_can_read(p) {
+                warnings.push(format!(
+                    "config file {} holds the API secret and is readable by other users; chmod 600 it",
+                    p.display()
+                ));
+            }
+        }
+        for flag in cli.deferred_flags() {
+            warnings.push(format!(
+                "--{flag} is accepted but not implemented yet; ignored"
+            ));
+        }
+
+        let secret = match (&cli.secret, &cli.secret_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets("command line")),
+            (Some(s), None) => Some(Secret::new(s.as_bytes())),
+            (None, Some(f)) => Some(read_secret_file(f, &mut warnings)?),
+            (None, None) => match (get("secret"), get("secret-file")) {
+                (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets("config file")),
+                (Some(s), None) => Some(Secret::new(s.as_bytes())),
+                (None, Some(f)) => Some(read_secret_file(Path::new(&f), &mut warnings)?),
+                (None, None) => None,
+            },
+        };
+        if secret.as_ref().is_some_and(Secret::is_empty) {
+            return Err(ConfigError::Value {
+                key: "secret",
+                why: "is empty".into(),
+            });
+        }
+
+        let protocol = cli
+            .protocol
+            .clone()
+            .or_else(|| get("type"))
+            .map(|v| Protocol::parse(&v))
+            .transpose()?;
+        let timeouts = match cli.timeout.clone().or_else(|| get("timeout")) {
+            Some(v) => parse_timeout(&v)?,
+            None => Timeouts::default(),
+        };
+        let debug = cli.debug || file_bool(&file, "debug")?;
+        let one_shot =
+            cli.auth_test.is_some() || cli.isuser_test.is_some() || cli.roster_test.is_some();
+        let interactive = cli.interactive || one_shot || file_bool(&file, "interactive")?;
+        let log = if interactive {
+            LogTarget::Stderr
+        } else {
+            LogTarget::Dir(
+                cli.log
+                    .clone()
+                    .or_else(|| get("log").map(PathBuf::from))
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_DIR)),
+            )
+        };
+        let url = cli.url.clone().or_else(|| get("url"));
+        Ok(Config {
+            url,
+            secret,
+            protocol,
+            log,
+            debug: debug || one_shot,
+            timeouts,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::io::Write;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("cloudauth").chain(args.iter().copied())).unwrap()
+    }
+
+    fn temp_file(name: &str, content: &str, mode: u32) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cloudauth-cfg-{}-{name}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        let mut f = fs::File::create(&p).unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn command_line_beats_file_beats_defaults() {
+        let f = temp_file(
+            "a.conf",
+            "url=https://file/\nsecret=filesecret\ntype=generic\ntimeout=7\nlog=/tmp/filelog\n",
+            0o600,
+        );
+        let c = Config::load(&cli(&[
+            "-c",
+            f.to_str().unwrap(),
+            "-u",
+            "https://cli/",
+            "-t",
+            "ejabberd",
+        ]))
+        .unwrap();
+        assert_eq!(c.url.as_deref(), Some("https://cli/"));
+        assert_eq!(c.protocol, Some(Protocol::Ejabberd));
+        assert_eq!(c.secret, Some(Secret::new("filesecret")));
+        assert_eq!(c.timeouts.total, Duration::from_secs(7));
+        assert_eq!(c.log, LogTarget::Dir(PathBuf::from("/tmp/filelog")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let d = Config::load(&cli(&["-c", "/dev/null"])).unwrap();
+        assert_eq!(d.timeouts, Timeouts::default());
+        assert_eq!(d.log, LogTarget::Dir(PathBuf::from(DEFAULT_LOG_DIR)));
+        assert_eq!(d.protocol, None);
+    }
+
+    #[test]
+    fn secret_file_and_permission_warnings() {
+        let s = temp_file("secret", "from-file\n", 0o644);
+        let c = Config::load(&cli(&[
+            "-c",
+            "/dev/null",
+            "--secret-file",
+            s.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert_eq!(c.secret, Some(Secret::new("from-file")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("readable by other users")));
+        let f = temp_file("b.conf", "secret=x\n", 0o644);
+        let c = Config::load(&cli(&["-c", f.to_str().unwrap()])).unwrap();
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("holds the API secret")));
+        assert!(c.warnings.iter().all(|w| !w.contains("=x")));
+        assert!(matches!(
+            Config::load(&cli(&[
+                "-c",
+                "/dev/null",
+                "-s",
+                "a",
+                "--secret-file",
+                s.to_str().unwrap()
+            ])),
+            Err(ConfigError::TwoSecrets(_))
+        ));
+    }
+
+    #[test]
+    fn deferred_and_unknown_keys_warn() {
+        let f = temp_file(
+            "c.conf",
+            "cache-db=/x\nejabberdctl=/usr/sbin/ejabberdctl\nfrobnicate=1\n",
+            0o600,
+        );
+        let c = Config::load(&cli(&["-c", f.to_str().unwrap(), "--db", "/y"])).unwrap();
+        let all = c.warnings.join("\n");
+        assert!(all.contains("\"cache-db\" is accepted but not implemented"));
+        assert!(all.contains("\"ejabberdctl\""));
+        assert!(all.contains("unknown setting \"frobnicate\""));
+        assert!(all.contains("--db is accepted"));
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(
+            parse_timeout("5").unwrap(),
+            Timeouts {
+                connect: Duration::from_secs(5),
+                total: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(
+            parse_timeout("2,10").unwrap(),
+            Timeouts {
+                connect: Duration::from_secs(2),
+                total: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(
+            parse_timeout("0.5").unwrap().total,
+            Duration::from_millis(500)
+        );
+        for bad in ["", "x", "0", "-1", "5,", "1,2,3", "99999"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_shot_implies_stderr_and_debug() {
+        let c = Config::load(&cli(&["-c", "/dev/null", "-I", "a", "b"])).unwrap();
+        assert_eq!(c.log, LogTarget::Stderr);
+        assert!(c.debug);
+    }
+
+    #[test]
+    fn protocol_names() {
+        assert_eq!(Protocol::parse("prosody").unwrap(), Protocol::Generic);
+        assert_eq!(Protocol::parse("Ejabberd").unwrap(), Protocol::Ejabberd);
+        assert!(Protocol::parse("saslauthd").is_err());
+        assert!(Protocol::parse("xmpp").is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Decisions on requests: what to answer, and one log line per decision.
+//!
+//! Never logs a password, a token or a secret.
+
+use std::time::Instant;
+
+use cloudauth_core::{Authenticator, Decision, Verdict};
+use tracing::{info, warn};
+
+use crate::codec::{Incoming, Reply};
+use crate::request::{self, Request};
+
+/// What to do with one incoming unit.
+#[derive(Debug)]
+pub enum Step {
+    /// Answer now (no I/O needed).
+    Answer(Reply),
+    /// End the session.
+    Quit,
+    /// Needs the cloud: run [`Handler::ask`].
+    Ask(Request),
+}
+
+/// Turns requests into replies using the core's decisions.
+pub struct Handler {
+    auth: Authenticator,
+}
+
+/// The protocol answer for a verdict. Backend trouble is "no" for now.
+pub fn reply_for(verdict: &Verdict) -> Reply {
+    match verdict {
+        Verdict::Yes => Reply::Yes,
+        Verdict::No | Verdict::Trouble(_) => Reply::No,
+    }
+}
+
+fn log_decision(op: &str, user: &str, domain: &str, d: &Decision, started: Instant) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let reason = d.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    match &d.verdict {
+        Verdict::Trouble(cause) => warn!(
+            "{op} {user}@{domain}: backend trouble via {} in {ms:.2} ms: {cause}",
+            d.path.word()
+        ),
+        v => info!(
+            "{op} {user}@{domain}: {} via {}{reason} in {ms:.2} ms",
+            v.word(),
+            d.path.word()
+        ),
+    }
+}
+
+impl Handler {
+    /// A handler deciding with `auth`.
+    pub fn new(auth: Authenticator) -> Self {
+        Handler { auth }
+    }
+
+    /// Decides whatever needs no I/O: bad frames, unsupported commands,
+    /// `quit`, and token logins.
+    pub fn triage(&self, incoming: Incoming) -> Step {
+        let payload = match incoming {
+            Incoming::Payload(p) => p,
+            Incoming::Bad(problem) => {
+                warn!("bad input: {problem}; answered no");
+                return Step::Answer(Reply::No);
+            }
+        };
+        match request::parse(&payload) {
+            Err(e) => {
+                warn!("bad request: {e}; answered no");
+                Step::Answer(Reply::No)
+            }
+            Ok(Request::Quit) => Step::Quit,
+            Ok(Request::Unsupported { command }) => {
+                info!("{command}: not supported (accounts live in the cloud); answered no");
+                Step::Answer(Reply::No)
+            }
+            Ok(Request::Auth {
+                user,
+                domain,
+                password,
+            }) => {
+                let started = Instant::now();
+                match self.auth.check_token(&user, &domain, &password) {
+                    Some(d) => {
+                        log_decision("auth", &user, &domain, &d, started);
+                        Step::Answer(reply_for(&d.verdict))
+                    }
+                    None => Step::Ask(Request::Auth {
+                        user,
+                        domain,
+                        password,
+                    }),
+                }
+            }
+            Ok(req @ Request::IsUser { .. }) => Step::Ask(req),
+        }
+    }
+
+    /// Decides a request that needs the cloud.
+    pub async fn ask(&self, req: Request) -> Reply {
+        let started = Instant::now();
+        match req {
+            Request::Auth {
+                user,
+                domain,
+                password,
+            } => {
+                let d = self.auth.auth_backend(&user, &domain, &password).await;
+                log_decision("auth", &user, &domain, &d, started);
+                reply_for(&d.verdict)
+            }
+            Request::IsUser { user, domain } => {
+                let d = self.auth.is_user(&user, &domain).await;
+                log_decision("isuser", &user, &domain, &d, started);
+                reply_for(&d.verdict)
+            }
+            Request::Quit | Request::Unsupported { .. } => Reply::No,
+        }
+    }
+}

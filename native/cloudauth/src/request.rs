@@ -1,0 +1,242 @@
+//! Requests of the ejabberd/generic line protocols: `cmd:user:domain[:password]`.
+//!
+//! Split on the first three colons only, so a password may contain `:`.
+
+use thiserror::Error;
+
+/// A request the XMPP server sent, read from one frame.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `auth:USER:DOMAIN:PASSWORD`.
+    Auth {
+        /// Local part.
+        user: String,
+        /// XMPP domain.
+        domain: String,
+        /// Password or token; never logged.
+        password: String,
+    },
+    /// `isuser:USER:DOMAIN`.
+    IsUser {
+        /// Local part.
+        user: String,
+        /// XMPP domain.
+        domain: String,
+    },
+    /// `quit` / `exit`: end the session.
+    Quit,
+    /// A command this program refuses (`setpass`, `tryregister`, `removeuser`, …).
+    Unsupported {
+        /// The command word, shortened for the log.
+        command: String,
+    },
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Hand-written: a password must never reach a log line.
+        match self {
+            Request::Auth { user, domain, .. } => write!(f, "auth({user}@{domain})"),
+            Request::IsUser { user, domain } => write!(f, "isuser({user}@{domain})"),
+            Request::Quit => f.write_str("quit"),
+            Request::Unsupported { command } => write!(f, "unsupported({command})"),
+        }
+    }
+}
+
+/// Why a frame is not a request. Carries no request content, so it is safe to log.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum RequestError {
+    /// The frame had no bytes.
+    #[error("empty request")]
+    Empty,
+    /// The bytes are not UTF-8.
+    #[error("request is not valid UTF-8 ({len} bytes)")]
+    NotUtf8 {
+        /// Frame length.
+        len: usize,
+    },
+    /// A NUL byte, which no JID or password may contain here.
+    #[error("request contains a NUL byte")]
+    NulByte,
+    /// Too few (or too many) colon-separated fields for the command.
+    #[error("malformed {command} request: expected {expected}")]
+    Fields {
+        /// The command word.
+        command: &'static str,
+        /// What the command needs.
+        expected: &'static str,
+    },
+}
+
+/// Commands answered "no" without any check (registration and changes
+/// belong to the cloud, certificates are not supported).
+const REFUSED: [&str; 6] = [
+    "setpass",
+    "tryregister",
+    "removeuser",
+    "removeuser3",
+    "certauth",
+    "roster",
+];
+
+/// Reads one frame's payload as a request.
+pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
+    if payload.is_empty() {
+        return Err(RequestError::Empty);
+    }
+    if payload.contains(&0) {
+        return Err(RequestError::NulByte);
+    }
+    let text =
+        std::str::from_utf8(payload).map_err(|_| RequestError::NotUtf8 { len: payload.len() })?;
+    if text == "quit" || text == "exit" {
+        return Ok(Request::Quit);
+    }
+    let mut parts = text.splitn(4, ':');
+    let command = parts.next().unwrap_or_default();
+    let user = parts.next();
+    let domain = parts.next();
+    let rest = parts.next();
+    match command {
+        "auth" => match (user, domain, rest) {
+            (Some(u), Some(d), Some(p)) => Ok(Request::Auth {
+                user: u.to_string(),
+                domain: d.to_string(),
+                password: p.to_string(),
+            }),
+            _ => Err(RequestError::Fields {
+                command: "auth",
+                expected: "auth:USER:DOMAIN:PASSWORD",
+            }),
+        },
+        "isuser" => match (user, domain, rest) {
+            (Some(u), Some(d), None) => Ok(Request::IsUser {
+                user: u.to_string(),
+                domain: d.to_string(),
+            }),
+            _ => Err(RequestError::Fields {
+                command: "isuser",
+                expected: "isuser:USER:DOMAIN",
+            }),
+        },
+        other => {
+            let known = REFUSED.iter().find(|c| **c == other);
+            let command = match known {
+                Some(c) => (*c).to_string(),
+                None => format!(
+                    "unknown command {:?}",
+                    other.chars().take(20).collect::<String>()
+                ),
+            };
+            Ok(Request::Unsupported { command })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(u: &str, d: &str, p: &str) -> Request {
+        Request::Auth {
+            user: u.into(),
+            domain: d.into(),
+            password: p.into(),
+        }
+    }
+
+    #[test]
+    fn auth_splits_on_first_three_colons() {
+        assert_eq!(
+            parse(b"auth:bob:localhost:secret"),
+            Ok(auth("bob", "localhost", "secret"))
+        );
+        assert_eq!(
+            parse(b"auth:bob:localhost:a:b:c"),
+            Ok(auth("bob", "localhost", "a:b:c"))
+        );
+        assert_eq!(
+            parse(b"auth:bob:localhost:"),
+            Ok(auth("bob", "localhost", ""))
+        );
+        assert_eq!(
+            parse("auth:jürgen:例え.jp:pä:ss".as_bytes()),
+            Ok(auth("jürgen", "例え.jp", "pä:ss"))
+        );
+    }
+
+    #[test]
+    fn isuser() {
+        assert_eq!(
+            parse(b"isuser:bob:localhost"),
+            Ok(Request::IsUser {
+                user: "bob".into(),
+                domain: "localhost".into()
+            })
+        );
+        assert!(matches!(
+            parse(b"isuser:bob"),
+            Err(RequestError::Fields { .. })
+        ));
+        assert!(matches!(
+            parse(b"isuser:bob:localhost:x"),
+            Err(RequestError::Fields { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_fields() {
+        for bad in [&b"auth"[..], b"auth:bob", b"auth:bob:localhost"] {
+            assert!(matches!(
+                parse(bad),
+                Err(RequestError::Fields {
+                    command: "auth",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn refused_and_unknown_commands() {
+        for cmd in [
+            "setpass:a:b:c",
+            "tryregister:a:b:c",
+            "removeuser:a:b",
+            "removeuser3:a:b:c",
+            "certauth:a:b",
+        ] {
+            assert!(
+                matches!(parse(cmd.as_bytes()), Ok(Request::Unsupported { .. })),
+                "{cmd}"
+            );
+        }
+        let Ok(Request::Unsupported { command }) = parse(b"frobnicate:a:b") else {
+            panic!("not unsupported")
+        };
+        assert!(command.contains("frobnicate"));
+    }
+
+    #[test]
+    fn quit_and_exit() {
+        assert_eq!(parse(b"quit"), Ok(Request::Quit));
+        assert_eq!(parse(b"exit"), Ok(Request::Quit));
+    }
+
+    #[test]
+    fn bad_bytes() {
+        assert_eq!(parse(b""), Err(RequestError::Empty));
+        assert_eq!(
+            parse(b"auth:a:b:\xff\xfe"),
+            Err(RequestError::NotUtf8 { len: 11 })
+        );
+        assert_eq!(parse(b"auth:a\0:b:c"), Err(RequestError::NulByte));
+    }
+
+    #[test]
+    fn debug_hides_password() {
+        let r = auth("a", "b", "sekrit");
+        assert!(!format!("{r:?}").contains("sekrit"));
+    }
+}
