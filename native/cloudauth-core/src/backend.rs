@@ -324,6 +324,15 @@ fn find_source<'e, T: StdError + 'static>(e: &'e (dyn StdError + 'static)) -> Op
         if let Some(t) = s.downcast_ref::<T>() {
             return Some(t);
         }
+        // io::Error::source() skips the wrapped error itself; look inside.
+        if let Some(inner) = s.downcast_ref::<io::Error>().and_then(|i| i.get_ref()) {
+            if let Some(t) = inner.downcast_ref::<T>() {
+                return Some(t);
+            }
+            if let Some(t) = find_source::<T>(inner) {
+                return Some(t);
+            }
+        }
         cur = s.source();
     }
     None

@@ -1,0 +1,153 @@
+//! The auth decision: token first, then the cloud, with an injected clock.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudauth_core::{
+    token, Authenticator, BackendClient, DomainSettings, FixedClock, Path, Secret, SingleDomain,
+    Timeouts, Verdict,
+};
+use common::{json, start, Server};
+
+const NOW: u64 = 1_800_000_000;
+
+async fn backend() -> Server {
+    start(|req| {
+        let body = String::from_utf8_lossy(&req.body).to_string();
+        if body.starts_with("operation=isuser") {
+            let yes = body.contains("username=alice");
+            json(
+                200,
+                &format!(r#"{{"result":"success","data":{{"isUser":{yes}}}}}"#),
+            )
+        } else if body.contains("username=alice") && body.ends_with("password=right") {
+            json(200, r#"{"result":"success","data":{"uid":"alice"}}"#)
+        } else {
+            json(200, r#"{"result":"noauth"}"#)
+        }
+    })
+    .await
+}
+
+fn authenticator(url: &str, clock: Arc<FixedClock>) -> Authenticator {
+    let settings = DomainSettings {
+        url: url.into(),
+        secret: Secret::new("k"),
+        auth_domain: None,
+    };
+    let t = Timeouts {
+        connect: Duration::from_secs(2),
+        total: Duration::from_secs(2),
+    };
+    Authenticator::new(
+        BackendClient::new(t),
+        Arc::new(SingleDomain::new(settings)),
+        clock,
+    )
+}
+
+#[tokio::test]
+async fn valid_token_never_reaches_the_cloud() {
+    let srv = backend().await;
+    let a = authenticator(&srv.url, Arc::new(FixedClock::new(NOW)));
+    let t = token::mint(&Secret::new("k"), "alice", "example.org", NOW + 60);
+    let d = a.auth("alice", "example.org", &t).await;
+    assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Token));
+    assert!(srv.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn expiry_follows_the_clock_per_request() {
+    let srv = backend().await;
+    let clock = Arc::new(FixedClock::new(NOW));
+    let a = authenticator(&srv.url, Arc::clone(&clock));
+    let t = token::mint(&Secret::new("k"), "alice", "example.org", NOW + 60);
+    assert!(a.auth("alice", "example.org", &t).await.verdict.is_yes());
+    clock.set(NOW + 61);
+    let d = a.auth("alice", "example.org", &t).await;
+    assert_eq!(
+        (d.verdict, d.path, d.reason),
+        (Verdict::No, Path::Token, Some("token expired"))
+    );
+    assert!(
+        srv.seen.lock().unwrap().is_empty(),
+        "an expired token is not sent to the cloud"
+    );
+}
+
+#[tokio::test]
+async fn another_users_token_is_refused() {
+    let srv = backend().await;
+    let a = authenticator(&srv.url, Arc::new(FixedClock::new(NOW)));
+    let bobs = token::mint(&Secret::new("k"), "bob", "example.org", NOW + 60);
+    let d = a.auth("alice", "example.org", &bobs).await;
+    assert_eq!((d.verdict, d.path), (Verdict::No, Path::Token));
+}
+
+#[tokio::test]
+async fn token_of_another_secret_is_just_a_password() {
+    let srv = backend().await;
+    let a = authenticator(&srv.url, Arc::new(FixedClock::new(NOW)));
+    let foreign = token::mint(&Secret::new("other"), "alice", "example.org", NOW + 60);
+    let d = a.auth("alice", "example.org", &foreign).await;
+    assert_eq!((d.verdict, d.path), (Verdict::No, Path::Backend));
+    assert_eq!(srv.seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn passwords_and_isuser_go_to_the_cloud() {
+    let srv = backend().await;
+    let a = authenticator(&srv.url, Arc::new(FixedClock::new(NOW)));
+    let d = a.auth("alice", "example.org", "right").await;
+    assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+    assert_eq!(
+        a.auth("alice", "example.org", "wrong").await.verdict,
+        Verdict::No
+    );
+    assert_eq!(
+        a.is_user("alice", "example.org").await.verdict,
+        Verdict::Yes
+    );
+    assert_eq!(
+        a.is_user("mallory", "example.org").await.verdict,
+        Verdict::No
+    );
+    assert_eq!(srv.seen.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn empty_fields_are_refused_without_asking() {
+    let srv = backend().await;
+    let a = authenticator(&srv.url, Arc::new(FixedClock::new(NOW)));
+    for (u, d, p) in [
+        ("", "example.org", "x"),
+        ("alice", "", "x"),
+        ("alice", "example.org", ""),
+    ] {
+        let dec = a.auth(u, d, p).await;
+        assert_eq!((dec.verdict, dec.path), (Verdict::No, Path::Refused));
+    }
+    assert_eq!(a.is_user("", "example.org").await.path, Path::Refused);
+    assert!(srv.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_cloud_is_trouble_not_no() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", l.local_addr().unwrap());
+    drop(l);
+    let a = authenticator(&url, Arc::new(FixedClock::new(NOW)));
+    assert!(matches!(
+        a.auth("alice", "example.org", "right").await.verdict,
+        Verdict::Trouble(_)
+    ));
+    assert!(matches!(
+        a.is_user("alice", "example.org").await.verdict,
+        Verdict::Trouble(_)
+    ));
+    // Tokens keep working while the cloud is down.
+    let t = token::mint(&Secret::new("k"), "alice", "example.org", NOW + 60);
+    assert!(a.auth("alice", "example.org", &t).await.verdict.is_yes());
+}
