@@ -1,0 +1,289 @@
+//! The `cloudauth` binary over real pipes: framing, bad input, ordering,
+//! stdout purity, log hygiene, one-shot exit codes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use cloudauth_core::{token, Secret};
+
+const SECRET: &str = "port-test-secret";
+const BIN: &str = env!("CARGO_BIN_EXE_cloudauth");
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn tok(user: &str, domain: &str) -> String {
+    token::mint(&Secret::new(SECRET), user, domain, now() + 3600)
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cloudauth-port-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+    d
+}
+
+/// A URL where nothing listens: every cloud request is backend trouble.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/externalApi.php", l.local_addr().unwrap())
+}
+
+fn run(args: &[&str], stdin: &[u8], log_dir: &Path) -> Output {
+    let mut child = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "-u",
+            &dead_url(),
+            "--timeout",
+            "1",
+            "-l",
+        ])
+        .arg(log_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn frame(p: &[u8]) -> Vec<u8> {
+    let mut v = u16::try_from(p.len()).unwrap().to_be_bytes().to_vec();
+    v.extend_from_slice(p);
+    v
+}
+
+const YES: [u8; 4] = [0, 2, 0, 1];
+const NO: [u8; 4] = [0, 2, 0, 0];
+
+fn log_text(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("cloudauth.log")).unwrap_or_default()
+}
+
+#[test]
+fn ejabberd_bad_input_gets_no_and_serving_goes_on() {
+    let dir = workdir("ejabberd");
+    let alice = tok("alice", "localhost");
+    let bob = tok("bob", "localhost");
+    let mut input = Vec::new();
+    let requests: Vec<(Vec<u8>, [u8; 4])> = vec![
+        (format!("auth:alice:localhost:{alice}").into_bytes(), YES),
+        (Vec::new(), NO),                                // zero-length frame
+        (b"auth:alice:localhost:\xff\xfe".to_vec(), NO), // invalid UTF-8
+        (b"auth:al\0ice:localhost:x".to_vec(), NO),      // NUL byte
+        (b"auth:alice".to_vec(), NO),                    // missing fields
+        (vec![b'a'; 9000], NO),                          // oversized
+        (b"setpass:alice:localhost:x".to_vec(), NO),
+        (b"tryregister:alice:localhost:x".to_vec(), NO),
+        (b"removeuser:alice:localhost".to_vec(), NO),
+        (b"removeuser3:alice:localhost:x".to_vec(), NO),
+        (b"certauth:alice:localhost".to_vec(), NO),
+        (b"frobnicate".to_vec(), NO),
+        (format!("auth:alice:localhost:{bob}").into_bytes(), NO), // another user's token
+        (b"isuser:alice:localhost".to_vec(), NO),                 // cloud down
+        (b"auth:alice:localhost:pass:with:colons".to_vec(), NO),  // cloud down
+        (format!("auth:alice:localhost:{alice}").into_bytes(), YES),
+    ];
+    for (r, _) in &requests {
+        input.extend(frame(r));
+    }
+    input.extend_from_slice(&[0, 50, b'a', b'u']); // truncated frame at EOF
+    let out = run(&["-t", "ejabberd"], &input, &dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut expected: Vec<u8> = requests.iter().flat_map(|(_, a)| *a).collect();
+    expected.extend(NO);
+    assert_eq!(
+        out.stdout, expected,
+        "replies, in order, and nothing else on stdout"
+    );
+
+    let log = log_text(&dir);
+    for needle in [
+        "not valid UTF-8",
+        "NUL byte",
+        "malformed auth",
+        "oversized frame",
+        "truncated frame",
+        "setpass: not supported",
+        "backend trouble",
+        "connection refused",
+        "yes via token",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    for secret in [alice.as_str(), bob.as_str(), SECRET, "pass:with:colons"] {
+        assert!(!log.contains(secret), "log leaks a secret");
+    }
+}
+
+#[test]
+fn generic_protocol_lines_and_quit() {
+    let dir = workdir("generic");
+    let alice = tok("alice", "localhost");
+    let input = format!(
+        "auth:alice:localhost:{alice}\r\nisuser:alice\n\nauth:alice:localhost:wrong\nquit\nauth:alice:localhost:{alice}\n"
+    );
+    let out = run(&["-t", "prosody"], input.as_bytes(), &dir);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1\n0\n0\n0\n",
+        "nothing after quit is answered"
+    );
+}
+
+#[test]
+fn invalid_utf8_line_does_not_end_the_session() {
+    let dir = workdir("utf8");
+    let alice = tok("alice", "localhost");
+    let mut input = b"auth:alice:localhost:\xc3\x28\n".to_vec();
+    input.extend(format!("auth:alice:localhost:{alice}\n").as_bytes());
+    let out = run(&["-t", "generic"], &input, &dir);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n");
+}
+
+#[test]
+fn token_subcommand_mints_verifiable_tokens() {
+    let out = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "token",
+            "jürgen",
+            "xn--mnchen-3ya.de",
+            "--ttl",
+            "2h",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let t = String::from_utf8(out.stdout).unwrap();
+    let v = token::verify(
+        &Secret::new(SECRET),
+        "jürgen",
+        "xn--mnchen-3ya.de",
+        t.trim(),
+        now(),
+    );
+    assert!(
+        matches!(v, token::TokenVerdict::Valid { expiry } if expiry > now() + 7000),
+        "{v:?}"
+    );
+    let out = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "token",
+            "a",
+            "b",
+            "--expiry",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    let t = String::from_utf8(out.stdout).unwrap();
+    assert!(matches!(
+        token::verify(&Secret::new(SECRET), "a", "b", t.trim(), 2000),
+        token::TokenVerdict::Expired { .. }
+    ));
+}
+
+#[test]
+fn one_shot_exit_codes() {
+    let dir = workdir("oneshot");
+    let alice = tok("alice", "localhost");
+    let yes = run(&["-A", "alice", "localhost", &alice], b"", &dir);
+    assert_eq!(yes.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&yes.stdout).starts_with("yes"));
+    let no = run(
+        &["-A", "alice", "localhost", &tok("bob", "localhost")],
+        b"",
+        &dir,
+    );
+    assert_eq!(no.status.code(), Some(1));
+    let trouble = run(&["-A", "alice", "localhost", "password"], b"", &dir);
+    assert_eq!(trouble.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&trouble.stdout).contains("connection refused"));
+    assert_eq!(
+        run(&["-I", "alice", "localhost"], b"", &dir).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["-R", "alice", "localhost"], b"", &dir).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn config_file_and_secret_file() {
+    let dir = workdir("config");
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let conf = dir.join("xcauth.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# xcauth style\ntype: generic\nsecret-file = {}\nurl={}\ndebug\n",
+            secret_file.display(),
+            dead_url()
+        ),
+    )
+    .unwrap();
+    let alice = tok("alice", "localhost");
+    let mut child = Command::new(BIN)
+        .args(["-c"])
+        .arg(&conf)
+        .arg("-l")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("auth:alice:localhost:{alice}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+    assert!(!log_text(&dir).contains(SECRET));
+}
+
+#[test]
+fn missing_settings_fail_loudly() {
+    let out = Command::new(BIN)
+        .args(["-c", "/dev/null", "-t", "ejabberd", "-i"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API URL"));
+    let out = Command::new(BIN)
+        .args(["-c", "/nonexistent/xcauth.conf", "-t", "ejabberd"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
