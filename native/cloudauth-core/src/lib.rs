@@ -8,12 +8,15 @@
 
 pub mod api;
 pub mod backend;
+pub mod cache;
 pub mod clock;
 pub mod decision;
+pub mod digest;
 pub mod duration;
 pub mod secret;
 pub mod settings;
 pub mod signature;
+pub mod timestamp;
 pub mod token;
 
 pub use backend::{BackendClient, BackendError, Timeouts};

@@ -1,0 +1,75 @@
+//! Where cache entries live: the trait and the in-memory store.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+/// One cached account, as in xcauth's `authcache` table (times in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// bcrypt hash (`$2b$…`) of the last password the cloud accepted.
+    pub pwhash: String,
+    /// First successful authentication.
+    pub firstauth: u64,
+    /// Last time the cloud confirmed the password.
+    pub remoteauth: u64,
+    /// Last successful authentication by any path.
+    pub anyauth: u64,
+}
+
+/// A storage failure (the cache then simply does not help).
+#[derive(Debug, Error)]
+#[error("cache storage: {0}")]
+pub struct StoreError(pub String);
+
+/// Storage for cache entries keyed by bare JID.
+pub trait CacheStore: Send + Sync {
+    /// The entry for `jid`, if any.
+    fn get(&self, jid: &str) -> Result<Option<CacheEntry>, StoreError>;
+    /// After the cloud accepted a password: new hash, `remoteauth = anyauth = now`,
+    /// `firstauth` kept (or set to `now` for a new entry).
+    fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError>;
+    /// After a cache hit: `anyauth = now`.
+    fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError>;
+}
+
+/// Entries in process memory only (`--cache-storage memory`).
+#[derive(Debug, Default)]
+pub struct MemoryStore(Mutex<HashMap<String, CacheEntry>>);
+
+impl MemoryStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, CacheEntry>>, StoreError> {
+        self.0
+            .lock()
+            .map_err(|_| StoreError("memory store lock poisoned".into()))
+    }
+}
+
+impl CacheStore for MemoryStore {
+    fn get(&self, jid: &str) -> Result<Option<CacheEntry>, StoreError> {
+        Ok(self.lock()?.get(jid).cloned())
+    }
+
+    fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError> {
+        let mut map = self.lock()?;
+        let firstauth = map.get(jid).map_or(now, |e| e.firstauth);
+        map.insert(
+            jid.to_string(),
+            CacheEntry {
+                pwhash: pwhash.to_string(),
+                firstauth,
+                remoteauth: now,
+                anyauth: now,
+            },
+        );
+        Ok(())
+    }
+
+    fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        if let Some(e) = self.lock()?.get_mut(jid) {
+            e.anyauth = now;
+        }
+        Ok(())
+    }
+}
