@@ -2,14 +2,20 @@
 //!
 //! `auth` accepts a valid JSXC token for the JID without asking the cloud;
 //! a password that is not a token of the domain's secret goes to the cloud.
-//! `isuser` always asks the cloud. (The password cache of a later stage
-//! slots in between the token check and the cloud.)
+//! `isuser` always asks the cloud. With a password cache, a fresh cache
+//! entry answers before the cloud, and when the cloud is in trouble an entry
+//! within the unreachable TTL still admits the user. Identical checks in
+//! flight share one cloud request.
 
 use std::sync::Arc;
 
+use tracing::warn;
+
 use crate::backend::{BackendClient, BackendError};
+use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
-use crate::settings::SettingsResolver;
+use crate::coalesce::Coalescer;
+use crate::settings::{DomainSettings, SettingsResolver};
 use crate::token::{self, TokenVerdict};
 
 /// The answer to one question: yes, no, or the cloud could not tell.
@@ -46,6 +52,10 @@ pub enum Path {
     Token,
     /// By asking the cloud.
     Backend,
+    /// From a fresh password-cache entry.
+    Cache,
+    /// From the password cache because the cloud was in trouble.
+    Fallback,
     /// Refused before any check (empty field, domain not served).
     Refused,
 }
@@ -56,6 +66,8 @@ impl Path {
         match self {
             Path::Token => "token",
             Path::Backend => "backend",
+            Path::Cache => "cache",
+            Path::Fallback => "cache (cloud unreachable)",
             Path::Refused => "precheck",
         }
     }
@@ -93,23 +105,38 @@ impl Decision {
 
 /// Answers `auth` and `isuser` questions for any served domain.
 pub struct Authenticator {
-    backend: BackendClient,
+    backend: Arc<BackendClient>,
     settings: Arc<dyn SettingsResolver>,
     clock: Arc<dyn Clock>,
+    cache: Option<Arc<PasswordCache>>,
+    coalescer: Option<Coalescer>,
 }
 
 impl Authenticator {
-    /// Builds the decision maker from its parts.
+    /// Builds the decision maker from its parts (no cache).
     pub fn new(
         backend: BackendClient,
         settings: Arc<dyn SettingsResolver>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Authenticator {
-            backend,
+            backend: Arc::new(backend),
             settings,
             clock,
+            cache: None,
+            coalescer: Coalescer::new(),
         }
+    }
+
+    /// Adds a password cache.
+    pub fn with_cache(mut self, cache: PasswordCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// The password cache, if any.
+    pub fn cache(&self) -> Option<&Arc<PasswordCache>> {
+        self.cache.as_ref()
     }
 
     /// The settings source (for adapters that need the same resolution, e.g. token minting).
@@ -155,8 +182,9 @@ impl Authenticator {
         self.auth_backend(user, domain, password).await
     }
 
-    /// The cloud part of [`Authenticator::auth`], for callers that already
-    /// ran [`Authenticator::check_token`] and got `None`.
+    /// Everything after the token check in [`Authenticator::auth`]: the
+    /// cache, then the cloud (coalesced), then the cache's outage rules.
+    /// For callers that already ran [`Authenticator::check_token`] and got `None`.
     pub async fn auth_backend(&self, user: &str, domain: &str, password: &str) -> Decision {
         if user.is_empty() || domain.is_empty() || password.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
@@ -164,12 +192,89 @@ impl Authenticator {
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
-        let auth_domain = settings.auth_domain(domain);
-        Decision::from_backend(
-            self.backend
-                .auth(&settings, user, auth_domain, password)
-                .await,
-        )
+        let jid = format!("{user}@{domain}");
+        if self.cache_admits(&jid, password, Rules::Normal).await {
+            return Decision::new(Verdict::Yes, Path::Cache, None);
+        }
+        match self.ask_auth(&settings, user, domain, &jid, password).await {
+            Ok(true) => {
+                self.cache_store(&jid, password).await;
+                Decision::new(Verdict::Yes, Path::Backend, None)
+            }
+            Ok(false) => Decision::new(Verdict::No, Path::Backend, None),
+            Err(e) => {
+                if self.cache_admits(&jid, password, Rules::Unreachable).await {
+                    warn!("{jid}: cloud trouble ({e}); admitted by the password cache");
+                    Decision::new(Verdict::Yes, Path::Fallback, None)
+                } else {
+                    Decision::new(Verdict::Trouble(e), Path::Backend, None)
+                }
+            }
+        }
+    }
+
+    async fn ask_auth(
+        &self,
+        settings: &Arc<DomainSettings>,
+        user: &str,
+        domain: &str,
+        jid: &str,
+        password: &str,
+    ) -> Result<bool, BackendError> {
+        let backend = Arc::clone(&self.backend);
+        let settings = Arc::clone(settings);
+        let (u, d, p) = (
+            user.to_string(),
+            settings.auth_domain(domain).to_string(),
+            password.to_string(),
+        );
+        let work = async move { backend.auth(&settings, &u, &d, &p).await };
+        match &self.coalescer {
+            Some(c) => c.run("auth", jid, password, || work).await,
+            None => work.await,
+        }
+    }
+
+    /// Whether the cache admits the pair under `rules` (bcrypt off the async threads).
+    async fn cache_admits(&self, jid: &str, password: &str, rules: Rules) -> bool {
+        let Some(cache) = &self.cache else {
+            return false;
+        };
+        let now = self.clock.now_unix();
+        match cache.lookup(jid, password, now, rules) {
+            Lookup::Hit => true,
+            Lookup::Miss => false,
+            Lookup::Verify { pwhash } => {
+                let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
+                tokio::task::spawn_blocking(move || c.verify_slow(&j, &p, &pwhash, now))
+                    .await
+                    .unwrap_or(false)
+            }
+        }
+    }
+
+    /// Stores a password the cloud accepted (bcrypt only when it changed).
+    async fn cache_store(&self, jid: &str, password: &str) {
+        let Some(cache) = &self.cache else { return };
+        let now = self.clock.now_unix();
+        if let Some(h) = cache.reusable_hash(jid, password) {
+            cache.record_verified(jid, password, &h, now);
+            return;
+        }
+        let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
+        let stored = tokio::task::spawn_blocking(move || match c.hash(&p) {
+            Some(h) => {
+                c.record_verified(&j, &p, &h, now);
+                true
+            }
+            None => false,
+        })
+        .await;
+        if !matches!(stored, Ok(true)) {
+            warn!(
+                "{jid}: password not cached (hashing failed or password longer than bcrypt takes)"
+            );
+        }
     }
 
     /// Does `user@domain` exist?
@@ -180,7 +285,14 @@ impl Authenticator {
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
-        let auth_domain = settings.auth_domain(domain);
-        Decision::from_backend(self.backend.is_user(&settings, user, auth_domain).await)
+        let backend = Arc::clone(&self.backend);
+        let (u, d) = (user.to_string(), settings.auth_domain(domain).to_string());
+        let work = async move { backend.is_user(&settings, &u, &d).await };
+        let jid = format!("{user}@{domain}");
+        let r = match &self.coalescer {
+            Some(c) => c.run("isuser", &jid, "", || work).await,
+            None => work.await,
+        };
+        Decision::from_backend(r)
     }
 }

@@ -151,3 +151,123 @@ async fn unreachable_cloud_is_trouble_not_no() {
     let t = token::mint(&Secret::new("k"), "alice", "example.org", NOW + 60);
     assert!(a.auth("alice", "example.org", &t).await.verdict.is_yes());
 }
+
+mod with_cache {
+    use super::*;
+    use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
+    use common::Answer;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A cloud that knows alice/right and can be switched into trouble.
+    async fn switchable() -> (Server, Arc<AtomicBool>) {
+        let down = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&down);
+        let srv = start(move |req| {
+            if d.load(Ordering::SeqCst) {
+                return Answer::Http {
+                    status: 500,
+                    extra: "",
+                    body: b"Internal Server Error".to_vec(),
+                };
+            }
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            if body.contains("username=alice") && body.ends_with("password=right") {
+                json(200, r#"{"result":"success","data":{"uid":"alice"}}"#)
+            } else {
+                json(200, r#"{"result":"noauth"}"#)
+            }
+        })
+        .await;
+        (srv, down)
+    }
+
+    fn cached(url: &str, clock: Arc<FixedClock>) -> Authenticator {
+        let cache =
+            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 4).unwrap();
+        authenticator(url, clock).with_cache(cache)
+    }
+
+    #[tokio::test]
+    async fn warm_cache_carries_an_outage() {
+        let (srv, down) = switchable().await;
+        let clock = Arc::new(FixedClock::new(NOW));
+        let a = cached(&srv.url, Arc::clone(&clock));
+        let d = a.auth("alice", "example.org", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+        // Within the query TTL: answered by the cache, the cloud is not asked.
+        clock.set(NOW + 60);
+        let d = a.auth("alice", "example.org", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Cache));
+        assert_eq!(srv.seen.lock().unwrap().len(), 1);
+        // Two days later the cloud is down: the unreachable TTL admits alice.
+        down.store(true, Ordering::SeqCst);
+        clock.set(NOW + 2 * 86_400);
+        let d = a.auth("alice", "example.org", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Fallback));
+        // A wrong password and a never-seen user are not admitted.
+        assert!(matches!(
+            a.auth("alice", "example.org", "wrong").await.verdict,
+            Verdict::Trouble(_)
+        ));
+        assert!(matches!(
+            a.auth("bob", "example.org", "right").await.verdict,
+            Verdict::Trouble(_)
+        ));
+        // Past the unreachable TTL (one week since the last verification) it ends.
+        clock.set(NOW + 7 * 86_400);
+        assert!(matches!(
+            a.auth("alice", "example.org", "right").await.verdict,
+            Verdict::Trouble(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_never_falls_back_to_the_cache() {
+        let (srv, _down) = switchable().await;
+        let a = cached(&srv.url, Arc::new(FixedClock::new(NOW)));
+        assert!(a
+            .auth("alice", "example.org", "right")
+            .await
+            .verdict
+            .is_yes());
+        let d = a.auth("alice", "example.org", "wrong").await;
+        assert_eq!((d.verdict, d.path), (Verdict::No, Path::Backend));
+    }
+
+    #[tokio::test]
+    async fn identical_checks_in_flight_share_one_request() {
+        let srv = start(|req| {
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            let inner = if body.ends_with("password=right") {
+                json(200, r#"{"result":"success","data":{"uid":"alice"}}"#)
+            } else {
+                json(200, r#"{"result":"noauth"}"#)
+            };
+            Answer::Delayed(Duration::from_millis(300), Box::new(inner))
+        })
+        .await;
+        let a = Arc::new(authenticator(&srv.url, Arc::new(FixedClock::new(NOW))));
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let a = Arc::clone(&a);
+            // 10 identical checks, plus two with other passwords.
+            let pw = match i {
+                10 => "wrong",
+                11 => "other",
+                _ => "right",
+            };
+            tasks.push(tokio::spawn(async move {
+                (pw, a.auth("alice", "example.org", pw).await.verdict)
+            }));
+        }
+        for t in tasks {
+            let (pw, v) = t.await.unwrap();
+            assert_eq!(v.is_yes(), pw == "right", "{pw}: {v:?}");
+        }
+        assert_eq!(
+            srv.seen.lock().unwrap().len(),
+            3,
+            "one request per distinct password"
+        );
+    }
+}

@@ -25,6 +25,8 @@ pub enum Answer {
     },
     Sleep(Duration),
     Close,
+    /// Waits, then answers.
+    Delayed(Duration, Box<Answer>),
 }
 
 pub fn json(status: u16, body: &str) -> Answer {
@@ -91,7 +93,12 @@ pub async fn start(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> 
             tokio::spawn(async move {
                 while let Some(req) = read_request(&mut sock).await {
                     seen.lock().unwrap().push(req.clone());
-                    match answer(&req) {
+                    let mut reply = answer(&req);
+                    if let Answer::Delayed(d, inner) = reply {
+                        tokio::time::sleep(d).await;
+                        reply = *inner;
+                    }
+                    match reply {
                         Answer::Http {
                             status,
                             extra,
@@ -108,7 +115,7 @@ pub async fn start(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> 
                             }
                         }
                         Answer::Sleep(d) => tokio::time::sleep(d).await,
-                        Answer::Close => return,
+                        Answer::Close | Answer::Delayed(..) => return,
                     }
                 }
             });
