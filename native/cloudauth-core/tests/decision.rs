@@ -271,3 +271,74 @@ mod with_cache {
         );
     }
 }
+
+mod per_domain {
+    use super::*;
+    use cloudauth_core::domains::{DomainTable, GlobalSettings};
+    use cloudauth_core::signature;
+
+    #[tokio::test]
+    async fn each_domain_uses_its_own_cloud_secret_and_auth_domain() {
+        let ok = |_: &common::Seen| json(200, r#"{"result":"success","data":{"uid":"x"}}"#);
+        let (a, b) = (start(ok).await, start(ok).await);
+        let dir = std::env::temp_dir().join(format!("cloudauth-pd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("domains");
+        std::fs::write(
+            &file,
+            format!(
+                "a.example secret-a {} a-cloud.org\nb.example secret-b {}\n",
+                a.url, b.url
+            ),
+        )
+        .unwrap();
+        let table = DomainTable::new(GlobalSettings::default(), Some(&file), None).unwrap();
+        let t = Timeouts {
+            connect: Duration::from_secs(2),
+            total: Duration::from_secs(2),
+        };
+        let auth = Authenticator::new(
+            BackendClient::new(t),
+            Arc::new(table),
+            Arc::new(FixedClock::new(NOW)),
+        );
+
+        assert!(auth.auth("alice", "a.example", "pw").await.verdict.is_yes());
+        assert!(auth.auth("bob", "b.example", "pw").await.verdict.is_yes());
+        let (sa, sb) = (
+            a.seen.lock().unwrap().clone(),
+            b.seen.lock().unwrap().clone(),
+        );
+        assert_eq!((sa.len(), sb.len()), (1, 1));
+        assert_eq!(
+            sa[0].body,
+            b"operation=auth&username=alice&domain=a-cloud.org&password=pw"
+        );
+        assert_eq!(
+            sb[0].body,
+            b"operation=auth&username=bob&domain=b.example&password=pw"
+        );
+        let sig_a = signature::sign(&Secret::new("secret-a"), &sa[0].body);
+        assert!(sa[0]
+            .head
+            .to_ascii_lowercase()
+            .contains(&format!("x-jsxc-signature: {sig_a}")));
+
+        // A token minted with a.example's secret never admits a user of b.example.
+        let tok_a = token::mint(&Secret::new("secret-a"), "bob", "b.example", NOW + 60);
+        assert!(
+            auth.check_token("bob", "b.example", &tok_a).is_none(),
+            "not a token of b's secret"
+        );
+        let tok_b = token::mint(&Secret::new("secret-b"), "bob", "b.example", NOW + 60);
+        assert_eq!(
+            auth.check_token("bob", "b.example", &tok_b).map(|d| d.path),
+            Some(Path::Token)
+        );
+        // Unlisted domains are not served without global settings.
+        assert_eq!(
+            auth.auth("carol", "c.example", "pw").await.path,
+            Path::Refused
+        );
+    }
+}

@@ -45,33 +45,36 @@ pub struct Cli {
     #[arg(short = 'R', long = "roster-test", num_args = 2, value_names = ["USER", "DOMAIN"])]
     pub roster_test: Option<Vec<String>>,
 
-    /// Per-domain settings file (accepted; not implemented yet).
-    #[arg(short = 'p', long = "per-domain-config", hide = true)]
-    pub per_domain_config: Option<String>,
-    /// xcauth domain database (accepted; not implemented yet).
+    /// Per-domain settings file: `domain secret url [authdomain]` lines.
+    #[arg(short = 'p', long = "per-domain-config")]
+    pub per_domain_config: Option<PathBuf>,
+    /// xcauth state database (SQLite: `domains`, `authcache`); default /var/lib/xcauth/xcauth.sqlite3.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Password cache: none, memory or db (the `authcache` table of --db).
+    #[arg(long = "cache-storage")]
+    pub cache_storage: Option<String>,
+    /// Longest time between queries for a cache hit (default 1h; suffixes s/m/h/d/w).
+    #[arg(long = "cache-query-ttl")]
+    pub cache_query_ttl: Option<String>,
+    /// Longest time since the cloud last confirmed a cached password (default 1d).
+    #[arg(long = "cache-verification-ttl")]
+    pub cache_verification_ttl: Option<String>,
+    /// Same, while the cloud is unreachable (default 1w).
+    #[arg(long = "cache-unreachable-ttl")]
+    pub cache_unreachable_ttl: Option<String>,
+    /// bcrypt cost for the persistent and the in-memory cache: `P[,M]` (default 12,4).
+    #[arg(long = "cache-bcrypt-rounds")]
+    pub cache_bcrypt_rounds: Option<String>,
+    /// Answer on backend trouble: tempfail (ejabberd reports an internal error) or fail (answer no).
+    #[arg(long = "on-backend-trouble")]
+    pub on_backend_trouble: Option<String>,
+    /// Old xcauth dbm domain database (not supported: convert it with xcauth).
     #[arg(short = 'b', long = "domain-db", hide = true)]
     pub domain_db: Option<String>,
-    /// xcauth state database (accepted; not implemented yet).
-    #[arg(long, hide = true)]
-    pub db: Option<String>,
-    /// xcauth cache database (accepted; not implemented yet).
+    /// Old xcauth dbm cache database (not supported: use --db).
     #[arg(long = "cache-db", hide = true)]
     pub cache_db: Option<String>,
-    /// Cache storage (accepted; not implemented yet).
-    #[arg(long = "cache-storage", hide = true)]
-    pub cache_storage: Option<String>,
-    /// Cache query TTL (accepted; not implemented yet).
-    #[arg(long = "cache-query-ttl", hide = true)]
-    pub cache_query_ttl: Option<String>,
-    /// Cache verification TTL (accepted; not implemented yet).
-    #[arg(long = "cache-verification-ttl", hide = true)]
-    pub cache_verification_ttl: Option<String>,
-    /// Cache unreachable TTL (accepted; not implemented yet).
-    #[arg(long = "cache-unreachable-ttl", hide = true)]
-    pub cache_unreachable_ttl: Option<String>,
-    /// Cache bcrypt rounds (accepted; not implemented yet).
-    #[arg(long = "cache-bcrypt-rounds", hide = true)]
-    pub cache_bcrypt_rounds: Option<String>,
     /// ejabberdctl path for shared rosters (accepted; not implemented yet).
     #[arg(long, hide = true)]
     pub ejabberdctl: Option<String>,
@@ -103,24 +106,11 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Compatibility flags given on the command line that have no effect yet: (name, given).
+    /// Compatibility flags given on the command line that have no effect yet.
     pub fn deferred_flags(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 11] = [
-            ("per-domain-config", self.per_domain_config.is_some()),
+        let flags: [(&'static str, bool); 4] = [
             ("domain-db", self.domain_db.is_some()),
-            ("db", self.db.is_some()),
             ("cache-db", self.cache_db.is_some()),
-            ("cache-storage", self.cache_storage.is_some()),
-            ("cache-query-ttl", self.cache_query_ttl.is_some()),
-            (
-                "cache-verification-ttl",
-                self.cache_verification_ttl.is_some(),
-            ),
-            (
-                "cache-unreachable-ttl",
-                self.cache_unreachable_ttl.is_some(),
-            ),
-            ("cache-bcrypt-rounds", self.cache_bcrypt_rounds.is_some()),
             ("ejabberdctl", self.ejabberdctl.is_some()),
             ("shared-roster-db", self.shared_roster_db.is_some()),
         ];

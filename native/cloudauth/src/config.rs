@@ -5,6 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cloudauth_core::cache::CacheTtls;
+use cloudauth_core::duration::parse_duration;
 use cloudauth_core::{Secret, Timeouts};
 use thiserror::Error;
 
@@ -15,22 +17,12 @@ use crate::config_file::{self, FileSettings};
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
 /// Log directory when none is configured (xcauth's).
 pub const DEFAULT_LOG_DIR: &str = "/var/log/xcauth";
+/// xcauth's state database.
+pub const DEFAULT_DB: &str = "/var/lib/xcauth/xcauth.sqlite3";
 
-/// Keys of features still to come: accepted, with a warning.
-const DEFERRED_KEYS: [&str; 11] = [
-    "per-domain-config",
-    "domain-db",
-    "db",
-    "cache-db",
-    "cache-storage",
-    "cache-query-ttl",
-    "cache-verification-ttl",
-    "cache-unreachable-ttl",
-    "cache-bcrypt-rounds",
-    "ejabberdctl",
-    "shared-roster-db",
-];
-const KNOWN_KEYS: [&str; 8] = [
+/// Keys of features still to come (or of obsolete xcauth files): accepted, with a warning.
+const DEFERRED_KEYS: [&str; 4] = ["domain-db", "cache-db", "ejabberdctl", "shared-roster-db"];
+const KNOWN_KEYS: [&str; 16] = [
     "url",
     "secret",
     "secret-file",
@@ -39,7 +31,58 @@ const KNOWN_KEYS: [&str; 8] = [
     "debug",
     "interactive",
     "timeout",
+    "per-domain-config",
+    "db",
+    "cache-storage",
+    "cache-query-ttl",
+    "cache-verification-ttl",
+    "cache-unreachable-ttl",
+    "cache-bcrypt-rounds",
+    "on-backend-trouble",
 ];
+
+/// Where cached passwords live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStorage {
+    /// No cache.
+    None,
+    /// Process memory.
+    Memory,
+    /// The `authcache` table of the state database.
+    Db,
+}
+
+/// What to answer when the cloud cannot say yes or no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TroublePolicy {
+    /// Answer "no", like xcauth.
+    Fail,
+    /// Answer something ejabberd takes as an internal error (not "no", not cached).
+    TempFail,
+}
+
+/// Password cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Storage.
+    pub storage: CacheStorage,
+    /// TTL rules.
+    pub ttls: CacheTtls,
+    /// bcrypt cost for the database.
+    pub rounds_persistent: u32,
+    /// bcrypt cost for memory.
+    pub rounds_memory: u32,
+}
+
+impl CacheSettings {
+    /// The bcrypt cost for the configured storage.
+    pub fn rounds(&self) -> u32 {
+        match self.storage {
+            CacheStorage::Memory => self.rounds_memory,
+            _ => self.rounds_persistent,
+        }
+    }
+}
 
 /// A configuration that cannot be used.
 #[derive(Debug, Error)]
@@ -131,6 +174,14 @@ pub struct Config {
     pub debug: bool,
     /// Request deadlines.
     pub timeouts: Timeouts,
+    /// State database path, and whether it was configured explicitly.
+    pub db: (PathBuf, bool),
+    /// Per-domain settings file.
+    pub per_domain_file: Option<PathBuf>,
+    /// Password cache.
+    pub cache: CacheSettings,
+    /// Answer on backend trouble.
+    pub on_trouble: TroublePolicy,
     /// Warnings to log once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -163,6 +214,75 @@ pub fn parse_timeout(v: &str) -> Result<Timeouts, ConfigError> {
             })
         }
     }
+}
+
+fn parse_ttl(
+    key: &'static str,
+    v: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) => parse_duration(&v).map_err(|e| ConfigError::Value {
+            key,
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// Reads `--cache-bcrypt-rounds P[,M]`.
+pub fn parse_rounds(v: &str) -> Result<(u32, u32), ConfigError> {
+    let one = |s: &str| -> Result<u32, ConfigError> {
+        match s.trim().parse::<u32>() {
+            Ok(n) if (4..=31).contains(&n) => Ok(n),
+            _ => Err(ConfigError::Value {
+                key: "cache-bcrypt-rounds",
+                why: format!("{v:?}: each value must be 4..31"),
+            }),
+        }
+    };
+    match v.split_once(',') {
+        Some((p, m)) => Ok((one(p)?, one(m)?)),
+        None => Ok((one(v)?, 4)),
+    }
+}
+
+fn parse_cache(get: &dyn Fn(&'static str) -> Option<String>) -> Result<CacheSettings, ConfigError> {
+    let storage = match get("cache-storage").as_deref().map(str::trim) {
+        None | Some("none") => CacheStorage::None,
+        Some("memory") => CacheStorage::Memory,
+        Some("db") => CacheStorage::Db,
+        Some(other) => {
+            return Err(ConfigError::Value {
+                key: "cache-storage",
+                why: format!("{other:?}: expected none, memory or db"),
+            })
+        }
+    };
+    let d = CacheTtls::default();
+    let ttls = CacheTtls {
+        query: parse_ttl("cache-query-ttl", get("cache-query-ttl"), d.query)?,
+        verification: parse_ttl(
+            "cache-verification-ttl",
+            get("cache-verification-ttl"),
+            d.verification,
+        )?,
+        unreachable: parse_ttl(
+            "cache-unreachable-ttl",
+            get("cache-unreachable-ttl"),
+            d.unreachable,
+        )?,
+    };
+    let (rounds_persistent, rounds_memory) = match get("cache-bcrypt-rounds") {
+        Some(v) => parse_rounds(&v)?,
+        None => (12, 4),
+    };
+    Ok(CacheSettings {
+        storage,
+        ttls,
+        rounds_persistent,
+        rounds_memory,
+    })
 }
 
 fn others_can_read(path: &Path) -> bool {
@@ -294,6 +414,37 @@ impl Config {
             )
         };
         let url = cli.url.clone().or_else(|| get("url"));
+        let cli_value = |key: &'static str| -> Option<String> {
+            let v = match key {
+                "cache-storage" => cli.cache_storage.clone(),
+                "cache-query-ttl" => cli.cache_query_ttl.clone(),
+                "cache-verification-ttl" => cli.cache_verification_ttl.clone(),
+                "cache-unreachable-ttl" => cli.cache_unreachable_ttl.clone(),
+                "cache-bcrypt-rounds" => cli.cache_bcrypt_rounds.clone(),
+                "on-backend-trouble" => cli.on_backend_trouble.clone(),
+                _ => None,
+            };
+            v.or_else(|| get(key))
+        };
+        let cache = parse_cache(&cli_value)?;
+        let on_trouble = match cli_value("on-backend-trouble").as_deref().map(str::trim) {
+            None | Some("tempfail") => TroublePolicy::TempFail,
+            Some("fail") => TroublePolicy::Fail,
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    key: "on-backend-trouble",
+                    why: format!("{other:?}: expected fail or tempfail"),
+                })
+            }
+        };
+        let db = match cli.db.clone().or_else(|| get("db").map(PathBuf::from)) {
+            Some(p) => (p, true),
+            None => (PathBuf::from(DEFAULT_DB), false),
+        };
+        let per_domain_file = cli
+            .per_domain_config
+            .clone()
+            .or_else(|| get("per-domain-config").map(PathBuf::from));
         Ok(Config {
             url,
             secret,
@@ -301,6 +452,10 @@ impl Config {
             log,
             debug: debug || one_shot,
             timeouts,
+            db,
+            per_domain_file,
+            cache,
+            on_trouble,
             warnings,
         })
     }
@@ -391,17 +546,66 @@ mod tests {
 
     #[test]
     fn deferred_and_unknown_keys_warn() {
-        let f = temp_file(
-            "c.conf",
-            "cache-db=/x\nejabberdctl=/usr/sbin/ejabberdctl\nfrobnicate=1\n",
-            0o600,
-        );
-        let c = Config::load(&cli(&["-c", f.to_str().unwrap(), "--db", "/y"])).unwrap();
+        let text = "cache-db=/x\nejabberdctl=/usr/sbin/ejabberdctl\nfrobnicate=1\ndb=/y\n";
+        let f = temp_file("c.conf", text, 0o600);
+        let c = Config::load(&cli(&[
+            "-c",
+            f.to_str().unwrap(),
+            "--shared-roster-db",
+            "/z",
+        ]))
+        .unwrap();
         let all = c.warnings.join("\n");
         assert!(all.contains("\"cache-db\" is accepted but not implemented"));
         assert!(all.contains("\"ejabberdctl\""));
         assert!(all.contains("unknown setting \"frobnicate\""));
-        assert!(all.contains("--db is accepted"));
+        assert!(all.contains("--shared-roster-db is accepted"));
+        assert!(!all.contains("\"db\""));
+        assert_eq!(c.db, (PathBuf::from("/y"), true));
+    }
+
+    #[test]
+    fn cache_settings() {
+        let text = "cache-storage=db\ncache-query-ttl=30m\ncache_bcrypt_rounds = 10,5\n";
+        let f = temp_file("d.conf", text, 0o600);
+        let c = Config::load(&cli(&[
+            "-c",
+            f.to_str().unwrap(),
+            "--cache-unreachable-ttl",
+            "2d",
+        ]))
+        .unwrap();
+        assert_eq!(c.cache.storage, CacheStorage::Db);
+        assert_eq!(c.cache.ttls.query, Duration::from_secs(1800));
+        assert_eq!(c.cache.ttls.verification, Duration::from_secs(86_400));
+        assert_eq!(c.cache.ttls.unreachable, Duration::from_secs(172_800));
+        assert_eq!(
+            (
+                c.cache.rounds_persistent,
+                c.cache.rounds_memory,
+                c.cache.rounds()
+            ),
+            (10, 5, 10)
+        );
+        assert_eq!(c.on_trouble, TroublePolicy::TempFail);
+        let d = Config::load(&cli(&["-c", "/dev/null", "--on-backend-trouble", "fail"])).unwrap();
+        assert_eq!(
+            (d.cache.storage, d.on_trouble),
+            (CacheStorage::None, TroublePolicy::Fail)
+        );
+        assert_eq!(d.db, (PathBuf::from(DEFAULT_DB), false));
+        let bad = [
+            ["--cache-storage", "disk"],
+            ["--cache-query-ttl", "soon"],
+            ["--cache-bcrypt-rounds", "99"],
+            ["--on-backend-trouble", "maybe"],
+        ];
+        for [flag, value] in bad {
+            assert!(
+                Config::load(&cli(&["-c", "/dev/null", flag, value])).is_err(),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

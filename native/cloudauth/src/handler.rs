@@ -8,6 +8,7 @@ use cloudauth_core::{Authenticator, Decision, Verdict};
 use tracing::{info, warn};
 
 use crate::codec::{Incoming, Reply};
+use crate::config::TroublePolicy;
 use crate::request::{self, Request};
 
 /// What to do with one incoming unit.
@@ -24,13 +25,15 @@ pub enum Step {
 /// Turns requests into replies using the core's decisions.
 pub struct Handler {
     auth: Authenticator,
+    on_trouble: TroublePolicy,
 }
 
-/// The protocol answer for a verdict. Backend trouble is "no" for now.
-pub fn reply_for(verdict: &Verdict) -> Reply {
-    match verdict {
-        Verdict::Yes => Reply::Yes,
-        Verdict::No | Verdict::Trouble(_) => Reply::No,
+/// The protocol answer for a verdict under a trouble policy.
+pub fn reply_for(verdict: &Verdict, on_trouble: TroublePolicy) -> Reply {
+    match (verdict, on_trouble) {
+        (Verdict::Yes, _) => Reply::Yes,
+        (Verdict::No, _) | (Verdict::Trouble(_), TroublePolicy::Fail) => Reply::No,
+        (Verdict::Trouble(_), TroublePolicy::TempFail) => Reply::TempFail,
     }
 }
 
@@ -51,9 +54,9 @@ fn log_decision(op: &str, user: &str, domain: &str, d: &Decision, started: Insta
 }
 
 impl Handler {
-    /// A handler deciding with `auth`.
-    pub fn new(auth: Authenticator) -> Self {
-        Handler { auth }
+    /// A handler deciding with `auth`, answering trouble per `on_trouble`.
+    pub fn new(auth: Authenticator, on_trouble: TroublePolicy) -> Self {
+        Handler { auth, on_trouble }
     }
 
     /// Decides whatever needs no I/O: bad frames, unsupported commands,
@@ -85,7 +88,7 @@ impl Handler {
                 match self.auth.check_token(&user, &domain, &password) {
                     Some(d) => {
                         log_decision("auth", &user, &domain, &d, started);
-                        Step::Answer(reply_for(&d.verdict))
+                        Step::Answer(reply_for(&d.verdict, self.on_trouble))
                     }
                     None => Step::Ask(Request::Auth {
                         user,
@@ -109,14 +112,29 @@ impl Handler {
             } => {
                 let d = self.auth.auth_backend(&user, &domain, &password).await;
                 log_decision("auth", &user, &domain, &d, started);
-                reply_for(&d.verdict)
+                reply_for(&d.verdict, self.on_trouble)
             }
             Request::IsUser { user, domain } => {
                 let d = self.auth.is_user(&user, &domain).await;
                 log_decision("isuser", &user, &domain, &d, started);
-                reply_for(&d.verdict)
+                reply_for(&d.verdict, self.on_trouble)
             }
             Request::Quit | Request::Unsupported { .. } => Reply::No,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudauth_core::BackendError;
+
+    #[test]
+    fn trouble_policy() {
+        let t = Verdict::Trouble(BackendError::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(reply_for(&t, TroublePolicy::TempFail), Reply::TempFail);
+        assert_eq!(reply_for(&t, TroublePolicy::Fail), Reply::No);
+        assert_eq!(reply_for(&Verdict::No, TroublePolicy::TempFail), Reply::No);
+        assert_eq!(reply_for(&Verdict::Yes, TroublePolicy::Fail), Reply::Yes);
     }
 }

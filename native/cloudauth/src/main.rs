@@ -16,15 +16,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use cloudauth_core::{
-    token, Authenticator, BackendClient, DomainSettings, Secret, SingleDomain, SystemClock,
-};
+use cloudauth_core::cache::sqlite::SqliteStore;
+use cloudauth_core::cache::{MemoryStore, PasswordCache};
+use cloudauth_core::domains::{DomainTable, GlobalSettings};
+use cloudauth_core::{token, Authenticator, BackendClient, SettingsResolver, SystemClock};
 use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command};
 use crate::codec::ejabberd::EjabberdCodec;
 use crate::codec::generic::LineCodec;
-use crate::config::{Config, Protocol};
+use crate::config::{CacheStorage, Config, Protocol};
 use crate::handler::Handler;
 
 fn main() -> ExitCode {
@@ -62,8 +63,14 @@ fn mint_token(
     ttl: &str,
     expiry: Option<u64>,
 ) -> ExitCode {
-    let Some(secret) = &config.secret else {
-        eprintln!("cloudauth: token needs the API secret (-s, --secret-file or the config file)");
+    // The domain's own secret when per-domain settings give one.
+    let secret = domain_table(config)
+        .ok()
+        .and_then(|t| t.resolve(domain))
+        .map(|s| s.secret.clone())
+        .or_else(|| config.secret.clone());
+    let Some(secret) = secret else {
+        eprintln!("cloudauth: token needs the API secret (-s, --secret-file, the config file or per-domain settings)");
         return ExitCode::from(2);
     };
     let expiry = match expiry {
@@ -76,29 +83,56 @@ fn mint_token(
             }
         },
     };
-    println!("{}", token::mint(secret, user, domain, expiry));
+    println!("{}", token::mint(&secret, user, domain, expiry));
     ExitCode::SUCCESS
 }
 
+/// Settings per domain: the state database's `domains` table (when the file
+/// exists or was configured), the per-domain file, the global URL/secret.
+fn domain_table(config: &Config) -> Result<DomainTable, String> {
+    let global = GlobalSettings {
+        url: config.url.clone(),
+        secret: config.secret.clone(),
+    };
+    let (db, explicit) = &config.db;
+    let db = (*explicit || db.exists()).then_some(db.as_path());
+    let table = DomainTable::new(global, config.per_domain_file.as_deref(), db)
+        .map_err(|e| e.to_string())?;
+    if !table.serves_anything() {
+        return Err("no API URL and secret configured (-u and --secret-file, the config file, or per-domain settings)".into());
+    }
+    Ok(table)
+}
+
 fn authenticator(config: &Config) -> Result<Authenticator, String> {
-    let url = config
-        .url
-        .clone()
-        .ok_or("no API URL configured (-u or url= in the config file)")?;
-    let secret: Secret = config
-        .secret
-        .clone()
-        .ok_or("no API secret configured (--secret-file, -s or secret= in the config file)")?;
-    let settings = SingleDomain::new(DomainSettings {
-        url,
-        secret,
-        auth_domain: None,
-    });
-    Ok(Authenticator::new(
+    let no_random = || "the OS gave no random bytes for the cache key".to_string();
+    let cache = match config.cache.storage {
+        CacheStorage::None => None,
+        CacheStorage::Memory => {
+            let store = Box::new(MemoryStore::default());
+            Some(
+                PasswordCache::new(store, config.cache.ttls, config.cache.rounds())
+                    .ok_or_else(no_random)?,
+            )
+        }
+        CacheStorage::Db => {
+            let store = SqliteStore::open(&config.db.0).map_err(|e| e.to_string())?;
+            Some(
+                PasswordCache::new(Box::new(store), config.cache.ttls, config.cache.rounds())
+                    .ok_or_else(no_random)?,
+            )
+        }
+    };
+    let table = domain_table(config)?;
+    let auth = Authenticator::new(
         BackendClient::new(config.timeouts),
-        Arc::new(settings),
+        Arc::new(table),
         Arc::new(SystemClock),
-    ))
+    );
+    Ok(match cache {
+        Some(c) => auth.with_cache(c),
+        None => auth,
+    })
 }
 
 fn run(cli: &Cli, config: &Config) -> u8 {
@@ -134,7 +168,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         eprintln!("cloudauth: nothing to do: give -t ejabberd|generic, -A, -I, -R or the token subcommand (see --help)");
         return 2;
     };
-    let handler = Arc::new(Handler::new(auth));
+    let handler = Arc::new(Handler::new(auth, config.on_trouble));
     info!(
         "serving {protocol:?} protocol on stdin/stdout (version {})",
         env!("CARGO_PKG_VERSION")

@@ -68,6 +68,7 @@ fn frame(p: &[u8]) -> Vec<u8> {
 
 const YES: [u8; 4] = [0, 2, 0, 1];
 const NO: [u8; 4] = [0, 2, 0, 0];
+const TEMPFAIL: [u8; 4] = [0, 2, 0, 2];
 
 fn log_text(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("cloudauth.log")).unwrap_or_default()
@@ -93,8 +94,8 @@ fn ejabberd_bad_input_gets_no_and_serving_goes_on() {
         (b"certauth:alice:localhost".to_vec(), NO),
         (b"frobnicate".to_vec(), NO),
         (format!("auth:alice:localhost:{bob}").into_bytes(), NO), // another user's token
-        (b"isuser:alice:localhost".to_vec(), NO),                 // cloud down
-        (b"auth:alice:localhost:pass:with:colons".to_vec(), NO),  // cloud down
+        (b"isuser:alice:localhost".to_vec(), TEMPFAIL),           // cloud down
+        (b"auth:alice:localhost:pass:with:colons".to_vec(), TEMPFAIL), // cloud down
         (format!("auth:alice:localhost:{alice}").into_bytes(), YES),
     ];
     for (r, _) in &requests {
@@ -132,6 +133,25 @@ fn ejabberd_bad_input_gets_no_and_serving_goes_on() {
     for secret in [alice.as_str(), bob.as_str(), SECRET, "pass:with:colons"] {
         assert!(!log.contains(secret), "log leaks a secret");
     }
+}
+
+#[test]
+fn trouble_policy_fail_answers_no() {
+    let dir = workdir("fail");
+    let mut input = frame(b"isuser:alice:localhost");
+    input.extend(frame(b"auth:alice:localhost:pw"));
+    let out = run(
+        &["-t", "ejabberd", "--on-backend-trouble", "fail"],
+        &input,
+        &dir,
+    );
+    assert_eq!(out.stdout, [NO, NO].concat());
+    let out = run(&["-t", "ejabberd"], &input, &dir);
+    assert_eq!(
+        out.stdout,
+        [TEMPFAIL, TEMPFAIL].concat(),
+        "tempfail is the default"
+    );
 }
 
 #[test]

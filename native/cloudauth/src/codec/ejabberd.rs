@@ -75,9 +75,12 @@ impl Encoder<Reply> for EjabberdCodec {
     type Error = io::Error;
 
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
+        // Anything but 0 or 1 is an "unexpected response" to ejabberd's
+        // extauth: the call fails with db_failure, and nothing is cached.
         let v = match item {
             Reply::Yes => 1,
             Reply::No => 0,
+            Reply::TempFail => 2,
         };
         dst.extend_from_slice(&[0, 2, 0, v]);
         Ok(())
@@ -183,6 +186,7 @@ mod tests {
         let mut out = BytesMut::new();
         c.encode(Reply::Yes, &mut out).unwrap();
         c.encode(Reply::No, &mut out).unwrap();
-        assert_eq!(&out[..], &[0, 2, 0, 1, 0, 2, 0, 0]);
+        c.encode(Reply::TempFail, &mut out).unwrap();
+        assert_eq!(&out[..], &[0, 2, 0, 1, 0, 2, 0, 0, 0, 2, 0, 2]);
     }
 }

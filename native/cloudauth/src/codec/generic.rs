@@ -92,7 +92,7 @@ impl Encoder<Reply> for LineCodec {
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
         dst.extend_from_slice(match item {
             Reply::Yes => b"1\n",
-            Reply::No => b"0\n",
+            Reply::No | Reply::TempFail => b"0\n",
         });
         Ok(())
     }

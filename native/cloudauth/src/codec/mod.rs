@@ -44,4 +44,7 @@ pub enum Reply {
     Yes,
     /// Failure / no such user.
     No,
+    /// Neither: the cloud could not be asked (ejabberd reports an internal
+    /// error and caches nothing; protocols without such an answer say no).
+    TempFail,
 }
