@@ -23,6 +23,11 @@ pub struct Cli {
     /// Protocol on stdin/stdout: ejabberd, generic (alias prosody).
     #[arg(short = 't', long = "type")]
     pub protocol: Option<String>,
+    /// Serve sockets instead of stdin/stdout: PROTO=ADDR, repeatable (e.g.
+    /// saslauthd=/run/cloudauth/mux, postfix=127.0.0.1:23663). Sockets passed
+    /// by systemd are served too.
+    #[arg(long = "listen")]
+    pub listen: Vec<String>,
     /// Log directory (cloudauth.log is written there); default /var/log/xcauth.
     #[arg(short = 'l', long, global = true)]
     pub log: Option<PathBuf>,

@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use crate::cli::Cli;
 use crate::config_file::{self, FileSettings};
+use crate::listen::{parse_spec, ListenSpec};
 
 /// Config file read when `-c` is not given (and it exists).
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
@@ -22,7 +23,8 @@ pub const DEFAULT_DB: &str = "/var/lib/xcauth/xcauth.sqlite3";
 
 /// Keys of features still to come (or of obsolete xcauth files): accepted, with a warning.
 const DEFERRED_KEYS: [&str; 4] = ["domain-db", "cache-db", "ejabberdctl", "shared-roster-db"];
-const KNOWN_KEYS: [&str; 16] = [
+const KNOWN_KEYS: [&str; 17] = [
+    "listen",
     "url",
     "secret",
     "secret-file",
@@ -131,20 +133,23 @@ pub enum Protocol {
     Ejabberd,
     /// One request per line (Prosody's mod_auth_external "generic").
     Generic,
+    /// saslauthd's length-prefixed fields (Cyrus SASL, Postfix SMTP auth).
+    Saslauthd,
+    /// Postfix tcp_table lookups (`get user@domain`).
+    Postfix,
 }
 
 impl Protocol {
-    fn parse(v: &str) -> Result<Self, ConfigError> {
+    /// Reads a protocol name (`prosody` is `generic`).
+    pub fn parse(v: &str) -> Result<Self, ConfigError> {
         match v.trim().to_ascii_lowercase().as_str() {
             "ejabberd" => Ok(Protocol::Ejabberd),
             "generic" | "prosody" => Ok(Protocol::Generic),
-            "saslauthd" | "postfix" => Err(ConfigError::Value {
-                key: "type",
-                why: format!("{v:?} is not supported yet (planned with socket mode)"),
-            }),
+            "saslauthd" => Ok(Protocol::Saslauthd),
+            "postfix" => Ok(Protocol::Postfix),
             _ => Err(ConfigError::Value {
                 key: "type",
-                why: format!("{v:?}: expected ejabberd, generic or prosody"),
+                why: format!("{v:?}: expected ejabberd, generic, prosody, saslauthd or postfix"),
             }),
         }
     }
@@ -168,6 +173,8 @@ pub struct Config {
     pub secret: Option<Secret>,
     /// Protocol for serving stdin/stdout.
     pub protocol: Option<Protocol>,
+    /// Sockets to serve.
+    pub listen: Vec<ListenSpec>,
     /// Log destination.
     pub log: LogTarget,
     /// Debug level logging.
@@ -441,6 +448,26 @@ impl Config {
             Some(p) => (p, true),
             None => (PathBuf::from(DEFAULT_DB), false),
         };
+        let listen_texts: Vec<String> = if cli.listen.is_empty() {
+            let split = |v: String| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+            get("listen").map(split).unwrap_or_default()
+        } else {
+            cli.listen.clone()
+        };
+        let listen = listen_texts
+            .iter()
+            .map(|t| {
+                parse_spec(t).map_err(|e| ConfigError::Value {
+                    key: "listen",
+                    why: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let per_domain_file = cli
             .per_domain_config
             .clone()
@@ -449,6 +476,7 @@ impl Config {
             url,
             secret,
             protocol,
+            listen,
             log,
             debug: debug || one_shot,
             timeouts,
@@ -644,7 +672,8 @@ mod tests {
     fn protocol_names() {
         assert_eq!(Protocol::parse("prosody").unwrap(), Protocol::Generic);
         assert_eq!(Protocol::parse("Ejabberd").unwrap(), Protocol::Ejabberd);
-        assert!(Protocol::parse("saslauthd").is_err());
+        assert_eq!(Protocol::parse("saslauthd").unwrap(), Protocol::Saslauthd);
+        assert_eq!(Protocol::parse("postfix").unwrap(), Protocol::Postfix);
         assert!(Protocol::parse("xmpp").is_err());
     }
 }

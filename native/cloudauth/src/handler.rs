@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::codec::{Incoming, Reply};
 use crate::config::TroublePolicy;
-use crate::request::{self, Request};
+use crate::request::{self, Dialect, Request};
 
 /// What to do with one incoming unit.
 #[derive(Debug)]
@@ -61,15 +61,21 @@ impl Handler {
 
     /// Decides whatever needs no I/O: bad frames, unsupported commands,
     /// `quit`, and token logins.
-    pub fn triage(&self, incoming: Incoming) -> Step {
-        let payload = match incoming {
-            Incoming::Payload(p) => p,
-            Incoming::Bad(problem) => {
+    pub fn triage(&self, incoming: Incoming, dialect: Dialect) -> Step {
+        let parsed = match (incoming, dialect) {
+            (Incoming::Bad(problem), _) => {
                 warn!("bad input: {problem}; answered no");
                 return Step::Answer(Reply::No);
             }
+            (Incoming::Payload(p), Dialect::Colon) => request::parse(&p),
+            (Incoming::Payload(p), Dialect::Postfix) => request::parse_postfix(&p),
+            (Incoming::Fields(f), Dialect::Saslauthd) => request::parse_saslauthd(&f),
+            (Incoming::Payload(_) | Incoming::Fields(_), _) => {
+                warn!("bad input: frame does not fit the {dialect:?} protocol; answered no");
+                return Step::Answer(Reply::No);
+            }
         };
-        match request::parse(&payload) {
+        match parsed {
             Err(e) => {
                 warn!("bad request: {e}; answered no");
                 Step::Answer(Reply::No)

@@ -1,9 +1,10 @@
 //! Log set-up: `<dir>/cloudauth.log`, or stderr. Never stdout, which
 //! carries only replies.
 
-use std::fs::{self, OpenOptions};
-use std::io;
-use std::sync::Mutex;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::Level;
 
@@ -27,11 +28,14 @@ pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
         }
         LogTarget::Dir(dir) => {
             let path = dir.join(LOG_FILE);
-            let opened = fs::create_dir_all(dir)
-                .and_then(|()| OpenOptions::new().create(true).append(true).open(&path));
+            let opened = fs::create_dir_all(dir).and_then(|()| open_append(&path));
             match opened {
                 Ok(file) => {
-                    builder.with_writer(Mutex::new(file)).init();
+                    let shared = Arc::new(Mutex::new(file));
+                    let _ = LOG_FILE_HANDLE.set((path, Arc::clone(&shared)));
+                    builder
+                        .with_writer(move || SharedFile(Arc::clone(&shared)))
+                        .init();
                     None
                 }
                 Err(e) => {
@@ -44,4 +48,43 @@ pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
             }
         }
     }
+}
+
+static LOG_FILE_HANDLE: OnceLock<(PathBuf, Arc<Mutex<File>>)> = OnceLock::new();
+
+/// A log file shared by all writers, swappable on reopen.
+struct SharedFile(Arc<Mutex<File>>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut f) => f.write(buf),
+            Err(_) => Err(io::Error::other("log file lock poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.0.lock() {
+            Ok(mut f) => f.flush(),
+            Err(_) => Err(io::Error::other("log file lock poisoned")),
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Reopens the log file (after logrotate moved it). `Ok(false)` when
+/// logging does not go to a file.
+pub fn reopen() -> io::Result<bool> {
+    let Some((path, shared)) = LOG_FILE_HANDLE.get() else {
+        return Ok(false);
+    };
+    let fresh = open_append(path)?;
+    match shared.lock() {
+        Ok(mut f) => *f = fresh,
+        Err(_) => return Err(io::Error::other("log file lock poisoned")),
+    }
+    Ok(true)
 }

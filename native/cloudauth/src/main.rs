@@ -6,10 +6,13 @@ mod codec;
 mod config;
 mod config_file;
 mod handler;
+mod listen;
 mod logging;
 mod oneshot;
+mod protocols;
 mod request;
 mod serve;
+mod sockets;
 mod stdio;
 
 use std::process::ExitCode;
@@ -23,9 +26,7 @@ use cloudauth_core::{token, Authenticator, BackendClient, SettingsResolver, Syst
 use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::codec::ejabberd::EjabberdCodec;
-use crate::codec::generic::LineCodec;
-use crate::config::{CacheStorage, Config, Protocol};
+use crate::config::{CacheStorage, Config};
 use crate::handler::Handler;
 
 fn main() -> ExitCode {
@@ -164,21 +165,24 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     if let Some([user, domain]) = cli.roster_test.as_deref() {
         return exit(runtime.block_on(oneshot::roster(&auth, user, domain)));
     }
-    let Some(protocol) = config.protocol else {
-        eprintln!("cloudauth: nothing to do: give -t ejabberd|generic, -A, -I, -R or the token subcommand (see --help)");
-        return 2;
-    };
     let handler = Arc::new(Handler::new(auth, config.on_trouble));
-    info!(
-        "serving {protocol:?} protocol on stdin/stdout (version {})",
-        env!("CARGO_PKG_VERSION")
-    );
+    let drain = config.timeouts.total + std::time::Duration::from_secs(2);
     let result = runtime.block_on(async move {
-        let (input, output) = (stdio::stdin(), stdio::stdout());
-        match protocol {
-            Protocol::Ejabberd => serve::serve::<_, _, EjabberdCodec>(input, output, handler).await,
-            Protocol::Generic => serve::serve::<_, _, LineCodec>(input, output, handler).await,
+        let mut listeners = listen::from_systemd().map_err(|e| e.to_string())?;
+        for spec in &config.listen {
+            listeners.push((spec.protocol, listen::bind(spec).map_err(|e| e.to_string())?));
         }
+        if !listeners.is_empty() {
+            info!("socket mode, version {}", env!("CARGO_PKG_VERSION"));
+            return sockets::run(listeners, handler, drain).await.map(|()| serve::End::Shutdown).map_err(|e| e.to_string());
+        }
+        let Some(protocol) = config.protocol else {
+            return Err("nothing to do: give -t TYPE, --listen PROTO=ADDR, -A, -I, -R or the token subcommand (see --help)".to_string());
+        };
+        info!("serving {protocol:?} protocol on stdin/stdout (version {})", env!("CARGO_PKG_VERSION"));
+        // Stdin sessions end on EOF or quit; nothing triggers this one.
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        protocols::serve_protocol(protocol, stdio::stdin(), stdio::stdout(), handler, never).await.map_err(|e| e.to_string())
     });
     match result {
         Ok(end) => {
@@ -186,8 +190,9 @@ fn run(cli: &Cli, config: &Config) -> u8 {
             0
         }
         Err(e) => {
-            error!("session failed: {e}");
-            1
+            error!("{e}");
+            eprintln!("cloudauth: {e}");
+            2
         }
     }
 }

@@ -80,6 +80,105 @@ const REFUSED: [&str; 6] = [
     "roster",
 ];
 
+/// How a protocol spells its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `cmd:user:domain[:password]` (ejabberd, generic/Prosody).
+    Colon,
+    /// Postfix tcp_table: `get user@domain` with `%XX` escapes.
+    Postfix,
+    /// saslauthd: login, password, service, realm fields.
+    Saslauthd,
+}
+
+fn utf8(b: &[u8]) -> Result<&str, RequestError> {
+    if b.contains(&0) {
+        return Err(RequestError::NulByte);
+    }
+    std::str::from_utf8(b).map_err(|_| RequestError::NotUtf8 { len: b.len() })
+}
+
+/// Splits `user@domain` at the last `@`.
+fn split_jid(jid: &str) -> Option<(&str, &str)> {
+    let (u, d) = jid.rsplit_once('@')?;
+    (!u.is_empty() && !d.is_empty()).then_some((u, d))
+}
+
+fn percent_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            let s = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(s, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Reads a Postfix tcp_table line: `get user@domain` → an `isuser` request.
+pub fn parse_postfix(line: &[u8]) -> Result<Request, RequestError> {
+    if line.is_empty() {
+        return Err(RequestError::Empty);
+    }
+    let Some(key) = line.strip_prefix(b"get ") else {
+        let word: String = String::from_utf8_lossy(line)
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(20)
+            .collect();
+        return Ok(Request::Unsupported {
+            command: format!("postfix request {word:?} (only get is supported)"),
+        });
+    };
+    let malformed = RequestError::Fields {
+        command: "get",
+        expected: "get USER@DOMAIN (%XX-encoded)",
+    };
+    let key = percent_decode(key).ok_or(malformed.clone())?;
+    let key = utf8(&key)?;
+    let (user, domain) = split_jid(key).ok_or(malformed)?;
+    Ok(Request::IsUser {
+        user: user.to_string(),
+        domain: domain.to_string(),
+    })
+}
+
+/// Reads saslauthd fields (login, password, service, realm) → an `auth`
+/// request. A domain in the login (`user@domain`) wins over the realm.
+pub fn parse_saslauthd(fields: &[bytes::Bytes]) -> Result<Request, RequestError> {
+    let malformed = RequestError::Fields {
+        command: "saslauthd",
+        expected: "login, password, service, realm",
+    };
+    let [login, password, _service, realm] = fields else {
+        return Err(malformed);
+    };
+    let (login, password, realm) = (utf8(login)?, utf8(password)?, utf8(realm)?);
+    let (user, domain) = match split_jid(login) {
+        Some((u, d)) => (u, d),
+        None if !login.is_empty() && !realm.is_empty() && !login.contains('@') => (login, realm),
+        None => {
+            return Err(RequestError::Fields {
+                command: "saslauthd",
+                expected: "login user@domain, or a realm",
+            })
+        }
+    };
+    Ok(Request::Auth {
+        user: user.to_string(),
+        domain: domain.to_string(),
+        password: password.to_string(),
+    })
+}
+
 /// Reads one frame's payload as a request.
 pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
     if payload.is_empty() {
@@ -232,6 +331,76 @@ mod tests {
             Err(RequestError::NotUtf8 { len: 11 })
         );
         assert_eq!(parse(b"auth:a\0:b:c"), Err(RequestError::NulByte));
+    }
+
+    #[test]
+    fn postfix_get() {
+        assert_eq!(
+            parse_postfix(b"get alice@example.org"),
+            Ok(Request::IsUser {
+                user: "alice".into(),
+                domain: "example.org".into()
+            })
+        );
+        assert_eq!(
+            parse_postfix(b"get j%C3%BCrgen%40xn--mnchen-3ya.de"),
+            Ok(Request::IsUser {
+                user: "jürgen".into(),
+                domain: "xn--mnchen-3ya.de".into()
+            })
+        );
+        assert!(matches!(
+            parse_postfix(b"put a@b x"),
+            Ok(Request::Unsupported { .. })
+        ));
+        for bad in [
+            &b"get alice"[..],
+            b"get @b",
+            b"get a@",
+            b"get a%4@b",
+            b"get a%ZZ@b",
+        ] {
+            assert!(
+                matches!(parse_postfix(bad), Err(RequestError::Fields { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_postfix(b"get a%ff@b"),
+            Err(RequestError::NotUtf8 { len: 4 })
+        );
+        assert_eq!(parse_postfix(b"get a%00@b"), Err(RequestError::NulByte));
+    }
+
+    #[test]
+    fn saslauthd_fields() {
+        let f = |v: [&str; 4]| {
+            v.iter()
+                .map(|s| bytes::Bytes::copy_from_slice(s.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            parse_saslauthd(&f(["alice", "pw", "smtp", "example.org"])),
+            Ok(auth("alice", "example.org", "pw"))
+        );
+        assert_eq!(
+            parse_saslauthd(&f(["alice@example.org", "p:w", "imap", ""])),
+            Ok(auth("alice", "example.org", "p:w"))
+        );
+        assert_eq!(
+            parse_saslauthd(&f(["alice@a.org", "pw", "imap", "b.org"])),
+            Ok(auth("alice", "a.org", "pw"))
+        );
+        assert!(parse_saslauthd(&f(["alice", "pw", "smtp", ""])).is_err());
+        assert!(parse_saslauthd(&f(["", "pw", "smtp", "r"])).is_err());
+        assert!(parse_saslauthd(&f(["a", "b", "c", "d"])[..3]).is_err());
+        let bad = vec![
+            bytes::Bytes::from_static(b"\xff"),
+            "pw".into(),
+            "s".into(),
+            "r".into(),
+        ];
+        assert!(parse_saslauthd(&bad).is_err());
     }
 
     #[test]

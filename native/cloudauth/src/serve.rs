@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tracing::{debug, error, warn};
 
 use crate::codec::{Incoming, Reply};
 use crate::handler::{Handler, Step};
+use crate::request::Dialect;
 
 /// Requests decided concurrently on one stream before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -23,11 +24,20 @@ pub enum End {
     Eof,
     /// The peer sent `quit` or `exit`.
     Quit,
+    /// The process is shutting down; requests already read were answered.
+    Shutdown,
 }
 
-/// Reads requests from `reader` and writes replies to `writer` until EOF or
-/// `quit`; every reply is written before returning.
-pub async fn serve<R, W, C>(reader: R, writer: W, handler: Arc<Handler>) -> io::Result<End>
+/// Reads requests from `reader` and writes replies to `writer` until EOF,
+/// `quit` or `shutdown` turning true; every request read is answered before
+/// returning.
+pub async fn serve<R, W, C>(
+    reader: R,
+    writer: W,
+    handler: Arc<Handler>,
+    dialect: Dialect,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -45,7 +55,15 @@ where
     ));
 
     let mut end = End::Eof;
-    while let Some(item) = frames.next().await {
+    loop {
+        let item = tokio::select! {
+            item = frames.next() => item,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                end = End::Shutdown;
+                break;
+            }
+        };
+        let Some(item) = item else { break };
         let incoming = match item {
             Ok(i) => i,
             Err(e) => {
@@ -54,7 +72,7 @@ where
             }
         };
         let (tx, rx) = oneshot::channel();
-        match handler.triage(incoming) {
+        match handler.triage(incoming, dialect) {
             Step::Quit => {
                 debug!("quit requested");
                 end = End::Quit;

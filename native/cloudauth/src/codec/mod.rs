@@ -5,6 +5,8 @@
 
 pub mod ejabberd;
 pub mod generic;
+pub mod postfix;
+pub mod saslauthd;
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -18,6 +20,9 @@ pub enum FrameProblem {
     /// The length prefix announced more than [`MAX_REQUEST`] bytes; they were skipped.
     #[error("oversized frame of {0} bytes skipped")]
     Oversized(usize),
+    /// The stream ended after only some fields of a multi-field request.
+    #[error("incomplete request at end of input ({0} of 4 fields)")]
+    IncompleteFields(usize),
     /// The stream ended inside a frame.
     #[error("truncated frame at end of input ({got} of {want} bytes)")]
     Truncated {
@@ -33,6 +38,8 @@ pub enum FrameProblem {
 pub enum Incoming {
     /// A complete request payload.
     Payload(Bytes),
+    /// A request made of separately framed fields (saslauthd).
+    Fields(Vec<Bytes>),
     /// Input that cannot be a request, answered with a failure.
     Bad(FrameProblem),
 }

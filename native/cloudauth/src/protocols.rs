@@ -1,0 +1,45 @@
+//! Which codec and request dialect each protocol uses.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::codec::ejabberd::EjabberdCodec;
+use crate::codec::generic::LineCodec;
+use crate::codec::postfix::PostfixCodec;
+use crate::codec::saslauthd::SaslauthdCodec;
+use crate::config::Protocol;
+use crate::handler::Handler;
+use crate::request::Dialect;
+use crate::serve::{serve, End};
+
+/// Serves one stream in `protocol` until EOF, `quit` or shutdown.
+pub async fn serve_protocol<R, W>(
+    protocol: Protocol,
+    reader: R,
+    writer: W,
+    handler: Arc<Handler>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<End>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    match protocol {
+        Protocol::Ejabberd => {
+            serve::<_, _, EjabberdCodec>(reader, writer, handler, Dialect::Colon, shutdown).await
+        }
+        Protocol::Generic => {
+            serve::<_, _, LineCodec>(reader, writer, handler, Dialect::Colon, shutdown).await
+        }
+        Protocol::Postfix => {
+            serve::<_, _, PostfixCodec>(reader, writer, handler, Dialect::Postfix, shutdown).await
+        }
+        Protocol::Saslauthd => {
+            serve::<_, _, SaslauthdCodec>(reader, writer, handler, Dialect::Saslauthd, shutdown)
+                .await
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Socket mode: every listener on one async runtime, one task per
+//! connection, a bound on open connections (accepting pauses at the bound),
+//! graceful shutdown on SIGTERM/SIGINT (requests already read are answered),
+//! and log reopening on SIGHUP.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::Protocol;
+use crate::handler::Handler;
+use crate::listen::Listener;
+use crate::logging;
+use crate::protocols::serve_protocol;
+
+/// Open connections across all listeners before accepting pauses.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Serves all `listeners` until SIGTERM or SIGINT, then drains.
+pub async fn run(
+    listeners: Vec<(Protocol, Listener)>,
+    handler: Arc<Handler>,
+    drain: Duration,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = TaskTracker::new();
+    let mut acceptors = Vec::new();
+    for (protocol, listener) in listeners {
+        info!("listening for {protocol:?} on {}", listener.describe());
+        acceptors.push(tokio::spawn(accept_loop(
+            protocol,
+            listener,
+            Arc::clone(&handler),
+            stop_rx.clone(),
+            Arc::clone(&slots),
+            connections.clone(),
+        )));
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                match logging::reopen() {
+                    Ok(true) => info!("SIGHUP: log file reopened"),
+                    Ok(false) => debug!("SIGHUP: not logging to a file"),
+                    Err(e) => warn!("SIGHUP: cannot reopen the log file: {e}"),
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    for a in acceptors {
+        let _ = a.await;
+    }
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        warn!("connections still busy after {drain:?}; exiting anyway");
+    }
+    info!("shut down");
+    Ok(())
+}
+
+async fn accept_loop(
+    protocol: Protocol,
+    listener: Listener,
+    handler: Arc<Handler>,
+    mut stop: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let accepted = tokio::select! {
+            a = accept(&listener) => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (reader, writer, peer) = match accepted {
+            Ok(parts) => parts,
+            Err(e) => {
+                warn!("accept on {} failed: {e}", listener.describe());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (h, s) = (Arc::clone(&handler), stop.clone());
+        connections.spawn(async move {
+            debug!("{protocol:?} connection from {peer}");
+            match serve_protocol(protocol, reader, writer, h, s).await {
+                Ok(end) => debug!("{protocol:?} connection from {peer} ended ({end:?})"),
+                Err(e) => debug!("{protocol:?} connection from {peer} failed: {e}"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            let (r, w) = s.into_split();
+            Ok((Box::new(r), Box::new(w), peer.to_string()))
+        }
+        Listener::Unix(l) => {
+            let (s, _) = l.accept().await?;
+            let (r, w) = s.into_split();
+            Ok((Box::new(r), Box::new(w), "unix socket".to_string()))
+        }
+    }
+}
