@@ -1,0 +1,237 @@
+//! Socket mode of the `cloudauth` binary: every protocol on one process,
+//! many concurrent connections, garbage, graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cloudauth_core::{token, Secret};
+
+const SECRET: &str = "socket-test-secret";
+const BIN: &str = env!("CARGO_BIN_EXE_cloudauth");
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    ports: [u16; 3],
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts cloudauth with ejabberd, generic and postfix on TCP and saslauthd
+/// on a unix socket; the cloud URL is `cloud`.
+fn start(name: &str, cloud: &str) -> Server {
+    let dir = std::env::temp_dir().join(format!("cloudauth-sock-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let child = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "-u",
+            cloud,
+            "--timeout",
+            "1",
+            "-l",
+        ])
+        .arg(&dir)
+        .arg("--listen")
+        .arg(format!("ejabberd=127.0.0.1:{}", ports[0]))
+        .arg("--listen")
+        .arg(format!("generic=127.0.0.1:{}", ports[1]))
+        .arg("--listen")
+        .arg(format!("postfix=127.0.0.1:{}", ports[2]))
+        .arg("--listen")
+        .arg(format!("saslauthd={}", dir.join("mux").display()))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", ports[2])).is_err() || !dir.join("mux").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "cloudauth did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child, dir, ports }
+}
+
+fn dead_cloud() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/x", l.local_addr().unwrap())
+}
+
+fn frame(p: &[u8]) -> Vec<u8> {
+    let mut v = u16::try_from(p.len()).unwrap().to_be_bytes().to_vec();
+    v.extend_from_slice(p);
+    v
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+#[test]
+fn thousand_concurrent_connections_get_correct_answers() {
+    let srv = start("many", &dead_cloud());
+    let users: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            let u = format!("user{i}");
+            let t = token::mint(&Secret::new(SECRET), &u, "example.org", now() + 600);
+            (u, t)
+        })
+        .collect();
+    // Open all connections first, so that they are concurrent.
+    let mut conns: Vec<TcpStream> = (0..users.len()).map(|_| connect(srv.ports[0])).collect();
+    for (i, (c, (u, t))) in conns.iter_mut().zip(&users).enumerate() {
+        // Even: own token (yes); odd: the neighbour's token (no).
+        let tok = if i % 2 == 0 { t } else { &users[i - 1].1 };
+        c.write_all(&frame(format!("auth:{u}:example.org:{tok}").as_bytes()))
+            .unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let mut reply = [0u8; 4];
+        c.read_exact(&mut reply).unwrap();
+        let expected = if i % 2 == 0 {
+            [0, 2, 0, 1]
+        } else {
+            [0, 2, 0, 0]
+        };
+        assert_eq!(reply, expected, "connection {i}");
+    }
+}
+
+#[test]
+fn garbage_never_kills_the_listener() {
+    let srv = start("garbage", &dead_cloud());
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![0xff; 5000],
+        vec![0, 0, 0, 0, 0, 0],
+        b"\x00\x05\xff\xfe\xfd\xfc\xfb".to_vec(),
+        (0..=255u8).cycle().take(70_000).collect(),
+        b"\n\n\n\r\n".to_vec(),
+        vec![0x7f, 0xff],
+    ];
+    for g in &garbage {
+        for port in srv.ports {
+            let mut c = connect(port);
+            let _ = c.write_all(g);
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let mut sink = Vec::new();
+            let _ = c.read_to_end(&mut sink);
+        }
+        let mut u = UnixStream::connect(srv.dir.join("mux")).unwrap();
+        u.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = u.write_all(g);
+        let _ = u.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = u.read_to_end(&mut sink);
+    }
+    // Every protocol still answers correctly afterwards.
+    let mut e = connect(srv.ports[0]);
+    e.write_all(&frame(format!("auth:alice:example.org:{tok}").as_bytes()))
+        .unwrap();
+    let mut r = [0u8; 4];
+    e.read_exact(&mut r).unwrap();
+    assert_eq!(r, [0, 2, 0, 1]);
+    let mut g = BufReader::new(connect(srv.ports[1]));
+    g.get_mut()
+        .write_all(format!("auth:alice:example.org:{tok}\n").as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    g.read_line(&mut line).unwrap();
+    assert_eq!(line, "1\n");
+    let mut p = BufReader::new(connect(srv.ports[2]));
+    p.get_mut().write_all(b"get alice@example.org\n").unwrap();
+    line.clear();
+    p.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("400 "),
+        "cloud down: temporary failure, got {line:?}"
+    );
+    let mut u = UnixStream::connect(srv.dir.join("mux")).unwrap();
+    let req = [
+        frame(b"alice"),
+        frame(tok.as_bytes()),
+        frame(b"smtp"),
+        frame(b"example.org"),
+    ]
+    .concat();
+    u.write_all(&req).unwrap();
+    let mut sasl = [0u8; 4];
+    u.read_exact(&mut sasl).unwrap();
+    assert_eq!(&sasl, b"\x00\x02OK");
+    let log = std::fs::read_to_string(srv.dir.join("cloudauth.log")).unwrap();
+    assert!(log.contains("bad input") || log.contains("bad request"));
+    assert!(!log.contains(&tok) && !log.contains(SECRET));
+}
+
+#[test]
+fn sigterm_answers_requests_in_flight_then_exits() {
+    // A cloud that accepts connections and never answers.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", hang.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut keep = Vec::new();
+        for s in hang.incoming().take(8).flatten() {
+            keep.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let mut srv = start("term", &url);
+    let mut c = connect(srv.ports[0]);
+    c.write_all(&frame(b"auth:alice:example.org:password"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = srv.child.id().to_string();
+    let started = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut reply = [0u8; 4];
+    c.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        reply,
+        [0, 2, 0, 2],
+        "the pending request is answered (tempfail after the 1 s timeout)"
+    );
+    let status = srv.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        TcpStream::connect(("127.0.0.1", srv.ports[0])).is_err(),
+        "listener closed"
+    );
+    drop(held);
+}
