@@ -8,6 +8,7 @@ command -v erl >/dev/null 2>&1 || need+=(erlang-base)
 [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+[ -x /usr/bin/systemd-socket-activate ] || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

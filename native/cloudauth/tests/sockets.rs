@@ -235,3 +235,68 @@ fn sigterm_answers_requests_in_flight_then_exits() {
     );
     drop(held);
 }
+
+#[test]
+fn systemd_socket_activation_names_select_protocols() {
+    let activate = "/usr/bin/systemd-socket-activate";
+    assert!(
+        std::path::Path::new(activate).exists(),
+        "systemd-socket-activate missing (Debian package systemd)"
+    );
+    let dir = std::env::temp_dir().join(format!("cloudauth-sd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pe, pp) = (free_port(), free_port());
+    let mut child = Command::new(activate)
+        .arg("-l")
+        .arg(format!("127.0.0.1:{pe}"))
+        .arg("-l")
+        .arg(format!("127.0.0.1:{pp}"))
+        .args([
+            "--fdname=ejabberd:postfix",
+            BIN,
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "-u",
+            &dead_cloud(),
+            "-l",
+        ])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", pp)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "systemd-socket-activate did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    let mut e = connect(pe);
+    e.write_all(&frame(format!("auth:alice:example.org:{tok}").as_bytes()))
+        .unwrap();
+    let mut r = [0u8; 4];
+    e.read_exact(&mut r).unwrap();
+    assert_eq!(
+        r,
+        [0, 2, 0, 1],
+        "ejabberd protocol on the socket named ejabberd"
+    );
+    let mut p = BufReader::new(connect(pp));
+    p.get_mut().write_all(b"get alice@example.org\n").unwrap();
+    let mut line = String::new();
+    p.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("400 "),
+        "postfix protocol on the socket named postfix: {line:?}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
