@@ -1,1 +1,195 @@
-fn main() {}
+//! `jsxc-test-backend`: the project's own implementation of the JSXC
+//! external API of the Nextcloud ojsxc app (signature check included), with
+//! fault injection switchable at run time, for end-to-end tests, the demo
+//! and benchmarks. Loopback use only.
+
+mod api;
+mod control;
+mod faults;
+mod state;
+mod stats;
+mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+use clap::Parser;
+use cloudauth_core::Secret;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::faults::Fault;
+use crate::state::App;
+use crate::stats::Stats;
+use crate::users::Directory;
+
+/// Largest request body accepted (larger: HTTP 413).
+const MAX_BODY: usize = 64 * 1024;
+
+/// Test server for the JSXC external API.
+#[derive(Debug, Parser)]
+#[command(name = "jsxc-test-backend", version)]
+struct Cli {
+    /// API address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Control address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: SocketAddr,
+    /// API secret.
+    #[arg(long, conflicts_with = "secret_file")]
+    secret: Option<String>,
+    /// File holding the API secret (first line).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Users file (JSON).
+    #[arg(long)]
+    users: PathBuf,
+    /// API path.
+    #[arg(long, default_value = "/index.php/apps/ojsxc/ajax/externalApi.php")]
+    path: String,
+    /// No per-request log lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn api_router(app: Arc<App>, path: &str) -> Router {
+    Router::new()
+        .route(path, post(api::handle))
+        .route("/", post(api::handle))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+/// Serves the API on `addr`, closing the listener (and idle connections)
+/// while the fault mode is `Down` and re-binding the same address after.
+async fn api_supervisor(
+    addr: SocketAddr,
+    first: TcpListener,
+    router: Router,
+    mut fault: watch::Receiver<Fault>,
+) {
+    let mut listener = Some(first);
+    loop {
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match bind_retrying(addr).await {
+                Some(l) => l,
+                None => {
+                    eprintln!("jsxc-test-backend: cannot re-bind {addr}");
+                    return;
+                }
+            },
+        };
+        let mut down = fault.clone();
+        let serving = axum::serve(l, router.clone()).with_graceful_shutdown(async move {
+            let _ = down.wait_for(|f| *f == Fault::Down).await;
+        });
+        if let Err(e) = serving.await {
+            eprintln!("jsxc-test-backend: API server failed: {e}");
+            return;
+        }
+        if fault.wait_for(|f| *f != Fault::Down).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn bind_retrying(addr: SocketAddr) -> Option<TcpListener> {
+    for _ in 0..50 {
+        if let Ok(l) = TcpListener::bind(addr).await {
+            return Some(l);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let secret = match (&cli.secret, &cli.secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| format!("{}: {e}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        (None, None) => return Err("give --secret or --secret-file".into()),
+    };
+    let users = Directory::load(&cli.users).map_err(|e| e.to_string())?;
+    let (fault_tx, fault_rx) = watch::channel(Fault::Ok);
+    let app = Arc::new(App {
+        secret: Secret::new(secret.into_bytes()),
+        users: RwLock::new(Arc::new(users)),
+        users_path: cli.users.clone(),
+        stats: Stats::default(),
+        fault: fault_tx,
+        quiet: cli.quiet,
+    });
+    let api_listener = TcpListener::bind(cli.listen)
+        .await
+        .map_err(|e| format!("{}: {e}", cli.listen))?;
+    let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
+    let control_listener = TcpListener::bind(cli.control)
+        .await
+        .map_err(|e| format!("{}: {e}", cli.control))?;
+    let control_addr = control_listener.local_addr().map_err(|e| e.to_string())?;
+
+    let api = tokio::spawn(api_supervisor(
+        api_addr,
+        api_listener,
+        api_router(Arc::clone(&app), &cli.path),
+        fault_rx,
+    ));
+    let control =
+        tokio::spawn(async move { axum::serve(control_listener, control::router(app)).await });
+
+    let ready = format!(
+        "READY api=http://{api_addr}{} control=http://{control_addr}\n",
+        cli.path
+    );
+    let mut out = tokio::io::stdout();
+    out.write_all(ready.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    out.flush().await.map_err(|e| e.to_string())?;
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = api => eprintln!("jsxc-test-backend: API server stopped"),
+        _ = control => eprintln!("jsxc-test-backend: control server stopped"),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("jsxc-test-backend: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jsxc-test-backend: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! State shared by the API and the control server.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use cloudauth_core::Secret;
+use tokio::sync::watch;
+
+use crate::faults::Fault;
+use crate::stats::Stats;
+use crate::users::{Directory, UsersError};
+
+/// Everything both servers see.
+pub struct App {
+    /// The API secret requests must be signed with.
+    pub secret: Secret,
+    /// Accounts.
+    pub users: RwLock<Arc<Directory>>,
+    /// Where accounts are read from.
+    pub users_path: PathBuf,
+    /// Request counters.
+    pub stats: Stats,
+    /// Current fault mode.
+    pub fault: watch::Sender<Fault>,
+    /// Log nothing per request.
+    pub quiet: bool,
+}
+
+impl App {
+    /// The current accounts.
+    pub fn directory(&self) -> Arc<Directory> {
+        match self.users.read() {
+            Ok(d) => Arc::clone(&d),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Re-reads the users file; keeps the old accounts on error.
+    pub fn reload(&self) -> Result<(), UsersError> {
+        let fresh = Arc::new(Directory::load(&self.users_path)?);
+        match self.users.write() {
+            Ok(mut d) => *d = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
+    }
+}

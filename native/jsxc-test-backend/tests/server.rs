@@ -1,0 +1,292 @@
+//! The real `jsxc-test-backend` binary, driven over HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cloudauth_core::api::Operation;
+use cloudauth_core::{signature, BackendClient, BackendError, DomainSettings, Secret, Timeouts};
+
+const SECRET: &str = "backend-test-secret";
+
+struct Backend {
+    child: Child,
+    api: String,
+    control: String,
+    users: std::path::PathBuf,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const USERS: &str = r#"{"users": [
+  {"uid": "alice", "password": "alice-pw", "name": "Alice A", "groups": ["Team"]},
+  {"uid": "bob", "password": "bob-pw", "name": "Bob B", "groups": ["Team"]},
+  {"uid": "jürgen@xn--mnchen-3ya.de", "password": "pässwörd"},
+  {"uid": "carol", "password": "carol-pw"}
+]}"#;
+
+fn start(name: &str) -> Backend {
+    let dir = std::env::temp_dir().join(format!("jsxc-backend-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.json");
+    std::fs::write(&users, USERS).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
+        .args(["--secret", SECRET, "--quiet", "--users"])
+        .arg(&users)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rest = line.trim().strip_prefix("READY api=").expect("READY line");
+    let (api, control) = rest.split_once(" control=").unwrap();
+    Backend {
+        child,
+        api: api.into(),
+        control: control.into(),
+        users,
+    }
+}
+
+/// Minimal HTTP/1.1 request; returns (status, body).
+fn http(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn fault(b: &Backend, query: &str) {
+    let (status, _) = http(&format!("{}/fault?{query}", b.control), "POST", &[], b"").unwrap();
+    assert_eq!(status, 200, "{query}");
+}
+
+fn stats(b: &Backend) -> serde_json::Value {
+    let (_, body) = http(&format!("{}/stats", b.control), "GET", &[], b"").unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn client() -> BackendClient {
+    BackendClient::new(Timeouts {
+        connect: Duration::from_secs(2),
+        total: Duration::from_secs(2),
+    })
+}
+
+fn settings(b: &Backend) -> DomainSettings {
+    DomainSettings {
+        url: b.api.clone(),
+        secret: Secret::new(SECRET),
+        auth_domain: None,
+    }
+}
+
+#[tokio::test]
+async fn jsxc_operations_with_the_real_client() {
+    let b = start("ops");
+    let (c, s) = (client(), settings(&b));
+    assert_eq!(
+        c.auth(&s, "alice", "example.org", "alice-pw").await,
+        Ok(true)
+    );
+    assert_eq!(c.auth(&s, "alice", "example.org", "wrong").await, Ok(false));
+    assert_eq!(
+        c.auth(&s, "jürgen", "xn--mnchen-3ya.de", "pässwörd").await,
+        Ok(true),
+        "user@domain is tried first"
+    );
+    assert_eq!(
+        c.auth(&s, "jürgen", "other.de", "pässwörd").await,
+        Ok(false)
+    );
+    assert_eq!(c.is_user(&s, "bob", "example.org").await, Ok(true));
+    assert_eq!(c.is_user(&s, "mallory", "example.org").await, Ok(false));
+    let r = c.shared_roster(&s, "alice", "example.org").await.unwrap();
+    assert_eq!(r["bob"].name, "Bob B");
+    assert_eq!(r["bob"].groups, vec!["Team".to_string()]);
+    assert!(c
+        .shared_roster(&s, "carol", "example.org")
+        .await
+        .unwrap()
+        .is_empty());
+    let st = stats(&b);
+    assert_eq!(
+        (
+            st["auth"].as_u64(),
+            st["isuser"].as_u64(),
+            st["sharedroster"].as_u64()
+        ),
+        (Some(4), Some(2), Some(2))
+    );
+}
+
+#[tokio::test]
+async fn wrong_secret_is_rejected_like_ojsxc() {
+    let b = start("sig");
+    let s = DomainSettings {
+        url: b.api.clone(),
+        secret: Secret::new("wrong"),
+        auth_domain: None,
+    };
+    let r = client().auth(&s, "alice", "example.org", "alice-pw").await;
+    assert!(
+        matches!(r, Err(BackendError::SignatureRejected { status: 500, .. })),
+        "{r:?}"
+    );
+    let body = Operation::IsUser {
+        username: "alice",
+        domain: "x",
+    }
+    .body();
+    let (status, text) = http(&b.api, "POST", &[], body.as_bytes()).unwrap();
+    assert_eq!(status, 500);
+    assert!(text.contains("No signature provided"));
+    // Signed over other bytes than sent.
+    let sig = signature::sign(
+        &Secret::new(SECRET),
+        b"operation=isuser&username=bob&domain=x",
+    );
+    let (status, text) = http(
+        &b.api,
+        "POST",
+        &[("X-JSXC-Signature", &sig)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, text.contains("Signature does not match")),
+        (500, true)
+    );
+    assert_eq!(stats(&b)["bad_signature"].as_u64(), Some(3));
+}
+
+#[tokio::test]
+async fn faults_switch_at_run_time() {
+    let b = start("faults");
+    let (c, s) = (client(), settings(&b));
+    fault(&b, "mode=http500");
+    assert!(matches!(
+        c.is_user(&s, "bob", "x").await,
+        Err(BackendError::HttpStatus { status: 500, .. })
+    ));
+    fault(&b, "mode=nonjson");
+    assert!(matches!(
+        c.is_user(&s, "bob", "x").await,
+        Err(BackendError::Decode(_))
+    ));
+    fault(&b, "mode=redirect");
+    assert!(matches!(
+        c.is_user(&s, "bob", "x").await,
+        Err(BackendError::Redirect { .. })
+    ));
+    fault(&b, "mode=huge");
+    assert!(matches!(
+        c.is_user(&s, "bob", "x").await,
+        Err(BackendError::BodyTooLarge(_))
+    ));
+    fault(&b, "mode=delay&ms=600");
+    let t = Instant::now();
+    assert_eq!(c.is_user(&s, "bob", "x").await, Ok(true));
+    assert!(t.elapsed() >= Duration::from_millis(600));
+    fault(&b, "mode=down");
+    let fresh = client(); // no pooled connection
+    assert!(matches!(
+        fresh.is_user(&s, "bob", "x").await,
+        Err(BackendError::ConnectionRefused { .. })
+    ));
+    assert!(
+        matches!(
+            c.is_user(&s, "bob", "x").await,
+            Err(BackendError::ConnectionRefused { .. }
+                | BackendError::Connect { .. }
+                | BackendError::Body(_))
+        ),
+        "a pooled keep-alive connection does not get through either"
+    );
+    fault(&b, "mode=ok");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match c.is_user(&s, "bob", "x").await {
+            Ok(true) => break,
+            r => assert!(
+                Instant::now() < deadline,
+                "not back up on the same port: {r:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = http(
+        &format!("{}/fault?mode=explode", b.control),
+        "POST",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn reload_and_reset() {
+    let b = start("reload");
+    let (c, s) = (client(), settings(&b));
+    assert_eq!(c.is_user(&s, "dave", "x").await, Ok(false));
+    std::fs::write(&b.users, r#"{"users": [{"uid": "dave", "password": "d"}]}"#).unwrap();
+    let (status, _) = http(&format!("{}/reload", b.control), "POST", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(c.is_user(&s, "dave", "x").await, Ok(true));
+    assert_eq!(c.is_user(&s, "alice", "x").await, Ok(false));
+    std::fs::write(&b.users, "not json").unwrap();
+    let (status, _) = http(&format!("{}/reload", b.control), "POST", &[], b"").unwrap();
+    assert_eq!(status, 500);
+    assert_eq!(
+        c.is_user(&s, "dave", "x").await,
+        Ok(true),
+        "a broken file keeps the old users"
+    );
+    http(&format!("{}/stats/reset", b.control), "POST", &[], b"").unwrap();
+    assert_eq!(stats(&b)["total"].as_u64(), Some(0));
+    let (status, _) = http(&b.api, "GET", &[], b"").unwrap();
+    assert_eq!(status, 405);
+    let big = vec![b'a'; 70 * 1024];
+    let (status, _) = http(&b.api, "POST", &[], &big).unwrap();
+    assert_eq!(status, 413);
+}
