@@ -1,0 +1,108 @@
+# Shared helpers for the end-to-end tests (bash; source it).
+# Everything runs on 127.0.0.1; every started process is stopped by cleanup.
+
+E2E_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$E2E_LIB/../.." && pwd)
+BIN_DIR=${CLOUDAUTH_BIN_DIR:-$ROOT/target/release}
+SANDBOX="$E2E_LIB/ejabberd-sandbox"
+PASS=0
+FAIL=0
+CLEANUP=()
+
+# --- reporting -------------------------------------------------------------
+ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
+not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
+# expect NAME EXPECTED ACTUAL [DETAIL]
+expect() {
+    if [ "$2" = "$3" ]; then ok "$1${4:+ ($4)}"; else not_ok "$1: expected $2, got $3${4:+ ($4)}"; fi
+}
+# finish: prints the closing line and exits accordingly
+finish() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+    exit $?
+}
+die_setup() {
+    not_ok "setup: $*"
+    finish
+}
+
+# --- processes -------------------------------------------------------------
+on_exit() { CLEANUP+=("$*"); }
+run_cleanup() {
+    local i
+    for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[$i]}" >/dev/null 2>&1; done
+}
+trap run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+workdir() { # workdir NAME -> a fresh directory, removed at exit unless KEEP=1
+    local d
+    mkdir -p "$ROOT/test/.work"
+    d=$(mktemp -d "$ROOT/test/.work/$1.XXXXXX")
+    [ "${KEEP:-0}" = 1 ] || on_exit "rm -rf '$d'"
+    echo "$d"
+}
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+now_ms() { date +%s%3N; }
+
+# --- the JSXC test backend ---------------------------------------------------
+# start_backend DIR SECRET USERS_JSON_TEXT -> sets BACKEND_URL BACKEND_CONTROL BACKEND_PID
+start_backend() {
+    local dir=$1 secret=$2 users=$3 line
+    printf '%s\n' "$users" > "$dir/users.json"
+    mkfifo "$dir/backend.ready"
+    "$BIN_DIR/jsxc-test-backend" --secret "$secret" --users "$dir/users.json" --quiet \
+        > "$dir/backend.ready" 2> "$dir/backend.log" &
+    BACKEND_PID=$!
+    on_exit "kill $BACKEND_PID"
+    read -r -t 10 line < "$dir/backend.ready" || return 1
+    line=${line#READY api=}
+    BACKEND_URL=${line%% control=*}
+    BACKEND_CONTROL=${line##* control=}
+    [ -n "$BACKEND_URL" ] && [ -n "$BACKEND_CONTROL" ]
+}
+
+fault() { # fault MODE [MS]
+    curl -sf -X POST "$BACKEND_CONTROL/fault?mode=$1${2:+&ms=$2}" >/dev/null
+}
+
+backend_count() { # backend_count OP -> requests of that operation so far
+    curl -sf "$BACKEND_CONTROL/stats" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+# --- ejabberd ----------------------------------------------------------------
+# start_ejabberd DIR PORT EXTRA_YAML_FILE
+start_ejabberd() {
+    on_exit "'$SANDBOX' stop '$1'"
+    "$SANDBOX" start "$1" "$2" "$3" || {
+        echo "# ejabberd log tail:"; tail -n 30 "$1/log/ejabberd.log" 2>/dev/null | sed 's/^/#   /'
+        echo "# erl.out tail:"; tail -n 30 "$1/log/erl.out" 2>/dev/null | sed 's/^/#   /'
+        return 1
+    }
+}
+
+# --- XMPP ----------------------------------------------------------------------
+# login JID PASSWORD PORT [extra args] -> exit status of xmpp_login.py (0 ok, 1 refused, 2 error)
+login() {
+    /usr/bin/python3 "$E2E_LIB/xmpp_login.py" "$@"
+}
+
+# timed_login JID PASSWORD PORT -> prints "RC MS"
+timed_login() {
+    local t0 rc
+    t0=$(now_ms)
+    login "$@"
+    rc=$?
+    echo "$rc $(( $(now_ms) - t0 ))"
+}
+
+mint() { # mint USER DOMAIN SECRET [--ttl T | --expiry UNIX]
+    local u=$1 d=$2 s=$3
+    shift 3
+    "$BIN_DIR/cloudauth" -c /dev/null -s "$s" token "$u" "$d" "$@"
+}
