@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -11,6 +12,9 @@ use axum::{Json, Router};
 
 use crate::faults::Fault;
 use crate::state::App;
+
+/// Longest wait for the API listener to close or reopen after a switch.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// Routes of the control server.
 pub fn router(app: Arc<App>) -> Router {
@@ -31,6 +35,19 @@ async fn set_fault(
     match q.get("mode").and_then(|m| Fault::parse(m, ms)) {
         Some(f) => {
             app.fault.send_replace(f);
+            // Answer only once the listener is in the state the mode implies,
+            // so that a test's next request sees the new mode.
+            let want_open = f != Fault::Down;
+            let mut listening = app.listening.subscribe();
+            let settled =
+                tokio::time::timeout(SETTLE, listening.wait_for(|open| *open == want_open)).await;
+            if !matches!(settled, Ok(Ok(_))) {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{f:?} did not take effect within {SETTLE:?}\n"),
+                )
+                    .into_response();
+            }
             if !app.quiet {
                 eprintln!("jsxc-test-backend: fault mode {f:?}");
             }

@@ -70,11 +70,13 @@ fn api_router(app: Arc<App>, path: &str) -> Router {
 
 /// Serves the API on `addr`, closing the listener (and idle connections)
 /// while the fault mode is `Down` and re-binding the same address after.
+/// `listening` tells the control server when a switch has taken effect.
 async fn api_supervisor(
     addr: SocketAddr,
     first: TcpListener,
     router: Router,
     mut fault: watch::Receiver<Fault>,
+    listening: watch::Sender<bool>,
 ) {
     let mut listener = Some(first);
     loop {
@@ -88,11 +90,14 @@ async fn api_supervisor(
                 }
             },
         };
+        listening.send_replace(true);
         let mut down = fault.clone();
         let serving = axum::serve(l, router.clone()).with_graceful_shutdown(async move {
             let _ = down.wait_for(|f| *f == Fault::Down).await;
         });
-        if let Err(e) = serving.await {
+        let served = serving.await;
+        listening.send_replace(false);
+        if let Err(e) = served {
             eprintln!("jsxc-test-backend: API server failed: {e}");
             return;
         }
@@ -125,12 +130,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let users = Directory::load(&cli.users).map_err(|e| e.to_string())?;
     let (fault_tx, fault_rx) = watch::channel(Fault::Ok);
+    let (listening_tx, _) = watch::channel(false);
     let app = Arc::new(App {
         secret: Secret::new(secret.into_bytes()),
         users: RwLock::new(Arc::new(users)),
         users_path: cli.users.clone(),
         stats: Stats::default(),
         fault: fault_tx,
+        listening: listening_tx.clone(),
         quiet: cli.quiet,
     });
     let api_listener = TcpListener::bind(cli.listen)
@@ -147,6 +154,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         api_listener,
         api_router(Arc::clone(&app), &cli.path),
         fault_rx,
+        listening_tx,
     ));
     let control =
         tokio::spawn(async move { axum::serve(control_listener, control::router(app)).await });

@@ -22,6 +22,8 @@ pub struct App {
     pub stats: Stats,
     /// Current fault mode.
     pub fault: watch::Sender<Fault>,
+    /// Whether the API listener is open right now (false while `Down` is in force).
+    pub listening: watch::Sender<bool>,
     /// Log nothing per request.
     pub quiet: bool,
 }
