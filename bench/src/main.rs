@@ -1,1 +1,347 @@
-fn main() {}
+//! `extauth-load`: a load driver for ejabberd extauth programs.
+//!
+//! Starts the JSXC test backend, runs P instances of the command under test
+//! like ejabberd's `extauth_pool_size`, drives N requests (one outstanding
+//! per process) and reports req/s, p50/p99 latency, wrong answers, peak RSS
+//! and time to the first answer, with ratios against baselines measured in
+//! the same run: the no-op responder over the same pipes, and the test
+//! backend's own rate through the same HTTP client without any pipe.
+//!
+//! `extauth-load --scenario token --procs 2 --requests 20000 -- target/release/cloudauth -t ejabberd -u {url} -s {secret} -l /tmp`
+
+mod driver;
+mod stats;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, ValueEnum};
+use cloudauth_core::{token, BackendClient, DomainSettings, Secret, Timeouts};
+
+use crate::driver::{Case, RunResult};
+use crate::stats::percentile;
+
+const USERS: usize = 100;
+const DOMAIN: &str = "localhost";
+
+/// What the requests are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// `auth` with a valid JSXC token (no cloud call).
+    Token,
+    /// `auth` with the right password (one cloud call each, unless cached).
+    CloudOk,
+    /// `isuser` (one cloud call each).
+    Isuser,
+}
+
+/// Load driver for extauth programs.
+#[derive(Debug, Parser)]
+#[command(name = "extauth-load")]
+struct Cli {
+    /// Request mix.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Processes (like extauth_pool_size).
+    #[arg(long, default_value_t = 2)]
+    procs: usize,
+    /// Requests in total, per round.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Rounds; each runs the baseline and the command under test back to
+    /// back, and the median runs are compared (machine noise hits both).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// API secret for the test backend and the tokens.
+    #[arg(long, default_value = "bench-secret")]
+    secret: String,
+    /// The test backend binary (default: next to this program).
+    #[arg(long)]
+    backend_bin: Option<PathBuf>,
+    /// Command under test; `{url}` and `{secret}` are substituted.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+struct Backend {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_backend(bin: &Path, secret: &str, dir: &Path) -> Result<Backend, String> {
+    let users: Vec<String> = (0..USERS)
+        .map(|i| format!("{{\"uid\":\"user{i}\",\"password\":\"pw-{i}\"}}"))
+        .collect();
+    let file = dir.join("users.json");
+    std::fs::write(&file, format!("{{\"users\":[{}]}}", users.join(",")))
+        .map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(bin)
+        .args(["--secret", secret, "--quiet", "--users"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let out = child.stdout.take().ok_or("backend without stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let url = line
+        .trim()
+        .strip_prefix("READY api=")
+        .and_then(|r| r.split(' ').next())
+        .ok_or_else(|| format!("unexpected backend output {line:?}"))?
+        .to_string();
+    Ok(Backend { child, url })
+}
+
+fn cases(scenario: Scenario, secret: &Secret, procs: usize, per_proc: usize) -> Vec<Vec<Case>> {
+    let expiry = now() + 3600;
+    let tokens: Vec<String> = (0..USERS)
+        .map(|i| token::mint(secret, &format!("user{i}"), DOMAIN, expiry))
+        .collect();
+    (0..procs)
+        .map(|p| {
+            (0..per_proc)
+                .map(|k| {
+                    let i = (p * 7919 + k) % USERS;
+                    let payload = match scenario {
+                        Scenario::Token => format!("auth:user{i}:{DOMAIN}:{}", tokens[i]),
+                        Scenario::CloudOk => format!("auth:user{i}:{DOMAIN}:pw-{i}"),
+                        Scenario::Isuser => format!("isuser:user{i}:{DOMAIN}"),
+                    };
+                    Case {
+                        payload: payload.into_bytes(),
+                        expected: [0, 2, 0, 1],
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The backend's own rate through the same HTTP client, `procs` sequential callers.
+async fn direct_backend(
+    url: &str,
+    secret: &str,
+    scenario: Scenario,
+    procs: usize,
+    per_proc: usize,
+) -> Result<f64, String> {
+    let client = Arc::new(BackendClient::new(Timeouts {
+        connect: Duration::from_secs(5),
+        total: Duration::from_secs(5),
+    }));
+    let settings = Arc::new(DomainSettings {
+        url: url.to_string(),
+        secret: Secret::new(secret),
+        auth_domain: None,
+    });
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..procs {
+        let (c, s) = (Arc::clone(&client), Arc::clone(&settings));
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per_proc {
+                let i = (p * 7919 + k) % USERS;
+                let user = format!("user{i}");
+                let r = match scenario {
+                    Scenario::Isuser => c.is_user(&s, &user, DOMAIN).await,
+                    _ => c.auth(&s, &user, DOMAIN, &format!("pw-{i}")).await,
+                };
+                if r != Ok(true) {
+                    return Err(format!("direct backend call failed: {r:?}"));
+                }
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok((procs * per_proc) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The run with the median rate; wrong answers summed and peak RSS maxed over all runs.
+fn median_run(mut runs: Vec<RunResult>) -> RunResult {
+    let wrong: usize = runs.iter().map(|r| r.wrong).sum();
+    let rss = runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let mut m = runs.swap_remove(runs.len() / 2);
+    m.wrong = wrong;
+    m.max_rss_kib = rss;
+    m
+}
+
+fn describe(name: &str, r: &RunResult) {
+    println!(
+        "{name:<22} {:>10.0} req/s  p50 {:>7.1} us  p99 {:>7.1} us  wrong {}  peak RSS {} KiB",
+        r.rate(),
+        percentile(&r.latencies, 0.5).as_secs_f64() * 1e6,
+        percentile(&r.latencies, 0.99).as_secs_f64() * 1e6,
+        r.wrong,
+        r.max_rss_kib
+    );
+}
+
+async fn run(cli: Cli) -> Result<bool, String> {
+    let dir = std::env::temp_dir().join(format!("extauth-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let backend = start_backend(
+        &cli.backend_bin
+            .clone()
+            .unwrap_or_else(|| sibling("jsxc-test-backend")),
+        &cli.secret,
+        &dir,
+    )?;
+    let argv: Vec<String> = cli
+        .command
+        .iter()
+        .map(|a| {
+            a.replace("{url}", &backend.url)
+                .replace("{secret}", &cli.secret)
+        })
+        .collect();
+    let procs = cli.procs.max(1);
+    let per_proc = (cli.requests / procs).max(1);
+    let secret = Secret::new(cli.secret.as_bytes());
+    let cases = cases(cli.scenario, &secret, procs, per_proc);
+    let log = dir.join("stderr.log");
+    let io = |e: std::io::Error| e.to_string();
+
+    let rounds = cli.rounds.max(1);
+    println!(
+        "scenario {:?}, {procs} processes, {} requests per round, {rounds} rounds",
+        cli.scenario,
+        procs * per_proc
+    );
+    let noop_argv = [sibling("noop-responder").display().to_string()];
+    let (mut noop_runs, mut target_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        noop_runs.push(
+            driver::run(&noop_argv, procs, &cases, &log)
+                .await
+                .map_err(io)?,
+        );
+        target_runs.push(driver::run(&argv, procs, &cases, &log).await.map_err(io)?);
+    }
+    let noop = median_run(noop_runs);
+    let target = median_run(target_runs);
+    describe("no-op responder", &noop);
+    describe("under test", &target);
+    let first_payload = format!(
+        "auth:user0:{DOMAIN}:{}",
+        token::mint(&secret, "user0", DOMAIN, now() + 3600)
+    );
+    let first = driver::first_answer(&argv, first_payload.as_bytes(), 5, &log)
+        .await
+        .map_err(io)?;
+    let noop_ratio = target.rate() / noop.rate();
+    println!(
+        "first answer after spawn (median of 5): {:.2} ms",
+        first.as_secs_f64() * 1e3
+    );
+    println!("ratio to the no-op responder: {:.1} %", noop_ratio * 100.0);
+
+    let mut direct = None;
+    if cli.scenario != Scenario::Token {
+        let d = direct_backend(&backend.url, &cli.secret, cli.scenario, procs, per_proc).await?;
+        println!(
+            "test backend, same HTTP client, no pipe: {d:.0} req/s; ratio {:.1} %",
+            target.rate() / d * 100.0
+        );
+        direct = Some(d);
+    }
+    let rss_ok = target.max_rss_kib <= 6 * 1024;
+    let first_ok = first <= Duration::from_millis(10);
+    let rate_ok = match direct {
+        None => noop_ratio >= 0.9,
+        Some(d) => target.rate() / d >= 0.8,
+    };
+    let verdict = |b: bool| if b { "met" } else { "MISSED" };
+    match direct {
+        None => println!("target token >= 90 % of no-op: {}", verdict(rate_ok)),
+        Some(_) => println!(
+            "target >= 80 % of the backend's own rate: {}",
+            verdict(rate_ok)
+        ),
+    }
+    println!(
+        "target RSS <= 6 MiB: {}; first answer <= 10 ms: {}",
+        verdict(rss_ok),
+        verdict(first_ok)
+    );
+    println!(
+        "RESULT {{\"scenario\":\"{:?}\",\"procs\":{},\"requests\":{},\"rate\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"wrong\":{},\"rss_kib\":{},\"first_answer_ms\":{:.2},\"noop_rate\":{:.0},\"noop_ratio\":{:.3},\"direct_backend_rate\":{}}}",
+        cli.scenario,
+        procs,
+        target.requests,
+        target.rate(),
+        percentile(&target.latencies, 0.5).as_secs_f64() * 1e6,
+        percentile(&target.latencies, 0.99).as_secs_f64() * 1e6,
+        target.wrong,
+        target.max_rss_kib,
+        first.as_secs_f64() * 1e3,
+        noop.rate(),
+        noop_ratio,
+        direct.map(|d| format!("{d:.0}")).unwrap_or_else(|| "null".into())
+    );
+    drop(backend);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(target.wrong == 0 && noop.wrong == 0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("extauth-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let budget = Duration::from_secs(300);
+    match rt.block_on(async { tokio::time::timeout(budget, run(cli)).await }) {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("extauth-load: wrong answers");
+            ExitCode::from(1)
+        }
+        Ok(Err(e)) => {
+            eprintln!("extauth-load: {e}");
+            ExitCode::from(2)
+        }
+        Err(_) => {
+            eprintln!("extauth-load: gave up after {budget:?}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -38,18 +38,17 @@ pub fn reply_for(verdict: &Verdict, on_trouble: TroublePolicy) -> Reply {
 }
 
 fn log_decision(op: &str, user: &str, domain: &str, d: &Decision, started: Instant) {
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let reason = d.reason.map(|r| format!(" ({r})")).unwrap_or_default();
-    match &d.verdict {
-        Verdict::Trouble(cause) => warn!(
-            "{op} {user}@{domain}: backend trouble via {} in {ms:.2} ms: {cause}",
-            d.path.word()
+    let us = started.elapsed().as_micros();
+    let path = d.path.word();
+    match (&d.verdict, d.reason) {
+        (Verdict::Trouble(cause), _) => {
+            warn!("{op} {user}@{domain}: backend trouble via {path} in {us} us: {cause}")
+        }
+        (v, Some(reason)) => info!(
+            "{op} {user}@{domain}: {} via {path} ({reason}) in {us} us",
+            v.word()
         ),
-        v => info!(
-            "{op} {user}@{domain}: {} via {}{reason} in {ms:.2} ms",
-            v.word(),
-            d.path.word()
-        ),
+        (v, None) => info!("{op} {user}@{domain}: {} via {path} in {us} us", v.word()),
     }
 }
 

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         warn!("{w}");
     }
     let code = run(&cli, &config);
+    logging::flush();
     ExitCode::from(code)
 }
 
@@ -168,6 +169,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     let handler = Arc::new(Handler::new(auth, config.on_trouble));
     let drain = config.timeouts.total + std::time::Duration::from_secs(2);
     let result = runtime.block_on(async move {
+        tokio::spawn(logging::flush_periodically());
         let mut listeners = listen::from_systemd().map_err(|e| e.to_string())?;
         for spec in &config.listen {
             listeners.push((spec.protocol, listen::bind(spec).map_err(|e| e.to_string())?));

@@ -1,12 +1,19 @@
 //! Serves one request stream: decode frames, decide (overlapping where the
 //! cloud is involved), and write replies strictly in request order.
+//!
+//! One loop owns both directions. An answer that needs no I/O (a token, a
+//! bad frame) is written at once when nothing is pending before it; cloud
+//! questions run as tasks, and their answers queue in request order.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tracing::{debug, error, warn};
 
@@ -28,6 +35,13 @@ pub enum End {
     Shutdown,
 }
 
+type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// Reads requests from `reader` and writes replies to `writer` until EOF,
 /// `quit` or `shutdown` turning true; every request read is answered before
 /// returning.
@@ -40,93 +54,64 @@ pub async fn serve<R, W, C>(
 ) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
-    C: Decoder<Item = Incoming, Error = io::Error>
-        + Encoder<Reply, Error = io::Error>
-        + Default
-        + Send
-        + 'static,
+    W: AsyncWrite + Unpin,
+    C: Decoder<Item = Incoming, Error = io::Error> + Encoder<Reply, Error = io::Error> + Default,
 {
     let mut frames = FramedRead::new(reader, C::default());
-    let (queue, pending) = mpsc::channel::<oneshot::Receiver<Reply>>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_in_order(
-        FramedWrite::new(writer, C::default()),
-        pending,
-    ));
-
-    let mut end = End::Eof;
+    let mut sink = FramedWrite::new(writer, C::default());
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut end = None;
     loop {
-        let item = tokio::select! {
-            item = frames.next() => item,
-            _ = shutdown.wait_for(|stop| *stop) => {
-                end = End::Shutdown;
-                break;
-            }
-        };
-        let Some(item) = item else { break };
-        let incoming = match item {
-            Ok(i) => i,
-            Err(e) => {
-                error!("reading requests failed: {e}");
-                break;
-            }
-        };
-        let (tx, rx) = oneshot::channel();
-        match handler.triage(incoming, dialect) {
-            Step::Quit => {
-                debug!("quit requested");
-                end = End::Quit;
-                break;
-            }
-            Step::Answer(reply) => {
-                let _ = tx.send(reply);
-            }
-            Step::Ask(req) => {
-                let h = Arc::clone(&handler);
-                tokio::spawn(async move {
-                    let _ = tx.send(h.ask(req).await);
-                });
-            }
+        if end.is_some() && pending.is_empty() {
+            break;
         }
-        if queue.send(rx).await.is_err() {
-            break; // the writer is gone (stdout closed)
-        }
-    }
-    drop(queue);
-    match writer.await {
-        Ok(r) => r.map(|()| end),
-        Err(e) => Err(io::Error::other(format!("reply writer failed: {e}"))),
-    }
-}
-
-async fn write_in_order<W, E>(
-    mut sink: FramedWrite<W, E>,
-    mut pending: mpsc::Receiver<oneshot::Receiver<Reply>>,
-) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-    E: Encoder<Reply, Error = io::Error>,
-{
-    while let Some(mut rx) = pending.recv().await {
-        let reply = match rx.try_recv() {
-            Ok(r) => r,
-            Err(oneshot::error::TryRecvError::Empty) => {
-                // Everything before this one goes out now, not after the slow answer.
+        tokio::select! {
+            biased;
+            Some(reply) = pending.next(), if !pending.is_empty() => {
+                sink.feed(reply).await?;
                 sink.flush().await?;
-                rx.await.unwrap_or_else(|_| {
-                    warn!("a decision task ended without answering; answered no");
-                    Reply::No
-                })
             }
-            Err(oneshot::error::TryRecvError::Closed) => {
-                warn!("a decision task ended without answering; answered no");
-                Reply::No
+            () = stopped(&mut shutdown), if end.is_none() => {
+                end = Some(End::Shutdown);
             }
-        };
-        sink.feed(reply).await?;
-        if pending.is_empty() {
-            sink.flush().await?;
+            item = frames.next(), if end.is_none() && pending.len() < MAX_IN_FLIGHT => {
+                let incoming = match item {
+                    None => {
+                        end = Some(End::Eof);
+                        continue;
+                    }
+                    Some(Ok(i)) => i,
+                    Some(Err(e)) => {
+                        error!("reading requests failed: {e}");
+                        end = Some(End::Eof);
+                        continue;
+                    }
+                };
+                match handler.triage(incoming, dialect) {
+                    Step::Quit => {
+                        debug!("quit requested");
+                        end = Some(End::Quit);
+                    }
+                    Step::Answer(reply) if pending.is_empty() => {
+                        sink.feed(reply).await?;
+                        sink.flush().await?;
+                    }
+                    Step::Answer(reply) => pending.push_back(Box::pin(std::future::ready(reply))),
+                    Step::Ask(req) => {
+                        let h = Arc::clone(&handler);
+                        // A task of its own: a panic in a decision cannot take the session down.
+                        let task = tokio::spawn(async move { h.ask(req).await });
+                        pending.push_back(Box::pin(async move {
+                            task.await.unwrap_or_else(|e| {
+                                warn!("a decision task failed ({e}); answered no");
+                                Reply::No
+                            })
+                        }));
+                    }
+                }
+            }
         }
     }
-    sink.flush().await
+    sink.flush().await?;
+    Ok(end.unwrap_or(End::Eof))
 }
