@@ -156,11 +156,7 @@ async fn direct_backend(
         connect: Duration::from_secs(5),
         total: Duration::from_secs(5),
     }));
-    let settings = Arc::new(DomainSettings {
-        url: url.to_string(),
-        secret: Secret::new(secret),
-        auth_domain: None,
-    });
+    let settings = Arc::new(DomainSettings::new(url, Secret::new(secret), None));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..procs {

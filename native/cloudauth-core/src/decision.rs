@@ -16,7 +16,7 @@ use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
 use crate::settings::{DomainSettings, SettingsResolver};
-use crate::token::{self, TokenVerdict};
+use crate::token::TokenVerdict;
 
 /// The answer to one question: yes, no, or the cloud could not tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +154,7 @@ impl Authenticator {
     pub fn check_token(&self, user: &str, domain: &str, password: &str) -> Option<Decision> {
         let settings = self.settings.resolve(domain)?;
         let now = self.clock.now_unix();
-        match token::verify(&settings.secret, user, domain, password, now) {
+        match settings.token_key.verify(user, domain, password, now) {
             TokenVerdict::Valid { .. } => Some(Decision::new(Verdict::Yes, Path::Token, None)),
             TokenVerdict::Expired { .. } => Some(Decision::new(
                 Verdict::No,

@@ -236,11 +236,11 @@ impl DomainTable {
             }));
         }
         let global_settings = match (&global.url, &global.secret) {
-            (Some(url), Some(secret)) => Some(Arc::new(DomainSettings {
-                url: url.clone(),
-                secret: secret.clone(),
-                auth_domain: None,
-            })),
+            (Some(url), Some(secret)) => Some(Arc::new(DomainSettings::new(
+                url.clone(),
+                secret.clone(),
+                None,
+            ))),
             _ => None,
         };
         let table = DomainTable {
@@ -277,11 +277,7 @@ impl DomainTable {
         let url = row.url.or_else(|| self.global_parts.url.clone())?;
         Some((
             row.domain,
-            Arc::new(DomainSettings {
-                url,
-                secret,
-                auth_domain: row.auth_domain,
-            }),
+            Arc::new(DomainSettings::new(url, secret, row.auth_domain)),
         ))
     }
 

@@ -49,28 +49,92 @@ pub fn key_id(secret: &Secret) -> [u8; 2] {
     [digest[0], digest[1]]
 }
 
-fn mac(secret: &Secret, version: u8, id: [u8; 2], expiry: u32, jid: &str) -> [u8; 16] {
-    // HMAC accepts keys of any length; an error here is impossible.
-    let mut m = match Hmac::<Sha256>::new_from_slice(secret.expose()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    m.update(&[version]);
-    m.update(&id);
-    m.update(&expiry.to_be_bytes());
-    m.update(jid.as_bytes());
-    let full = m.finalize().into_bytes();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&full[..16]);
-    out
+/// A secret prepared for token work: its key id and the HMAC state already
+/// keyed with it, so that a check costs one HMAC over the message only.
+#[derive(Clone)]
+pub struct TokenKey {
+    id: [u8; 2],
+    keyed: Hmac<Sha256>,
 }
 
-fn jid(user: &str, domain: &str) -> String {
-    let mut s = String::with_capacity(user.len() + domain.len() + 1);
-    s.push_str(user);
-    s.push('@');
-    s.push_str(domain);
-    s
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keyed state is derived from the secret: never printed.
+        write!(f, "TokenKey(id {:02x}{:02x})", self.id[0], self.id[1])
+    }
+}
+
+impl TokenKey {
+    /// Prepares `secret`.
+    pub fn new(secret: &Secret) -> Self {
+        // HMAC accepts keys of any length; an error here is impossible.
+        let keyed = match Hmac::<Sha256>::new_from_slice(secret.expose()) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        TokenKey {
+            id: key_id(secret),
+            keyed,
+        }
+    }
+
+    /// The key id tokens of this secret carry.
+    pub fn id(&self) -> [u8; 2] {
+        self.id
+    }
+
+    fn mac(&self, version: u8, expiry: u32, user: &str, domain: &str) -> [u8; 16] {
+        let mut m = self.keyed.clone();
+        m.update(&[version]);
+        m.update(&self.id);
+        m.update(&expiry.to_be_bytes());
+        m.update(user.as_bytes());
+        m.update(b"@");
+        m.update(domain.as_bytes());
+        let full = m.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// Reads `password` as a JSXC token for `user@domain` at time `now` (Unix seconds).
+    ///
+    /// A token with another version or key id is answered `NotAToken` without
+    /// any MAC work. The MAC is compared in constant time. A token is accepted
+    /// up to and including its expiry second.
+    pub fn verify(&self, user: &str, domain: &str, password: &str, now: u64) -> TokenVerdict {
+        let Some(raw) = decode(password) else {
+            return TokenVerdict::NotAToken;
+        };
+        let version = raw[0];
+        if version != TOKEN_VERSION || [raw[17], raw[18]] != self.id {
+            return TokenVerdict::NotAToken;
+        }
+        let expiry = u32::from_be_bytes([raw[19], raw[20], raw[21], raw[22]]);
+        let expected = self.mac(version, expiry, user, domain);
+        if !bool::from(expected.ct_eq(&raw[1..17])) {
+            return TokenVerdict::BadMac;
+        }
+        let expiry = u64::from(expiry);
+        if now > expiry {
+            TokenVerdict::Expired { expiry }
+        } else {
+            TokenVerdict::Valid { expiry }
+        }
+    }
+
+    /// Mints a token for `user@domain` that is valid until `expiry` (Unix
+    /// seconds, saturated to the 32-bit field).
+    pub fn mint(&self, user: &str, domain: &str, expiry: u64) -> String {
+        let expiry = u32::try_from(expiry).unwrap_or(u32::MAX);
+        let m = self.mac(TOKEN_VERSION, expiry, user, domain);
+        let mut raw = [0u8; TOKEN_LEN];
+        raw[0] = TOKEN_VERSION;
+        raw[1..17].copy_from_slice(&m);
+        raw[17..19].copy_from_slice(&self.id);
+        raw[19..23].copy_from_slice(&expiry.to_be_bytes());
+        encode(&raw)
+    }
 }
 
 /// Undoes the readability substitutions and the base64 encoding.
@@ -109,45 +173,15 @@ fn encode(raw: &[u8; TOKEN_LEN]) -> String {
         .collect()
 }
 
-/// Reads `password` as a JSXC token for `user@domain` at time `now` (Unix seconds).
-///
-/// A token with another version or key id is answered `NotAToken` without
-/// any MAC work. The MAC is compared in constant time. A token is accepted
-/// up to and including its expiry second.
+/// Reads `password` as a JSXC token for `user@domain` at time `now`;
+/// see [`TokenKey::verify`]. Prepare a [`TokenKey`] once for repeated checks.
 pub fn verify(secret: &Secret, user: &str, domain: &str, password: &str, now: u64) -> TokenVerdict {
-    let Some(raw) = decode(password) else {
-        return TokenVerdict::NotAToken;
-    };
-    let version = raw[0];
-    let id = [raw[17], raw[18]];
-    if version != TOKEN_VERSION || id != key_id(secret) {
-        return TokenVerdict::NotAToken;
-    }
-    let expiry = u32::from_be_bytes([raw[19], raw[20], raw[21], raw[22]]);
-    let expected = mac(secret, version, id, expiry, &jid(user, domain));
-    if !bool::from(expected.ct_eq(&raw[1..17])) {
-        return TokenVerdict::BadMac;
-    }
-    let expiry = u64::from(expiry);
-    if now > expiry {
-        TokenVerdict::Expired { expiry }
-    } else {
-        TokenVerdict::Valid { expiry }
-    }
+    TokenKey::new(secret).verify(user, domain, password, now)
 }
 
-/// Mints a token for `user@domain` that is valid until `expiry` (Unix
-/// seconds, saturated to the 32-bit field).
+/// Mints a token for `user@domain` valid until `expiry`; see [`TokenKey::mint`].
 pub fn mint(secret: &Secret, user: &str, domain: &str, expiry: u64) -> String {
-    let expiry = u32::try_from(expiry).unwrap_or(u32::MAX);
-    let id = key_id(secret);
-    let m = mac(secret, TOKEN_VERSION, id, expiry, &jid(user, domain));
-    let mut raw = [0u8; TOKEN_LEN];
-    raw[0] = TOKEN_VERSION;
-    raw[1..17].copy_from_slice(&m);
-    raw[17..19].copy_from_slice(&id);
-    raw[19..23].copy_from_slice(&expiry.to_be_bytes());
-    encode(&raw)
+    TokenKey::new(secret).mint(user, domain, expiry)
 }
 
 #[cfg(test)]

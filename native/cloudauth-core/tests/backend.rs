@@ -14,11 +14,7 @@ use tokio::net::TcpListener;
 use common::{json, start, Answer};
 
 fn settings(url: &str) -> DomainSettings {
-    DomainSettings {
-        url: url.to_string(),
-        secret: Secret::new("0123456789ABCDEF"),
-        auth_domain: None,
-    }
+    DomainSettings::new(url, Secret::new("0123456789ABCDEF"), None)
 }
 
 fn client(total_ms: u64) -> BackendClient {

@@ -32,11 +32,7 @@ async fn backend() -> Server {
 }
 
 fn authenticator(url: &str, clock: Arc<FixedClock>) -> Authenticator {
-    let settings = DomainSettings {
-        url: url.into(),
-        secret: Secret::new("k"),
-        auth_domain: None,
-    };
+    let settings = DomainSettings::new(url, Secret::new("k"), None);
     let t = Timeouts {
         connect: Duration::from_secs(2),
         total: Duration::from_secs(2),

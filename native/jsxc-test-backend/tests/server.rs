@@ -113,11 +113,7 @@ fn client() -> BackendClient {
 }
 
 fn settings(b: &Backend) -> DomainSettings {
-    DomainSettings {
-        url: b.api.clone(),
-        secret: Secret::new(SECRET),
-        auth_domain: None,
-    }
+    DomainSettings::new(b.api.clone(), Secret::new(SECRET), None)
 }
 
 #[tokio::test]
@@ -162,11 +158,7 @@ async fn jsxc_operations_with_the_real_client() {
 #[tokio::test]
 async fn wrong_secret_is_rejected_like_ojsxc() {
     let b = start("sig");
-    let s = DomainSettings {
-        url: b.api.clone(),
-        secret: Secret::new("wrong"),
-        auth_domain: None,
-    };
+    let s = DomainSettings::new(b.api.clone(), Secret::new("wrong"), None);
     let r = client().auth(&s, "alice", "example.org", "alice-pw").await;
     assert!(
         matches!(r, Err(BackendError::SignatureRejected { status: 500, .. })),
