@@ -147,8 +147,7 @@ impl BackendClient {
         op: Operation<'_>,
     ) -> Result<Envelope, BackendError> {
         let http = self.http()?;
-        let url =
-            reqwest::Url::parse(&settings.url).map_err(|e| BackendError::BadUrl(format!("{e}")))?;
+        let url = settings.parsed_url.clone().map_err(BackendError::BadUrl)?;
         let host = host_of(&url);
         let body = op.body();
         let signature = sign(&settings.secret, body.as_bytes());
@@ -246,9 +245,9 @@ impl BackendClient {
 }
 
 fn build_http(timeouts: Timeouts) -> Result<reqwest::Client, BackendError> {
-    // Err only means another part of the process installed a provider first.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = crate::tls::client_config().map_err(|e| BackendError::Setup(e.to_string()))?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)
         .redirect(reqwest::redirect::Policy::none())

@@ -19,6 +19,7 @@ pub mod secret;
 pub mod settings;
 pub mod signature;
 pub mod timestamp;
+pub mod tls;
 pub mod token;
 
 pub use backend::{BackendClient, BackendError, Timeouts};
