@@ -25,16 +25,51 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// How long opening waits for other processes opening the same database.
+const OPEN_PATIENCE: Duration = Duration::from_secs(5);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `step` until it succeeds, fails otherwise than "busy", or
+/// [`OPEN_PATIENCE`] has passed. SQLite answers some steps of setting up a
+/// database (switching a new file to WAL) "busy" at once, without waiting
+/// for the busy timeout, when another process does the same.
+fn patiently<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + OPEN_PATIENCE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match step() {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens a database file for shared use by several processes: WAL mode,
 /// a busy timeout, synchronous=NORMAL (durable against process crashes).
+/// Several processes may open (and create) the same file at once.
 pub fn open_shared(path: &Path) -> Result<Connection, StoreError> {
     let conn =
         Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(db_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(db_err)?;
+    conn.busy_timeout(OPEN_PATIENCE).map_err(db_err)?;
+    let mode: String =
+        patiently(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)))
+            .map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError(format!(
+            "{}: cannot switch to WAL mode (journal mode is {mode})",
+            path.display()
+        )));
+    }
+    patiently(|| conn.pragma_update(None, "synchronous", "NORMAL")).map_err(db_err)?;
     Ok(conn)
 }
 
@@ -47,7 +82,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the table in the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_shared(path)?;
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        patiently(|| conn.execute_batch(SCHEMA)).map_err(db_err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })

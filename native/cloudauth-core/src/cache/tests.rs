@@ -331,3 +331,26 @@ fn kill_9_loses_nothing_committed() {
         assert!(e.is_some(), "entry {i} of {last} committed entries lost");
     }
 }
+
+#[test]
+fn processes_opening_a_new_database_at_once_all_succeed() {
+    // ejabberd starts the whole extauth pool at once; every process opens
+    // (and the first creates) the same database and switches it to WAL.
+    for round in 0..20 {
+        let path = temp_db(&format!("race{round}"));
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (p, g) = (path.clone(), std::sync::Arc::clone(&gate));
+                std::thread::spawn(move || {
+                    g.wait();
+                    SqliteStore::open(&p).map(|_| ())
+                })
+            })
+            .collect();
+        for o in openers {
+            let opened = o.join().unwrap();
+            assert!(opened.is_ok(), "round {round}: {opened:?}");
+        }
+    }
+}
