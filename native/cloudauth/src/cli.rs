@@ -14,7 +14,7 @@ pub struct Cli {
     /// URL of the JSXC external API.
     #[arg(short = 'u', long, global = true)]
     pub url: Option<String>,
-    /// API secret (visible in `ps`: prefer --secret-file).
+    /// API secret (visible in `ps` and quoted in ejabberd's error log lines: use --secret-file).
     #[arg(short = 's', long, global = true)]
     pub secret: Option<String>,
     /// File holding the API secret (first line).
@@ -28,6 +28,10 @@ pub struct Cli {
     /// by systemd are served too.
     #[arg(long = "listen")]
     pub listen: Vec<String>,
+    /// Socket mode: close connections that sent nothing for this long
+    /// (default 5m; suffixes s/m/h). Clients reconnect when they need to.
+    #[arg(long = "idle-timeout")]
+    pub idle_timeout: Option<String>,
     /// Log directory (cloudauth.log is written there); default /var/log/xcauth.
     #[arg(short = 'l', long, global = true)]
     pub log: Option<PathBuf>,
@@ -71,7 +75,9 @@ pub struct Cli {
     /// bcrypt cost for the persistent and the in-memory cache: `P[,M]` (default 12,4).
     #[arg(long = "cache-bcrypt-rounds")]
     pub cache_bcrypt_rounds: Option<String>,
-    /// Answer on backend trouble: tempfail (ejabberd reports an internal error) or fail (answer no).
+    /// Answer on backend trouble: tempfail (default; ejabberd takes it as a
+    /// failure but caches nothing, so no user is remembered as non-existent)
+    /// or fail (answer no, like xcauth). See docs/backend-trouble.md.
     #[arg(long = "on-backend-trouble")]
     pub on_backend_trouble: Option<String>,
     /// Old xcauth dbm domain database (not supported: convert it with xcauth).

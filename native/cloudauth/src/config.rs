@@ -20,11 +20,14 @@ pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
 pub const DEFAULT_LOG_DIR: &str = "/var/log/xcauth";
 /// xcauth's state database.
 pub const DEFAULT_DB: &str = "/var/lib/xcauth/xcauth.sqlite3";
+/// Socket connections idle this long are closed (their clients reconnect).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Keys of features still to come (or of obsolete xcauth files): accepted, with a warning.
 const DEFERRED_KEYS: [&str; 4] = ["domain-db", "cache-db", "ejabberdctl", "shared-roster-db"];
-const KNOWN_KEYS: [&str; 17] = [
+const KNOWN_KEYS: [&str; 18] = [
     "listen",
+    "idle-timeout",
     "url",
     "secret",
     "secret-file",
@@ -59,7 +62,9 @@ pub enum CacheStorage {
 pub enum TroublePolicy {
     /// Answer "no", like xcauth.
     Fail,
-    /// Answer something ejabberd takes as an internal error (not "no", not cached).
+    /// Answer something ejabberd takes neither as yes nor as no: the request
+    /// fails and nothing is cached (ejabberd's auth cache would otherwise
+    /// remember the user as non-existent after an outage).
     TempFail,
 }
 
@@ -175,6 +180,8 @@ pub struct Config {
     pub protocol: Option<Protocol>,
     /// Sockets to serve.
     pub listen: Vec<ListenSpec>,
+    /// Socket connections without a request for this long are closed.
+    pub idle_timeout: Duration,
     /// Log destination.
     pub log: LogTarget,
     /// Debug level logging.
@@ -380,7 +387,14 @@ impl Config {
 
         let secret = match (&cli.secret, &cli.secret_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets("command line")),
-            (Some(s), None) => Some(Secret::new(s.as_bytes())),
+            (Some(s), None) => {
+                warnings.push(
+                    "the API secret is on the command line, where ps shows it (and ejabberd's \
+                     log quotes extauth_program on errors); use --secret-file"
+                        .into(),
+                );
+                Some(Secret::new(s.as_bytes()))
+            }
             (None, Some(f)) => Some(read_secret_file(f, &mut warnings)?),
             (None, None) => match (get("secret"), get("secret-file")) {
                 (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets("config file")),
@@ -429,11 +443,23 @@ impl Config {
                 "cache-unreachable-ttl" => cli.cache_unreachable_ttl.clone(),
                 "cache-bcrypt-rounds" => cli.cache_bcrypt_rounds.clone(),
                 "on-backend-trouble" => cli.on_backend_trouble.clone(),
+                "idle-timeout" => cli.idle_timeout.clone(),
                 _ => None,
             };
             v.or_else(|| get(key))
         };
         let cache = parse_cache(&cli_value)?;
+        let idle_timeout = parse_ttl(
+            "idle-timeout",
+            cli_value("idle-timeout"),
+            DEFAULT_IDLE_TIMEOUT,
+        )?;
+        if idle_timeout.is_zero() {
+            return Err(ConfigError::Value {
+                key: "idle-timeout",
+                why: "must be at least 1s".into(),
+            });
+        }
         let on_trouble = match cli_value("on-backend-trouble").as_deref().map(str::trim) {
             None | Some("tempfail") => TroublePolicy::TempFail,
             Some("fail") => TroublePolicy::Fail,
@@ -477,6 +503,7 @@ impl Config {
             secret,
             protocol,
             listen,
+            idle_timeout,
             log,
             debug: debug || one_shot,
             timeouts,

@@ -2,7 +2,7 @@
 //!
 //! Never logs a password, a token or a secret.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cloudauth_core::{Authenticator, Decision, Verdict};
 use tracing::{info, warn};
@@ -14,8 +14,8 @@ use crate::request::{self, Dialect, Request};
 /// What to do with one incoming unit.
 #[derive(Debug)]
 pub enum Step {
-    /// Answer now (no I/O needed).
-    Answer(Reply),
+    /// Answer now (no I/O needed); emit the note once the answer is written.
+    Answer(Reply, Option<Note>),
     /// End the session.
     Quit,
     /// Needs the cloud: run [`Handler::ask`].
@@ -37,18 +37,55 @@ pub fn reply_for(verdict: &Verdict, on_trouble: TroublePolicy) -> Reply {
     }
 }
 
-fn log_decision(op: &str, user: &str, domain: &str, d: &Decision, started: Instant) {
-    let us = started.elapsed().as_micros();
-    let path = d.path.word();
-    match (&d.verdict, d.reason) {
-        (Verdict::Trouble(cause), _) => {
-            warn!("{op} {user}@{domain}: backend trouble via {path} in {us} us: {cause}")
+/// The log line for one decision. Emitted after its reply is written:
+/// formatting a log line costs more than checking a token.
+#[derive(Debug)]
+pub struct Note {
+    op: &'static str,
+    user: String,
+    domain: String,
+    decision: Decision,
+    elapsed: Duration,
+}
+
+impl Note {
+    fn new(
+        op: &'static str,
+        user: String,
+        domain: String,
+        decision: Decision,
+        started: Instant,
+    ) -> Self {
+        Note {
+            op,
+            user,
+            domain,
+            decision,
+            elapsed: started.elapsed(),
         }
-        (v, Some(reason)) => info!(
-            "{op} {user}@{domain}: {} via {path} ({reason}) in {us} us",
-            v.word()
-        ),
-        (v, None) => info!("{op} {user}@{domain}: {} via {path} in {us} us", v.word()),
+    }
+
+    /// Writes the line: JID, operation, outcome, path and latency; never a password.
+    pub fn emit(self) {
+        let Note {
+            op,
+            user,
+            domain,
+            decision: d,
+            elapsed,
+        } = self;
+        let us = elapsed.as_micros();
+        let path = d.path.word();
+        match (&d.verdict, d.reason) {
+            (Verdict::Trouble(cause), _) => {
+                warn!("{op} {user}@{domain}: backend trouble via {path} in {us} us: {cause}")
+            }
+            (v, Some(reason)) => info!(
+                "{op} {user}@{domain}: {} via {path} ({reason}) in {us} us",
+                v.word()
+            ),
+            (v, None) => info!("{op} {user}@{domain}: {} via {path} in {us} us", v.word()),
+        }
     }
 }
 
@@ -64,25 +101,25 @@ impl Handler {
         let parsed = match (incoming, dialect) {
             (Incoming::Bad(problem), _) => {
                 warn!("bad input: {problem}; answered no");
-                return Step::Answer(Reply::No);
+                return Step::Answer(Reply::No, None);
             }
             (Incoming::Payload(p), Dialect::Colon) => request::parse(&p),
             (Incoming::Payload(p), Dialect::Postfix) => request::parse_postfix(&p),
             (Incoming::Fields(f), Dialect::Saslauthd) => request::parse_saslauthd(&f),
             (Incoming::Payload(_) | Incoming::Fields(_), _) => {
                 warn!("bad input: frame does not fit the {dialect:?} protocol; answered no");
-                return Step::Answer(Reply::No);
+                return Step::Answer(Reply::No, None);
             }
         };
         match parsed {
             Err(e) => {
                 warn!("bad request: {e}; answered no");
-                Step::Answer(Reply::No)
+                Step::Answer(Reply::No, None)
             }
             Ok(Request::Quit) => Step::Quit,
             Ok(Request::Unsupported { command }) => {
                 info!("{command}: not supported (accounts live in the cloud); answered no");
-                Step::Answer(Reply::No)
+                Step::Answer(Reply::No, None)
             }
             Ok(Request::Auth {
                 user,
@@ -91,10 +128,10 @@ impl Handler {
             }) => {
                 let started = Instant::now();
                 match self.auth.check_token(&user, &domain, &password) {
-                    Some(d) => {
-                        log_decision("auth", &user, &domain, &d, started);
-                        Step::Answer(reply_for(&d.verdict, self.on_trouble))
-                    }
+                    Some(d) => Step::Answer(
+                        reply_for(&d.verdict, self.on_trouble),
+                        Some(Note::new("auth", user, domain, d, started)),
+                    ),
                     None => Step::Ask(Request::Auth {
                         user,
                         domain,
@@ -106,26 +143,26 @@ impl Handler {
         }
     }
 
-    /// Decides a request that needs the cloud.
-    pub async fn ask(&self, req: Request) -> Reply {
+    /// Decides a request that needs the cloud; emit the note once the reply is written.
+    pub async fn ask(&self, req: Request) -> (Reply, Option<Note>) {
         let started = Instant::now();
-        match req {
+        let (op, user, domain, d) = match req {
             Request::Auth {
                 user,
                 domain,
                 password,
             } => {
                 let d = self.auth.auth_backend(&user, &domain, &password).await;
-                log_decision("auth", &user, &domain, &d, started);
-                reply_for(&d.verdict, self.on_trouble)
+                ("auth", user, domain, d)
             }
             Request::IsUser { user, domain } => {
                 let d = self.auth.is_user(&user, &domain).await;
-                log_decision("isuser", &user, &domain, &d, started);
-                reply_for(&d.verdict, self.on_trouble)
+                ("isuser", user, domain, d)
             }
-            Request::Quit | Request::Unsupported { .. } => Reply::No,
-        }
+            Request::Quit | Request::Unsupported { .. } => return (Reply::No, None),
+        };
+        let reply = reply_for(&d.verdict, self.on_trouble);
+        (reply, Some(Note::new(op, user, domain, d, started)))
     }
 }
 

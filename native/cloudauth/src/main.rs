@@ -176,7 +176,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         }
         if !listeners.is_empty() {
             info!("socket mode, version {}", env!("CARGO_PKG_VERSION"));
-            return sockets::run(listeners, handler, drain).await.map(|()| serve::End::Shutdown).map_err(|e| e.to_string());
+            return sockets::run(listeners, handler, drain, config.idle_timeout).await.map(|()| serve::End::Shutdown).map_err(|e| e.to_string());
         }
         let Some(protocol) = config.protocol else {
             return Err("nothing to do: give -t TYPE, --listen PROTO=ADDR, -A, -I, -R or the token subcommand (see --help)".to_string());
@@ -184,7 +184,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         info!("serving {protocol:?} protocol on stdin/stdout (version {})", env!("CARGO_PKG_VERSION"));
         // Stdin sessions end on EOF or quit; nothing triggers this one.
         let (_keep, never) = tokio::sync::watch::channel(false);
-        protocols::serve_protocol(protocol, stdio::stdin(), stdio::stdout(), handler, never).await.map_err(|e| e.to_string())
+        protocols::serve_protocol(protocol, stdio::stdin(), stdio::stdout(), handler, never, None).await.map_err(|e| e.to_string())
     });
     match result {
         Ok(end) => {

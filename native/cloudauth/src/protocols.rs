@@ -2,6 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -15,13 +16,15 @@ use crate::handler::Handler;
 use crate::request::Dialect;
 use crate::serve::{serve, End};
 
-/// Serves one stream in `protocol` until EOF, `quit` or shutdown.
+/// Serves one stream in `protocol` until EOF, `quit`, shutdown or `idle`
+/// without requests (see [`serve`]).
 pub async fn serve_protocol<R, W>(
     protocol: Protocol,
     reader: R,
     writer: W,
     handler: Arc<Handler>,
     shutdown: watch::Receiver<bool>,
+    idle: Option<Duration>,
 ) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
@@ -29,17 +32,26 @@ where
 {
     match protocol {
         Protocol::Ejabberd => {
-            serve::<_, _, EjabberdCodec>(reader, writer, handler, Dialect::Colon, shutdown).await
+            serve::<_, _, EjabberdCodec>(reader, writer, handler, Dialect::Colon, shutdown, idle)
+                .await
         }
         Protocol::Generic => {
-            serve::<_, _, LineCodec>(reader, writer, handler, Dialect::Colon, shutdown).await
+            serve::<_, _, LineCodec>(reader, writer, handler, Dialect::Colon, shutdown, idle).await
         }
         Protocol::Postfix => {
-            serve::<_, _, PostfixCodec>(reader, writer, handler, Dialect::Postfix, shutdown).await
+            serve::<_, _, PostfixCodec>(reader, writer, handler, Dialect::Postfix, shutdown, idle)
+                .await
         }
         Protocol::Saslauthd => {
-            serve::<_, _, SaslauthdCodec>(reader, writer, handler, Dialect::Saslauthd, shutdown)
-                .await
+            serve::<_, _, SaslauthdCodec>(
+                reader,
+                writer,
+                handler,
+                Dialect::Saslauthd,
+                shutdown,
+                idle,
+            )
+            .await
         }
     }
 }

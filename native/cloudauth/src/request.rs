@@ -127,15 +127,17 @@ pub fn parse_postfix(line: &[u8]) -> Result<Request, RequestError> {
         return Err(RequestError::Empty);
     }
     let Some(key) = line.strip_prefix(b"get ") else {
-        let word: String = String::from_utf8_lossy(line)
-            .split(' ')
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(20)
-            .collect();
+        // Not even the first word is logged: it could be a password typed into the wrong place.
+        let verb = if line.starts_with(b"put ") {
+            "put"
+        } else {
+            "a request"
+        };
         return Ok(Request::Unsupported {
-            command: format!("postfix request {word:?} (only get is supported)"),
+            command: format!(
+                "postfix {verb} of {} bytes (only get is supported)",
+                line.len()
+            ),
         });
     };
     let malformed = RequestError::Fields {
@@ -221,12 +223,10 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
         },
         other => {
             let known = REFUSED.iter().find(|c| **c == other);
+            // An unknown word is not logged: it could be a password sent in the wrong field.
             let command = match known {
                 Some(c) => (*c).to_string(),
-                None => format!(
-                    "unknown command {:?}",
-                    other.chars().take(20).collect::<String>()
-                ),
+                None => format!("unknown command of {} bytes", other.len()),
             };
             Ok(Request::Unsupported { command })
         }
@@ -311,10 +311,15 @@ mod tests {
                 "{cmd}"
             );
         }
-        let Ok(Request::Unsupported { command }) = parse(b"frobnicate:a:b") else {
+        let Ok(Request::Unsupported { command }) = parse(b"Sup3rSecret:a:b") else {
             panic!("not unsupported")
         };
-        assert!(command.contains("frobnicate"));
+        assert!(!command.contains("Sup3rSecret"), "{command}");
+        assert!(command.contains("11 bytes"), "{command}");
+        let Ok(Request::Unsupported { command }) = parse_postfix(b"Sup3rSecret") else {
+            panic!("not unsupported")
+        };
+        assert!(!command.contains("Sup3rSecret"), "{command}");
     }
 
     #[test]

@@ -18,28 +18,44 @@ use crate::listen::Listener;
 use crate::logging;
 use crate::protocols::serve_protocol;
 
-/// Open connections across all listeners before accepting pauses.
-pub const MAX_CONNECTIONS: usize = 4096;
+/// Open connections per listener before that listener pauses accepting.
+/// Per listener, so that a flood on one (say the loopback Postfix port)
+/// cannot starve the others.
+pub const MAX_CONNECTIONS: usize = 1024;
 
-/// Serves all `listeners` until SIGTERM or SIGINT, then drains.
+/// What every connection of every listener shares.
+#[derive(Clone)]
+struct Shared {
+    handler: Arc<Handler>,
+    stop: watch::Receiver<bool>,
+    connections: TaskTracker,
+    idle: Duration,
+}
+
+/// Serves all `listeners` until SIGTERM or SIGINT, then drains for at most
+/// `drain`; connections silent for `idle` are closed.
 pub async fn run(
     listeners: Vec<(Protocol, Listener)>,
     handler: Arc<Handler>,
     drain: Duration,
+    idle: Duration,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let connections = TaskTracker::new();
+    let shared = Shared {
+        handler,
+        stop: stop_rx,
+        connections: connections.clone(),
+        idle,
+    };
     let mut acceptors = Vec::new();
     for (protocol, listener) in listeners {
         info!("listening for {protocol:?} on {}", listener.describe());
         acceptors.push(tokio::spawn(accept_loop(
             protocol,
             listener,
-            Arc::clone(&handler),
-            stop_rx.clone(),
-            Arc::clone(&slots),
-            connections.clone(),
+            shared.clone(),
+            Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         )));
     }
     let mut term = signal(SignalKind::terminate())?;
@@ -76,11 +92,10 @@ pub async fn run(
 async fn accept_loop(
     protocol: Protocol,
     listener: Listener,
-    handler: Arc<Handler>,
-    mut stop: watch::Receiver<bool>,
+    shared: Shared,
     slots: Arc<Semaphore>,
-    connections: TaskTracker,
 ) {
+    let mut stop = shared.stop.clone();
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -98,10 +113,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (h, s) = (Arc::clone(&handler), stop.clone());
-        connections.spawn(async move {
+        let (h, s, idle) = (
+            Arc::clone(&shared.handler),
+            shared.stop.clone(),
+            shared.idle,
+        );
+        shared.connections.spawn(async move {
             debug!("{protocol:?} connection from {peer}");
-            match serve_protocol(protocol, reader, writer, h, s).await {
+            match serve_protocol(protocol, reader, writer, h, s, Some(idle)).await {
                 Ok(end) => debug!("{protocol:?} connection from {peer} ended ({end:?})"),
                 Err(e) => debug!("{protocol:?} connection from {peer} failed: {e}"),
             }

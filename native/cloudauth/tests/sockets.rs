@@ -43,6 +43,11 @@ impl Drop for Server {
 /// Starts cloudauth with ejabberd, generic and postfix on TCP and saslauthd
 /// on a unix socket; the cloud URL is `cloud`.
 fn start(name: &str, cloud: &str) -> Server {
+    start_with(name, cloud, &[])
+}
+
+/// Like [`start`], with extra command-line arguments.
+fn start_with(name: &str, cloud: &str, extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("cloudauth-sock-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -68,6 +73,7 @@ fn start(name: &str, cloud: &str) -> Server {
         .arg(format!("postfix=127.0.0.1:{}", ports[2]))
         .arg("--listen")
         .arg(format!("saslauthd={}", dir.join("mux").display()))
+        .args(extra)
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -193,6 +199,80 @@ fn garbage_never_kills_the_listener() {
     let log = std::fs::read_to_string(srv.dir.join("cloudauth.log")).unwrap();
     assert!(log.contains("bad input") || log.contains("bad request"));
     assert!(!log.contains(&tok) && !log.contains(SECRET));
+}
+
+fn saslauthd_field(v: &[u8]) -> Vec<u8> {
+    let mut f = u16::try_from(v.len()).unwrap().to_be_bytes().to_vec();
+    f.extend_from_slice(v);
+    f
+}
+
+/// One saslauthd check on the unix socket; the reply's text.
+fn saslauthd_check(srv: &Server, user: &str, password: &str) -> String {
+    let mut c = UnixStream::connect(srv.dir.join("mux")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = Vec::new();
+    for f in [
+        user.as_bytes(),
+        password.as_bytes(),
+        b"smtp",
+        b"example.org",
+    ] {
+        req.extend(saslauthd_field(f));
+    }
+    c.write_all(&req).unwrap();
+    let mut len = [0u8; 2];
+    c.read_exact(&mut len).unwrap();
+    let mut text = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    c.read_exact(&mut text).unwrap();
+    String::from_utf8(text).unwrap()
+}
+
+#[test]
+fn a_flood_of_idle_connections_on_one_listener_starves_no_other_and_times_out() {
+    let srv = start_with("flood", &dead_cloud(), &["--idle-timeout", "2s"]);
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    // More idle connections on the Postfix port than one listener takes.
+    let flood: Vec<TcpStream> = (0..1100).map(|_| connect(srv.ports[2])).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(saslauthd_check(&srv, "alice", &tok), "OK");
+    let mut c = connect(srv.ports[0]);
+    c.write_all(&frame(format!("auth:alice:example.org:{tok}").as_bytes()))
+        .unwrap();
+    let mut reply = [0u8; 4];
+    c.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [0, 2, 0, 1]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "other listeners answered at once ({:?})",
+        started.elapsed()
+    );
+    // The idle ones are closed after the idle timeout: reading gives EOF.
+    let mut first = flood.into_iter().next().unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(first.read(&mut buf).unwrap(), 0, "idle connection closed");
+    // ...and the Postfix listener serves again.
+    let mut p = connect(srv.ports[2]);
+    p.write_all(b"get alice@example.org\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut p).read_line(&mut line).unwrap();
+    assert!(line.starts_with("400 "), "{line:?}");
+}
+
+#[test]
+fn busy_connections_are_not_idle() {
+    let srv = start_with("busy", &dead_cloud(), &["--idle-timeout", "1s"]);
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    let mut c = connect(srv.ports[0]);
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(400));
+        c.write_all(&frame(format!("auth:alice:example.org:{tok}").as_bytes()))
+            .unwrap();
+        let mut reply = [0u8; 4];
+        c.read_exact(&mut reply).unwrap();
+        assert_eq!(reply, [0, 2, 0, 1]);
+    }
 }
 
 #[test]
