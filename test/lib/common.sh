@@ -36,12 +36,14 @@ run_cleanup() {
 trap run_cleanup EXIT
 trap 'exit 130' INT TERM
 
-workdir() { # workdir NAME -> a fresh directory, removed at exit unless KEEP=1
-    local d
-    mkdir -p "$ROOT/test/.work"
-    d=$(mktemp -d "$ROOT/test/.work/$1.XXXXXX")
-    [ "${KEEP:-0}" = 1 ] || on_exit "rm -rf '$d'"
-    echo "$d"
+# Every work directory of this script lives under one root, removed at exit
+# (unless KEEP=1). Registered here, in the script's own shell: workdir is
+# called as W=$(workdir NAME), a subshell whose on_exit would be lost.
+mkdir -p "$ROOT/test/.work"
+WORK_ROOT=$(mktemp -d "$ROOT/test/.work/$(basename "$0" .sh).XXXXXX")
+[ "${KEEP:-0}" = 1 ] || on_exit "rm -rf '$WORK_ROOT'"
+workdir() { # workdir NAME -> a fresh directory under WORK_ROOT
+    mktemp -d "$WORK_ROOT/$1.XXXXXX"
 }
 
 free_port() {

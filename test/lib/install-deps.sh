@@ -1,12 +1,23 @@
 #!/bin/bash
-# Installs the Debian packages the demo and the end-to-end tests need
-# (ejabberd, slixmpp for Debian's python3, Erlang headers), when missing.
+# Installs the Debian packages the demo and the test suite need, when missing:
+# ejabberd (and Erlang headers + rebar3 for the in-VM module), slixmpp for
+# Debian's python3, Prosody (+ prosody-modules, lua-cyrussasl for its Cyrus
+# SASL path), testsaslauthd (sasl2-bin), postmap (postfix),
+# systemd-socket-activate, curl.
 # As root it runs apt-get; otherwise it says what to install and fails.
 set -u
 need=()
 command -v erl >/dev/null 2>&1 || need+=(erlang-base)
 [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
+[ -f /usr/lib/erlang/usr/include/erl_nif.h ] || need+=(erlang-dev)
+command -v rebar3 >/dev/null 2>&1 || need+=(rebar3)
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
+command -v prosody >/dev/null 2>&1 || need+=(prosody)
+# Prosody -> Cyrus SASL -> saslauthd socket path (mod_auth_cyrus)
+[ -d /usr/lib/prosody/modules/mod_auth_cyrus ] || need+=(prosody-modules)
+dpkg -s lua-cyrussasl >/dev/null 2>&1 || need+=(lua-cyrussasl)
+[ -x /usr/sbin/testsaslauthd ] || need+=(sasl2-bin)
+[ -x /usr/sbin/postmap ] || need+=(postfix)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -x /usr/bin/systemd-socket-activate ] || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -16,15 +27,20 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# The package's postinst may try to start the system service; keep it down.
+# The packages' postinst scripts may try to start system services (ejabberd,
+# prosody, saslauthd, postfix); the tests start their own, so keep them down.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
+# postfix asks how mail is to be delivered; the tests only use postmap.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null || {
     echo "apt-get install ${need[*]} failed" >&2
     exit 1
 }
-# A system ejabberd started by the package is not needed by the tests.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop ejabberd >/dev/null 2>&1 || true; fi
+# System services the packages may have started are not needed by the tests.
+if command -v systemctl >/dev/null 2>&1; then
+    for s in ejabberd prosody saslauthd postfix; do systemctl stop "$s" >/dev/null 2>&1 || true; done
+fi
 exit 0
