@@ -1,13 +1,13 @@
 //! Effective settings: command line beats config file beats defaults.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cloudauth_core::cache::CacheTtls;
 use cloudauth_core::duration::parse_duration;
-use cloudauth_core::{Secret, Timeouts};
+use cloudauth_core::secret::{self, Secret};
+use cloudauth_core::Timeouts;
 use thiserror::Error;
 
 use crate::cli::Cli;
@@ -110,14 +110,9 @@ pub enum ConfigError {
         /// Where and what.
         source: config_file::SyntaxError,
     },
-    /// The secret file could not be read.
-    #[error("cannot read secret file {path}: {source}")]
-    SecretFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The secret file could not be used.
+    #[error(transparent)]
+    SecretFile(secret::SecretFileError),
     /// `--secret` and `--secret-file` at the same level.
     #[error("give either secret or secret-file, not both ({0})")]
     TwoSecrets(&'static str),
@@ -299,32 +294,16 @@ fn parse_cache(get: &dyn Fn(&'static str) -> Option<String>) -> Result<CacheSett
     })
 }
 
-fn others_can_read(path: &Path) -> bool {
-    fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o004 != 0)
-        .unwrap_or(false)
-}
-
-/// Reads a secret file: the first line, without its line ending.
+/// Reads a secret file; a warning when others can read it.
 pub fn read_secret_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, ConfigError> {
-    let text = fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
-    if first.is_empty() {
-        return Err(ConfigError::Value {
-            key: "secret-file",
-            why: format!("{} is empty", path.display()),
-        });
-    }
-    if others_can_read(path) {
+    let read = secret::read_file(path).map_err(ConfigError::SecretFile)?;
+    if read.world_readable {
         warnings.push(format!(
             "secret file {} is readable by other users; chmod 600 it",
             path.display()
         ));
     }
-    Ok(Secret::new(first.as_bytes()))
+    Ok(read.secret)
 }
 
 fn load_file(cli: &Cli) -> Result<(Option<PathBuf>, FileSettings), ConfigError> {
@@ -372,7 +351,7 @@ impl Config {
                     warnings.push(format!("{}: unknown setting {key:?} ignored", p.display()));
                 }
             }
-            if file.contains_key("secret") && others_can_read(p) {
+            if file.contains_key("secret") && secret::world_readable(p) {
                 warnings.push(format!(
                     "config file {} holds the API secret and is readable by other users; chmod 600 it",
                     p.display()
@@ -519,6 +498,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use clap::Parser;
     use std::io::Write;
 

@@ -19,8 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use cloudauth_core::cache::sqlite::SqliteStore;
-use cloudauth_core::cache::{MemoryStore, PasswordCache};
+use cloudauth_core::cache::{PasswordCache, Storage};
 use cloudauth_core::domains::{DomainTable, GlobalSettings};
 use cloudauth_core::{token, Authenticator, BackendClient, SettingsResolver, SystemClock};
 use tracing::{error, info, warn};
@@ -107,24 +106,15 @@ fn domain_table(config: &Config) -> Result<DomainTable, String> {
 }
 
 fn authenticator(config: &Config) -> Result<Authenticator, String> {
-    let no_random = || "the OS gave no random bytes for the cache key".to_string();
-    let cache = match config.cache.storage {
+    let storage = match config.cache.storage {
         CacheStorage::None => None,
-        CacheStorage::Memory => {
-            let store = Box::new(MemoryStore::default());
-            Some(
-                PasswordCache::new(store, config.cache.ttls, config.cache.rounds())
-                    .ok_or_else(no_random)?,
-            )
-        }
-        CacheStorage::Db => {
-            let store = SqliteStore::open(&config.db.0).map_err(|e| e.to_string())?;
-            Some(
-                PasswordCache::new(Box::new(store), config.cache.ttls, config.cache.rounds())
-                    .ok_or_else(no_random)?,
-            )
-        }
+        CacheStorage::Memory => Some(Storage::Memory),
+        CacheStorage::Db => Some(Storage::Sqlite(&config.db.0)),
     };
+    let cache = storage
+        .map(|s| PasswordCache::open(s, config.cache.ttls, config.cache.rounds()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let table = domain_table(config)?;
     let auth = Authenticator::new(
         BackendClient::new(config.timeouts),

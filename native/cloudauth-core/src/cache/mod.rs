@@ -15,6 +15,7 @@ pub mod sqlite;
 pub mod store;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -76,6 +77,15 @@ struct Hot {
     digest: PairDigest,
 }
 
+/// Where a cache keeps its entries.
+#[derive(Debug, Clone, Copy)]
+pub enum Storage<'a> {
+    /// Process memory only.
+    Memory,
+    /// The `authcache` table of an (xcauth) SQLite database.
+    Sqlite(&'a Path),
+}
+
 /// The cache: rules over a [`CacheStore`].
 pub struct PasswordCache {
     store: Box<dyn CacheStore>,
@@ -100,6 +110,20 @@ impl PasswordCache {
             digester: Digester::random()?,
             hot: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A cache over `storage` (opening or creating the database).
+    pub fn open(
+        storage: Storage<'_>,
+        ttls: CacheTtls,
+        bcrypt_cost: u32,
+    ) -> Result<Self, StoreError> {
+        let store: Box<dyn CacheStore> = match storage {
+            Storage::Memory => Box::new(MemoryStore::default()),
+            Storage::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path)?),
+        };
+        PasswordCache::new(store, ttls, bcrypt_cost)
+            .ok_or_else(|| StoreError("the OS gave no random bytes for the cache key".into()))
     }
 
     /// The TTLs in force.
