@@ -1,0 +1,265 @@
+%%%----------------------------------------------------------------------
+%%% File    : ejabberd_auth_cloud.erl
+%%% Purpose : Authentication against Nextcloud/ownCloud with the JSXC app
+%%%           (JSXC time-limited tokens and cloud passwords), in the VM
+%%%
+%%% ejabberd.yml:
+%%%   auth_method: cloud
+%%%   auth_cloud_url: "https://cloud.example.org/index.php/apps/ojsxc/ajax/externalApi.php"
+%%%   auth_cloud_secret_file: "/etc/ejabberd/cloud-secret"
+%%%
+%%% The work is done by the cloudauth core (Rust) through a NIF: token
+%%% checks are answered at once; cloud requests run on the NIF's own
+%%% runtime and their answers arrive as messages, so the calling process
+%%% waits in a receive (with a deadline) and no scheduler is ever held.
+%%%----------------------------------------------------------------------
+-module(ejabberd_auth_cloud).
+
+-behaviour(ejabberd_auth).
+
+-export([start/1, stop/1, reload/1, plain_password_required/1,
+	 store_type/1, use_cache/1, check_password/4, user_exists/2,
+	 set_password/3, try_register/3, remove_user/2]).
+-export([options/0, opt_type/1]).
+%% Pure helpers, exported for the tests and the benchmark.
+-export([nif_config/1, authzid_allowed/2, answer/2]).
+
+-include("logger.hrl").
+
+%% How much longer than the NIF's reply budget a caller waits: the NIF
+%% always replies within its budget, so nothing arrives after we gave up.
+-define(REPLY_MARGIN, 1000).
+
+%%%----------------------------------------------------------------------
+%%% ejabberd_auth callbacks
+%%%----------------------------------------------------------------------
+-spec start(binary()) -> ok.
+start(Host) ->
+    install(Host).
+
+-spec stop(binary()) -> ok.
+stop(Host) ->
+    _ = persistent_term:erase(handle_key(Host)),
+    ok.
+
+-spec reload(binary()) -> ok.
+reload(Host) ->
+    install(Host).
+
+-spec plain_password_required(binary()) -> true.
+plain_password_required(_Host) -> true.
+
+-spec store_type(binary()) -> external.
+store_type(_Host) -> external.
+
+%% ejabberd's cache would keep a password and refuse the next, fresh token.
+-spec use_cache(binary()) -> false.
+use_cache(_Host) -> false.
+
+-spec check_password(binary(), binary(), binary(), binary()) ->
+			    {ets_cache:tag(), boolean()}.
+check_password(User, AuthzId, Server, Password) ->
+    case authzid_allowed(User, AuthzId) of
+	false ->
+	    ?WARNING_MSG("Refusing ~ts@~ts: authorization identity ~ts "
+			 "differs from the authenticated user",
+			 [User, Server, AuthzId]),
+	    {nocache, false};
+	true when Password == <<"">> ->
+	    {nocache, false};
+	true ->
+	    Decision = decide(auth, User, Server, Password),
+	    {nocache, answer(check_password, Decision)}
+    end.
+
+-spec user_exists(binary(), binary()) -> {ets_cache:tag(), boolean() | {error, db_failure}}.
+user_exists(User, Server) ->
+    Decision = decide(isuser, User, Server, undefined),
+    {nocache, answer(user_exists, Decision)}.
+
+%% Accounts live in the cloud.
+-spec set_password(binary(), binary(), binary()) -> {ets_cache:tag(), {error, not_allowed}}.
+set_password(_User, _Server, _Password) -> {nocache, {error, not_allowed}}.
+
+-spec try_register(binary(), binary(), binary()) -> {ets_cache:tag(), {error, not_allowed}}.
+try_register(_User, _Server, _Password) -> {nocache, {error, not_allowed}}.
+
+-spec remove_user(binary(), binary()) -> {error, not_allowed}.
+remove_user(_User, _Server) -> {error, not_allowed}.
+
+%%%----------------------------------------------------------------------
+%%% Options (top-level, per virtual host through host_config)
+%%%----------------------------------------------------------------------
+-spec opt_type(atom()) -> econf:validator().
+opt_type(auth_cloud_url) -> econf:url([http, https]);
+opt_type(auth_cloud_secret) -> econf:binary();
+opt_type(auth_cloud_secret_file) -> econf:file(read);
+opt_type(auth_cloud_auth_domain) -> econf:domain();
+opt_type(auth_cloud_connect_timeout) -> econf:timeout(second);
+opt_type(auth_cloud_timeout) -> econf:timeout(second);
+opt_type(auth_cloud_cache_storage) -> econf:enum([none, memory, db]);
+opt_type(auth_cloud_cache_db) -> econf:binary();
+opt_type(auth_cloud_cache_query_ttl) -> econf:timeout(second);
+opt_type(auth_cloud_cache_verification_ttl) -> econf:timeout(second);
+opt_type(auth_cloud_cache_unreachable_ttl) -> econf:timeout(second);
+opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:int(4, 31).
+
+-spec options() -> [{atom(), term()}].
+options() ->
+    [{auth_cloud_url, undefined},
+     {auth_cloud_secret, undefined},
+     {auth_cloud_secret_file, undefined},
+     {auth_cloud_auth_domain, undefined},
+     {auth_cloud_connect_timeout, timer:seconds(5)},
+     {auth_cloud_timeout, timer:seconds(10)},
+     {auth_cloud_cache_storage, none},
+     {auth_cloud_cache_db, undefined},
+     {auth_cloud_cache_query_ttl, timer:hours(1)},
+     {auth_cloud_cache_verification_ttl, timer:hours(24)},
+     {auth_cloud_cache_unreachable_ttl, timer:hours(24 * 7)},
+     {auth_cloud_cache_bcrypt_rounds, undefined}].
+
+%%%----------------------------------------------------------------------
+%%% Pure helpers
+%%%----------------------------------------------------------------------
+
+%% The NIF's host configuration from an option getter (Opt -> Value).
+-spec nif_config(fun((atom()) -> term())) -> {ok, map()} | {error, binary()}.
+nif_config(Get) ->
+    case {Get(auth_cloud_url), Get(auth_cloud_secret), Get(auth_cloud_secret_file)} of
+	{undefined, _, _} ->
+	    {error, <<"auth_cloud_url is not set">>};
+	{_, undefined, undefined} ->
+	    {error, <<"set auth_cloud_secret_file (or auth_cloud_secret)">>};
+	{Url, Secret, SecretFile} ->
+	    Storage = Get(auth_cloud_cache_storage),
+	    Rounds = case {Get(auth_cloud_cache_bcrypt_rounds), Storage} of
+			 {undefined, db} -> 12;   % xcauth's defaults: 12 at rest,
+			 {undefined, _} -> 4;     % 4 in memory
+			 {R, _} -> R
+		     end,
+	    {ok, #{url => Url,
+		   secret => or_empty(Secret),
+		   secret_file => or_empty(SecretFile),
+		   auth_domain => or_empty(Get(auth_cloud_auth_domain)),
+		   connect_timeout_ms => Get(auth_cloud_connect_timeout),
+		   timeout_ms => Get(auth_cloud_timeout),
+		   cache_storage => Storage,
+		   cache_db => or_empty(Get(auth_cloud_cache_db)),
+		   cache_query_ttl_s => Get(auth_cloud_cache_query_ttl) div 1000,
+		   cache_verification_ttl_s => Get(auth_cloud_cache_verification_ttl) div 1000,
+		   cache_unreachable_ttl_s => Get(auth_cloud_cache_unreachable_ttl) div 1000,
+		   cache_bcrypt_rounds => Rounds}}
+    end.
+
+%% SASL PLAIN with an authorization identity: 23.01 binds the session to
+%% the authzid when the module accepts, so only the user itself may be named.
+-spec authzid_allowed(binary(), binary()) -> boolean().
+authzid_allowed(_User, <<"">>) -> true;
+authzid_allowed(User, User) -> true;
+authzid_allowed(_User, _AuthzId) -> false.
+
+%% What a callback answers for a decision.
+-spec answer(check_password | user_exists, ejabberd_auth_cloud_nif:decision()) ->
+		    boolean() | {error, db_failure}.
+answer(_, {yes, _, _, _}) -> true;
+answer(_, {no, _, _, _}) -> false;
+answer(check_password, {trouble, _, _, _}) -> false;
+answer(user_exists, {trouble, _, _, _}) -> {error, db_failure}.
+
+%%%----------------------------------------------------------------------
+%%% Internal functions
+%%%----------------------------------------------------------------------
+handle_key(Host) -> {?MODULE, Host}.
+
+or_empty(undefined) -> <<"">>;
+or_empty(V) -> V.
+
+%% Builds (or rebuilds) the host's NIF state. Never fails: a host that
+%% cannot be set up refuses its logins and says why in the log; on reload
+%% a broken configuration keeps the previous, working state.
+-spec install(binary()) -> ok.
+install(Host) ->
+    Get = fun(Opt) -> ejabberd_config:get_option({Opt, Host}) end,
+    try nif_config(Get) of
+	{error, Why} ->
+	    setup_failed(Host, Why);
+	{ok, Config} ->
+	    case ejabberd_auth_cloud_nif:new_host(Config) of
+		{ok, {Handle, BudgetMs, Warnings}} ->
+		    lists:foreach(
+		      fun(W) -> ?WARNING_MSG("Cloud authentication for ~ts: ~ts", [Host, W]) end,
+		      Warnings),
+		    persistent_term:put(handle_key(Host), {Handle, BudgetMs + ?REPLY_MARGIN}),
+		    ?INFO_MSG("Cloud authentication for ~ts uses ~ts", [Host, maps:get(url, Config)]);
+		{error, Why} ->
+		    setup_failed(Host, Why)
+	    end
+    catch
+	error:nif_not_loaded ->
+	    setup_failed(Host, io_lib:format("the NIF library ~ts.so is not loaded",
+					     [ejabberd_auth_cloud_nif:library_path()]));
+	Class:Reason ->
+	    setup_failed(Host, io_lib:format("~p:~p", [Class, Reason]))
+    end.
+
+setup_failed(Host, Why) ->
+    Kept = case persistent_term:get(handle_key(Host), undefined) of
+	       undefined -> "its logins will fail";
+	       _ -> "the previous settings stay in force"
+	   end,
+    ?ERROR_MSG("Cannot set up cloud authentication for ~ts: ~ts; ~ts", [Host, Why, Kept]).
+
+%% Asks the core; always returns a decision, never raises (a crash report
+%% could otherwise carry the password in its arguments).
+-spec decide(auth | isuser, binary(), binary(), binary() | undefined) ->
+		    ejabberd_auth_cloud_nif:decision().
+decide(Op, User, Server, Password) ->
+    Started = erlang:monotonic_time(microsecond),
+    Decision = try persistent_term:get(handle_key(Server), undefined) of
+		   undefined ->
+		       {trouble, precheck, <<"not set up (see the error logged at start)">>, 0};
+		   {Handle, Wait} ->
+		       ask(Op, Handle, Wait, User, Server, Password)
+	       catch Class:Reason ->
+		       {trouble, precheck, iolist_to_binary(io_lib:format("~p:~p", [Class, Reason])), 0}
+	       end,
+    log_decision(Op, User, Server, Decision, erlang:monotonic_time(microsecond) - Started),
+    Decision.
+
+ask(auth, Handle, Wait, User, Server, Password) ->
+    case ejabberd_auth_cloud_nif:check_token(Handle, User, Server, Password) of
+	{ok, Decision} ->
+	    Decision;
+	{error, not_token} ->
+	    await(Wait, fun(Ref) ->
+				ejabberd_auth_cloud_nif:auth(Handle, Ref, User, Server, Password)
+			end)
+    end;
+ask(isuser, Handle, Wait, User, Server, _) ->
+    await(Wait, fun(Ref) -> ejabberd_auth_cloud_nif:is_user(Handle, Ref, User, Server) end).
+
+%% Starts an asynchronous NIF call and waits for its {Ref, Result} only,
+%% leaving every other message in the mailbox alone.
+await(Wait, Start) ->
+    Ref = make_ref(),
+    case Start(Ref) of
+	ok ->
+	    receive
+		{Ref, {error, Why}} -> {trouble, precheck, Why, 0};
+		{Ref, Decision} -> Decision
+	    after Wait ->
+		    {trouble, precheck, <<"no answer from the NIF in time">>, 0}
+	    end;
+	{error, Why} ->
+	    {trouble, precheck, Why, 0}
+    end.
+
+log_decision(Op, User, Server, {trouble, Path, Detail, _}, Us) ->
+    ?WARNING_MSG("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
+		 [Op, User, Server, Path, Us, Detail]);
+log_decision(Op, User, Server, {Verdict, Path, <<"">>, _}, Us) ->
+    ?INFO_MSG("~ts ~ts@~ts: ~ts via ~ts in ~B us", [Op, User, Server, Verdict, Path, Us]);
+log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
+    ?INFO_MSG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
+	      [Op, User, Server, Verdict, Path, Detail, Us]).

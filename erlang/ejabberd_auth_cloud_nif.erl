@@ -1,0 +1,68 @@
+%%%----------------------------------------------------------------------
+%%% File    : ejabberd_auth_cloud_nif.erl
+%%% Purpose : Loads the cloudauth NIF (Rust) for ejabberd_auth_cloud
+%%%
+%%% Kept apart from ejabberd_auth_cloud on purpose: a failing -on_load in
+%%% the auth module itself makes ejabberd reject the configuration with the
+%%% misleading "unsupported database: cloud". Here a missing library only
+%%% makes the calls below raise nif_not_loaded, which the auth module logs.
+%%%
+%%% Calls that may wait on the network return ok at once; the result
+%%% arrives later as a message {Ref, Result} (see ejabberd_auth_cloud).
+%%%----------------------------------------------------------------------
+-module(ejabberd_auth_cloud_nif).
+
+-export([new_host/1, check_token/4, auth/5, is_user/4,
+	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
+-export([library_path/0]).
+
+-on_load(init/0).
+
+-type decision() :: {yes | no | trouble,
+		     token | backend | cache | fallback | precheck,
+		     binary(), non_neg_integer()}.
+-export_type([decision/0]).
+
+-spec init() -> ok | {error, {atom(), string()}}.
+init() ->
+    erlang:load_nif(library_path(), 0).
+
+%% The library's path without ".so": the priv dir of the installed module
+%% (ext_mod layout), else priv next to the ebin this module came from.
+-spec library_path() -> string().
+library_path() ->
+    Priv = case code:priv_dir(ejabberd_auth_cloud) of
+	       {error, bad_name} ->
+		   filename:join(filename:dirname(filename:dirname(code:which(?MODULE))),
+				 "priv");
+	       Dir ->
+		   Dir
+	   end,
+    filename:join(Priv, "ejabberd_auth_cloud_nif").
+
+-spec new_host(map()) -> {ok, {reference(), non_neg_integer(), [binary()]}} |
+			 {error, binary()}.
+new_host(_Config) -> erlang:nif_error(nif_not_loaded).
+
+-spec check_token(reference(), binary(), binary(), binary()) ->
+			 {ok, decision()} | {error, not_token}.
+check_token(_Host, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded).
+
+-spec auth(reference(), reference(), binary(), binary(), binary()) ->
+		  ok | {error, binary()}.
+auth(_Host, _Ref, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded).
+
+-spec is_user(reference(), reference(), binary(), binary()) -> ok | {error, binary()}.
+is_user(_Host, _Ref, _User, _Server) -> erlang:nif_error(nif_not_loaded).
+
+-spec noop() -> ok.
+noop() -> erlang:nif_error(nif_not_loaded).
+
+-spec noop_async(reference()) -> ok | {error, binary()}.
+noop_async(_Ref) -> erlang:nif_error(nif_not_loaded).
+
+-spec selftest_panic() -> no_return().
+selftest_panic() -> erlang:nif_error(nif_not_loaded).
+
+-spec selftest_panic_async(reference()) -> ok | {error, binary()}.
+selftest_panic_async(_Ref) -> erlang:nif_error(nif_not_loaded).

@@ -1,0 +1,193 @@
+//! The NIF behind ejabberd's `auth_method: cloud` (Erlang module
+//! `ejabberd_auth_cloud_nif`): the cloudauth core inside the Erlang VM.
+//!
+//! A thin adapter. Token checks are answered directly (microseconds, no
+//! I/O). Everything that may wait on the network returns `ok` at once and
+//! sends `{Ref, Result}` to the caller later, from the NIF's own runtime, so
+//! no call ever holds a scheduler. Only the one-off host set-up (which reads
+//! a secret file and may open a database) runs on a dirty I/O scheduler.
+//!
+//! Results of decisions are `{Verdict, Path, Detail, Micros}`: `Verdict` is
+//! `yes | no | trouble`, `Path` is `token | backend | cache | fallback |
+//! precheck`, `Detail` a binary for the log (never a password).
+
+mod host;
+mod reply;
+mod runtime;
+
+use std::time::Instant;
+
+use cloudauth_core::{Decision, Path, Verdict};
+use rustler::{Atom, Binary, Env, NifResult, ResourceArc, Term};
+
+use crate::host::{Host, HostConfig};
+use crate::reply::spawn_reply;
+
+mod atoms {
+    rustler::atoms! {
+        ok, error, not_token,
+        yes, no, trouble,
+        token, backend, cache, fallback, precheck,
+    }
+}
+
+/// A decision as sent to Erlang.
+type DecisionTerm = (Atom, Atom, String, u64);
+
+fn decision_term(d: &Decision, started: Instant) -> DecisionTerm {
+    let (verdict, detail) = match &d.verdict {
+        Verdict::Yes => (atoms::yes(), d.reason.unwrap_or("").to_string()),
+        Verdict::No => (atoms::no(), d.reason.unwrap_or("").to_string()),
+        Verdict::Trouble(cause) => (atoms::trouble(), cause.to_string()),
+    };
+    let path = match d.path {
+        Path::Token => atoms::token(),
+        Path::Backend => atoms::backend(),
+        Path::Cache => atoms::cache(),
+        Path::Fallback => atoms::fallback(),
+        Path::Refused => atoms::precheck(),
+    };
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    (verdict, path, detail, micros)
+}
+
+fn refused(why: &str) -> DecisionTerm {
+    (atoms::no(), atoms::precheck(), why.to_string(), 0)
+}
+
+/// The fields as text; `None` when one is not UTF-8 (never accepted).
+fn text_fields<const N: usize>(fields: [&[u8]; N]) -> Option<[String; N]> {
+    let texts: Option<Vec<String>> = fields
+        .iter()
+        .map(|f| std::str::from_utf8(f).ok().map(str::to_string))
+        .collect();
+    texts?.try_into().ok()
+}
+
+/// `new_host(Config) -> {ok, {Handle, BudgetMs, Warnings}} | {error, Why}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn new_host(config: HostConfig) -> Result<(ResourceArc<Host>, u64, Vec<String>), String> {
+    let (host, warnings) = Host::new(&config)?;
+    let budget_ms = u64::try_from(host.budget.as_millis()).unwrap_or(u64::MAX);
+    Ok((ResourceArc::new(host), budget_ms, warnings))
+}
+
+/// `check_token(Handle, User, Server, Password) -> not_token | Decision`:
+/// the token path only, answered at once.
+#[rustler::nif]
+fn check_token(
+    host: ResourceArc<Host>,
+    user: Binary,
+    server: Binary,
+    password: Binary,
+) -> Result<DecisionTerm, Atom> {
+    let started = Instant::now();
+    let Some([user, server, password]) =
+        text_fields([user.as_slice(), server.as_slice(), password.as_slice()])
+    else {
+        return Ok(refused("not UTF-8"));
+    };
+    match host.auth.check_token(&user, &server, &password) {
+        Some(d) => Ok(decision_term(&d, started)),
+        None => Err(atoms::not_token()),
+    }
+}
+
+/// `auth(Handle, Ref, User, Server, Password) -> ok`, then `{Ref, Decision}`.
+#[rustler::nif]
+fn auth<'a>(
+    env: Env<'a>,
+    host: ResourceArc<Host>,
+    reply_ref: Term<'a>,
+    user: Binary,
+    server: Binary,
+    password: Binary,
+) -> NifResult<Atom> {
+    let started = Instant::now();
+    let fields = text_fields([user.as_slice(), server.as_slice(), password.as_slice()]);
+    let budget = host.budget;
+    spawn_reply(env, reply_ref, budget, async move {
+        let Some([user, server, password]) = fields else {
+            return refused("not UTF-8");
+        };
+        let d = host.auth.auth(&user, &server, &password).await;
+        decision_term(&d, started)
+    })
+    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
+    Ok(atoms::ok())
+}
+
+/// `is_user(Handle, Ref, User, Server) -> ok`, then `{Ref, Decision}`.
+#[rustler::nif]
+fn is_user<'a>(
+    env: Env<'a>,
+    host: ResourceArc<Host>,
+    reply_ref: Term<'a>,
+    user: Binary,
+    server: Binary,
+) -> NifResult<Atom> {
+    let started = Instant::now();
+    let fields = text_fields([user.as_slice(), server.as_slice()]);
+    let budget = host.budget;
+    spawn_reply(env, reply_ref, budget, async move {
+        let Some([user, server]) = fields else {
+            return refused("not UTF-8");
+        };
+        let d = host.auth.is_user(&user, &server).await;
+        decision_term(&d, started)
+    })
+    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
+    Ok(atoms::ok())
+}
+
+/// `noop() -> ok`: the floor of a NIF call, for benchmarks.
+#[rustler::nif]
+fn noop() -> Atom {
+    atoms::ok()
+}
+
+/// `noop_async(Ref) -> ok`, then `{Ref, ok}`: the floor of an asynchronous
+/// round trip through the runtime, for benchmarks.
+#[rustler::nif]
+fn noop_async<'a>(env: Env<'a>, reply_ref: Term<'a>) -> NifResult<Atom> {
+    spawn_reply(env, reply_ref, std::time::Duration::from_secs(5), async {
+        atoms::ok()
+    })
+    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
+    Ok(atoms::ok())
+}
+
+/// `selftest_panic() -> no_return()`: panics inside a NIF call; the VM
+/// raises `error:nif_panicked` in the caller and goes on.
+#[rustler::nif]
+fn selftest_panic() -> Atom {
+    panic!("selftest: panic in a NIF call")
+}
+
+/// `selftest_panic_async(Ref) -> ok`, then `{Ref, {error, Why}}`: a panic
+/// inside a runtime task still produces a reply.
+#[rustler::nif]
+fn selftest_panic_async<'a>(env: Env<'a>, reply_ref: Term<'a>) -> NifResult<Atom> {
+    spawn_reply(env, reply_ref, std::time::Duration::from_secs(5), async {
+        if reply_ref_never_matches() {
+            return atoms::ok();
+        }
+        panic!("selftest: panic in a runtime task")
+    })
+    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
+    Ok(atoms::ok())
+}
+
+/// Keeps the compiler from seeing the selftest panic as unconditional.
+fn reply_ref_never_matches() -> bool {
+    std::hint::black_box(false)
+}
+
+fn load(_env: Env, _info: Term) -> bool {
+    // Panics become Erlang errors or `{error, ...}` replies; their default
+    // report would only go to the VM's stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    true
+}
+
+rustler::init!("ejabberd_auth_cloud_nif", load = load);

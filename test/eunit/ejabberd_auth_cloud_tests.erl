@@ -1,0 +1,203 @@
+%%%----------------------------------------------------------------------
+%%% EUnit tests of ejabberd_auth_cloud's own logic and of the NIF in a
+%%% plain VM (no ejabberd needed): rebar3 eunit
+%%%----------------------------------------------------------------------
+-module(ejabberd_auth_cloud_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(SECRET, <<"eunit-secret">>).
+
+%%%----------------------------------------------------------------------
+%%% Pure helpers
+%%%----------------------------------------------------------------------
+options(Overrides) ->
+    Defaults = maps:from_list(ejabberd_auth_cloud:options()),
+    All = maps:merge(Defaults, Overrides),
+    fun(Opt) -> maps:get(Opt, All) end.
+
+nif_config_defaults_test() ->
+    {ok, C} = ejabberd_auth_cloud:nif_config(
+		options(#{auth_cloud_url => <<"https://c/x">>,
+			  auth_cloud_secret_file => <<"/etc/s">>})),
+    ?assertEqual(<<"https://c/x">>, maps:get(url, C)),
+    ?assertEqual(<<"">>, maps:get(secret, C)),
+    ?assertEqual(<<"/etc/s">>, maps:get(secret_file, C)),
+    ?assertEqual(<<"">>, maps:get(auth_domain, C)),
+    ?assertEqual(5000, maps:get(connect_timeout_ms, C)),
+    ?assertEqual(10000, maps:get(timeout_ms, C)),
+    ?assertEqual(none, maps:get(cache_storage, C)),
+    ?assertEqual(3600, maps:get(cache_query_ttl_s, C)),
+    ?assertEqual(86400, maps:get(cache_verification_ttl_s, C)),
+    ?assertEqual(604800, maps:get(cache_unreachable_ttl_s, C)),
+    ?assertEqual(4, maps:get(cache_bcrypt_rounds, C)).
+
+nif_config_db_rounds_test() ->
+    Base = #{auth_cloud_url => <<"http://c">>, auth_cloud_secret => <<"s">>},
+    {ok, Db} = ejabberd_auth_cloud:nif_config(options(Base#{auth_cloud_cache_storage => db})),
+    ?assertEqual(12, maps:get(cache_bcrypt_rounds, Db)),
+    {ok, Set} = ejabberd_auth_cloud:nif_config(
+		  options(Base#{auth_cloud_cache_storage => db,
+				auth_cloud_cache_bcrypt_rounds => 8})),
+    ?assertEqual(8, maps:get(cache_bcrypt_rounds, Set)).
+
+nif_config_missing_test() ->
+    ?assertMatch({error, <<"auth_cloud_url", _/binary>>},
+		 ejabberd_auth_cloud:nif_config(options(#{auth_cloud_secret => <<"s">>}))),
+    ?assertMatch({error, _},
+		 ejabberd_auth_cloud:nif_config(options(#{auth_cloud_url => <<"http://c">>}))).
+
+authzid_test() ->
+    ?assert(ejabberd_auth_cloud:authzid_allowed(<<"alice">>, <<"">>)),
+    ?assert(ejabberd_auth_cloud:authzid_allowed(<<"alice">>, <<"alice">>)),
+    ?assertNot(ejabberd_auth_cloud:authzid_allowed(<<"alice">>, <<"bob">>)).
+
+answer_test() ->
+    A = fun ejabberd_auth_cloud:answer/2,
+    ?assert(A(check_password, {yes, token, <<>>, 1})),
+    ?assertNot(A(check_password, {no, backend, <<>>, 1})),
+    ?assertNot(A(check_password, {trouble, backend, <<"down">>, 1})),
+    ?assert(A(user_exists, {yes, backend, <<>>, 1})),
+    ?assertNot(A(user_exists, {no, backend, <<>>, 1})),
+    ?assertEqual({error, db_failure}, A(user_exists, {trouble, backend, <<"down">>, 1})).
+
+%%%----------------------------------------------------------------------
+%%% The NIF
+%%%----------------------------------------------------------------------
+
+%% A JSXC token, made here independently of the Rust code.
+mint(User, Domain, Expiry) ->
+    <<KeyId:2/binary, _/binary>> = crypto:hash(sha256, ?SECRET),
+    Msg = <<0, KeyId/binary, Expiry:32, User/binary, "@", Domain/binary>>,
+    <<Mac:16/binary, _/binary>> = crypto:mac(hmac, sha256, ?SECRET, Msg),
+    B64 = base64:encode(<<0, Mac/binary, KeyId/binary, Expiry:32>>),
+    NoPad = binary:replace(B64, <<"=">>, <<>>, [global]),
+    << <<(case C of $O -> $-; $I -> $$; $l -> $%; _ -> C end)>> || <<C>> <= NoPad >>.
+
+now_s() -> erlang:system_time(second).
+
+%% A TCP port that accepts connections and never answers.
+blackhole() ->
+    {ok, L} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false}, {backlog, 1024}]),
+    {ok, Port} = inet:port(L),
+    Pid = spawn(fun() -> hold(L, []) end),
+    ok = gen_tcp:controlling_process(L, Pid),
+    {Port, Pid}.
+
+hold(L, Conns) ->
+    case gen_tcp:accept(L, 100) of
+	{ok, S} -> hold(L, [S | Conns]);
+	{error, timeout} -> receive stop -> ok after 0 -> hold(L, Conns) end;
+	{error, _} -> ok
+    end.
+
+%% A TCP port with nothing listening.
+dead_port() ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    gen_tcp:close(L),
+    Port.
+
+host(Url, TimeoutMs) ->
+    {ok, C} = ejabberd_auth_cloud:nif_config(
+		options(#{auth_cloud_url => Url, auth_cloud_secret => ?SECRET,
+			  auth_cloud_connect_timeout => TimeoutMs,
+			  auth_cloud_timeout => TimeoutMs})),
+    {ok, {H, Budget, []}} = ejabberd_auth_cloud_nif:new_host(C),
+    {H, Budget}.
+
+url(Port) -> iolist_to_binary(io_lib:format("http://127.0.0.1:~B/x", [Port])).
+
+await(Ref, Ms) ->
+    receive {Ref, R} -> R after Ms -> timeout end.
+
+nif_test_() ->
+    case code:ensure_loaded(ejabberd_auth_cloud_nif) of
+	{module, _} ->
+	    {timeout, 60,
+	     [fun new_host_errors/0, fun tokens/0, fun trouble_is_a_reply/0,
+	      fun async_waits_hold_no_scheduler/0, fun panics/0, fun noop/0]};
+	{error, Why} ->
+	    ?debugFmt("NIF not loadable (~p): skipped", [Why]),
+	    []
+    end.
+
+new_host_errors() ->
+    {ok, C} = ejabberd_auth_cloud:nif_config(
+		options(#{auth_cloud_url => <<"http://c">>, auth_cloud_secret => ?SECRET})),
+    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(C#{url => <<"not a url">>})),
+    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(C#{secret => <<>>})),
+    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(
+			       C#{secret => <<>>, secret_file => <<"/nonexistent/secret">>})),
+    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(C#{cache_storage => db})),
+    ?assertError(_, ejabberd_auth_cloud_nif:new_host(#{url => <<"http://c">>})).
+
+tokens() ->
+    {H, _} = host(url(dead_port()), 1000),
+    Valid = mint(<<"alice">>, <<"example.org">>, now_s() + 600),
+    ?assertMatch({ok, {yes, token, _, _}},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, Valid)),
+    ?assertMatch({ok, {no, token, _, _}},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"bob">>, <<"example.org">>, Valid)),
+    Expired = mint(<<"alice">>, <<"example.org">>, now_s() - 1),
+    ?assertMatch({ok, {no, token, <<"token expired">>, _}},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, Expired)),
+    NonAscii = mint(<<"jürgen"/utf8>>, <<"example.org">>, now_s() + 600),
+    ?assertMatch({ok, {yes, token, _, _}},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"jürgen"/utf8>>, <<"example.org">>, NonAscii)),
+    ?assertEqual({error, not_token},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, <<"password">>)),
+    ?assertMatch({ok, {no, precheck, _, _}},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, <<255, 254>>)).
+
+trouble_is_a_reply() ->
+    {H, Budget} = host(url(dead_port()), 1000),
+    Ref = make_ref(),
+    ok = ejabberd_auth_cloud_nif:auth(H, Ref, <<"alice">>, <<"example.org">>, <<"pw">>),
+    ?assertMatch({trouble, backend, <<"connection refused", _/binary>>, _}, await(Ref, Budget)),
+    Ref2 = make_ref(),
+    ok = ejabberd_auth_cloud_nif:is_user(H, Ref2, <<"alice">>, <<"example.org">>),
+    ?assertMatch({trouble, backend, _, _}, await(Ref2, Budget)).
+
+%% 200 requests to a cloud that never answers: every call returns at once,
+%% every caller gets its trouble reply by the budget, and meanwhile a
+%% process that needs a scheduler every millisecond is not delayed.
+async_waits_hold_no_scheduler() ->
+    {Port, Hole} = blackhole(),
+    {H, Budget} = host(url(Port), 1500),
+    Self = self(),
+    T0 = erlang:monotonic_time(millisecond),
+    Callers = [spawn(fun() ->
+			     Ref = make_ref(),
+			     ok = ejabberd_auth_cloud_nif:auth(H, Ref, <<"u">>, <<"d">>,
+							       integer_to_binary(I)),
+			     Self ! {done, self(), await(Ref, Budget + 1000)}
+		     end) || I <- lists:seq(1, 200)],
+    Ticks = ticker_delays(50),
+    ?assert(lists:max(Ticks) < 50),
+    Results = [receive {done, P, R} -> R after Budget + 2000 -> timeout end || P <- Callers],
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    ?assertEqual(200, length([R || {trouble, backend, _, _} = R <- Results])),
+    ?assert(Elapsed < Budget + 1000),
+    Hole ! stop.
+
+%% Runs N 1 ms sleeps; how late each woke up (ms).
+ticker_delays(N) ->
+    [begin
+	 T = erlang:monotonic_time(microsecond),
+	 timer:sleep(1),
+	 (erlang:monotonic_time(microsecond) - T) div 1000 - 1
+     end || _ <- lists:seq(1, N)].
+
+panics() ->
+    ?assertError(nif_panicked, ejabberd_auth_cloud_nif:selftest_panic()),
+    Ref = make_ref(),
+    ok = ejabberd_auth_cloud_nif:selftest_panic_async(Ref),
+    ?assertMatch({error, <<"panic in the NIF: ", _/binary>>}, await(Ref, 5000)),
+    %% Still working afterwards.
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:noop()).
+
+noop() ->
+    Ref = make_ref(),
+    ok = ejabberd_auth_cloud_nif:noop_async(Ref),
+    ?assertEqual(ok, await(Ref, 5000)).
