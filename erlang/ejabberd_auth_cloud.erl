@@ -255,11 +255,17 @@ await(Wait, Start) ->
 	    {trouble, precheck, Why, 0}
     end.
 
+%% ejabberd logs every login's outcome itself; the path taken (token,
+%% cloud, cache) is debug detail, except what an admin must see: trouble,
+%% and logins admitted from the cache because the cloud could not be asked.
 log_decision(Op, User, Server, {trouble, Path, Detail, _}, Us) ->
     ?WARNING_MSG("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
 		 [Op, User, Server, Path, Us, Detail]);
+log_decision(Op, User, Server, {yes, fallback, _, _}, Us) ->
+    ?WARNING_MSG("~ts ~ts@~ts: cloud unreachable, admitted by the password cache in ~B us",
+		 [Op, User, Server, Us]);
 log_decision(Op, User, Server, {Verdict, Path, <<"">>, _}, Us) ->
-    ?INFO_MSG("~ts ~ts@~ts: ~ts via ~ts in ~B us", [Op, User, Server, Verdict, Path, Us]);
+    ?DEBUG("~ts ~ts@~ts: ~ts via ~ts in ~B us", [Op, User, Server, Verdict, Path, Us]);
 log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
-    ?INFO_MSG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
-	      [Op, User, Server, Verdict, Path, Detail, Us]).
+    ?DEBUG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
+	   [Op, User, Server, Verdict, Path, Detail, Us]).

@@ -57,7 +57,8 @@ host_config:
     auth_cloud_url: "$URL_B"
     auth_cloud_secret_file: "$W/secret-b"
 YML
-start_ejabberd "$E" "$PORT" "$W/extra.yml" || die_setup "ejabberd did not start"
+# Debug level: the module logs its decision paths (token/backend/cache) there.
+EJABBERD_SANDBOX_LOGLEVEL=debug start_ejabberd "$E" "$PORT" "$W/extra.yml" || die_setup "ejabberd did not start"
 ev() { "$SANDBOX" eval "$E" "$1"; }
 
 D=localhost
