@@ -78,26 +78,36 @@ pub async fn round_trip(
     Ok(reply)
 }
 
-/// Runs `per_proc` cases on each of `procs` instances of `argv`.
+/// Runs `per_proc` cases on each of `procs` instances of `argv`, after
+/// `warm_up` unmeasured round trips per process (its first cases).
 pub async fn run(
     argv: &[String],
     procs: usize,
     cases: &[Vec<Case>],
+    warm_up: usize,
     stderr_log: &std::path::Path,
 ) -> std::io::Result<RunResult> {
     let mut children = Vec::new();
     for _ in 0..procs {
         children.push(spawn(argv, stderr_log)?);
     }
-    // Warm-up: one round trip each, so that start-up is not measured here.
+    // Warm-up, so that start-up (and, for cache hits, filling the cache)
+    // is not measured.
     let mut pipes = Vec::new();
     for (i, c) in children.iter_mut().enumerate() {
         let (mut stdin, mut stdout) = match (c.stdin.take(), c.stdout.take()) {
             (Some(i), Some(o)) => (i, o),
             _ => return Err(std::io::Error::other("child without pipes")),
         };
-        let warm = &cases[i % cases.len()][0];
-        round_trip(&mut stdin, &mut stdout, &warm.payload).await?;
+        let mine = &cases[i % cases.len()];
+        for warm in mine.iter().cycle().take(warm_up.max(1)) {
+            let reply = round_trip(&mut stdin, &mut stdout, &warm.payload).await?;
+            if reply != warm.expected {
+                return Err(std::io::Error::other(format!(
+                    "wrong answer {reply:?} during warm-up"
+                )));
+            }
+        }
         pipes.push((stdin, stdout));
     }
     let started = Instant::now();
