@@ -15,6 +15,7 @@ pub mod decision;
 pub mod digest;
 pub mod domains;
 pub mod duration;
+pub mod roster;
 pub mod secret;
 pub mod settings;
 pub mod signature;

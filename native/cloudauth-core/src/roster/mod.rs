@@ -1,0 +1,60 @@
+//! Shared roster provisioning from Nextcloud groups, as a pure plan.
+//!
+//! From a `sharedroster` answer, the login JID and the current state (as
+//! the XMPP server or a state database has it), compute what to do: create
+//! missing groups, add missing members, remove departed members (and the
+//! login user from groups it left), set vCard FN where a display name
+//! changed. Applying the actions (ejabberd's command API in the VM,
+//! `ejabberdctl` from the port binary) belongs to the adapters.
+
+pub mod group_id;
+pub mod plan;
+pub mod policy;
+
+use std::fmt;
+
+pub use group_id::group_id;
+pub use plan::{answer_hash, desired, plan, Action, Current, Desired, DesiredGroup};
+pub use policy::{Glob, GroupPolicy, Skip};
+
+/// A bare JID, split.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Jid {
+    /// Local part.
+    pub user: String,
+    /// Domain.
+    pub domain: String,
+}
+
+impl Jid {
+    /// `user@domain`.
+    pub fn new(user: impl Into<String>, domain: impl Into<String>) -> Self {
+        Jid {
+            user: user.into(),
+            domain: domain.into(),
+        }
+    }
+
+    /// A Nextcloud user id as a JID: `uid@domain` ids keep their domain,
+    /// plain ids belong to `default_domain` (the login's). `None` for ids
+    /// that cannot be a JID (empty parts).
+    pub fn from_uid(uid: &str, default_domain: &str) -> Option<Self> {
+        let (user, domain) = match uid.split_once('@') {
+            Some((u, d)) => (u, d),
+            None => (uid, default_domain),
+        };
+        (!user.is_empty() && !domain.is_empty()).then(|| Jid::new(user, domain))
+    }
+
+    /// Parses `user@domain` (as ejabberd lists group members).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (u, d) = text.split_once('@')?;
+        (!u.is_empty() && !d.is_empty() && !d.contains('@')).then(|| Jid::new(u, d))
+    }
+}
+
+impl fmt::Display for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.user, self.domain)
+    }
+}
