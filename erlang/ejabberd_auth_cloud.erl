@@ -12,6 +12,8 @@
 %%% checks are answered at once; cloud requests run on the NIF's own
 %%% runtime and their answers arrive as messages, so the calling process
 %%% waits in a receive (with a deadline) and no scheduler is ever held.
+%%% With auth_cloud_roster_sync: true, a login also provisions the user's
+%%% Nextcloud groups as shared roster groups (ejabberd_auth_cloud_roster).
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud).
 
@@ -35,6 +37,10 @@
 %%%----------------------------------------------------------------------
 -spec start(binary()) -> ok.
 start(Host) ->
+    case ejabberd_config:get_option({auth_cloud_roster_sync, Host}) of
+	true -> ejabberd_auth_cloud_roster:start(Host);
+	false -> ok
+    end,
     install(Host).
 
 -spec stop(binary()) -> ok.
@@ -44,7 +50,7 @@ stop(Host) ->
 
 -spec reload(binary()) -> ok.
 reload(Host) ->
-    install(Host).
+    start(Host).
 
 -spec plain_password_required(binary()) -> true.
 plain_password_required(_Host) -> true.
@@ -69,6 +75,7 @@ check_password(User, AuthzId, Server, Password) ->
 	    {nocache, false};
 	true ->
 	    Decision = decide(auth, User, Server, Password),
+	    maybe_sync_roster(Decision, User, Server),
 	    {nocache, answer(check_password, Decision)}
     end.
 
@@ -102,7 +109,11 @@ opt_type(auth_cloud_cache_db) -> econf:binary();
 opt_type(auth_cloud_cache_query_ttl) -> econf:timeout(second);
 opt_type(auth_cloud_cache_verification_ttl) -> econf:timeout(second);
 opt_type(auth_cloud_cache_unreachable_ttl) -> econf:timeout(second);
-opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:int(4, 31).
+opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:int(4, 31);
+opt_type(auth_cloud_roster_sync) -> econf:bool();
+opt_type(auth_cloud_roster_groups_allow) -> econf:list(econf:binary());
+opt_type(auth_cloud_roster_groups_deny) -> econf:list(econf:binary());
+opt_type(auth_cloud_roster_max_members) -> econf:non_neg_int().
 
 -spec options() -> [{atom(), term()}].
 options() ->
@@ -117,7 +128,11 @@ options() ->
      {auth_cloud_cache_query_ttl, timer:hours(1)},
      {auth_cloud_cache_verification_ttl, timer:hours(24)},
      {auth_cloud_cache_unreachable_ttl, timer:hours(24 * 7)},
-     {auth_cloud_cache_bcrypt_rounds, undefined}].
+     {auth_cloud_cache_bcrypt_rounds, undefined},
+     {auth_cloud_roster_sync, false},
+     {auth_cloud_roster_groups_allow, []},
+     {auth_cloud_roster_groups_deny, []},
+     {auth_cloud_roster_max_members, 0}].
 
 %%%----------------------------------------------------------------------
 %%% Pure helpers
@@ -149,7 +164,10 @@ nif_config(Get) ->
 		   cache_query_ttl_s => Get(auth_cloud_cache_query_ttl) div 1000,
 		   cache_verification_ttl_s => Get(auth_cloud_cache_verification_ttl) div 1000,
 		   cache_unreachable_ttl_s => Get(auth_cloud_cache_unreachable_ttl) div 1000,
-		   cache_bcrypt_rounds => Rounds}}
+		   cache_bcrypt_rounds => Rounds,
+		   roster_groups_allow => Get(auth_cloud_roster_groups_allow),
+		   roster_groups_deny => Get(auth_cloud_roster_groups_deny),
+		   roster_max_members => Get(auth_cloud_roster_max_members)}}
     end.
 
 %% SASL PLAIN with an authorization identity: 23.01 binds the session to
@@ -209,6 +227,22 @@ setup_failed(Host, Why) ->
 	       _ -> "the previous settings stay in force"
 	   end,
     ?ERROR_MSG("Cannot set up cloud authentication for ~ts: ~ts; ~ts", [Host, Why, Kept]).
+
+%% After a login confirmed by a token, the cloud or a fresh cache entry (not
+%% by the cache while the cloud is unreachable), sync the shared roster in
+%% the background.
+maybe_sync_roster({yes, Path, _, _}, User, Server) when Path /= fallback ->
+    case ejabberd_config:get_option({auth_cloud_roster_sync, Server}) of
+	true ->
+	    case persistent_term:get(handle_key(Server), undefined) of
+		undefined -> ok;
+		Handle -> ejabberd_auth_cloud_roster:sync_async(Handle, User, Server)
+	    end;
+	false ->
+	    ok
+    end;
+maybe_sync_roster(_, _, _) ->
+    ok.
 
 %% Asks the core; always returns a decision, never raises (a crash report
 %% could otherwise carry the password in its arguments).

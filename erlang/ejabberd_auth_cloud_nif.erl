@@ -13,6 +13,7 @@
 -module(ejabberd_auth_cloud_nif).
 
 -export([new_host/1, check_token/4, auth/5, is_user/4,
+	 roster_fetch/4, roster_plan/6,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
 
@@ -54,6 +55,14 @@ auth(_Host, _Ref, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded)
 
 -spec is_user(reference(), reference(), binary(), binary()) -> ok | {error, binary()}.
 is_user(_Host, _Ref, _User, _Server) -> erlang:nif_error(nif_not_loaded).
+
+%% Later {Ref, {ok, Hash, Groups, Names, Skipped}} or {Ref, {trouble, Why}}.
+-spec roster_fetch(reference(), reference(), binary(), binary()) -> ok | {error, binary()}.
+roster_fetch(_Host, _Ref, _User, _Server) -> erlang:nif_error(nif_not_loaded).
+
+-spec roster_plan({binary(), binary()}, list(), list(), list(), [binary()], list()) -> list().
+roster_plan(_Login, _Groups, _Names, _Members, _LoginGroups, _KnownNames) ->
+    erlang:nif_error(nif_not_loaded).
 
 -spec noop() -> ok.
 noop() -> erlang:nif_error(nif_not_loaded).

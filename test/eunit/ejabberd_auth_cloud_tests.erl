@@ -30,7 +30,9 @@ nif_config_defaults_test() ->
     ?assertEqual(3600, maps:get(cache_query_ttl_s, C)),
     ?assertEqual(86400, maps:get(cache_verification_ttl_s, C)),
     ?assertEqual(604800, maps:get(cache_unreachable_ttl_s, C)),
-    ?assertEqual(4, maps:get(cache_bcrypt_rounds, C)).
+    ?assertEqual(4, maps:get(cache_bcrypt_rounds, C)),
+    ?assertEqual([], maps:get(roster_groups_allow, C)),
+    ?assertEqual(0, maps:get(roster_max_members, C)).
 
 nif_config_db_rounds_test() ->
     Base = #{auth_cloud_url => <<"http://c">>, auth_cloud_secret => <<"s">>},
@@ -116,7 +118,8 @@ nif_test_() ->
 	{module, _} ->
 	    {timeout, 60,
 	     [fun new_host_errors/0, fun tokens/0, fun trouble_is_a_reply/0,
-	      fun async_waits_hold_no_scheduler/0, fun panics/0, fun noop/0]};
+	      fun async_waits_hold_no_scheduler/0, fun panics/0, fun noop/0,
+	      fun roster_plan_terms/0]};
 	{error, Why} ->
 	    ?debugFmt("NIF not loadable (~p): skipped", [Why]),
 	    []
@@ -201,3 +204,19 @@ noop() ->
     Ref = make_ref(),
     ok = ejabberd_auth_cloud_nif:noop_async(Ref),
     ?assertEqual(ok, await(Ref, 5000)).
+
+%% The core's plan through the NIF: terms in, actions out, in plan order.
+roster_plan_terms() ->
+    A = {<<"alice">>, <<"d">>}, B = {<<"bob">>, <<"d">>}, C = {<<"carol">>, <<"d">>},
+    Groups = [{<<"team">>, <<"Team">>, [A, B]}, {<<"new">>, <<"New">>, [A]}],
+    Names = [{A, <<"Alice">>}, {B, <<"Bob">>}],
+    Members = [{<<"team">>, [A, C]}],
+    LoginGroups = [<<"team">>, <<"old">>],
+    Known = [{A, <<"Alice">>}],
+    ?assertEqual([{create_group, <<"new">>, <<"New">>},
+		  {set_name, B, <<"Bob">>},
+		  {add_member, <<"new">>, A},
+		  {add_member, <<"team">>, B},
+		  {remove_member, <<"team">>, C},
+		  {remove_member, <<"old">>, A}],
+		 ejabberd_auth_cloud_nif:roster_plan(A, Groups, Names, Members, LoginGroups, Known)).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloudauth_core::cache::{CacheTtls, PasswordCache, Storage};
+use cloudauth_core::roster::{Glob, GroupPolicy};
 use cloudauth_core::secret::{self, Secret};
 use cloudauth_core::{
     Authenticator, BackendClient, DomainSettings, SingleDomain, SystemClock, Timeouts,
@@ -51,12 +52,21 @@ pub struct HostConfig {
     pub cache_unreachable_ttl_s: u64,
     /// bcrypt cost for new cache entries.
     pub cache_bcrypt_rounds: u32,
+    /// Shared roster: only Nextcloud groups matching one of these (all if empty).
+    pub roster_groups_allow: Vec<String>,
+    /// Shared roster: never Nextcloud groups matching one of these.
+    pub roster_groups_deny: Vec<String>,
+    /// Shared roster: never groups with more members (0: no limit).
+    pub roster_max_members: u64,
 }
 
-/// One host's decision maker and the budget for its asynchronous replies.
+/// One host's decision maker, its roster policy and the budget for its
+/// asynchronous replies.
 pub struct Host {
     /// Token, cache and cloud decisions.
     pub auth: Authenticator,
+    /// Which Nextcloud groups become shared roster groups.
+    pub policy: GroupPolicy,
     /// Longest time before an asynchronous reply is sent.
     pub budget: Duration,
 }
@@ -138,7 +148,21 @@ impl Host {
             Some(cache) => auth.with_cache(cache),
             None => auth,
         };
+        let policy = GroupPolicy {
+            allow: c.roster_groups_allow.iter().map(|p| Glob::new(p)).collect(),
+            deny: c.roster_groups_deny.iter().map(|p| Glob::new(p)).collect(),
+            max_members: usize::try_from(c.roster_max_members)
+                .ok()
+                .filter(|n| *n > 0),
+        };
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
-        Ok((Host { auth, budget }, warnings))
+        Ok((
+            Host {
+                auth,
+                policy,
+                budget,
+            },
+            warnings,
+        ))
     }
 }

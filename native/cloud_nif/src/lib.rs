@@ -13,21 +13,25 @@
 
 mod host;
 mod reply;
+mod roster;
 mod runtime;
 
 use std::time::Instant;
 
+use cloudauth_core::roster::{answer_hash, desired, plan, Jid};
 use cloudauth_core::{Decision, Path, Verdict};
 use rustler::{Atom, Binary, Env, NifResult, ResourceArc, Term};
 
 use crate::host::{Host, HostConfig};
 use crate::reply::spawn_reply;
+use crate::roster::Fetched;
 
 mod atoms {
     rustler::atoms! {
         ok, error, not_token,
         yes, no, trouble,
         token, backend, cache, fallback, precheck,
+        create_group, add_member, remove_member, set_name,
     }
 }
 
@@ -138,6 +142,63 @@ fn is_user<'a>(
     })
     .map_err(|why| rustler::Error::Term(Box::new(why)))?;
     Ok(atoms::ok())
+}
+
+/// `roster_fetch(Handle, Ref, User, Server) -> ok`, then
+/// `{Ref, {ok, Hash, Groups, Names, Skipped}}` or `{Ref, {trouble, Why}}`:
+/// the user's shared roster from the cloud, as the groups and names to
+/// provision (after the host's group policy), and the digest that tells
+/// whether anything changed since the last sync.
+#[rustler::nif]
+fn roster_fetch<'a>(
+    env: Env<'a>,
+    host: ResourceArc<Host>,
+    reply_ref: Term<'a>,
+    user: String,
+    server: String,
+) -> NifResult<Atom> {
+    let budget = host.budget;
+    spawn_reply(env, reply_ref, budget, async move {
+        let Some(settings) = host.auth.settings().resolve(&server) else {
+            return Fetched::Trouble("domain not served".into());
+        };
+        let answer = match host
+            .auth
+            .backend()
+            .shared_roster(&settings, &user, settings.auth_domain(&server))
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return Fetched::Trouble(e.to_string()),
+        };
+        let login = Jid::new(user, server.clone());
+        Fetched::Ok {
+            hash: answer_hash(&answer, &login, &host.policy),
+            desired: desired(&answer, &server, &host.policy),
+        }
+    })
+    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
+    Ok(atoms::ok())
+}
+
+/// `roster_plan(Login, Groups, Names, Members, LoginGroups, KnownNames) ->
+/// [Action]`: the core's plan (pure, microseconds per member).
+#[rustler::nif]
+fn roster_plan<'a>(
+    env: Env<'a>,
+    login: roster::JidTerm,
+    groups: Vec<roster::GroupTerm>,
+    names: Vec<roster::NameTerm>,
+    members: Vec<(String, Vec<roster::JidTerm>)>,
+    login_groups: Vec<String>,
+    known_names: Vec<roster::NameTerm>,
+) -> Vec<Term<'a>> {
+    let desired = roster::desired_from(groups, names);
+    let current = roster::current_from(members, login_groups, known_names);
+    plan(&desired, &Jid::new(login.0, login.1), &current)
+        .iter()
+        .map(|a| roster::action_term(env, a))
+        .collect()
 }
 
 /// `noop() -> ok`: the floor of a NIF call, for benchmarks.

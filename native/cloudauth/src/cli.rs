@@ -86,10 +86,21 @@ pub struct Cli {
     /// Old xcauth dbm cache database (not supported: use --db).
     #[arg(long = "cache-db", hide = true)]
     pub cache_db: Option<String>,
-    /// ejabberdctl path for shared rosters (accepted; not implemented yet).
-    #[arg(long, hide = true)]
-    pub ejabberdctl: Option<String>,
-    /// Shared roster database (accepted; not implemented yet).
+    /// Provision shared roster groups from Nextcloud groups after each login
+    /// by running this ejabberdctl (state in the --db database).
+    #[arg(long)]
+    pub ejabberdctl: Option<PathBuf>,
+    /// Shared roster: only Nextcloud groups matching one of these patterns
+    /// (`*`, `?`; comma-separated; default all).
+    #[arg(long = "roster-groups-allow")]
+    pub roster_groups_allow: Option<String>,
+    /// Shared roster: never Nextcloud groups matching one of these patterns.
+    #[arg(long = "roster-groups-deny")]
+    pub roster_groups_deny: Option<String>,
+    /// Shared roster: never groups with more members than this (0: no limit).
+    #[arg(long = "roster-max-members")]
+    pub roster_max_members: Option<String>,
+    /// Old xcauth dbm shared roster database (obsolete: its data lives in --db).
     #[arg(long = "shared-roster-db", hide = true)]
     pub shared_roster_db: Option<String>,
 
@@ -117,12 +128,11 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Compatibility flags given on the command line that have no effect yet.
-    pub fn deferred_flags(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 4] = [
+    /// Obsolete xcauth flags given on the command line (accepted, ignored).
+    pub fn obsolete_flags(&self) -> Vec<&'static str> {
+        let flags: [(&'static str, bool); 3] = [
             ("domain-db", self.domain_db.is_some()),
             ("cache-db", self.cache_db.is_some()),
-            ("ejabberdctl", self.ejabberdctl.is_some()),
             ("shared-roster-db", self.shared_roster_db.is_some()),
         ];
         flags

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cloudauth_core::cache::CacheTtls;
 use cloudauth_core::duration::parse_duration;
+use cloudauth_core::roster::{Glob, GroupPolicy};
 use cloudauth_core::secret::{self, Secret};
 use cloudauth_core::Timeouts;
 use thiserror::Error;
@@ -23,9 +24,14 @@ pub const DEFAULT_DB: &str = "/var/lib/xcauth/xcauth.sqlite3";
 /// Socket connections idle this long are closed (their clients reconnect).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Keys of features still to come (or of obsolete xcauth files): accepted, with a warning.
-const DEFERRED_KEYS: [&str; 4] = ["domain-db", "cache-db", "ejabberdctl", "shared-roster-db"];
-const KNOWN_KEYS: [&str; 18] = [
+/// Keys of obsolete xcauth dbm files (xcauth imported them into its SQLite
+/// database once): accepted, with a warning.
+const OBSOLETE_KEYS: [&str; 3] = ["domain-db", "cache-db", "shared-roster-db"];
+const KNOWN_KEYS: [&str; 22] = [
+    "ejabberdctl",
+    "roster-groups-allow",
+    "roster-groups-deny",
+    "roster-max-members",
     "listen",
     "idle-timeout",
     "url",
@@ -177,6 +183,10 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     /// Socket connections without a request for this long are closed.
     pub idle_timeout: Duration,
+    /// ejabberdctl for shared roster provisioning.
+    pub ejabberdctl: Option<PathBuf>,
+    /// Which Nextcloud groups become shared roster groups.
+    pub roster_policy: GroupPolicy,
     /// Log destination.
     pub log: LogTarget,
     /// Debug level logging.
@@ -342,9 +352,9 @@ impl Config {
 
         if let Some(p) = &path {
             for key in file.keys() {
-                if DEFERRED_KEYS.contains(&key.as_str()) {
+                if OBSOLETE_KEYS.contains(&key.as_str()) {
                     warnings.push(format!(
-                        "{}: setting {key:?} is accepted but not implemented yet; ignored",
+                        "{}: setting {key:?} names an obsolete xcauth dbm file; ignored (its data lives in the db database)",
                         p.display()
                     ));
                 } else if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -358,9 +368,9 @@ impl Config {
                 ));
             }
         }
-        for flag in cli.deferred_flags() {
+        for flag in cli.obsolete_flags() {
             warnings.push(format!(
-                "--{flag} is accepted but not implemented yet; ignored"
+                "--{flag} names an obsolete xcauth dbm file; ignored (its data lives in --db)"
             ));
         }
 
@@ -423,6 +433,9 @@ impl Config {
                 "cache-bcrypt-rounds" => cli.cache_bcrypt_rounds.clone(),
                 "on-backend-trouble" => cli.on_backend_trouble.clone(),
                 "idle-timeout" => cli.idle_timeout.clone(),
+                "roster-groups-allow" => cli.roster_groups_allow.clone(),
+                "roster-groups-deny" => cli.roster_groups_deny.clone(),
+                "roster-max-members" => cli.roster_max_members.clone(),
                 _ => None,
             };
             v.or_else(|| get(key))
@@ -473,6 +486,39 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let patterns = |key: &'static str| -> Vec<Glob> {
+            cli_value(key)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(Glob::new)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let max_members = match cli_value("roster-max-members") {
+            None => None,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(ConfigError::Value {
+                        key: "roster-max-members",
+                        why: format!("{v:?} is not a number"),
+                    })
+                }
+            },
+        };
+        let roster_policy = GroupPolicy {
+            allow: patterns("roster-groups-allow"),
+            deny: patterns("roster-groups-deny"),
+            max_members,
+        };
+        let ejabberdctl = cli
+            .ejabberdctl
+            .clone()
+            .or_else(|| get("ejabberdctl").map(PathBuf::from));
         let per_domain_file = cli
             .per_domain_config
             .clone()
@@ -483,6 +529,8 @@ impl Config {
             protocol,
             listen,
             idle_timeout,
+            ejabberdctl,
+            roster_policy,
             log,
             debug: debug || one_shot,
             timeouts,
@@ -498,9 +546,9 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
     use clap::Parser;
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("cloudauth").chain(args.iter().copied())).unwrap()
@@ -580,8 +628,8 @@ mod tests {
     }
 
     #[test]
-    fn deferred_and_unknown_keys_warn() {
-        let text = "cache-db=/x\nejabberdctl=/usr/sbin/ejabberdctl\nfrobnicate=1\ndb=/y\n";
+    fn obsolete_and_unknown_keys_warn() {
+        let text = "cache-db=/x\nejabberdctl=/usr/sbin/ejabberdctl\nfrobnicate=1\ndb=/y\nroster-groups-deny = everyone, *-hidden\nroster-max-members=50\n";
         let f = temp_file("c.conf", text, 0o600);
         let c = Config::load(&cli(&[
             "-c",
@@ -591,12 +639,21 @@ mod tests {
         ]))
         .unwrap();
         let all = c.warnings.join("\n");
-        assert!(all.contains("\"cache-db\" is accepted but not implemented"));
-        assert!(all.contains("\"ejabberdctl\""));
+        assert!(all.contains("\"cache-db\" names an obsolete xcauth dbm file"));
+        assert!(!all.contains("\"ejabberdctl\""), "{all}");
         assert!(all.contains("unknown setting \"frobnicate\""));
-        assert!(all.contains("--shared-roster-db is accepted"));
+        assert!(all.contains("--shared-roster-db names an obsolete"));
         assert!(!all.contains("\"db\""));
         assert_eq!(c.db, (PathBuf::from("/y"), true));
+        assert_eq!(c.ejabberdctl, Some(PathBuf::from("/usr/sbin/ejabberdctl")));
+        assert_eq!(
+            c.roster_policy,
+            GroupPolicy {
+                allow: vec![],
+                deny: vec![Glob::new("everyone"), Glob::new("*-hidden")],
+                max_members: Some(50)
+            }
+        );
     }
 
     #[test]

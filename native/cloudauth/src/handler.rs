@@ -2,14 +2,16 @@
 //!
 //! Never logs a password, a token or a secret.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudauth_core::{Authenticator, Decision, Verdict};
+use cloudauth_core::{Authenticator, Decision, Path, Verdict};
 use tracing::{info, warn};
 
 use crate::codec::{Incoming, Reply};
 use crate::config::TroublePolicy;
 use crate::request::{self, Dialect, Request};
+use crate::roster_sync::RosterSync;
 
 /// What to do with one incoming unit.
 #[derive(Debug)]
@@ -24,8 +26,9 @@ pub enum Step {
 
 /// Turns requests into replies using the core's decisions.
 pub struct Handler {
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     on_trouble: TroublePolicy,
+    roster: Option<Arc<RosterSync>>,
 }
 
 /// The protocol answer for a verdict under a trouble policy.
@@ -90,9 +93,35 @@ impl Note {
 }
 
 impl Handler {
-    /// A handler deciding with `auth`, answering trouble per `on_trouble`.
-    pub fn new(auth: Authenticator, on_trouble: TroublePolicy) -> Self {
-        Handler { auth, on_trouble }
+    /// A handler deciding with `auth`, answering trouble per `on_trouble`,
+    /// syncing shared rosters after logins when `roster` is given.
+    pub fn new(
+        auth: Arc<Authenticator>,
+        on_trouble: TroublePolicy,
+        roster: Option<Arc<RosterSync>>,
+    ) -> Self {
+        Handler {
+            auth,
+            on_trouble,
+            roster,
+        }
+    }
+
+    /// After a login confirmed by a token, the cloud or a fresh cache entry
+    /// (not the cache standing in for an unreachable cloud), the user's
+    /// shared roster is synced in a task of its own: the reply never waits.
+    fn after_login(&self, user: &str, domain: &str, d: &Decision) {
+        let Some(roster) = &self.roster else { return };
+        if !d.verdict.is_yes() || d.path == Path::Fallback {
+            return;
+        }
+        let (roster, auth) = (Arc::clone(roster), Arc::clone(&self.auth));
+        let (user, domain) = (user.to_string(), domain.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = roster.sync(&auth, &user, &domain).await {
+                warn!("shared roster of {user}@{domain} not synced: {e}");
+            }
+        });
     }
 
     /// Decides whatever needs no I/O: bad frames, unsupported commands,
@@ -128,10 +157,13 @@ impl Handler {
             }) => {
                 let started = Instant::now();
                 match self.auth.check_token(&user, &domain, &password) {
-                    Some(d) => Step::Answer(
-                        reply_for(&d.verdict, self.on_trouble),
-                        Some(Note::new("auth", user, domain, d, started)),
-                    ),
+                    Some(d) => {
+                        self.after_login(&user, &domain, &d);
+                        Step::Answer(
+                            reply_for(&d.verdict, self.on_trouble),
+                            Some(Note::new("auth", user, domain, d, started)),
+                        )
+                    }
                     None => Step::Ask(Request::Auth {
                         user,
                         domain,
@@ -153,6 +185,7 @@ impl Handler {
                 password,
             } => {
                 let d = self.auth.auth_backend(&user, &domain, &password).await;
+                self.after_login(&user, &domain, &d);
                 ("auth", user, domain, d)
             }
             Request::IsUser { user, domain } => {

@@ -11,6 +11,7 @@ mod logging;
 mod oneshot;
 mod protocols;
 mod request;
+mod roster_sync;
 mod serve;
 mod sockets;
 mod stdio;
@@ -27,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::cli::{Cli, Command};
 use crate::config::{CacheStorage, Config};
 use crate::handler::Handler;
+use crate::roster_sync::RosterSync;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -153,10 +155,21 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     if let Some([user, domain]) = cli.isuser_test.as_deref() {
         return exit(runtime.block_on(oneshot::is_user(&auth, user, domain)));
     }
+    let roster = match &config.ejabberdctl {
+        None => None,
+        Some(ctl) => match RosterSync::new(ctl, &config.db.0, config.roster_policy.clone()) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                error!("shared roster sync off: {e}");
+                eprintln!("cloudauth: shared roster sync off: {e}");
+                return 2;
+            }
+        },
+    };
     if let Some([user, domain]) = cli.roster_test.as_deref() {
-        return exit(runtime.block_on(oneshot::roster(&auth, user, domain)));
+        return exit(runtime.block_on(oneshot::roster(&auth, roster.as_deref(), user, domain)));
     }
-    let handler = Arc::new(Handler::new(auth, config.on_trouble));
+    let handler = Arc::new(Handler::new(Arc::new(auth), config.on_trouble, roster));
     let drain = config.timeouts.total + std::time::Duration::from_secs(2);
     let result = runtime.block_on(async move {
         tokio::spawn(logging::flush_periodically());

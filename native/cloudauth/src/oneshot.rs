@@ -3,6 +3,8 @@
 
 use cloudauth_core::{Authenticator, Verdict};
 
+use crate::roster_sync::RosterSync;
+
 /// Exit code and printed line for a verdict.
 fn outcome(v: &Verdict) -> (i32, String) {
     match v {
@@ -29,8 +31,9 @@ pub async fn is_user(a: &Authenticator, user: &str, domain: &str) -> i32 {
     code
 }
 
-/// `-R USER DOMAIN`: the shared roster as pretty JSON.
-pub async fn roster(a: &Authenticator, user: &str, domain: &str) -> i32 {
+/// `-R USER DOMAIN`: the shared roster as pretty JSON; with `--ejabberdctl`,
+/// also a sync, run to its end.
+pub async fn roster(a: &Authenticator, sync: Option<&RosterSync>, user: &str, domain: &str) -> i32 {
     let Some(settings) = a.settings().resolve(domain) else {
         println!("no: domain not served");
         return 1;
@@ -44,7 +47,26 @@ pub async fn roster(a: &Authenticator, user: &str, domain: &str) -> i32 {
         Ok(r) => match serde_json::to_string_pretty(&r) {
             Ok(text) => {
                 println!("{text}");
-                0
+                let Some(sync) = sync else { return 0 };
+                match sync.sync(a, user, domain).await {
+                    Ok(s) if s.unchanged => {
+                        println!("sync: unchanged since the last sync");
+                        0
+                    }
+                    Ok(s) => {
+                        println!(
+                            "sync: {} changes, {} failed, in {} ms",
+                            s.actions,
+                            s.failed,
+                            s.elapsed.as_millis()
+                        );
+                        i32::from(s.failed > 0) * 2
+                    }
+                    Err(e) => {
+                        println!("sync failed: {e}");
+                        2
+                    }
+                }
             }
             Err(e) => {
                 println!("backend trouble: cannot print roster: {e}");

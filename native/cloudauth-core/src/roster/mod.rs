@@ -10,12 +10,17 @@
 pub mod group_id;
 pub mod plan;
 pub mod policy;
+pub mod state_db;
 
 use std::fmt;
 
 pub use group_id::group_id;
 pub use plan::{answer_hash, desired, plan, Action, Current, Desired, DesiredGroup};
 pub use policy::{Glob, GroupPolicy, Skip};
+
+/// The description of every group cloudauth provisions; only such groups
+/// are ever changed (the in-VM module uses the same text).
+pub const MARKER: &str = "Nextcloud group (provisioned by cloudauth)";
 
 /// A bare JID, split.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

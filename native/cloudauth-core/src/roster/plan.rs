@@ -55,6 +55,37 @@ pub struct Current {
     pub names: BTreeMap<Jid, String>,
 }
 
+impl Current {
+    /// The state after `action` succeeded for a sync of `login`.
+    pub fn apply(&mut self, login: &Jid, action: &Action) {
+        match action {
+            Action::CreateGroup { id, .. } => {
+                self.members.entry(id.clone()).or_default();
+            }
+            Action::AddMember { group, member } => {
+                self.members
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(member.clone());
+                if member == login {
+                    self.login_groups.insert(group.clone());
+                }
+            }
+            Action::RemoveMember { group, member } => {
+                if let Some(m) = self.members.get_mut(group) {
+                    m.remove(member);
+                }
+                if member == login {
+                    self.login_groups.remove(group);
+                }
+            }
+            Action::SetName { jid, name } => {
+                self.names.insert(jid.clone(), name.clone());
+            }
+        }
+    }
+}
+
 /// One change to the shared roster.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -142,8 +173,9 @@ pub fn desired(answer: &SharedRoster, login_domain: &str, policy: &GroupPolicy) 
 }
 
 /// The actions that turn `current` into `desired` for a login of `login`:
-/// groups created first, then members added, then removed (including the
-/// login user from provisioned groups it is no longer in), then names.
+/// groups created first, then names set (before members are added, so that
+/// the roster pushes of the additions carry them), then members added, then
+/// removed (including the login user from provisioned groups it left).
 pub fn plan(desired: &Desired, login: &Jid, current: &Current) -> Vec<Action> {
     let mut actions = Vec::new();
     for g in desired.groups.values() {
@@ -188,9 +220,9 @@ pub fn plan(desired: &Desired, login: &Jid, current: &Current) -> Vec<Action> {
     }
     actions.sort_by_key(|a| match a {
         Action::CreateGroup { .. } => 0,
-        Action::AddMember { .. } => 1,
-        Action::RemoveMember { .. } => 2,
-        Action::SetName { .. } => 3,
+        Action::SetName { .. } => 1,
+        Action::AddMember { .. } => 2,
+        Action::RemoveMember { .. } => 3,
     });
     actions
 }
@@ -255,31 +287,7 @@ mod tests {
     fn apply(current: &Current, login: &Jid, actions: &[Action]) -> Current {
         let mut c = current.clone();
         for a in actions {
-            match a {
-                Action::CreateGroup { id, .. } => {
-                    c.members.insert(id.clone(), BTreeSet::new());
-                }
-                Action::AddMember { group, member } => {
-                    c.members
-                        .entry(group.clone())
-                        .or_default()
-                        .insert(member.clone());
-                    if member == login {
-                        c.login_groups.insert(group.clone());
-                    }
-                }
-                Action::RemoveMember { group, member } => {
-                    if let Some(m) = c.members.get_mut(group) {
-                        m.remove(member);
-                    }
-                    if member == login {
-                        c.login_groups.remove(group);
-                    }
-                }
-                Action::SetName { jid, name } => {
-                    c.names.insert(jid.clone(), name.clone());
-                }
-            }
+            c.apply(login, a);
         }
         c
     }
@@ -296,14 +304,6 @@ mod tests {
                     id: "team".into(),
                     label: "team".into()
                 },
-                Action::AddMember {
-                    group: "team".into(),
-                    member: alice()
-                },
-                Action::AddMember {
-                    group: "team".into(),
-                    member: j("bob")
-                },
                 Action::SetName {
                     jid: alice(),
                     name: "Alice A".into()
@@ -311,6 +311,14 @@ mod tests {
                 Action::SetName {
                     jid: j("bob"),
                     name: "Bob B".into()
+                },
+                Action::AddMember {
+                    group: "team".into(),
+                    member: alice()
+                },
+                Action::AddMember {
+                    group: "team".into(),
+                    member: j("bob")
                 },
             ]
         );

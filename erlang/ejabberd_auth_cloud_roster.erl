@@ -1,0 +1,167 @@
+%%%----------------------------------------------------------------------
+%%% File    : ejabberd_auth_cloud_roster.erl
+%%% Purpose : Shared roster groups from Nextcloud groups, inside the VM
+%%%
+%%% After a login (auth_cloud_roster_sync: true), in a process of its own:
+%%% fetch the user's shared roster from the cloud (NIF, asynchronous), skip
+%%% everything if its digest is the one of the last sync, else read the
+%%% current state from the shared roster itself, let the core plan the
+%%% changes and apply them through ejabberd's command API (what
+%%% ejabberdctl srg_create/srg_user_add/srg_user_del/set_vcard do).
+%%% Groups provisioned here carry a marker in their description; only those
+%%% are ever changed. The digests and the names set are kept in Mnesia, so
+%%% every node of a cluster sees the same.
+%%%
+%%% Needs mod_shared_roster, mod_vcard and mod_admin_extra (the commands).
+%%%----------------------------------------------------------------------
+-module(ejabberd_auth_cloud_roster).
+
+-export([start/1, sync_async/3, sync/3]).
+
+-include("logger.hrl").
+
+-record(ejabberd_auth_cloud_roster,
+	{key :: {hash | name, {binary(), binary()}},
+	 value :: binary()}).
+
+-define(MARKER, <<"Nextcloud group (provisioned by cloudauth)">>).
+-define(CALLER, #{caller_module => ejabberd_ctl}).
+
+-type jid() :: {binary(), binary()}.
+-type stats() :: #{unchanged := boolean(), actions := non_neg_integer(),
+		   failed := non_neg_integer(), calls := non_neg_integer(),
+		   micros := non_neg_integer()}.
+
+%%%----------------------------------------------------------------------
+%%% API
+%%%----------------------------------------------------------------------
+
+%% Creates the table of digests and names (idempotent, per node).
+-spec start(binary()) -> any().
+start(_Host) ->
+    ejabberd_mnesia:create(?MODULE, ejabberd_auth_cloud_roster,
+			   [{disc_copies, [node()]},
+			    {attributes, record_info(fields, ejabberd_auth_cloud_roster)}]).
+
+%% Syncs in a process of its own: the login never waits for it.
+-spec sync_async({reference(), timeout()}, binary(), binary()) -> ok.
+sync_async(Handle, User, Server) ->
+    _ = spawn(fun() -> sync(Handle, User, Server) end),
+    ok.
+
+%% Syncs now; every failure is logged with its reason.
+-spec sync({reference(), timeout()}, binary(), binary()) -> {ok, stats()} | {error, term()}.
+sync({Handle, Wait}, User, Server) ->
+    Started = erlang:monotonic_time(microsecond),
+    Ref = make_ref(),
+    try ejabberd_auth_cloud_nif:roster_fetch(Handle, Ref, User, Server) of
+	ok ->
+	    receive
+		{Ref, {ok, Hash, Groups, Names, Skipped}} ->
+		    log_skipped(User, Server, Skipped),
+		    reconcile(User, Server, Hash, Groups, Names, Started);
+		{Ref, {trouble, Why}} ->
+		    ?WARNING_MSG("Shared roster of ~ts@~ts not synced: ~ts", [User, Server, Why]),
+		    {error, Why};
+		{Ref, {error, Why}} ->
+		    ?ERROR_MSG("Shared roster of ~ts@~ts not synced: ~ts", [User, Server, Why]),
+		    {error, Why}
+	    after Wait ->
+		    ?ERROR_MSG("Shared roster of ~ts@~ts not synced: no answer in time", [User, Server]),
+		    {error, timeout}
+	    end;
+	{error, Why} ->
+	    ?ERROR_MSG("Shared roster of ~ts@~ts not synced: ~ts", [User, Server, Why]),
+	    {error, Why}
+    catch Class:Reason ->
+	    ?ERROR_MSG("Shared roster of ~ts@~ts not synced: ~p:~p", [User, Server, Class, Reason]),
+	    {error, Reason}
+    end.
+
+%%%----------------------------------------------------------------------
+%%% Internal functions
+%%%----------------------------------------------------------------------
+reconcile(User, Server, Hash, Groups, Names, Started) ->
+    US = {User, Server},
+    case read({hash, US}) of
+	{ok, Hash} ->
+	    ?DEBUG("Shared roster of ~ts@~ts unchanged", [User, Server]),
+	    {ok, #{unchanged => true, actions => 0, failed => 0, calls => 0,
+		   micros => erlang:monotonic_time(microsecond) - Started}};
+	_ ->
+	    {Members, Reads1} = members(Server, Groups),
+	    {LoginGroups, Reads2} = login_groups(US, Server),
+	    Known = [{J, N} || {J, _} <- Names, {ok, N} <- [read({name, J})]],
+	    Actions = ejabberd_auth_cloud_nif:roster_plan(US, Groups, Names, Members,
+							   LoginGroups, Known),
+	    Failed = length([A || A <- Actions, apply_action(Server, A) /= ok]),
+	    case Failed of
+		0 -> write({hash, US}, Hash);
+		_ -> ok   % retried at the next login
+	    end,
+	    Micros = erlang:monotonic_time(microsecond) - Started,
+	    ?INFO_MSG("Shared roster of ~ts@~ts synced: ~B changes, ~B failed, in ~B us",
+		      [User, Server, length(Actions), Failed, Micros]),
+	    {ok, #{unchanged => false, actions => length(Actions), failed => Failed,
+		   calls => Reads1 + Reads2 + length(Actions), micros => Micros}}
+    end.
+
+%% Members of the desired groups that exist; and how many calls it took.
+-spec members(binary(), list()) -> {[{binary(), [jid()]}], non_neg_integer()}.
+members(Host, Groups) ->
+    Existing = [Id || {Id, _, _} <- Groups,
+		      mod_shared_roster:get_group_opts(Host, Id) /= error],
+    {[{Id, mod_shared_roster:get_group_explicit_users(Host, Id)} || Id <- Existing],
+     length(Groups) + length(Existing)}.
+
+%% The provisioned groups the user is in now, read from the shared roster.
+-spec login_groups(jid(), binary()) -> {[binary()], non_neg_integer()}.
+login_groups(US, Host) ->
+    All = mod_shared_roster:list_groups(Host),
+    Ours = [G || G <- All, provisioned(Host, G)],
+    {[G || G <- Ours, mod_shared_roster:is_user_in_group(US, G, Host)],
+     1 + length(All) + length(Ours)}.
+
+provisioned(Host, Group) ->
+    case mod_shared_roster:get_group_opts(Host, Group) of
+	Opts when is_list(Opts) -> proplists:get_value(description, Opts) == ?MARKER;
+	_ -> false
+    end.
+
+apply_action(Host, {create_group, Id, Label}) ->
+    command(srg_create, [Id, Host, Label, ?MARKER, Id]);
+apply_action(Host, {add_member, Id, {U, S}}) ->
+    command(srg_user_add, [U, S, Id, Host]);
+apply_action(Host, {remove_member, Id, {U, S}}) ->
+    command(srg_user_del, [U, S, Id, Host]);
+apply_action(_Host, {set_name, {U, S} = US, Name}) ->
+    case command(set_vcard, [U, S, <<"FN">>, Name]) of
+	ok -> write({name, US}, Name);
+	Err -> Err
+    end.
+
+%% One command, as ejabberdctl would run it; failures logged with the reason.
+command(Name, Args) ->
+    try ejabberd_commands:execute_command2(Name, Args, ?CALLER) of
+	ok -> ok;
+	{error, _} = Err -> logged(Name, Args, Err);
+	_ -> ok
+    catch Class:Reason -> logged(Name, Args, {Class, Reason})
+    end.
+
+logged(Name, Args, Why) ->
+    ?WARNING_MSG("Shared roster: ~ts ~p failed: ~p", [Name, Args, Why]),
+    {error, Why}.
+
+log_skipped(_User, _Server, []) -> ok;
+log_skipped(User, Server, Skipped) ->
+    ?DEBUG("Shared roster of ~ts@~ts: groups left out: ~p", [User, Server, Skipped]).
+
+read(Key) ->
+    case mnesia:dirty_read(ejabberd_auth_cloud_roster, Key) of
+	[#ejabberd_auth_cloud_roster{value = V}] -> {ok, V};
+	[] -> error
+    end.
+
+write(Key, Value) ->
+    mnesia:dirty_write(#ejabberd_auth_cloud_roster{key = Key, value = Value}).
