@@ -1,52 +1,79 @@
 #!/bin/bash
-# cloudauth demo, end to end: builds the binaries, starts the project's JSXC
-# test backend and a throwaway ejabberd on 127.0.0.1 that authenticates
-# through `cloudauth -t ejabberd`, then logs in with a real XMPP client by
-# password and by token and prints what happened. Installs the Debian
-# packages it needs (ejabberd, python3-slixmpp) when run as root.
+# cloudauth demo, end to end, on 127.0.0.1 only:
+#  1. builds the binaries and the ejabberd module (cargo, rebar3);
+#  2. starts the project's JSXC test backend (stands in for Nextcloud);
+#  3. ejabberd with auth_method: external running `cloudauth -t ejabberd`;
+#  4. ejabberd with auth_method: cloud (the in-VM module and its NIF),
+#     shared roster groups provisioned from the Nextcloud groups;
+# and logs in with a real XMPP client (slixmpp) by password and by JSXC
+# token, printing what happened. Installs the Debian packages it needs
+# (ejabberd, Erlang headers, rebar3, slixmpp, ...) when run as root.
 set -u
 cd "$(dirname "$0")" || exit 1
 test/lib/install-deps.sh || exit 1
-echo "== building (cargo build --release)"
+echo "== building (cargo build --release, rebar3 compile)"
 cargo build --release --locked -p cloudauth -p jsxc-test-backend || exit 1
+rebar3 compile >/dev/null || exit 1
 . test/lib/common.sh
 
 SECRET="demo-secret-$RANDOM$RANDOM"
 W=$(workdir demo)
 echo "== starting the JSXC test backend (stands in for Nextcloud with the JSXC app)"
 start_backend "$W" "$SECRET" '{"users": [
-  {"uid": "alice", "password": "correct horse", "name": "Alice Liddell"},
-  {"uid": "bob", "password": "battery staple", "name": "Bob"}
+  {"uid": "alice", "password": "correct horse", "name": "Alice Liddell", "groups": ["Wonderland"]},
+  {"uid": "bob", "password": "battery staple", "name": "Bob Builder", "groups": ["Wonderland"]}
 ]}' || { echo "backend did not start"; exit 1; }
 echo "   API at $BACKEND_URL"
 printf '%s\n' "$SECRET" > "$W/secret" && chmod 600 "$W/secret"
+TOKEN=$(mint alice localhost "$SECRET" --ttl 10m)
+failures=0
+try() { # try PORT DESCRIPTION EXPECTED JID PASSWORD
+    login "$4" "$5" "$1"
+    local rc=$? word
+    case $rc in 0) word="logged in";; 1) word="refused";; *) word="error";; esac
+    if [ "$rc" = "$3" ]; then printf '   %-48s %s\n' "$2" "$word"; else printf '   %-48s %s  (UNEXPECTED)\n' "$2" "$word"; failures=$((failures + 1)); fi
+}
+logins() { # logins PORT
+    try "$1" "alice, Nextcloud password:" 0 alice@localhost "correct horse"
+    try "$1" "alice, JSXC token (cloudauth token ...):" 0 alice@localhost "$TOKEN"
+    try "$1" "bob, Nextcloud password:" 0 bob@localhost "battery staple"
+    try "$1" "alice, wrong password:" 1 alice@localhost "wrong"
+    try "$1" "bob, alice's token:" 1 bob@localhost "$TOKEN"
+}
+
 PORT=$(free_port)
-cat > "$W/extra.yml" <<YML
+cat > "$W/extauth.yml" <<YML
 auth_method: external
 extauth_program: "$BIN_DIR/cloudauth -c /dev/null -t ejabberd -u $BACKEND_URL --secret-file $W/secret -l $W"
 extauth_pool_size: 2
 auth_use_cache: false
 YML
-echo "== starting ejabberd on 127.0.0.1:$PORT with extauth_program cloudauth"
-start_ejabberd "$W/ejabberd" "$PORT" "$W/extra.yml" >/dev/null || { echo "ejabberd did not start"; exit 1; }
+echo "== ejabberd on 127.0.0.1:$PORT, auth_method: external with extauth_program cloudauth"
+start_ejabberd "$W/extauth" "$PORT" "$W/extauth.yml" >/dev/null || { echo "ejabberd did not start"; exit 1; }
+logins "$PORT"
+echo "   cloudauth's log ($W/cloudauth.log):"
+sleep 0.3
+sed 's/^/     /' "$W/cloudauth.log"
+"$SANDBOX" stop "$W/extauth" >/dev/null
 
-TOKEN=$(mint alice localhost "$SECRET" --ttl 10m)
-failures=0
-try() { # try DESCRIPTION EXPECTED JID PASSWORD
-    login "$3" "$4" "$PORT"
-    local rc=$?
-    local word
-    case $rc in 0) word="logged in";; 1) word="refused";; *) word="error";; esac
-    if [ "$rc" = "$2" ]; then printf '   %-48s %s\n' "$1" "$word"; else printf '   %-48s %s  (UNEXPECTED)\n' "$1" "$word"; failures=$((failures + 1)); fi
-}
-echo "== logging in with slixmpp"
-try "alice, Nextcloud password:" 0 alice@localhost "correct horse"
-try "alice, JSXC token (cloudauth token ...):" 0 alice@localhost "$TOKEN"
-try "bob, Nextcloud password:" 0 bob@localhost "battery staple"
-try "alice, wrong password:" 1 alice@localhost "wrong"
-try "bob, alice's token:" 1 bob@localhost "$TOKEN"
-echo "== cloudauth's log ($W/cloudauth.log):"
-sed 's/^/   /' "$W/cloudauth.log"
+PORT=$(free_port)
+erlang/install.sh "$W/cloud/ext" >/dev/null 2>&1 || { echo "erlang/install.sh failed"; exit 1; }
+cat > "$W/cloud.yml" <<YML
+auth_method: cloud
+auth_cloud_url: "$BACKEND_URL"
+auth_cloud_secret_file: "$W/secret"
+auth_cloud_roster_sync: true
+YML
+echo "== ejabberd on 127.0.0.1:$PORT, auth_method: cloud (in-VM module, installed by erlang/install.sh)"
+start_ejabberd "$W/cloud" "$PORT" "$W/cloud.yml" >/dev/null || { echo "ejabberd did not start"; exit 1; }
+logins "$PORT"
+echo "   alice's roster after her login (shared roster from the Nextcloud group Wonderland):"
+/usr/bin/python3 "$E2E_LIB/xmpp_roster.py" alice@localhost "correct horse" "$PORT" "$W/roster" --duration 3 >/dev/null
+if grep -q "bob@localhost both Bob Builder | Wonderland" "$W/roster"; then
+    grep "bob@localhost" "$W/roster" | head -n1 | sed 's/^[a-z]* /     /'
+else
+    echo "     (bob missing: UNEXPECTED)"; failures=$((failures + 1))
+fi
+"$SANDBOX" stop "$W/cloud" >/dev/null
 if [ "$failures" = 0 ]; then echo "== demo OK"; else echo "== demo FAILED ($failures unexpected outcomes)"; fi
-"$SANDBOX" stop "$W/ejabberd" >/dev/null
 [ "$failures" = 0 ]
