@@ -10,12 +10,7 @@ SECRET="e2e-secret-$$-$RANDOM"
 CA_TIMEOUT=3     # cloudauth --timeout (backend requests)
 MOD_TIMEOUT=2    # cloudauth_timeout (the module waiting for cloudauth)
 W=$(workdir prosody)
-start_backend "$W" "$SECRET" '{"users": [
-  {"uid": "alice", "password": "alice-pw", "name": "Alice"},
-  {"uid": "bob", "password": "bob-pw", "name": "Bob"},
-  {"uid": "carol", "password": "a:b:c"},
-  {"uid": "jürgen", "password": "pässwörd-ü"}
-]}' || die_setup "test backend did not start"
+start_backend "$W" "$SECRET" "$STANDARD_USERS" || die_setup "test backend did not start"
 
 printf '%s\n' "$SECRET" > "$W/secret"
 chmod 600 "$W/secret"
@@ -125,23 +120,7 @@ PY
 }
 
 D=localhost
-ALICE_TOKEN=$(mint alice $D "$SECRET" --ttl 1h)
-BOB_TOKEN=$(mint bob $D "$SECRET" --ttl 1h)
-EXPIRED=$(mint alice $D "$SECRET" --expiry $(( $(date +%s) - 60 )))
-
-auth_before=$(backend_count auth)
-login "alice@$D" alice-pw "$PORT"; expect "right password -> session" 0 $?
-login "alice@$D" wrong-pw "$PORT"; expect "wrong password -> refused" 1 $?
-login "mallory@$D" alice-pw "$PORT"; expect "unknown user -> refused" 1 $?
-login "carol@$D" 'a:b:c' "$PORT"; expect "password with colons -> session" 0 $?
-login "jürgen@$D" 'pässwörd-ü' "$PORT"; expect "non-ASCII user by password -> session" 0 $?
-auth_after=$(backend_count auth)
-expect "password logins reached the backend" 5 $((auth_after - auth_before))
-
-login "alice@$D" "$ALICE_TOKEN" "$PORT"; expect "valid token -> session" 0 $?
-login "alice@$D" "$EXPIRED" "$PORT"; expect "expired token -> refused" 1 $?
-login "alice@$D" "$BOB_TOKEN" "$PORT"; expect "another user's token -> refused" 1 $?
-expect "token logins never reached the backend" "$auth_after" "$(backend_count auth)"
+login_cases "$PORT" "$D" "$SECRET"
 
 T=tcp.localhost # the VirtualHost reaching cloudauth over TCP
 login "alice@$T" alice-pw "$PORT"; expect "TCP: right password -> session" 0 $?

@@ -103,6 +103,41 @@ timed_login() {
     echo "$rc $(( $(now_ms) - t0 ))"
 }
 
+# The accounts the standard login cases below rely on.
+STANDARD_USERS='{"users": [
+  {"uid": "alice", "password": "alice-pw", "name": "Alice"},
+  {"uid": "bob", "password": "bob-pw", "name": "Bob"},
+  {"uid": "carol", "password": "a:b:c"},
+  {"uid": "jürgen", "password": "pässwörd-ü"}
+]}'
+
+# login_cases PORT DOMAIN SECRET: the login cases every server path must
+# pass, with slixmpp over SASL PLAIN: right and wrong password, unknown
+# user, colons in the password, a non-ASCII user by password and by token,
+# valid, expired and another user's token; password logins reach the cloud,
+# token logins never do. Needs STANDARD_USERS in the (current) backend.
+# Sets ALICE_TOKEN, BOB_TOKEN, EXPIRED and JUERGEN_TOKEN for later use.
+login_cases() {
+    local port=$1 d=$2 secret=$3 before
+    ALICE_TOKEN=$(mint alice "$d" "$secret" --ttl 1h)
+    BOB_TOKEN=$(mint bob "$d" "$secret" --ttl 1h)
+    EXPIRED=$(mint alice "$d" "$secret" --expiry $(( $(date +%s) - 60 )))
+    JUERGEN_TOKEN=$(mint jürgen "$d" "$secret" --ttl 1h)
+    before=$(backend_count auth)
+    login "alice@$d" alice-pw "$port"; expect "right password -> session" 0 $?
+    login "alice@$d" wrong-pw "$port"; expect "wrong password -> refused" 1 $?
+    login "mallory@$d" alice-pw "$port"; expect "unknown user -> refused" 1 $?
+    login "carol@$d" 'a:b:c' "$port"; expect "password with colons -> session" 0 $?
+    login "jürgen@$d" 'pässwörd-ü' "$port"; expect "non-ASCII user by password -> session" 0 $?
+    expect "password logins reached the cloud" 5 $(( $(backend_count auth) - before ))
+    before=$(backend_count auth)
+    login "alice@$d" "$ALICE_TOKEN" "$port"; expect "valid token -> session" 0 $?
+    login "alice@$d" "$EXPIRED" "$port"; expect "expired token -> refused" 1 $?
+    login "alice@$d" "$BOB_TOKEN" "$port"; expect "another user's token -> refused" 1 $?
+    login "jürgen@$d" "$JUERGEN_TOKEN" "$port"; expect "non-ASCII user by token -> session" 0 $?
+    expect "token logins never reached the cloud" 0 $(( $(backend_count auth) - before ))
+}
+
 mint() { # mint USER DOMAIN SECRET [--ttl T | --expiry UNIX]
     local u=$1 d=$2 s=$3
     shift 3
