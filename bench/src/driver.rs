@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::stats::peak_rss_kib;
+use crate::stats::{peak_rss_kib, percentile};
 
 /// One request and the 4-byte answer it must get.
 #[derive(Debug, Clone)]
@@ -172,5 +172,5 @@ pub async fn first_answer(
         let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
     }
     times.sort();
-    Ok(crate::stats::percentile(&times, 0.5))
+    Ok(percentile(&times, 0.5))
 }

@@ -14,9 +14,6 @@
 //!
 //! `extauth-load --scenario token --procs 2 --requests 20000 -- target/release/cloudauth -t ejabberd -u {url} -s {secret} -l /tmp`
 
-mod driver;
-mod stats;
-
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -26,8 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 use cloudauth_core::{token, BackendClient, DomainSettings, Secret, Timeouts};
 
-use crate::driver::{Case, RunResult};
-use crate::stats::percentile;
+use cloudauth_bench::driver::{self, Case, RunResult};
+use cloudauth_bench::stats::percentile;
 
 const USERS: usize = 100;
 const DOMAIN: &str = "localhost";

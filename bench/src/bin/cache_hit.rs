@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cloudauth_bench::stats::percentile;
 use cloudauth_core::cache::sqlite::SqliteStore;
 use cloudauth_core::cache::{CacheStore, CacheTtls, Lookup, MemoryStore, PasswordCache, Rules};
 use cloudauth_core::{token, Secret};
@@ -16,14 +17,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 fn measure(n: usize, mut f: impl FnMut() -> bool) -> Result<(Duration, Duration), String> {

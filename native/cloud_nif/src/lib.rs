@@ -117,8 +117,6 @@ fn auth<'a>(
         let d = host.auth.auth(&user, &server, &password).await;
         decision_term(&d, started)
     })
-    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
-    Ok(atoms::ok())
 }
 
 /// `is_user(Handle, Ref, User, Server) -> ok`, then `{Ref, Decision}`.
@@ -140,8 +138,6 @@ fn is_user<'a>(
         let d = host.auth.is_user(&user, &server).await;
         decision_term(&d, started)
     })
-    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
-    Ok(atoms::ok())
 }
 
 /// `roster_fetch(Handle, Ref, User, Server) -> ok`, then
@@ -177,8 +173,6 @@ fn roster_fetch<'a>(
             desired: desired(&answer, &server, &host.policy),
         }
     })
-    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
-    Ok(atoms::ok())
 }
 
 /// `roster_plan(Login, Groups, Names, Members, LoginGroups, KnownNames) ->
@@ -214,8 +208,6 @@ fn noop_async<'a>(env: Env<'a>, reply_ref: Term<'a>) -> NifResult<Atom> {
     spawn_reply(env, reply_ref, std::time::Duration::from_secs(5), async {
         atoms::ok()
     })
-    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
-    Ok(atoms::ok())
 }
 
 /// `selftest_panic() -> no_return()`: panics inside a NIF call; the VM
@@ -235,8 +227,6 @@ fn selftest_panic_async<'a>(env: Env<'a>, reply_ref: Term<'a>) -> NifResult<Atom
         }
         panic!("selftest: panic in a runtime task")
     })
-    .map_err(|why| rustler::Error::Term(Box::new(why)))?;
-    Ok(atoms::ok())
 }
 
 /// Keeps the compiler from seeing the selftest panic as unconditional.

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, Term};
 use tokio::task::JoinError;
 
 use crate::atoms;
@@ -31,19 +31,19 @@ fn panic_text(e: JoinError) -> String {
 }
 
 /// Runs `work` on the runtime and sends `{reply_ref, Result}` to the calling
-/// process within `budget`. Returns at once; `Err` only when the runtime
-/// cannot be started.
+/// process within `budget`. Returns `ok` at once, or `{error, Why}` when the
+/// runtime cannot be started.
 pub fn spawn_reply<W, T>(
     env: Env<'_>,
     reply_ref: Term<'_>,
     budget: Duration,
     work: W,
-) -> Result<(), String>
+) -> NifResult<Atom>
 where
     W: Future<Output = T> + Send + 'static,
     T: Encoder + Send + 'static,
 {
-    let rt = runtime()?;
+    let rt = runtime().map_err(|why| rustler::Error::Term(Box::new(why)))?;
     let pid: LocalPid = env.pid();
     let mut msg_env = OwnedEnv::new();
     let saved_ref = msg_env.save(reply_ref);
@@ -63,5 +63,5 @@ where
             }
         });
     });
-    Ok(())
+    Ok(atoms::ok())
 }
