@@ -378,8 +378,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread, like cloudauth's own runtime: the driver's pipe handling
+    // then costs little CPU (on a 2-core machine it competes with what is
+    // measured), and the direct-backend baseline runs the HTTP client the
+    // way cloudauth does.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -2,12 +2,15 @@
 //!
 //! The key is the operation plus a keyed digest of (JID, password), so
 //! different passwords never share a result and nothing secret is kept.
+//! The first caller runs the request itself (no extra task, no extra
+//! waker hop); callers arriving while it runs wait for its result. If the
+//! first caller is cancelled, a waiting one takes the request over.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use futures_util::future::{BoxFuture, FutureExt, Shared};
+use tokio::sync::OnceCell;
 
 use crate::backend::BackendError;
 use crate::digest::{Digester, PairDigest};
@@ -16,12 +19,12 @@ use crate::digest::{Digester, PairDigest};
 pub type Answer = Result<bool, BackendError>;
 
 type Key = (&'static str, PairDigest);
-type InFlight = Arc<Mutex<HashMap<Key, Shared<BoxFuture<'static, Answer>>>>>;
+type Slot = Arc<OnceCell<Answer>>;
 
 /// Runs at most one request per key at a time.
 pub struct Coalescer {
     digester: Digester,
-    inflight: InFlight,
+    inflight: Mutex<HashMap<Key, Slot>>,
 }
 
 impl Coalescer {
@@ -29,7 +32,7 @@ impl Coalescer {
     pub fn new() -> Option<Self> {
         Some(Coalescer {
             digester: Digester::random()?,
-            inflight: Arc::default(),
+            inflight: Mutex::default(),
         })
     }
 
@@ -38,7 +41,7 @@ impl Coalescer {
         self.inflight.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Joins the request in flight for (`op`, `jid`, `secret`), or starts
+    /// Joins the request in flight for (`op`, `jid`, `secret`), or runs
     /// `make()` as that request.
     pub async fn run<F>(
         &self,
@@ -48,33 +51,89 @@ impl Coalescer {
         make: impl FnOnce() -> F,
     ) -> Answer
     where
-        F: Future<Output = Answer> + Send + 'static,
+        F: Future<Output = Answer>,
     {
         let key = (op, self.digester.digest(jid, secret));
-        let shared = {
+        let slot = {
             let mut map = match self.inflight.lock() {
                 Ok(m) => m,
                 Err(p) => p.into_inner(),
             };
-            match map.get(&key) {
-                Some(f) => f.clone(),
-                None => {
-                    let work = make();
-                    let registry = Arc::clone(&self.inflight);
-                    let f = async move {
-                        let r = work.await;
-                        if let Ok(mut m) = registry.lock() {
-                            m.remove(&key);
-                        }
-                        r
-                    }
-                    .boxed()
-                    .shared();
-                    map.insert(key, f.clone());
-                    f
-                }
-            }
+            Arc::clone(map.entry(key).or_default())
         };
-        shared.await
+        let answer = slot.get_or_init(make).await.clone();
+        // The first to finish retires the slot (unless a newer one replaced it).
+        if let Ok(mut map) = self.inflight.lock() {
+            if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                map.remove(&key);
+            }
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn concurrent_identical_calls_share_one_run_and_the_slot_is_retired() {
+        let c = Arc::new(Coalescer::new().unwrap());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let (c, runs) = (Arc::clone(&c), Arc::clone(&runs));
+            let pw = if i == 9 { "other" } else { "pw" };
+            tasks.push(tokio::spawn(async move {
+                c.run("auth", "a@b", pw, || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(pw == "pw")
+                })
+                .await
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), Ok(i != 9));
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "one run per distinct password"
+        );
+        assert_eq!(c.in_flight(), 0);
+        // Sequential calls run again (nothing is cached).
+        let again = c.run("auth", "a@b", "pw", || async { Ok(false) }).await;
+        assert_eq!(again, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_first_caller_hands_the_request_over() {
+        let c = Arc::new(Coalescer::new().unwrap());
+        let first = {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                c.run("auth", "a@b", "pw", || async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok(false)
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move { c.run("auth", "a@b", "pw", || async { Ok(true) }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        let answer = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the waiting caller took over")
+            .unwrap();
+        assert_eq!(answer, Ok(true));
+        assert_eq!(c.in_flight(), 0);
     }
 }
