@@ -14,7 +14,7 @@ mod request;
 mod roster_sync;
 mod serve;
 mod sockets;
-mod stdio;
+mod stdio_serve;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -138,7 +138,10 @@ fn run(cli: &Cli, config: &Config) -> u8 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // One worker thread: cloud requests, timers and socket connections run
+    // there while the main thread serves stdin with blocking reads.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {
@@ -171,24 +174,35 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     }
     let handler = Arc::new(Handler::new(Arc::new(auth), config.on_trouble, roster));
     let drain = config.timeouts.total + std::time::Duration::from_secs(2);
-    let result = runtime.block_on(async move {
-        tokio::spawn(logging::flush_periodically());
+    runtime.spawn(logging::flush_periodically());
+    let result = runtime.block_on(async {
         let mut listeners = listen::from_systemd().map_err(|e| e.to_string())?;
         for spec in &config.listen {
-            listeners.push((spec.protocol, listen::bind(spec).map_err(|e| e.to_string())?));
+            listeners.push((
+                spec.protocol,
+                listen::bind(spec).map_err(|e| e.to_string())?,
+            ));
         }
-        if !listeners.is_empty() {
-            info!("socket mode, version {}", env!("CARGO_PKG_VERSION"));
-            return sockets::run(listeners, handler, drain, config.idle_timeout).await.map(|()| serve::End::Shutdown).map_err(|e| e.to_string());
-        }
-        let Some(protocol) = config.protocol else {
-            return Err("nothing to do: give -t TYPE, --listen PROTO=ADDR, -A, -I, -R or the token subcommand (see --help)".to_string());
-        };
-        info!("serving {protocol:?} protocol on stdin/stdout (version {})", env!("CARGO_PKG_VERSION"));
-        // Stdin sessions end on EOF or quit; nothing triggers this one.
-        let (_keep, never) = tokio::sync::watch::channel(false);
-        protocols::serve_protocol(protocol, stdio::stdin(), stdio::stdout(), handler, never, None).await.map_err(|e| e.to_string())
+        Ok::<_, String>(listeners)
     });
+    let result = match result {
+        Ok(listeners) if !listeners.is_empty() => {
+            info!("socket mode, version {}", env!("CARGO_PKG_VERSION"));
+            runtime
+                .block_on(sockets::run(listeners, Arc::clone(&handler), drain, config.idle_timeout))
+                .map(|()| serve::End::Shutdown)
+                .map_err(|e| e.to_string())
+        }
+        Ok(_) => match config.protocol {
+            None => Err("nothing to do: give -t TYPE, --listen PROTO=ADDR, -A, -I, -R or the token subcommand (see --help)".to_string()),
+            Some(protocol) => {
+                info!("serving {protocol:?} protocol on stdin/stdout (version {})", env!("CARGO_PKG_VERSION"));
+                protocols::serve_stdio_protocol(protocol, Arc::clone(&handler), runtime.handle())
+                    .map_err(|e| e.to_string())
+            }
+        },
+        Err(e) => Err(e),
+    };
     match result {
         Ok(end) => {
             info!("session ended ({end:?})");

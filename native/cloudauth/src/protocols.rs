@@ -15,6 +15,7 @@ use crate::config::Protocol;
 use crate::handler::Handler;
 use crate::request::Dialect;
 use crate::serve::{serve, End};
+use crate::stdio_serve::serve_stdio;
 
 /// Serves one stream in `protocol` until EOF, `quit`, shutdown or `idle`
 /// without requests (see [`serve`]).
@@ -53,5 +54,20 @@ where
             )
             .await
         }
+    }
+}
+
+/// Serves `protocol` on the process's stdin/stdout with blocking reads on
+/// this thread (see [`crate::stdio_serve`]); cloud questions run on `runtime`.
+pub fn serve_stdio_protocol(
+    protocol: Protocol,
+    handler: Arc<Handler>,
+    runtime: &tokio::runtime::Handle,
+) -> io::Result<End> {
+    match protocol {
+        Protocol::Ejabberd => serve_stdio::<EjabberdCodec>(handler, Dialect::Colon, runtime),
+        Protocol::Generic => serve_stdio::<LineCodec>(handler, Dialect::Colon, runtime),
+        Protocol::Postfix => serve_stdio::<PostfixCodec>(handler, Dialect::Postfix, runtime),
+        Protocol::Saslauthd => serve_stdio::<SaslauthdCodec>(handler, Dialect::Saslauthd, runtime),
     }
 }

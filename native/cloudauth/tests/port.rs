@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use cloudauth_core::{token, Secret};
 
@@ -306,4 +307,117 @@ fn missing_settings_fail_loudly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+/// A cloud answering `auth` after a delay chosen by the user name:
+/// `slow*` users wait 500 ms; `*no*` users get noauth, others success.
+fn delaying_cloud() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/externalApi.php", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || serve_http(conn));
+        }
+    });
+    url
+}
+
+fn serve_http(mut conn: std::net::TcpStream) {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // One request: headers, then Content-Length bytes of body.
+        let (head_end, len) = loop {
+            if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&data[..i]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (i + 4, len);
+            }
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&chunk[..n]),
+            }
+        };
+        while data.len() < head_end + len {
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&data[head_end..head_end + len]).to_string();
+        data.drain(..head_end + len);
+        if body.contains("username=slow") {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let json = if body.contains("username=slowno") {
+            r#"{"result":"noauth"}"#
+        } else {
+            r#"{"result":"success","data":{"uid":"x"}}"#
+        };
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+            json.len()
+        );
+        if conn.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn overlapping_cloud_requests_are_answered_in_request_order() {
+    let dir = workdir("order");
+    let url = delaying_cloud();
+    let token = tok("alice", "example.org");
+    let mut child = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "-u",
+            &url,
+            "--timeout",
+            "5",
+            "-l",
+        ])
+        .arg(&dir)
+        .args(["-t", "ejabberd"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    let started = std::time::Instant::now();
+    // slow yes, token yes, slow no, fast yes: in completion order the
+    // replies would read yes, yes, yes, no.
+    for p in [
+        "auth:slow1:example.org:pw".to_string(),
+        format!("auth:alice:example.org:{token}"),
+        "auth:slowno:example.org:pw".to_string(),
+        "auth:fast:example.org:pw".to_string(),
+    ] {
+        input.write_all(&frame(p.as_bytes())).unwrap();
+    }
+    input.flush().unwrap();
+    let mut replies = [0u8; 16];
+    std::io::Read::read_exact(&mut output, &mut replies).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        replies.chunks(4).collect::<Vec<_>>(),
+        vec![&YES[..], &YES[..], &NO[..], &YES[..]],
+        "replies in request order"
+    );
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "the two slow requests overlapped ({elapsed:?})"
+    );
+    drop(input);
+    assert!(child.wait().unwrap().success(), "exit 0 on EOF");
 }
