@@ -43,6 +43,8 @@ struct Pending<C> {
     out: File,
     /// A failed write ends the session.
     broken: Option<io::ErrorKind>,
+    /// The reader waits for replies to be written (back-pressure, end).
+    reader_waits: bool,
 }
 
 /// Writes replies in request order, from any thread.
@@ -62,7 +64,7 @@ impl<C: Encoder<Reply, Error = io::Error>> Ordered<C> {
     /// Records the reply to request `seq` and writes every reply now due.
     fn complete(&self, seq: u64, reply: Reply, note: Option<Note>) {
         let mut notes = Vec::new();
-        {
+        let wake_reader = {
             let mut p = self.lock();
             p.ready.insert(seq, (reply, note));
             let mut due = false;
@@ -87,8 +89,12 @@ impl<C: Encoder<Reply, Error = io::Error>> Ordered<C> {
                 }
                 p.buf.clear();
             }
+            p.reader_waits
+        };
+        // A futex call only when someone listens: most replies have no waiter.
+        if wake_reader {
+            self.written.notify_all();
         }
-        self.written.notify_all();
         for n in notes {
             n.emit();
         }
@@ -98,11 +104,13 @@ impl<C: Encoder<Reply, Error = io::Error>> Ordered<C> {
     fn wait_below(&self, issued: u64, limit: u64) -> Result<(), io::ErrorKind> {
         let mut p = self.lock();
         while p.broken.is_none() && issued - p.next >= limit {
+            p.reader_waits = true;
             p = match self.written.wait(p) {
                 Ok(p) => p,
                 Err(poisoned) => poisoned.into_inner(),
             };
         }
+        p.reader_waits = false;
         p.broken.map_or(Ok(()), Err)
     }
 }
@@ -128,6 +136,7 @@ where
             buf: BytesMut::new(),
             out,
             broken: None,
+            reader_waits: false,
         }),
         written: Condvar::new(),
     });
