@@ -170,6 +170,22 @@ impl Authenticator {
         }
     }
 
+    /// Checks only the password cache's fast part (timestamps and the
+    /// in-memory digest, never bcrypt, never the cloud): `Some(yes)` on a
+    /// hit, `None` when only [`Authenticator::auth_backend`] can tell.
+    pub fn check_cache(&self, user: &str, domain: &str, password: &str) -> Option<Decision> {
+        let cache = self.cache.as_ref()?;
+        if user.is_empty() || password.is_empty() {
+            return None;
+        }
+        self.settings.resolve(domain)?;
+        let jid = format!("{user}@{domain}");
+        match cache.lookup(&jid, password, self.clock.now_unix(), Rules::Normal) {
+            Lookup::Hit => Some(Decision::new(Verdict::Yes, Path::Cache, None)),
+            Lookup::Miss | Lookup::Verify { .. } => None,
+        }
+    }
+
     /// Is `password` right for `user@domain`?
     ///
     /// A valid token answers at once; an expired token or one made for

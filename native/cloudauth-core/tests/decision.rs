@@ -218,6 +218,43 @@ mod with_cache {
     }
 
     #[tokio::test]
+    async fn the_quick_cache_check_answers_only_fresh_hits() {
+        let (srv, down) = switchable().await;
+        let clock = Arc::new(FixedClock::new(NOW));
+        let a = cached(&srv.url, Arc::clone(&clock));
+        assert!(a.check_cache("alice", "example.org", "right").is_none());
+        assert!(a
+            .auth("alice", "example.org", "right")
+            .await
+            .verdict
+            .is_yes());
+        clock.set(NOW + 60);
+        let d = a.check_cache("alice", "example.org", "right");
+        assert_eq!(
+            d.map(|d| (d.verdict, d.path)),
+            Some((Verdict::Yes, Path::Cache))
+        );
+        // Wrong password, other user, unserved domain: only the cloud can tell.
+        assert!(a.check_cache("alice", "example.org", "wrong").is_none());
+        assert!(a.check_cache("bob", "example.org", "right").is_none());
+        assert!(a
+            .check_cache("alice", "elsewhere.example", "right")
+            .is_none());
+        // Past the query TTL the outage rules apply, which need the cloud's answer.
+        down.store(true, Ordering::SeqCst);
+        clock.set(NOW + 2 * 86_400);
+        assert!(a.check_cache("alice", "example.org", "right").is_none());
+        assert_eq!(
+            srv.seen.lock().unwrap().len(),
+            1,
+            "the quick check never asks"
+        );
+        // Without a cache there is nothing to check.
+        let plain = authenticator(&srv.url, Arc::new(FixedClock::new(NOW)));
+        assert!(plain.check_cache("alice", "example.org", "right").is_none());
+    }
+
+    #[tokio::test]
     async fn a_wrong_password_never_falls_back_to_the_cache() {
         let (srv, _down) = switchable().await;
         let a = cached(&srv.url, Arc::new(FixedClock::new(NOW)));

@@ -124,8 +124,8 @@ impl Handler {
         });
     }
 
-    /// Decides whatever needs no I/O: bad frames, unsupported commands,
-    /// `quit`, and token logins.
+    /// Decides whatever needs no cloud: bad frames, unsupported commands,
+    /// `quit`, token logins and password-cache hits (a lookup, no bcrypt).
     pub fn triage(&self, incoming: Incoming, dialect: Dialect) -> Step {
         let parsed = match (incoming, dialect) {
             (Incoming::Bad(problem), _) => {
@@ -156,7 +156,11 @@ impl Handler {
                 password,
             }) => {
                 let started = Instant::now();
-                match self.auth.check_token(&user, &domain, &password) {
+                let quick = self
+                    .auth
+                    .check_token(&user, &domain, &password)
+                    .or_else(|| self.auth.check_cache(&user, &domain, &password));
+                match quick {
                     Some(d) => {
                         self.after_login(&user, &domain, &d);
                         Step::Answer(
