@@ -58,6 +58,12 @@ call(noop_nif_async, _) ->
 	     receive {Ref, ok} -> true after 5000 -> false end
      end, [none]};
 call(cloud_token, #{cloud_host := H} = O) -> check(H, token, O);
+call(module_token, #{cloud_host := H, creds := Creds}) ->
+    %% The auth module's own callback, without ejabberd_auth around it.
+    {fun({U, T, _}) ->
+	     {nocache, Ok} = ejabberd_auth_cloud:check_password(U, <<>>, H, T),
+	     Ok
+     end, maps:get(H, Creds)};
 call(ext_token, #{ext_host := H} = O) -> check(H, token, O);
 call(cloud_password, #{cloud_host := H} = O) -> check(H, password, O);
 call(ext_password, #{ext_host := H} = O) -> check(H, password, O).

@@ -73,14 +73,14 @@ host_config:
 YML
 start_ejabberd "$E" "$PORT" "$W/extra.yml" >/dev/null || { echo "ejabberd did not start" >&2; exit 2; }
 
-SCENARIOS="[noop_nif, noop_nif_async, cloud_token, ext_token, cloud_password, ext_password]"
+SCENARIOS="[noop_nif, noop_nif_async, module_token, cloud_token, ext_token, cloud_password, ext_password]"
 echo "in-VM check_password benchmark: $PROCS processes, ${SECONDS_EACH} s per scenario, median of $ROUNDS rounds"
 echo "ejabberd $(dpkg-query -W -f '${Version}' ejabberd 2>/dev/null), $(nproc) cores; scenarios interleaved in each round"
 out=$("$SANDBOX" eval "$E" "{ok, [Creds]} = file:consult(\"$W/creds.eterm\"), maps:to_list(cloudauth_bench:run(#{cloud_host => <<\"cloud.localhost\">>, ext_host => <<\"ext.localhost\">>, creds => Creds, procs => $PROCS, seconds => $SECONDS_EACH, rounds => $ROUNDS, scenarios => $SCENARIOS}))." 2>&1) \
     || { echo "benchmark failed: $out" >&2; exit 1; }
 rate() { echo "$out" | tr -d ' \n' | grep -o "{$1,[0-9.e+]*}" | sed 's/.*,\(.*\)}/\1/' | awk '{ printf "%.0f", $1 }'; }
 declare -A R
-for s in noop_nif noop_nif_async cloud_token ext_token cloud_password ext_password; do
+for s in noop_nif noop_nif_async module_token cloud_token ext_token cloud_password ext_password; do
     R[$s]=$(rate "$s")
     [ -n "${R[$s]}" ] || { echo "no result for $s in: $out" >&2; exit 1; }
     printf '  %-16s %12s calls/s\n' "$s" "${R[$s]}"
@@ -88,11 +88,14 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 r_async=$(ratio "${R[cloud_token]}" "${R[noop_nif_async]}")
 r_sync=$(ratio "${R[cloud_token]}" "${R[noop_nif]}")
+r_module=$(ratio "${R[module_token]}" "${R[noop_nif]}")
+r_wrapper=$(ratio "${R[cloud_token]}" "${R[module_token]}")
 r_ext=$(ratio "${R[cloud_token]}" "${R[ext_token]}")
 r_pw=$(ratio "${R[cloud_password]}" "${R[ext_password]}")
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "met" : "MISSED") }'; }
 echo "cloud token / no-op async NIF round trip: $r_async (target >= 0.5: $(verdict "$r_async" 0.5))"
 echo "cloud token / no-op NIF call:             $r_sync"
+echo "  the module's callback alone / no-op NIF call: $r_module; ejabberd_auth:check_password / the callback alone: $r_wrapper"
 echo "cloud token / extauth token:              $r_ext (target >= 5: $(verdict "$r_ext" 5))"
 echo "cloud password / extauth password:        $r_pw"
-echo "RESULT {\"procs\":$PROCS,\"noop_nif\":${R[noop_nif]},\"noop_nif_async\":${R[noop_nif_async]},\"cloud_token\":${R[cloud_token]},\"ext_token\":${R[ext_token]},\"cloud_password\":${R[cloud_password]},\"ext_password\":${R[ext_password]},\"token_vs_async_floor\":$r_async,\"token_vs_extauth\":$r_ext,\"password_vs_extauth\":$r_pw}"
+echo "RESULT {\"procs\":$PROCS,\"noop_nif\":${R[noop_nif]},\"noop_nif_async\":${R[noop_nif_async]},\"module_token\":${R[module_token]},\"cloud_token\":${R[cloud_token]},\"ext_token\":${R[ext_token]},\"cloud_password\":${R[cloud_password]},\"ext_password\":${R[ext_password]},\"token_vs_async_floor\":$r_async,\"token_vs_extauth\":$r_ext,\"password_vs_extauth\":$r_pw}"
