@@ -35,20 +35,18 @@ fn dead_url() -> String {
     format!("http://{}/externalApi.php", l.local_addr().unwrap())
 }
 
+/// `cloudauth` with no config file, the test secret, `url`, `timeout` and
+/// its log in `log_dir`.
+fn cloudauth(url: &str, timeout: &str, log_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-c", "/dev/null", "-s", SECRET, "-u", url])
+        .args(["--timeout", timeout, "-l"])
+        .arg(log_dir);
+    cmd
+}
+
 fn run(args: &[&str], stdin: &[u8], log_dir: &Path) -> Output {
-    let mut child = Command::new(BIN)
-        .args([
-            "-c",
-            "/dev/null",
-            "-s",
-            SECRET,
-            "-u",
-            &dead_url(),
-            "--timeout",
-            "1",
-            "-l",
-        ])
-        .arg(log_dir)
+    let mut child = cloudauth(&dead_url(), "1", log_dir)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -374,19 +372,7 @@ fn overlapping_cloud_requests_are_answered_in_request_order() {
     let dir = workdir("order");
     let url = delaying_cloud();
     let token = tok("alice", "example.org");
-    let mut child = Command::new(BIN)
-        .args([
-            "-c",
-            "/dev/null",
-            "-s",
-            SECRET,
-            "-u",
-            &url,
-            "--timeout",
-            "5",
-            "-l",
-        ])
-        .arg(&dir)
+    let mut child = cloudauth(&url, "5", &dir)
         .args(["-t", "ejabberd"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
