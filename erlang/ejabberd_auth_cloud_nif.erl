@@ -49,6 +49,8 @@ new_host(_Config) -> erlang:nif_error(nif_not_loaded).
 			 {ok, decision()} | {error, not_token}.
 check_token(_Host, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded).
 
+%% For a password check_token/4 called not_token: the cache, then the cloud.
+%% Later {Ref, Decision}.
 -spec auth(reference(), reference(), binary(), binary(), binary()) ->
 		  ok | {error, binary()}.
 auth(_Host, _Ref, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded).

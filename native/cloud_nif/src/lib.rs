@@ -97,7 +97,9 @@ fn check_token(
     }
 }
 
-/// `auth(Handle, Ref, User, Server, Password) -> ok`, then `{Ref, Decision}`.
+/// `auth(Handle, Ref, User, Server, Password) -> ok`, then `{Ref, Decision}`:
+/// the password cache and the cloud, for a password `check_token` called
+/// `not_token` (the token is not checked again).
 #[rustler::nif]
 fn auth<'a>(
     env: Env<'a>,
@@ -114,7 +116,7 @@ fn auth<'a>(
         let Some([user, server, password]) = fields else {
             return refused("not UTF-8");
         };
-        let d = host.auth.auth(&user, &server, &password).await;
+        let d = host.auth.auth_backend(&user, &server, &password).await;
         decision_term(&d, started)
     })
 }
