@@ -80,14 +80,9 @@ expect "user_exists: existing user" "{nocache,true}" "$(ev 'ejabberd_auth_cloud:
 expect "user_exists: unknown user" "{nocache,false}" "$(ev 'ejabberd_auth_cloud:user_exists(<<"nobody">>, <<"localhost">>).')"
 expect "set_password is not allowed" "{nocache,{error,not_allowed}}" \
     "$(ev 'ejabberd_auth_cloud:set_password(<<"bob">>, <<"localhost">>, <<"x">>).')"
-fault down
+outage_cases "$PORT" "$D" $(( (TIMEOUT + 3) * 1000 ))
 expect "user_exists on backend trouble -> db_failure" "{nocache,{error,db_failure}}" \
     "$(ev 'ejabberd_auth_cloud:user_exists(<<"bob">>, <<"localhost">>).')"
-read -r rc ms < <(timed_login "alice@$D" alice-pw "$PORT")
-expect "backend down: password login refused" 1 "$rc" "${ms} ms"
-[ "$ms" -lt $(( (TIMEOUT + 3) * 1000 )) ] && ok "backend down: refusal without hanging (${ms} ms)" \
-    || not_ok "backend down: refusal took ${ms} ms"
-login "alice@$D" "$ALICE_TOKEN" "$PORT"; expect "backend down: token login still works" 0 $?
 fault delay 10000
 read -r rc ms < <(timed_login "bob@$D" bob-pw "$PORT" --timeout 20)
 expect "cloud slower than the timeout: password login refused" 1 "$rc" "${ms} ms"
@@ -162,7 +157,7 @@ LOG="$E/log/ejabberd.log"
 grep -q "auth alice@localhost: yes via token" "$LOG" && ok "ejabberd's log has token decisions" || not_ok "no token decision in the log"
 grep -q "backend trouble via backend" "$LOG" && ok "ejabberd's log names backend trouble" || not_ok "no backend trouble in the log"
 leaked=""
-for s in alice-pw bob-pw 'a:b:c' 'pässwörd-ü' wrong-pw alice-on-b "$SECRET" "$SECRET_B" "$ALICE_TOKEN" "$BOB_TOKEN" "$EXPIRED" "$JUERGEN_TOKEN"; do
+for s in alice-pw bob-pw 'a: b c :d' 'pässwörd-ü' wrong-pw alice-on-b "$SECRET" "$SECRET_B" "$ALICE_TOKEN" "$BOB_TOKEN" "$EXPIRED" "$JUERGEN_TOKEN"; do
     grep -qF -- "$s" "$LOG" "$E/log/erl.out" 2>/dev/null && leaked="$leaked $s"
 done
 [ -z "$leaked" ] && ok "no password, token or secret in ejabberd's logs" || not_ok "logs leak:$leaked"

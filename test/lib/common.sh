@@ -107,7 +107,7 @@ timed_login() {
 STANDARD_USERS='{"users": [
   {"uid": "alice", "password": "alice-pw", "name": "Alice"},
   {"uid": "bob", "password": "bob-pw", "name": "Bob"},
-  {"uid": "carol", "password": "a:b:c"},
+  {"uid": "carol", "password": "a: b c :d "},
   {"uid": "jürgen", "password": "pässwörd-ü"}
 ]}'
 
@@ -127,7 +127,7 @@ login_cases() {
     login "alice@$d" alice-pw "$port"; expect "right password -> session" 0 $?
     login "alice@$d" wrong-pw "$port"; expect "wrong password -> refused" 1 $?
     login "mallory@$d" alice-pw "$port"; expect "unknown user -> refused" 1 $?
-    login "carol@$d" 'a:b:c' "$port"; expect "password with colons -> session" 0 $?
+    login "carol@$d" 'a: b c :d ' "$port"; expect "password with ':' and spaces -> session" 0 $?
     login "jürgen@$d" 'pässwörd-ü' "$port"; expect "non-ASCII user by password -> session" 0 $?
     expect "password logins reached the cloud" 5 $(( $(backend_count auth) - before ))
     before=$(backend_count auth)
@@ -136,6 +136,19 @@ login_cases() {
     login "alice@$d" "$BOB_TOKEN" "$port"; expect "another user's token -> refused" 1 $?
     login "jürgen@$d" "$JUERGEN_TOKEN" "$port"; expect "non-ASCII user by token -> session" 0 $?
     expect "token logins never reached the cloud" 0 $(( $(backend_count auth) - before ))
+}
+
+# outage_cases PORT DOMAIN LIMIT_MS: with the cloud down, alice's password
+# login is refused within LIMIT_MS and her token (from login_cases) still
+# works. Leaves the cloud down.
+outage_cases() {
+    local port=$1 d=$2 limit=$3 rc ms
+    fault down
+    read -r rc ms < <(timed_login "alice@$d" alice-pw "$port")
+    expect "backend down: password login refused" 1 "$rc" "${ms} ms"
+    [ "$ms" -lt "$limit" ] && ok "backend down: refused within ${limit} ms (${ms} ms)" \
+        || not_ok "backend down: refusal took ${ms} ms (limit ${limit} ms)"
+    login "alice@$d" "$ALICE_TOKEN" "$port"; expect "backend down: token login still works" 0 $?
 }
 
 mint() { # mint USER DOMAIN SECRET [--ttl T | --expiry UNIX]
