@@ -24,7 +24,7 @@ start_backend "$W" "$SECRET" '{"users": [
   {"uid": "bob", "password": "battery staple", "name": "Bob Builder", "groups": ["Wonderland"]}
 ]}' || { echo "backend did not start"; exit 1; }
 echo "   API at $BACKEND_URL"
-printf '%s\n' "$SECRET" > "$W/secret" && chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 TOKEN=$(mint alice localhost "$SECRET" --ttl 10m)
 failures=0
 try() { # try PORT DESCRIPTION EXPECTED JID PASSWORD

@@ -32,7 +32,7 @@ SECRET="bench-secret-$RANDOM$RANDOM"
 W=$(workdir bench-vm)
 USERS=$(/usr/bin/python3 -c 'import json; print(json.dumps({"users": [{"uid": f"user{i}", "password": f"pw-{i}"} for i in range(100)]}))')
 start_backend "$W" "$SECRET" "$USERS" || { echo "test backend did not start" >&2; exit 2; }
-printf '%s\n' "$SECRET" > "$W/secret" && chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 E="$W/ejabberd"
 erlang/install.sh "$E/ext" >/dev/null 2>"$W/install.log" || { cat "$W/install.log" >&2; exit 2; }
 mkdir -p "$E/ebin"

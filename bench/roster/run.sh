@@ -29,7 +29,7 @@ print(json.dumps({"users": [{"uid": f"u{i}", "password": "pw", "name": f"User {i
                              "groups": [group] if i < count else []} for i in range(n)]}))' "$N" "$1" "$2"
 }
 start_backend "$W" "$SECRET" "$(users "$N" Big)" || { echo "backend did not start" >&2; exit 2; }
-printf '%s\n' "$SECRET" > "$W/secret" && chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 leave_one() { users $(( N - 1 )) Big > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null; }
 restore() { users "$N" Big > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null; }
 

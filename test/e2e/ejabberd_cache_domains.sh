@@ -49,8 +49,7 @@ start_backend "$W/G" "$SG" '{"users": [
   {"uid": "erin", "password": "erin-pw"}
 ]}' || die_setup "backend G did not start"
 URL_G=$BACKEND_URL CTRL_G=$BACKEND_CONTROL
-printf '%s\n' "$SG" > "$W/secret.g"
-chmod 600 "$W/secret.g"
+write_secret "$W/secret.g" "$SG"
 
 # --- carol's password hash, made the way xcauth makes it (bcrypt $2b$), not by cloudauth
 read -r CAROL_HASH HASHED_BY < <($PY - carol-pw <<'PY'

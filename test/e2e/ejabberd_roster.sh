@@ -22,7 +22,7 @@ users() { # users BOB_GROUPS -> the users file
 JSON
 }
 start_backend "$W" "$SECRET" "$(users '["Team"]')" || die_setup "test backend did not start"
-printf '%s\n' "$SECRET" > "$W/secret" && chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 D=localhost
 
 # wait_line FILE PATTERN [SECONDS]: until a line matches (grep -E), or time is up.

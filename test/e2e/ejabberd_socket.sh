@@ -15,8 +15,7 @@ W=$(workdir socket)
 SOCK=$W/ejabberd.sock
 LOG=$W/log/cloudauth.log
 start_backend "$W" "$SECRET" "$STANDARD_USERS" || die_setup "test backend did not start"
-printf '%s\n' "$SECRET" > "$W/secret"
-chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 mkdir -p "$W/log"
 
 # --- the one cloudauth ----------------------------------------------------------

@@ -12,8 +12,7 @@ MOD_TIMEOUT=2    # cloudauth_timeout (the module waiting for cloudauth)
 W=$(workdir prosody)
 start_backend "$W" "$SECRET" "$STANDARD_USERS" || die_setup "test backend did not start"
 
-printf '%s\n' "$SECRET" > "$W/secret"
-chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 mkdir -p "$W/log"
 SOCK="$W/cloudauth.sock"
 CA_PORT=$(free_port) # the same cloudauth also listens on TCP, for a second VirtualHost

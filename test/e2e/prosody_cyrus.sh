@@ -21,8 +21,7 @@ D=localhost
 W=$(workdir cyrus)
 start_backend "$W" "$SECRET" "$STANDARD_USERS" || die_setup "test backend did not start"
 
-printf '%s\n' "$SECRET" > "$W/secret"
-chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 mkdir -p "$W/log" "$W/sasl" "$W/prosody/data" "$W/prosody/certs"
 MUX="$W/mux"
 "$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/log" \

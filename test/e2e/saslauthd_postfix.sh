@@ -26,8 +26,7 @@ start_backend "$W" "$SECRET" '{"users": [
   {"uid": "jürgen", "password": "pässwörd-ü"}
 ]}' || die_setup "test backend did not start"
 
-printf '%s\n' "$SECRET" > "$W/secret"
-chmod 600 "$W/secret"
+write_secret "$W/secret" "$SECRET"
 mkdir -p "$W/log" "$W/postfix"
 : > "$W/postfix/main.cf"   # postmap only needs a readable main.cf
 MUX="$W/mux"

@@ -138,6 +138,21 @@ login_cases() {
     expect "token logins never reached the cloud" 0 $(( $(backend_count auth) - before ))
 }
 
+write_secret() { # write_secret FILE VALUE: a secret file only its owner reads
+    printf '%s\n' "$2" > "$1" && chmod 600 "$1"
+}
+
+# slow_cloud_case PORT DOMAIN LIMIT_MS: with the cloud answering after 10 s,
+# bob's password login is refused within LIMIT_MS. Leaves the cloud slow.
+slow_cloud_case() {
+    local port=$1 d=$2 limit=$3 rc ms
+    fault delay 10000
+    read -r rc ms < <(timed_login "bob@$d" bob-pw "$port" --timeout 20)
+    expect "cloud slower than the timeout: password login refused" 1 "$rc" "${ms} ms"
+    [ "$ms" -lt "$limit" ] && ok "slow cloud: refused within ${limit} ms (${ms} ms)" \
+        || not_ok "slow cloud: login took ${ms} ms (limit ${limit} ms)"
+}
+
 # outage_cases PORT DOMAIN LIMIT_MS: with the cloud down, alice's password
 # login is refused within LIMIT_MS and her token (from login_cases) still
 # works. Leaves the cloud down.
