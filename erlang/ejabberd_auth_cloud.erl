@@ -1,12 +1,18 @@
 %%%----------------------------------------------------------------------
 %%% File    : ejabberd_auth_cloud.erl
-%%% Purpose : Authentication against Nextcloud/ownCloud with the JSXC app
-%%%           (JSXC time-limited tokens and cloud passwords), in the VM
+%%% Purpose : Authentication against Nextcloud (the JSXC app, Nextcloud's
+%%%           own OCS API, or a JSON login API) and tokens (JSXC, TOTP), in
+%%%           the VM
 %%%
 %%% ejabberd.yml:
 %%%   auth_method: cloud
 %%%   auth_cloud_url: "https://cloud.example.org/index.php/apps/ojsxc/ajax/externalApi.php"
 %%%   auth_cloud_secret_file: "/etc/ejabberd/cloud-secret"
+%%%
+%%% The options are the cloudauth core's settings (auth_cloud_ + the
+%%% setting's name): their defaults and the checks of their values live
+%%% there, so every default here is undefined and only the options that are
+%%% set are handed to the NIF (EUnit checks this list against the core's).
 %%%
 %%% The work is done by the cloudauth core (Rust) through a NIF: token
 %%% checks are answered at once; cloud requests run on the NIF's own
@@ -39,7 +45,7 @@
 start(Host) ->
     case ejabberd_config:get_option({auth_cloud_roster_sync, Host}) of
 	true -> ejabberd_auth_cloud_roster:start(Host);
-	false -> ok
+	_ -> ok
     end,
     install(Host).
 
@@ -98,77 +104,52 @@ remove_user(_User, _Server) -> {error, not_allowed}.
 %%% Options (top-level, per virtual host through host_config)
 %%%----------------------------------------------------------------------
 -spec opt_type(atom()) -> econf:validator().
+opt_type(auth_cloud_backend) -> econf:binary();
 opt_type(auth_cloud_url) -> econf:url([http, https]);
 opt_type(auth_cloud_secret) -> econf:binary();
 opt_type(auth_cloud_secret_file) -> econf:file(read);
 opt_type(auth_cloud_auth_domain) -> econf:domain();
-opt_type(auth_cloud_connect_timeout) -> econf:timeout(second);
-opt_type(auth_cloud_timeout) -> econf:timeout(second);
+opt_type(auth_cloud_tokens) -> econf:list(econf:binary());
+opt_type(auth_cloud_timeout) -> duration();
+opt_type(auth_cloud_connect_timeout) -> duration();
 opt_type(auth_cloud_cache_storage) -> econf:enum([none, memory, db]);
 opt_type(auth_cloud_cache_db) -> econf:binary();
-opt_type(auth_cloud_cache_query_ttl) -> econf:timeout(second);
-opt_type(auth_cloud_cache_verification_ttl) -> econf:timeout(second);
-opt_type(auth_cloud_cache_unreachable_ttl) -> econf:timeout(second);
-opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:int(4, 31);
+opt_type(auth_cloud_cache_query_ttl) -> duration();
+opt_type(auth_cloud_cache_verification_ttl) -> duration();
+opt_type(auth_cloud_cache_unreachable_ttl) -> duration();
+opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:either(econf:int(4, 31), econf:binary());
 opt_type(auth_cloud_roster_sync) -> econf:bool();
 opt_type(auth_cloud_roster_groups_allow) -> econf:list(econf:binary());
 opt_type(auth_cloud_roster_groups_deny) -> econf:list(econf:binary());
-opt_type(auth_cloud_roster_max_members) -> econf:non_neg_int().
+opt_type(auth_cloud_roster_max_members) -> econf:non_neg_int();
+opt_type(auth_cloud_api_token_file) -> econf:file(read).
 
--spec options() -> [{atom(), term()}].
+%% Seconds, or a number with a suffix (90s, 15m, 1h, 1d, 1w), or for
+%% auth_cloud_timeout "CONNECT,TOTAL"; the core reads them.
+duration() ->
+    econf:either(econf:pos_int(), econf:binary()).
+
+-spec options() -> [{atom(), undefined}].
 options() ->
-    [{auth_cloud_url, undefined},
-     {auth_cloud_secret, undefined},
-     {auth_cloud_secret_file, undefined},
-     {auth_cloud_auth_domain, undefined},
-     {auth_cloud_connect_timeout, timer:seconds(5)},
-     {auth_cloud_timeout, timer:seconds(10)},
-     {auth_cloud_cache_storage, none},
-     {auth_cloud_cache_db, undefined},
-     {auth_cloud_cache_query_ttl, timer:hours(1)},
-     {auth_cloud_cache_verification_ttl, timer:hours(24)},
-     {auth_cloud_cache_unreachable_ttl, timer:hours(24 * 7)},
-     {auth_cloud_cache_bcrypt_rounds, undefined},
-     {auth_cloud_roster_sync, false},
-     {auth_cloud_roster_groups_allow, []},
-     {auth_cloud_roster_groups_deny, []},
-     {auth_cloud_roster_max_members, 0}].
+    [{Opt, undefined} ||
+	Opt <- [auth_cloud_backend, auth_cloud_url, auth_cloud_secret,
+		auth_cloud_secret_file, auth_cloud_auth_domain, auth_cloud_tokens,
+		auth_cloud_timeout, auth_cloud_connect_timeout,
+		auth_cloud_cache_storage, auth_cloud_cache_db,
+		auth_cloud_cache_query_ttl, auth_cloud_cache_verification_ttl,
+		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,
+		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,
+		auth_cloud_roster_groups_deny, auth_cloud_roster_max_members,
+		auth_cloud_api_token_file]].
 
 %%%----------------------------------------------------------------------
 %%% Pure helpers
 %%%----------------------------------------------------------------------
 
-%% The NIF's host configuration from an option getter (Opt -> Value).
--spec nif_config(fun((atom()) -> term())) -> {ok, map()} | {error, binary()}.
+%% The options handed to the NIF: those set, from an option getter.
+-spec nif_config(fun((atom()) -> term())) -> [{atom(), term()}].
 nif_config(Get) ->
-    case {Get(auth_cloud_url), Get(auth_cloud_secret), Get(auth_cloud_secret_file)} of
-	{undefined, _, _} ->
-	    {error, <<"auth_cloud_url is not set">>};
-	{_, undefined, undefined} ->
-	    {error, <<"set auth_cloud_secret_file (or auth_cloud_secret)">>};
-	{Url, Secret, SecretFile} ->
-	    Storage = Get(auth_cloud_cache_storage),
-	    Rounds = case {Get(auth_cloud_cache_bcrypt_rounds), Storage} of
-			 {undefined, db} -> 12;   % xcauth's defaults: 12 at rest,
-			 {undefined, _} -> 4;     % 4 in memory
-			 {R, _} -> R
-		     end,
-	    {ok, #{url => Url,
-		   secret => or_empty(Secret),
-		   secret_file => or_empty(SecretFile),
-		   auth_domain => or_empty(Get(auth_cloud_auth_domain)),
-		   connect_timeout_ms => Get(auth_cloud_connect_timeout),
-		   timeout_ms => Get(auth_cloud_timeout),
-		   cache_storage => Storage,
-		   cache_db => or_empty(Get(auth_cloud_cache_db)),
-		   cache_query_ttl_s => Get(auth_cloud_cache_query_ttl) div 1000,
-		   cache_verification_ttl_s => Get(auth_cloud_cache_verification_ttl) div 1000,
-		   cache_unreachable_ttl_s => Get(auth_cloud_cache_unreachable_ttl) div 1000,
-		   cache_bcrypt_rounds => Rounds,
-		   roster_groups_allow => Get(auth_cloud_roster_groups_allow),
-		   roster_groups_deny => Get(auth_cloud_roster_groups_deny),
-		   roster_max_members => Get(auth_cloud_roster_max_members)}}
-    end.
+    [{Opt, V} || {Opt, _} <- options(), V <- [Get(Opt)], V /= undefined].
 
 %% SASL PLAIN with an authorization identity: 23.01 binds the session to
 %% the authzid when the module accepts, so only the user itself may be named.
@@ -190,8 +171,8 @@ answer(user_exists, {trouble, _, _, _}) -> {error, db_failure}.
 %%%----------------------------------------------------------------------
 handle_key(Host) -> {?MODULE, Host}.
 
-or_empty(undefined) -> <<"">>;
-or_empty(V) -> V.
+or_default(undefined, Default) -> Default;
+or_default(V, _) -> V.
 
 %% Builds (or rebuilds) the host's NIF state. Never fails: a host that
 %% cannot be set up refuses its logins and says why in the log; on reload
@@ -199,20 +180,17 @@ or_empty(V) -> V.
 -spec install(binary()) -> ok.
 install(Host) ->
     Get = fun(Opt) -> ejabberd_config:get_option({Opt, Host}) end,
-    try nif_config(Get) of
+    try ejabberd_auth_cloud_nif:new_host(nif_config(Get)) of
+	{ok, {Handle, BudgetMs, Warnings}} ->
+	    lists:foreach(
+	      fun(W) -> ?WARNING_MSG("Cloud authentication for ~ts: ~ts", [Host, W]) end,
+	      Warnings),
+	    persistent_term:put(handle_key(Host), {Handle, BudgetMs + ?REPLY_MARGIN}),
+	    ?INFO_MSG("Cloud authentication for ~ts is set up (backend ~ts, url ~ts)",
+		      [Host, or_default(Get(auth_cloud_backend), <<"jsxc">>),
+		       or_default(Get(auth_cloud_url), <<"-">>)]);
 	{error, Why} ->
-	    setup_failed(Host, Why);
-	{ok, Config} ->
-	    case ejabberd_auth_cloud_nif:new_host(Config) of
-		{ok, {Handle, BudgetMs, Warnings}} ->
-		    lists:foreach(
-		      fun(W) -> ?WARNING_MSG("Cloud authentication for ~ts: ~ts", [Host, W]) end,
-		      Warnings),
-		    persistent_term:put(handle_key(Host), {Handle, BudgetMs + ?REPLY_MARGIN}),
-		    ?INFO_MSG("Cloud authentication for ~ts uses ~ts", [Host, maps:get(url, Config)]);
-		{error, Why} ->
-		    setup_failed(Host, Why)
-	    end
+	    setup_failed(Host, Why)
     catch
 	error:nif_not_loaded ->
 	    setup_failed(Host, io_lib:format("the NIF library ~ts.so is not loaded",
@@ -238,7 +216,7 @@ maybe_sync_roster({yes, Path, _, _}, User, Server) when Path /= fallback ->
 		undefined -> ok;
 		Handle -> ejabberd_auth_cloud_roster:sync_async(Handle, User, Server)
 	    end;
-	false ->
+	_ ->
 	    ok
     end;
 maybe_sync_roster(_, _, _) ->

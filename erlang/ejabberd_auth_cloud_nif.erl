@@ -12,7 +12,7 @@
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud_nif).
 
--export([new_host/1, check_token/4, auth/5, is_user/4,
+-export([new_host/1, schema/0, check_token/4, auth/5, is_user/4,
 	 roster_fetch/4, roster_plan/6,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
@@ -41,9 +41,14 @@ library_path() ->
 	   end,
     filename:join(Priv, "ejabberd_auth_cloud_nif").
 
--spec new_host(map()) -> {ok, {reference(), non_neg_integer(), [binary()]}} |
-			 {error, binary()}.
-new_host(_Config) -> erlang:nif_error(nif_not_loaded).
+%% The vhost's auth_cloud_* options that are set, as ejabberd parsed them.
+-spec new_host([{atom(), term()}]) -> {ok, {reference(), non_neg_integer(), [binary()]}} |
+				       {error, binary()}.
+new_host(_Options) -> erlang:nif_error(nif_not_loaded).
+
+%% Every option of the core's settings schema with its default (text) or nil.
+-spec schema() -> [{binary(), binary() | nil}].
+schema() -> erlang:nif_error(nif_not_loaded).
 
 -spec check_token(reference(), binary(), binary(), binary()) ->
 			 {ok, decision()} | {error, not_token}.

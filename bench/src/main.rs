@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
-use cloudauth_core::{token, BackendClient, DomainSettings, Secret, Timeouts};
+use cloudauth_core::backend::jsxc::Jsxc;
+use cloudauth_core::backend::{http::parse_url, Account, Backend as _};
+use cloudauth_core::{token, HttpClient, Secret, Timeouts};
 
 use cloudauth_bench::driver::{self, Case, RunResult};
 use cloudauth_bench::stats::percentile;
@@ -197,22 +199,27 @@ async fn direct_backend(
     procs: usize,
     per_proc: usize,
 ) -> Result<f64, String> {
-    let client = Arc::new(BackendClient::new(Timeouts {
+    let http = Arc::new(HttpClient::new(Timeouts {
         connect: Duration::from_secs(5),
         total: Duration::from_secs(5),
     }));
-    let settings = Arc::new(DomainSettings::new(url, Secret::new(secret), None));
+    let url = parse_url(url)?;
+    let backend = Arc::new(Jsxc::new(url, Secret::new(secret), http));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..procs {
-        let (c, s) = (Arc::clone(&client), Arc::clone(&settings));
+        let b = Arc::clone(&backend);
         tasks.push(tokio::spawn(async move {
             for k in 0..per_proc {
                 let i = (p * 7919 + k) % USERS;
                 let user = format!("user{i}");
+                let who = Account {
+                    user: &user,
+                    domain: DOMAIN,
+                };
                 let r = match scenario {
-                    Scenario::Isuser => c.is_user(&s, &user, DOMAIN).await,
-                    _ => c.auth(&s, &user, DOMAIN, &format!("pw-{i}")).await,
+                    Scenario::Isuser => b.is_user(who).await,
+                    _ => b.auth(who, &format!("pw-{i}")).await,
                 };
                 if r != Ok(true) {
                     return Err(format!("direct backend call failed: {r:?}"));

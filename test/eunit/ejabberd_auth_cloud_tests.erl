@@ -11,43 +11,36 @@
 %%%----------------------------------------------------------------------
 %%% Pure helpers
 %%%----------------------------------------------------------------------
-options(Overrides) ->
+%% ejabberd's getter for a vhost that set `Set` (ejabberd fills in the
+%% module's defaults, all undefined, for the rest).
+getter(Set) ->
     Defaults = maps:from_list(ejabberd_auth_cloud:options()),
-    All = maps:merge(Defaults, Overrides),
+    All = maps:merge(Defaults, Set),
     fun(Opt) -> maps:get(Opt, All) end.
 
-nif_config_defaults_test() ->
-    {ok, C} = ejabberd_auth_cloud:nif_config(
-		options(#{auth_cloud_url => <<"https://c/x">>,
-			  auth_cloud_secret_file => <<"/etc/s">>})),
-    ?assertEqual(<<"https://c/x">>, maps:get(url, C)),
-    ?assertEqual(<<"">>, maps:get(secret, C)),
-    ?assertEqual(<<"/etc/s">>, maps:get(secret_file, C)),
-    ?assertEqual(<<"">>, maps:get(auth_domain, C)),
-    ?assertEqual(5000, maps:get(connect_timeout_ms, C)),
-    ?assertEqual(10000, maps:get(timeout_ms, C)),
-    ?assertEqual(none, maps:get(cache_storage, C)),
-    ?assertEqual(3600, maps:get(cache_query_ttl_s, C)),
-    ?assertEqual(86400, maps:get(cache_verification_ttl_s, C)),
-    ?assertEqual(604800, maps:get(cache_unreachable_ttl_s, C)),
-    ?assertEqual(4, maps:get(cache_bcrypt_rounds, C)),
-    ?assertEqual([], maps:get(roster_groups_allow, C)),
-    ?assertEqual(0, maps:get(roster_max_members, C)).
+nif_config_passes_only_what_is_set_test() ->
+    C = ejabberd_auth_cloud:nif_config(
+	  getter(#{auth_cloud_url => <<"https://c/x">>,
+		   auth_cloud_secret_file => <<"/etc/s">>,
+		   auth_cloud_cache_storage => db})),
+    ?assertEqual([{auth_cloud_url, <<"https://c/x">>},
+		  {auth_cloud_secret_file, <<"/etc/s">>},
+		  {auth_cloud_cache_storage, db}],
+		 C),
+    ?assertEqual([], ejabberd_auth_cloud:nif_config(getter(#{}))).
 
-nif_config_db_rounds_test() ->
-    Base = #{auth_cloud_url => <<"http://c">>, auth_cloud_secret => <<"s">>},
-    {ok, Db} = ejabberd_auth_cloud:nif_config(options(Base#{auth_cloud_cache_storage => db})),
-    ?assertEqual(12, maps:get(cache_bcrypt_rounds, Db)),
-    {ok, Set} = ejabberd_auth_cloud:nif_config(
-		  options(Base#{auth_cloud_cache_storage => db,
-				auth_cloud_cache_bcrypt_rounds => 8})),
-    ?assertEqual(8, maps:get(cache_bcrypt_rounds, Set)).
+%% Defaults live in the core only: the module declares none of its own.
+options_have_no_defaults_of_their_own_test() ->
+    ?assertEqual([], [O || {O, D} <- ejabberd_auth_cloud:options(), D /= undefined]).
 
-nif_config_missing_test() ->
-    ?assertMatch({error, <<"auth_cloud_url", _/binary>>},
-		 ejabberd_auth_cloud:nif_config(options(#{auth_cloud_secret => <<"s">>}))),
-    ?assertMatch({error, _},
-		 ejabberd_auth_cloud:nif_config(options(#{auth_cloud_url => <<"http://c">>}))).
+%% Every option has a validator clause (econf itself may be absent here).
+every_option_has_a_validator_test() ->
+    Missing = [O || {O, _} <- ejabberd_auth_cloud:options(),
+		    try ejabberd_auth_cloud:opt_type(O), false
+		    catch error:function_clause:St -> no_clause_for(St);
+			  _:_ -> false
+		    end],
+    ?assertEqual([], Missing).
 
 authzid_test() ->
     ?assert(ejabberd_auth_cloud:authzid_allowed(<<"alice">>, <<"">>)),
@@ -62,6 +55,9 @@ answer_test() ->
     ?assert(A(user_exists, {yes, backend, <<>>, 1})),
     ?assertNot(A(user_exists, {no, backend, <<>>, 1})),
     ?assertEqual({error, db_failure}, A(user_exists, {trouble, backend, <<"down">>, 1})).
+
+no_clause_for([{ejabberd_auth_cloud, opt_type, _, _} | _]) -> true;
+no_clause_for(_) -> false.
 
 %%%----------------------------------------------------------------------
 %%% The NIF
@@ -100,11 +96,11 @@ dead_port() ->
     gen_tcp:close(L),
     Port.
 
-host(Url, TimeoutMs) ->
-    {ok, C} = ejabberd_auth_cloud:nif_config(
-		options(#{auth_cloud_url => Url, auth_cloud_secret => ?SECRET,
-			  auth_cloud_connect_timeout => TimeoutMs,
-			  auth_cloud_timeout => TimeoutMs})),
+%% A host whose deadlines are both Seconds (a binary, decimals allowed).
+host(Url, Seconds) ->
+    C = ejabberd_auth_cloud:nif_config(
+	  getter(#{auth_cloud_url => Url, auth_cloud_secret => ?SECRET,
+		   auth_cloud_timeout => Seconds})),
     {ok, {H, Budget, []}} = ejabberd_auth_cloud_nif:new_host(C),
     {H, Budget}.
 
@@ -117,7 +113,7 @@ nif_test_() ->
     case code:ensure_loaded(ejabberd_auth_cloud_nif) of
 	{module, _} ->
 	    {timeout, 60,
-	     [fun new_host_errors/0, fun tokens/0, fun trouble_is_a_reply/0,
+	     [fun options_match_the_core_schema/0, fun new_host_errors/0, fun tokens/0, fun trouble_is_a_reply/0,
 	      fun async_waits_hold_no_scheduler/0, fun panics/0, fun noop/0,
 	      fun roster_plan_terms/0]};
 	{error, Why} ->
@@ -125,18 +121,34 @@ nif_test_() ->
 	    []
     end.
 
+%% The module's option list is the core's settings schema: same names, and
+%% the core has the defaults (checked above: the module has none).
+options_match_the_core_schema() ->
+    Core = lists:sort([binary_to_atom(N) || {N, _} <- ejabberd_auth_cloud_nif:schema()]),
+    Module = lists:sort([O || {O, _} <- ejabberd_auth_cloud:options()]),
+    ?assertEqual(Core, Module),
+    Defaults = maps:from_list(ejabberd_auth_cloud_nif:schema()),
+    ?assertEqual(<<"5,10">>, maps:get(<<"auth_cloud_timeout">>, Defaults)),
+    ?assertEqual(<<"jsxc">>, maps:get(<<"auth_cloud_backend">>, Defaults)).
+
 new_host_errors() ->
-    {ok, C} = ejabberd_auth_cloud:nif_config(
-		options(#{auth_cloud_url => <<"http://c">>, auth_cloud_secret => ?SECRET})),
-    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(C#{url => <<"not a url">>})),
-    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(C#{secret => <<>>})),
+    C = [{auth_cloud_url, <<"http://c">>}, {auth_cloud_secret, ?SECRET}],
+    ?assertMatch({ok, _}, ejabberd_auth_cloud_nif:new_host(C)),
+    Set = fun(K, V) -> lists:keystore(K, 1, C, {K, V}) end,
+    ?assertMatch({error, <<"invalid url", _/binary>>},
+		 ejabberd_auth_cloud_nif:new_host(Set(auth_cloud_url, <<"not a url">>))),
+    ?assertMatch({error, <<"backend jsxc needs secret", _/binary>>},
+		 ejabberd_auth_cloud_nif:new_host(lists:keydelete(auth_cloud_secret, 1, C))),
     ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(
-			       C#{secret => <<>>, secret_file => <<"/nonexistent/secret">>})),
-    ?assertMatch({error, _}, ejabberd_auth_cloud_nif:new_host(C#{cache_storage => db})),
+			       [{auth_cloud_secret_file, <<"/nonexistent/secret">>} | C])),
+    ?assertMatch({error, <<"invalid backend", _/binary>>},
+		 ejabberd_auth_cloud_nif:new_host(Set(auth_cloud_backend, <<"ldap">>))),
+    ?assertMatch({error, <<"unknown option", _/binary>>},
+		 ejabberd_auth_cloud_nif:new_host([{auth_cloud_nonsense, 1} | C])),
     ?assertError(_, ejabberd_auth_cloud_nif:new_host(#{url => <<"http://c">>})).
 
 tokens() ->
-    {H, _} = host(url(dead_port()), 1000),
+    {H, _} = host(url(dead_port()), <<"1">>),
     Valid = mint(<<"alice">>, <<"example.org">>, now_s() + 600),
     ?assertMatch({ok, {yes, token, _, _}},
 		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, Valid)),
@@ -154,7 +166,7 @@ tokens() ->
 		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, <<255, 254>>)).
 
 trouble_is_a_reply() ->
-    {H, Budget} = host(url(dead_port()), 1000),
+    {H, Budget} = host(url(dead_port()), <<"1">>),
     Ref = make_ref(),
     ok = ejabberd_auth_cloud_nif:auth(H, Ref, <<"alice">>, <<"example.org">>, <<"pw">>),
     ?assertMatch({trouble, backend, <<"connection refused", _/binary>>, _}, await(Ref, Budget)),
@@ -167,7 +179,7 @@ trouble_is_a_reply() ->
 %% process that needs a scheduler every millisecond is not delayed.
 async_waits_hold_no_scheduler() ->
     {Port, Hole} = blackhole(),
-    {H, Budget} = host(url(Port), 1500),
+    {H, Budget} = host(url(Port), <<"1.5">>),
     Self = self(),
     T0 = erlang:monotonic_time(millisecond),
     Callers = [spawn(fun() ->

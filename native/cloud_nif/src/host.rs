@@ -1,64 +1,22 @@
 //! Per-virtual-host state: the decision maker built from the host's
 //! `auth_cloud_*` options, held by Erlang as a resource.
+//!
+//! The options arrive as ejabberd parsed them (only those set); names,
+//! defaults and the checks of their values are the core's settings schema,
+//! the same the command line and xcauth.conf go through.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use cloudauth_core::cache::{CacheTtls, PasswordCache, Storage};
-use cloudauth_core::roster::{Glob, GroupPolicy};
-use cloudauth_core::secret::{self, Secret};
-use cloudauth_core::{
-    Authenticator, BackendClient, DomainSettings, SingleDomain, SystemClock, Timeouts,
-};
-use rustler::{NifMap, NifUnitEnum, Resource};
-
-/// Where the password cache keeps its entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, NifUnitEnum)]
-pub enum CacheStorage {
-    /// No cache.
-    None,
-    /// VM memory (lost on restart and reload).
-    Memory,
-    /// The `authcache` table of an xcauth SQLite database.
-    Db,
-}
-
-/// A host's options as the Erlang module passes them (validated by
-/// ejabberd's option checks already; empty binaries mean "not set").
-#[derive(Debug, NifMap)]
-pub struct HostConfig {
-    /// JSXC external API URL.
-    pub url: String,
-    /// API secret, or empty when `secret_file` is given.
-    pub secret: String,
-    /// File holding the API secret (first line), or empty.
-    pub secret_file: String,
-    /// Domain sent to the cloud, or empty for the XMPP domain.
-    pub auth_domain: String,
-    /// Connection set-up deadline.
-    pub connect_timeout_ms: u64,
-    /// Whole-request deadline.
-    pub timeout_ms: u64,
-    /// Password cache storage.
-    pub cache_storage: CacheStorage,
-    /// Database file for `db` storage, or empty.
-    pub cache_db: String,
-    /// Longest time between queries for a cache hit.
-    pub cache_query_ttl_s: u64,
-    /// Longest time since the cloud last confirmed a cached password.
-    pub cache_verification_ttl_s: u64,
-    /// Same, while the cloud cannot be asked.
-    pub cache_unreachable_ttl_s: u64,
-    /// bcrypt cost for new cache entries.
-    pub cache_bcrypt_rounds: u32,
-    /// Shared roster: only Nextcloud groups matching one of these (all if empty).
-    pub roster_groups_allow: Vec<String>,
-    /// Shared roster: never Nextcloud groups matching one of these.
-    pub roster_groups_deny: Vec<String>,
-    /// Shared roster: never groups with more members (0: no limit).
-    pub roster_max_members: u64,
-}
+use cloudauth_core::domains::Builder;
+use cloudauth_core::roster::GroupPolicy;
+use cloudauth_core::settings::schema::{self, Spec, Vm};
+use cloudauth_core::settings::values::{Layer, Origin, Values};
+use cloudauth_core::settings::{cache_settings, keys, roster_policy, timeouts};
+use cloudauth_core::token::{MemoryReplayGuard, ReplayGuard, TokenContext};
+use cloudauth_core::{Authenticator, HttpClient, SingleDomain, SystemClock};
+use rustler::{Resource, Term, TermType};
 
 /// One host's decision maker, its roster policy and the budget for its
 /// asynchronous replies.
@@ -85,81 +43,74 @@ impl std::panic::UnwindSafe for Host {}
 /// cache (before and after the cloud) and scheduling.
 const BUDGET_MARGIN: Duration = Duration::from_secs(2);
 
-fn read_secret(c: &HostConfig, warnings: &mut Vec<String>) -> Result<Secret, String> {
-    match (c.secret.is_empty(), c.secret_file.is_empty()) {
-        (false, false) => Err("give auth_cloud_secret or auth_cloud_secret_file, not both".into()),
-        (true, true) => Err("auth_cloud_secret or auth_cloud_secret_file is required".into()),
-        (false, true) => Ok(Secret::new(c.secret.as_bytes())),
-        (true, false) => {
-            let read = secret::read_file(Path::new(&c.secret_file)).map_err(|e| e.to_string())?;
-            if read.world_readable {
-                warnings.push(format!(
-                    "secret file {} is readable by other users; chmod 600 it",
-                    c.secret_file
-                ));
-            }
-            Ok(read.secret)
-        }
-    }
+/// Settings that exist as ejabberd options.
+pub fn in_vm(spec: &Spec) -> bool {
+    spec.vm != Vm::No
 }
 
-fn open_cache(c: &HostConfig) -> Result<Option<PasswordCache>, String> {
-    let ttls = CacheTtls {
-        query: Duration::from_secs(c.cache_query_ttl_s),
-        verification: Duration::from_secs(c.cache_verification_ttl_s),
-        unreachable: Duration::from_secs(c.cache_unreachable_ttl_s),
-    };
-    let storage = match c.cache_storage {
-        CacheStorage::None => return Ok(None),
-        CacheStorage::Memory => Storage::Memory,
-        CacheStorage::Db if c.cache_db.is_empty() => {
-            return Err("auth_cloud_cache_storage db needs auth_cloud_cache_db".into())
+/// One-time tokens used on this node, whatever vhost or reload they came
+/// through (a reload builds new hosts; a used token must stay used).
+fn replay_guard() -> Arc<dyn ReplayGuard> {
+    static GUARD: OnceLock<Arc<MemoryReplayGuard>> = OnceLock::new();
+    let g = GUARD.get_or_init(|| Arc::new(MemoryReplayGuard::default()));
+    Arc::clone(g) as Arc<dyn ReplayGuard>
+}
+
+/// An option's value as text, as it would be written on a command line:
+/// binaries as they are, numbers in decimal (seconds for durations), atoms
+/// by name, lists of binaries joined with commas.
+fn term_text(t: Term) -> Option<String> {
+    match t.get_type() {
+        TermType::Binary => t
+            .decode::<rustler::Binary>()
+            .ok()
+            .and_then(|b| std::str::from_utf8(b.as_slice()).ok().map(str::to_string)),
+        TermType::Integer => t.decode::<i64>().ok().map(|n| n.to_string()),
+        TermType::Atom => t.atom_to_string().ok(),
+        TermType::List => {
+            let items: Vec<Term> = t.decode().ok()?;
+            let texts: Option<Vec<String>> = items.into_iter().map(term_text).collect();
+            texts.map(|t| t.join(","))
         }
-        CacheStorage::Db => Storage::Sqlite(Path::new(&c.cache_db)),
-    };
-    PasswordCache::open(storage, ttls, c.cache_bcrypt_rounds)
-        .map(Some)
-        .map_err(|e| e.to_string())
+        _ => None,
+    }
 }
 
 impl Host {
     /// Builds a host from its options; also returns warnings for the log.
-    pub fn new(c: &HostConfig) -> Result<(Host, Vec<String>), String> {
-        let mut warnings = Vec::new();
-        let secret = read_secret(c, &mut warnings)?;
-        let auth_domain = (!c.auth_domain.is_empty()).then(|| c.auth_domain.clone());
-        let settings = DomainSettings::new(c.url.clone(), secret, auth_domain);
-        if let Err(e) = &settings.parsed_url {
-            return Err(format!("auth_cloud_url: {e}"));
+    pub fn new(options: Vec<(String, Term)>) -> Result<(Host, Vec<String>), String> {
+        let mut layer = Layer::new(Origin::Ejabberd);
+        for (name, value) in options {
+            let spec = schema::find_vm(&name).ok_or_else(|| format!("unknown option {name}"))?;
+            let text = term_text(value).ok_or_else(|| format!("{name}: unreadable value"))?;
+            layer.set(spec.key, text);
         }
-        if c.connect_timeout_ms == 0 || c.timeout_ms == 0 {
-            return Err("timeouts must be positive".into());
-        }
-        let timeouts = Timeouts {
-            connect: Duration::from_millis(c.connect_timeout_ms),
-            total: Duration::from_millis(c.timeout_ms),
+        let resolved = Values::resolve(&[layer], in_vm).map_err(|e| e.to_string())?;
+        let v = resolved.values;
+        let mut warnings = resolved.warnings;
+        let timeouts = timeouts(&v);
+        let builder = Builder {
+            http: Arc::new(HttpClient::new(timeouts)),
+            tokens: TokenContext {
+                replay: replay_guard(),
+            },
         };
-        let auth = Authenticator::new(
-            BackendClient::new(timeouts),
-            Arc::new(SingleDomain::new(settings)),
-            Arc::new(SystemClock),
-        );
-        let auth = match open_cache(c)? {
-            Some(cache) => auth.with_cache(cache),
+        let settings = builder.build(&v).map_err(|e| e.to_string())?;
+        let cache_db = v.path(keys::DB).unwrap_or(Path::new(""));
+        let cache = cache_settings(&v)
+            .open(cache_db)
+            .map_err(|e| format!("password cache: {e}"))?;
+        let auth = Authenticator::new(Arc::new(SingleDomain(settings)), Arc::new(SystemClock));
+        let auth = match cache {
+            Some(c) => auth.with_cache(c),
             None => auth,
         };
-        let policy = GroupPolicy {
-            allow: c.roster_groups_allow.iter().map(|p| Glob::new(p)).collect(),
-            deny: c.roster_groups_deny.iter().map(|p| Glob::new(p)).collect(),
-            max_members: usize::try_from(c.roster_max_members)
-                .ok()
-                .filter(|n| *n > 0),
-        };
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
+        warnings.retain(|w| !w.is_empty());
         Ok((
             Host {
                 auth,
-                policy,
+                policy: roster_policy(&v),
                 budget,
             },
             warnings,

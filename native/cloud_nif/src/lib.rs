@@ -22,7 +22,7 @@ use cloudauth_core::roster::{answer_hash, desired, plan, Jid};
 use cloudauth_core::{Decision, Path, Verdict};
 use rustler::{Atom, Binary, Env, NifResult, ResourceArc, Term};
 
-use crate::host::{Host, HostConfig};
+use crate::host::Host;
 use crate::reply::spawn_reply;
 use crate::roster::Fetched;
 
@@ -68,10 +68,20 @@ fn text_fields<const N: usize>(fields: [&[u8]; N]) -> Option<[String; N]> {
     texts?.try_into().ok()
 }
 
-/// `new_host(Config) -> {ok, {Handle, BudgetMs, Warnings}} | {error, Why}`.
+/// `new_host([{Option, Value}]) -> {ok, {Handle, BudgetMs, Warnings}} | {error, Why}`:
+/// the vhost's `auth_cloud_*` options that are set, read through the core's
+/// settings schema (which supplies the defaults).
 #[rustler::nif(schedule = "DirtyIo")]
-fn new_host(config: HostConfig) -> Result<(ResourceArc<Host>, u64, Vec<String>), String> {
-    let (host, warnings) = Host::new(&config)?;
+fn new_host(options: Vec<(Term, Term)>) -> Result<(ResourceArc<Host>, u64, Vec<String>), String> {
+    let named = options
+        .into_iter()
+        .map(|(name, value)| {
+            name.atom_to_string()
+                .map(|n| (n, value))
+                .map_err(|_| "option names must be atoms".to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (host, warnings) = Host::new(named)?;
     let budget_ms = u64::try_from(host.budget.as_millis()).unwrap_or(u64::MAX);
     Ok((ResourceArc::new(host), budget_ms, warnings))
 }
@@ -157,15 +167,7 @@ fn roster_fetch<'a>(
 ) -> NifResult<Atom> {
     let budget = host.budget;
     spawn_reply(env, reply_ref, budget, async move {
-        let Some(settings) = host.auth.settings().resolve(&server) else {
-            return Fetched::Trouble("domain not served".into());
-        };
-        let answer = match host
-            .auth
-            .backend()
-            .shared_roster(&settings, &user, settings.auth_domain(&server))
-            .await
-        {
+        let answer = match host.auth.shared_roster(&user, &server).await {
             Ok(a) => a,
             Err(e) => return Fetched::Trouble(e.to_string()),
         };
@@ -194,6 +196,18 @@ fn roster_plan<'a>(
     plan(&desired, &Jid::new(login.0, login.1), &current)
         .iter()
         .map(|a| roster::action_term(env, a))
+        .collect()
+}
+
+/// `schema() -> [{Option, Default | nil}]`: every ejabberd option the core's
+/// settings schema has, with its default as it would be written, so that
+/// the Erlang module's option list can be checked against it.
+#[rustler::nif]
+fn schema() -> Vec<(String, Option<String>)> {
+    cloudauth_core::settings::schema::all()
+        .into_iter()
+        .filter(|s| host::in_vm(s))
+        .filter_map(|s| s.vm_name().map(|n| (n, s.default.map(str::to_string))))
         .collect()
 }
 

@@ -1,8 +1,9 @@
-//! The authentication decision: token first, then the cloud.
+//! The authentication decision: tokens first, then the backend.
 //!
-//! `auth` accepts a valid JSXC token for the JID without asking the cloud;
-//! a password that is not a token of the domain's secret goes to the cloud.
-//! `isuser` always asks the cloud. With a password cache, a fresh cache
+//! `auth` tries the domain's token formats in order; a valid token admits
+//! the user without asking the backend, a token a format must refuse is a
+//! "no", and a password no format claims goes to the backend.
+//! `isuser` always asks the backend. With a password cache, a fresh cache
 //! entry answers before the cloud, and when the cloud is in trouble an entry
 //! within the unreachable TTL still admits the user. Identical checks in
 //! flight share one cloud request.
@@ -11,12 +12,13 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::backend::{BackendClient, BackendError};
+use crate::backend::{Account, BackendError};
 use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
+use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
-use crate::token::TokenVerdict;
+use crate::token::TokenCheck;
 
 /// The answer to one question: yes, no, or the cloud could not tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +107,6 @@ impl Decision {
 
 /// Answers `auth` and `isuser` questions for any served domain.
 pub struct Authenticator {
-    backend: Arc<BackendClient>,
     settings: Arc<dyn SettingsResolver>,
     clock: Arc<dyn Clock>,
     cache: Option<Arc<PasswordCache>>,
@@ -114,13 +115,8 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// Builds the decision maker from its parts (no cache).
-    pub fn new(
-        backend: BackendClient,
-        settings: Arc<dyn SettingsResolver>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(settings: Arc<dyn SettingsResolver>, clock: Arc<dyn Clock>) -> Self {
         Authenticator {
-            backend: Arc::new(backend),
             settings,
             clock,
             cache: None,
@@ -139,35 +135,21 @@ impl Authenticator {
         self.cache.as_ref()
     }
 
-    /// The settings source (for adapters that need the same resolution, e.g. token minting).
-    pub fn settings(&self) -> &Arc<dyn SettingsResolver> {
-        &self.settings
-    }
-
-    /// The HTTP client for the cloud.
-    pub fn backend(&self) -> &BackendClient {
-        &self.backend
-    }
-
-    /// Checks only the token path; `None` when the password is not a token
-    /// of this domain's secret (or the domain is not served).
+    /// Checks only the token formats; `None` when none of the domain's
+    /// formats takes the password for a token (or the domain is not served).
     pub fn check_token(&self, user: &str, domain: &str, password: &str) -> Option<Decision> {
         let settings = self.settings.resolve(domain)?;
         let now = self.clock.now_unix();
-        match settings.token_key.verify(user, domain, password, now) {
-            TokenVerdict::Valid { .. } => Some(Decision::new(Verdict::Yes, Path::Token, None)),
-            TokenVerdict::Expired { .. } => Some(Decision::new(
-                Verdict::No,
-                Path::Token,
-                Some("token expired"),
-            )),
-            TokenVerdict::BadMac => Some(Decision::new(
-                Verdict::No,
-                Path::Token,
-                Some("token not valid for this user"),
-            )),
-            TokenVerdict::NotAToken => None,
-        }
+        settings
+            .tokens
+            .iter()
+            .find_map(|format| match format.check(user, domain, password, now) {
+                TokenCheck::NotToken => None,
+                TokenCheck::Valid => Some(Decision::new(Verdict::Yes, Path::Token, None)),
+                TokenCheck::Refused(why) => {
+                    Some(Decision::new(Verdict::No, Path::Token, Some(why)))
+                }
+            })
     }
 
     /// Checks only the password cache's fast part (timestamps and the
@@ -231,20 +213,17 @@ impl Authenticator {
 
     async fn ask_auth(
         &self,
-        settings: &Arc<DomainSettings>,
+        settings: &DomainSettings,
         user: &str,
         domain: &str,
         jid: &str,
         password: &str,
     ) -> Result<bool, BackendError> {
-        let backend = Arc::clone(&self.backend);
-        let settings = Arc::clone(settings);
-        let (u, d, p) = (
-            user.to_string(),
-            settings.auth_domain(domain).to_string(),
-            password.to_string(),
-        );
-        let work = async move { backend.auth(&settings, &u, &d, &p).await };
+        let who = Account {
+            user,
+            domain: settings.auth_domain(domain),
+        };
+        let work = settings.backend.auth(who, password);
         match &self.coalescer {
             Some(c) => c.run("auth", jid, password, || work).await,
             None => work.await,
@@ -301,14 +280,40 @@ impl Authenticator {
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
-        let backend = Arc::clone(&self.backend);
-        let (u, d) = (user.to_string(), settings.auth_domain(domain).to_string());
-        let work = async move { backend.is_user(&settings, &u, &d).await };
+        let who = Account {
+            user,
+            domain: settings.auth_domain(domain),
+        };
+        let work = settings.backend.is_user(who);
         let jid = format!("{user}@{domain}");
         let r = match &self.coalescer {
             Some(c) => c.run("isuser", &jid, "", || work).await,
             None => work.await,
         };
         Decision::from_backend(r)
+    }
+
+    /// The users sharing a group with `user@domain`, from the domain's
+    /// backend; trouble when the backend cannot give shared rosters.
+    pub async fn shared_roster(
+        &self,
+        user: &str,
+        domain: &str,
+    ) -> Result<SharedRoster, BackendError> {
+        let settings = self
+            .settings
+            .resolve(domain)
+            .ok_or(BackendError::Unsupported("domain not served"))?;
+        let who = Account {
+            user,
+            domain: settings.auth_domain(domain),
+        };
+        let answer = match settings.backend.shared_roster(who) {
+            Some(work) => work.await,
+            None => Err(BackendError::Unsupported(
+                "this backend gives no shared roster",
+            )),
+        };
+        answer
     }
 }

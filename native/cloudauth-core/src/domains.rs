@@ -1,8 +1,10 @@
-//! Per-domain settings: each XMPP domain may have its own API secret, API
-//! URL and auth domain, from xcauth's SQLite `domains` table and/or a plain
-//! file of `domain secret url [authdomain]` lines, falling back to the global
-//! settings. Sources are re-read when they change (checked at most once a
-//! second), so edits take effect without a restart.
+//! Per-domain settings: each XMPP domain may have its own backend, URL,
+//! secret, auth domain, token formats (any per-domain setting of the
+//! schema), from xcauth's SQLite `domains` table (plus our `domain_settings`
+//! table beside it) and/or a plain file of `domain secret url [authdomain]
+//! [key=value …]` lines, over the global settings. Sources are re-read when
+//! they change (checked at most once a second), so edits take effect
+//! without a restart.
 //!
 //! Precedence: database row, then file line, then the global settings; a
 //! row's missing (NULL or empty) secret or URL is taken from the global ones.
@@ -17,23 +19,42 @@ use rusqlite::Connection;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::secret::Secret;
+use crate::backend::HttpClient;
+use crate::settings::keys;
+use crate::settings::values::{Layer, Origin, SettingsError, Values};
 use crate::settings::{DomainSettings, SettingsResolver};
+use crate::token::TokenContext;
 
 /// How often sources are checked for changes.
 pub const RECHECK: Duration = Duration::from_secs(1);
 
-/// One domain's configured values; `None` falls back to the global ones.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One domain's configured values, over the global ones.
+#[derive(Debug, Clone)]
 pub struct DomainRow {
     /// XMPP domain (lowercase).
     pub domain: String,
-    /// API secret.
-    pub secret: Option<String>,
-    /// API URL.
-    pub url: Option<String>,
-    /// Domain sent to the cloud.
-    pub auth_domain: Option<String>,
+    /// Its settings (schema keys).
+    pub layer: Layer,
+}
+
+impl DomainRow {
+    fn new(domain: &str) -> Self {
+        let domain = domain.to_lowercase();
+        DomainRow {
+            layer: Layer::new(Origin::Domain(domain.clone())),
+            domain,
+        }
+    }
+
+    /// The value this row gives for `key`, as text.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.layer
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A source that cannot be read.
@@ -47,8 +68,8 @@ pub enum DomainSourceError {
         /// Why.
         source: std::io::Error,
     },
-    /// A line of the file is not `domain secret url [authdomain]`.
-    #[error("per-domain file {path} line {line}: expected `domain secret url [authdomain]`")]
+    /// A line of the file is not `domain secret url [authdomain] [key=value …]`.
+    #[error("per-domain file {path} line {line}: expected `domain secret url [authdomain] [key=value ...]`")]
     Line {
         /// The file.
         path: PathBuf,
@@ -65,7 +86,12 @@ pub enum DomainSourceError {
     },
 }
 
-/// Parses a per-domain file. `#` starts a comment line.
+/// The positional fields of a per-domain line after the domain, as xcauth has them.
+const POSITIONAL: [&str; 3] = [keys::SECRET, keys::URL, keys::AUTH_DOMAIN];
+
+/// Parses a per-domain file: `domain secret url [authdomain]` as xcauth
+/// has it, and/or `key=value` fields (any per-domain setting) after the
+/// domain. `#` starts a comment line.
 pub fn parse_domain_file(path: &Path, text: &str) -> Result<Vec<DomainRow>, DomainSourceError> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -73,24 +99,39 @@ pub fn parse_domain_file(path: &Path, text: &str) -> Result<Vec<DomainRow>, Doma
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if !(3..=4).contains(&f.len()) {
-            return Err(DomainSourceError::Line {
-                path: path.to_path_buf(),
-                line: i + 1,
-            });
+        let bad = || DomainSourceError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+        };
+        let mut fields = line.split_whitespace();
+        let mut row = DomainRow::new(fields.next().ok_or_else(bad)?);
+        let mut positional = POSITIONAL.iter();
+        for f in fields {
+            match f.split_once('=') {
+                Some((k, v)) if !k.is_empty() => row.layer.set(k, v),
+                _ => row.layer.set(*positional.next().ok_or_else(bad)?, f),
+            }
         }
-        rows.push(DomainRow {
-            domain: f[0].to_lowercase(),
-            secret: Some(f[1].to_string()),
-            url: Some(f[2].to_string()),
-            auth_domain: f.get(3).map(|s| (*s).to_string()),
-        });
+        if row.layer.entries.is_empty() {
+            return Err(bad());
+        }
+        rows.push(row);
     }
     Ok(rows)
 }
 
-/// Reads the `domains` table of an xcauth database (extra columns tolerated).
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Reads xcauth's `domains` table (extra columns tolerated) and our
+/// `domain_settings (xmppdomain, key, value)` table beside it, for the
+/// settings xcauth's columns have no room for.
 pub fn read_domain_table(
     conn: &Connection,
     path: &Path,
@@ -99,32 +140,62 @@ pub fn read_domain_table(
         path: path.to_path_buf(),
         detail: e.to_string(),
     };
-    let exists: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'domains'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(db)?
-        > 0;
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let mut stmt = conn
-        .prepare("SELECT xmppdomain, authsecret, authurl, authdomain FROM domains")
-        .map_err(db)?;
+    let mut rows: Vec<DomainRow> = Vec::new();
+    let row_of = |rows: &mut Vec<DomainRow>, domain: &str| -> usize {
+        let d = domain.to_lowercase();
+        match rows.iter().position(|r| r.domain == d) {
+            Some(i) => i,
+            None => {
+                rows.push(DomainRow::new(&d));
+                rows.len() - 1
+            }
+        }
+    };
     let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(DomainRow {
-                domain: r.get::<_, String>(0)?.to_lowercase(),
-                secret: nonempty(r.get(1)?),
-                url: nonempty(r.get(2)?),
-                auth_domain: nonempty(r.get(3)?),
+    if table_exists(conn, "domains").map_err(db)? {
+        let mut stmt = conn
+            .prepare("SELECT xmppdomain, authsecret, authurl, authdomain FROM domains")
+            .map_err(db)?;
+        let found = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    nonempty(r.get(1)?),
+                    nonempty(r.get(2)?),
+                    nonempty(r.get(3)?),
+                ))
             })
-        })
-        .map_err(db)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            .map_err(db)?;
+        for f in found {
+            let (domain, secret, url, auth_domain) = f.map_err(db)?;
+            let i = row_of(&mut rows, &domain);
+            for (k, v) in POSITIONAL.iter().zip([secret, url, auth_domain]) {
+                if let Some(v) = v {
+                    rows[i].layer.set(*k, v);
+                }
+            }
+        }
+    }
+    if table_exists(conn, "domain_settings").map_err(db)? {
+        let mut stmt = conn
+            .prepare("SELECT xmppdomain, key, value FROM domain_settings ORDER BY rowid")
+            .map_err(db)?;
+        let found = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(db)?;
+        for f in found {
+            let (domain, key, value) = f.map_err(db)?;
+            let i = row_of(&mut rows, &domain);
+            rows[i].layer.set(key, value);
+        }
+    }
+    Ok(rows)
 }
 
 /// A watched source of rows.
@@ -185,13 +256,31 @@ impl Source for DbSource {
     }
 }
 
-/// Global fallback settings (`--url`, `--secret`).
-#[derive(Debug, Clone, Default)]
-pub struct GlobalSettings {
-    /// API URL.
-    pub url: Option<String>,
-    /// API secret.
-    pub secret: Option<Secret>,
+/// What turns settings into a served domain: the shared HTTP client and
+/// what token formats need.
+#[derive(Clone)]
+pub struct Builder {
+    /// The process's HTTP client.
+    pub http: Arc<HttpClient>,
+    /// For token formats.
+    pub tokens: TokenContext,
+}
+
+impl Builder {
+    /// A builder with its own HTTP client and a per-process replay guard.
+    pub fn new(timeouts: crate::Timeouts) -> Self {
+        Builder {
+            http: Arc::new(HttpClient::new(timeouts)),
+            tokens: TokenContext {
+                replay: Arc::new(crate::token::MemoryReplayGuard::default()),
+            },
+        }
+    }
+
+    /// The domain served by `values`.
+    pub fn build(&self, values: &Values) -> Result<Arc<DomainSettings>, SettingsError> {
+        DomainSettings::build(values, &self.http, &self.tokens).map(Arc::new)
+    }
 }
 
 struct Snapshot {
@@ -201,8 +290,9 @@ struct Snapshot {
 
 /// Settings per XMPP domain from all configured sources.
 pub struct DomainTable {
-    global: Option<Arc<DomainSettings>>,
-    global_parts: GlobalSettings,
+    global: Result<Arc<DomainSettings>, SettingsError>,
+    global_values: Values,
+    builder: Builder,
     sources: Mutex<Vec<Box<dyn Source>>>,
     snapshot: RwLock<Snapshot>,
 }
@@ -211,7 +301,8 @@ impl DomainTable {
     /// A table with the global settings and, optionally, a per-domain file
     /// and an xcauth database. Sources are read once now; errors here are fatal.
     pub fn new(
-        global: GlobalSettings,
+        global: Values,
+        builder: Builder,
         file: Option<&Path>,
         db: Option<&Path>,
     ) -> Result<Self, DomainSourceError> {
@@ -235,17 +326,10 @@ impl DomainTable {
                 seen: None,
             }));
         }
-        let global_settings = match (&global.url, &global.secret) {
-            (Some(url), Some(secret)) => Some(Arc::new(DomainSettings::new(
-                url.clone(),
-                secret.clone(),
-                None,
-            ))),
-            _ => None,
-        };
         let table = DomainTable {
-            global: global_settings,
-            global_parts: global,
+            global: builder.build(&global),
+            global_values: global,
+            builder,
             sources: Mutex::new(sources),
             snapshot: RwLock::new(Snapshot {
                 domains: HashMap::new(),
@@ -266,19 +350,20 @@ impl DomainTable {
 
     /// True when some domain can be served (own settings or global ones).
     pub fn serves_anything(&self) -> bool {
-        self.global.is_some() || self.domain_count() > 0
+        self.global.is_ok() || self.domain_count() > 0
     }
 
-    fn merge(&self, row: DomainRow) -> Option<(String, Arc<DomainSettings>)> {
-        let secret = row
-            .secret
-            .map(|s| Secret::new(s.into_bytes()))
-            .or_else(|| self.global_parts.secret.clone())?;
-        let url = row.url.or_else(|| self.global_parts.url.clone())?;
-        Some((
-            row.domain,
-            Arc::new(DomainSettings::new(url, secret, row.auth_domain)),
-        ))
+    /// Why the global settings serve no domain, if they do not.
+    pub fn global_problem(&self) -> Option<&SettingsError> {
+        self.global.as_ref().err()
+    }
+
+    fn merge(&self, row: &DomainRow) -> Result<Arc<DomainSettings>, SettingsError> {
+        let resolved = self.global_values.overlay(&row.layer)?;
+        for w in resolved.warnings {
+            warn!("{w}");
+        }
+        self.builder.build(&resolved.values)
     }
 
     fn load_all(&self) -> Result<HashMap<String, Arc<DomainSettings>>, DomainSourceError> {
@@ -289,14 +374,11 @@ impl DomainTable {
         let mut domains = HashMap::new();
         for src in sources.iter_mut() {
             for row in src.load()? {
-                let name = row.domain.clone();
-                match self.merge(row) {
-                    Some((d, s)) => {
-                        domains.insert(d, s);
+                match self.merge(&row) {
+                    Ok(s) => {
+                        domains.insert(row.domain, s);
                     }
-                    None => {
-                        warn!("domain {name}: no secret or URL (and no global one); not served")
-                    }
+                    Err(e) => warn!("domain {}: not served: {e}", row.domain),
                 }
             }
         }
@@ -341,13 +423,16 @@ impl SettingsResolver for DomainTable {
             .read()
             .ok()
             .and_then(|s| s.domains.get(xmpp_domain).cloned());
-        own.or_else(|| self.global.clone())
+        own.or_else(|| self.global.as_ref().ok().cloned())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Timeouts;
+    use crate::secret::Secret;
+    use crate::token::MemoryReplayGuard;
 
     fn dir(name: &str) -> PathBuf {
         let d =
@@ -357,24 +442,57 @@ mod tests {
         d
     }
 
-    fn global() -> GlobalSettings {
-        GlobalSettings {
-            url: Some("https://global/api".into()),
-            secret: Some(Secret::new("global-secret")),
+    fn builder() -> Builder {
+        Builder {
+            http: Arc::new(HttpClient::new(Timeouts {
+                connect: Duration::from_secs(1),
+                total: Duration::from_secs(1),
+            })),
+            tokens: TokenContext {
+                replay: Arc::new(MemoryReplayGuard::default()),
+            },
         }
+    }
+
+    fn values(kv: &[(&str, &str)]) -> Values {
+        let mut l = Layer::new(Origin::CommandLine);
+        for (k, v) in kv {
+            l.set(*k, *v);
+        }
+        Values::resolve(&[l], |_| true).unwrap().values
+    }
+
+    fn global() -> Values {
+        values(&[("url", "https://global/api"), ("secret", "global-secret")])
+    }
+
+    fn table(g: Values, file: Option<&Path>, db: Option<&Path>) -> DomainTable {
+        DomainTable::new(g, builder(), file, db).unwrap()
+    }
+
+    fn url_of(t: &DomainTable, d: &str) -> String {
+        t.resolve(d)
+            .unwrap()
+            .values
+            .url(keys::URL)
+            .unwrap()
+            .to_string()
     }
 
     #[test]
     fn file_lines() {
         let rows = parse_domain_file(
             Path::new("f"),
-            "# c\nA.example s1 https://a/api\nb.example s2 https://b/api b.org\n\n",
+            "# c\nA.example s1 https://a/api\nb.example s2 https://b/api b.org\nc.example backend=json url=https://c/\n\n",
         )
         .unwrap();
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].domain, "a.example");
-        assert_eq!(rows[1].auth_domain.as_deref(), Some("b.org"));
-        assert!(parse_domain_file(Path::new("f"), "only two\n").is_err());
+        assert_eq!(rows[1].get(keys::AUTH_DOMAIN), Some("b.org"));
+        assert_eq!(rows[2].get(keys::BACKEND), Some("json"));
+        assert_eq!(rows[2].get(keys::URL), Some("https://c/"));
+        assert!(parse_domain_file(Path::new("f"), "alone\n").is_err());
+        assert!(parse_domain_file(Path::new("f"), "a s u d extra\n").is_err());
     }
 
     #[test]
@@ -391,31 +509,38 @@ mod tests {
         conn.execute_batch(
             "CREATE TABLE domains (xmppdomain TEXT PRIMARY KEY, authsecret TEXT, authurl TEXT, authdomain TEXT, regcontact TEXT, extra TEXT);
              INSERT INTO domains (xmppdomain, authsecret, authurl, authdomain) VALUES ('a.example', 'db-secret', 'https://db/a', 'a.org');
-             INSERT INTO domains (xmppdomain, authsecret, authurl, authdomain) VALUES ('c.example', NULL, '', NULL);",
+             INSERT INTO domains (xmppdomain, authsecret, authurl, authdomain) VALUES ('c.example', NULL, '', NULL);
+             CREATE TABLE domain_settings (xmppdomain TEXT, key TEXT, value TEXT);
+             INSERT INTO domain_settings VALUES ('j.example', 'backend', 'json');
+             INSERT INTO domain_settings VALUES ('j.example', 'url', 'https://json/');",
         )
         .unwrap();
-        let t = DomainTable::new(global(), Some(&file), Some(&db)).unwrap();
+        let t = table(global(), Some(&file), Some(&db));
         let a = t.resolve("a.example").unwrap();
         assert_eq!(
             (
-                a.url.as_str(),
-                a.secret.expose(),
+                a.values.url(keys::URL).unwrap().as_str(),
+                a.values.secret(keys::SECRET).unwrap().expose(),
                 a.auth_domain("a.example")
             ),
             ("https://db/a", &b"db-secret"[..], "a.org")
         );
         let b = t.resolve("b.example").unwrap();
         assert_eq!(
-            (b.url.as_str(), b.auth_domain("b.example")),
-            ("https://file/b", "b.example")
+            (url_of(&t, "b.example"), b.auth_domain("b.example")),
+            ("https://file/b".to_string(), "b.example")
         );
         let c = t.resolve("c.example").unwrap();
         assert_eq!(
-            (c.url.as_str(), c.secret.expose()),
-            ("https://global/api", &b"global-secret"[..])
+            (url_of(&t, "c.example"), c.values.secret(keys::SECRET)),
+            (
+                "https://global/api".to_string(),
+                Some(&Secret::new("global-secret"))
+            )
         );
-        let z = t.resolve("unknown.example").unwrap();
-        assert_eq!(z.url, "https://global/api");
+        assert_eq!(url_of(&t, "unknown.example"), "https://global/api");
+        assert_eq!(t.resolve("j.example").unwrap().backend.name(), "json");
+        assert_eq!(t.resolve("a.example").unwrap().backend.name(), "jsxc");
     }
 
     #[test]
@@ -423,9 +548,22 @@ mod tests {
         let d = dir("noglobal");
         let file = d.join("domains.txt");
         fs::write(&file, "a.example s https://a\n").unwrap();
-        let t = DomainTable::new(GlobalSettings::default(), Some(&file), None).unwrap();
+        let t = table(values(&[]), Some(&file), None);
         assert!(t.resolve("a.example").is_some());
         assert!(t.resolve("b.example").is_none());
+        assert!(t
+            .global_problem()
+            .is_some_and(|e| e.to_string().contains("url")));
+    }
+
+    #[test]
+    fn a_broken_row_leaves_its_domain_unserved() {
+        let d = dir("broken");
+        let file = d.join("domains.txt");
+        fs::write(&file, "a.example backend=ldap\nb.example s https://b\n").unwrap();
+        let t = table(values(&[]), Some(&file), None);
+        assert!(t.resolve("a.example").is_none());
+        assert!(t.resolve("b.example").is_some());
     }
 
     #[test]
@@ -439,8 +577,8 @@ mod tests {
                  INSERT INTO domains VALUES ('a.example', 'one', 'https://a/1', NULL);",
             )
             .unwrap();
-        let t = DomainTable::new(global(), None, Some(&db)).unwrap();
-        assert_eq!(t.resolve("a.example").unwrap().url, "https://a/1");
+        let t = table(global(), None, Some(&db));
+        assert_eq!(url_of(&t, "a.example"), "https://a/1");
         writer
             .execute("UPDATE domains SET authurl = 'https://a/2'", [])
             .unwrap();
@@ -451,8 +589,8 @@ mod tests {
             )
             .unwrap();
         std::thread::sleep(RECHECK + Duration::from_millis(50));
-        assert_eq!(t.resolve("a.example").unwrap().url, "https://a/2");
-        assert_eq!(t.resolve("n.example").unwrap().url, "https://n");
+        assert_eq!(url_of(&t, "a.example"), "https://a/2");
+        assert_eq!(url_of(&t, "n.example"), "https://n/");
     }
 
     #[test]
@@ -460,12 +598,12 @@ mod tests {
         let d = dir("filereload");
         let file = d.join("domains.txt");
         fs::write(&file, "a.example s https://a/1\n").unwrap();
-        let t = DomainTable::new(GlobalSettings::default(), Some(&file), None).unwrap();
+        let t = table(values(&[]), Some(&file), None);
         std::thread::sleep(RECHECK + Duration::from_millis(50));
         fs::write(&file, "a.example s https://a/22\n").unwrap();
-        assert_eq!(t.resolve("a.example").unwrap().url, "https://a/22");
+        assert_eq!(url_of(&t, "a.example"), "https://a/22");
         std::thread::sleep(RECHECK + Duration::from_millis(50));
-        fs::write(&file, "broken line\n").unwrap();
-        assert_eq!(t.resolve("a.example").unwrap().url, "https://a/22");
+        fs::write(&file, "broken\n").unwrap();
+        assert_eq!(url_of(&t, "a.example"), "https://a/22");
     }
 }

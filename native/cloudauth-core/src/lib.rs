@@ -1,12 +1,13 @@
-//! Core of cloudauth: JSXC time-limited tokens, signed requests to the JSXC
-//! external API of a Nextcloud/ownCloud instance, and the authentication
-//! decision built from both.
+//! Core of cloudauth: token formats checked locally, backends asked over
+//! HTTP (the JSXC app's API, a JSON login API, Nextcloud's own OCS API), the
+//! authentication decision built from both, the password cache, the
+//! settings schema every adapter reads its settings through, and the shared
+//! roster plan.
 //!
 //! No process or protocol policy lives here: framing, logging set-up and
 //! process lifetime belong to the adapters (the `cloudauth` port binary, the
 //! ejabberd NIF).
 
-pub mod api;
 pub mod backend;
 pub mod cache;
 pub mod clock;
@@ -23,7 +24,7 @@ pub mod timestamp;
 pub mod tls;
 pub mod token;
 
-pub use backend::{BackendClient, BackendError, Timeouts};
+pub use backend::{Backend, BackendError, HttpClient, Timeouts};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use decision::{Authenticator, Decision, Path, Verdict};
 pub use secret::Secret;

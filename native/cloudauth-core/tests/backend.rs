@@ -1,27 +1,36 @@
-//! The backend client against a scripted HTTP server on loopback.
+//! The shared HTTP client and the jsxc backend against a scripted HTTP
+//! server on loopback.
 
 mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cloudauth_core::api::Operation;
+use std::sync::Arc;
+
+use cloudauth_core::backend::jsxc::{Jsxc, Operation};
+use cloudauth_core::backend::{http::parse_url, Account, Backend};
 use cloudauth_core::signature;
-use cloudauth_core::{BackendClient, BackendError, DomainSettings, Secret, Timeouts};
+use cloudauth_core::{BackendError, HttpClient, Secret, Timeouts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use common::{json, start, Answer};
 
-fn settings(url: &str) -> DomainSettings {
-    DomainSettings::new(url, Secret::new("0123456789ABCDEF"), None)
-}
+const SECRET: &str = "0123456789ABCDEF";
 
-fn client(total_ms: u64) -> BackendClient {
-    BackendClient::new(Timeouts {
+/// The jsxc backend at `url`, with both deadlines `total_ms`.
+fn jsxc(url: &str, total_ms: u64) -> Jsxc {
+    let http = Arc::new(HttpClient::new(Timeouts {
         connect: Duration::from_millis(total_ms),
         total: Duration::from_millis(total_ms),
-    })
+    }));
+    let url = parse_url(url).expect("test URL");
+    Jsxc::new(url, Secret::new(SECRET), http)
+}
+
+fn who<'a>(user: &'a str, domain: &'a str) -> Account<'a> {
+    Account { user, domain }
 }
 
 #[tokio::test]
@@ -35,10 +44,12 @@ async fn yes_no_and_signed_body() {
         }
     })
     .await;
-    let c = client(2000);
-    let s = settings(&srv.url);
-    assert_eq!(c.auth(&s, "alice", "example.org", "right").await, Ok(true));
-    assert_eq!(c.auth(&s, "alice", "example.org", "wrong").await, Ok(false));
+    let c = jsxc(&srv.url, 2000);
+    assert_eq!(c.auth(who("alice", "example.org"), "right").await, Ok(true));
+    assert_eq!(
+        c.auth(who("alice", "example.org"), "wrong").await,
+        Ok(false)
+    );
     let seen = srv.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     let expected_body = Operation::Auth {
@@ -48,7 +59,7 @@ async fn yes_no_and_signed_body() {
     }
     .body();
     assert_eq!(seen[0].body, expected_body.as_bytes());
-    let sig = signature::sign(&s.secret, expected_body.as_bytes());
+    let sig = signature::sign(&Secret::new(SECRET), expected_body.as_bytes());
     assert!(
         seen[0]
             .head
@@ -69,10 +80,9 @@ async fn yes_no_and_signed_body() {
 #[tokio::test]
 async fn one_keep_alive_connection_for_sequential_requests() {
     let srv = start(|_| json(200, r#"{"result":"success","data":{"isUser":true}}"#)).await;
-    let c = client(2000);
-    let s = settings(&srv.url);
+    let c = jsxc(&srv.url, 2000);
     for _ in 0..20 {
-        assert_eq!(c.is_user(&s, "bob", "example.org").await, Ok(true));
+        assert_eq!(c.is_user(who("bob", "example.org")).await, Ok(true));
     }
     assert_eq!(srv.connections.load(Ordering::SeqCst), 1);
 }
@@ -125,7 +135,7 @@ async fn trouble_is_never_a_no() {
             Answer::Http {
                 status: 200,
                 extra: "",
-                body: vec![b' '; cloudauth_core::backend::MAX_BODY + 10],
+                body: vec![b' '; cloudauth_core::backend::http::MAX_BODY + 10],
             },
             |e| matches!(e, BackendError::BodyTooLarge(_)),
         ),
@@ -135,8 +145,8 @@ async fn trouble_is_never_a_no() {
     ];
     for (answer, check) in cases {
         let srv = start(move |_| answer.clone()).await;
-        let r = client(2000)
-            .is_user(&settings(&srv.url), "bob", "example.org")
+        let r = jsxc(&srv.url, 2000)
+            .is_user(who("bob", "example.org"))
             .await;
         match r {
             Err(e) => assert!(check(&e), "unexpected error {e:?}"),
@@ -159,7 +169,7 @@ async fn redirect_is_not_followed() {
         }
     })
     .await;
-    let r = client(2000).auth(&settings(&srv.url), "a", "b", "c").await;
+    let r = jsxc(&srv.url, 2000).auth(who("a", "b"), "c").await;
     assert!(
         matches!(r, Err(BackendError::Redirect { status: 307, .. })),
         "{r:?}"
@@ -171,7 +181,7 @@ async fn redirect_is_not_followed() {
 async fn slow_backend_times_out_within_the_deadline() {
     let srv = start(|_| Answer::Sleep(Duration::from_secs(30))).await;
     let started = Instant::now();
-    let r = client(300).auth(&settings(&srv.url), "a", "b", "c").await;
+    let r = jsxc(&srv.url, 300).auth(who("a", "b"), "c").await;
     assert!(matches!(r, Err(BackendError::Timeout(_))), "{r:?}");
     assert!(
         started.elapsed() < Duration::from_millis(1500),
@@ -181,21 +191,20 @@ async fn slow_backend_times_out_within_the_deadline() {
 }
 
 #[tokio::test]
-async fn refused_connection_and_bad_url_are_distinct() {
+async fn refused_connection_is_its_own_cause() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
-    let r = client(1000)
-        .auth(&settings(&format!("http://{addr}/x")), "a", "b", "c")
+    let r = jsxc(&format!("http://{addr}/x"), 1000)
+        .auth(who("a", "b"), "c")
         .await;
     assert!(
         matches!(r, Err(BackendError::ConnectionRefused { .. })),
         "{r:?}"
     );
-    let r = client(1000)
-        .auth(&settings("not a url"), "a", "b", "c")
-        .await;
-    assert!(matches!(r, Err(BackendError::BadUrl(_))), "{r:?}");
+    // A bad URL never gets this far: the settings refuse it at start-up.
+    assert!(parse_url("not a url").is_err());
+    assert!(parse_url("ftp://x/").is_err());
 }
 
 #[tokio::test]
@@ -213,8 +222,8 @@ async fn tls_to_a_plain_http_server_is_a_tls_failure() {
                 .await;
         }
     });
-    let r = client(2000)
-        .auth(&settings(&format!("https://{addr}/x")), "a", "b", "c")
+    let r = jsxc(&format!("https://{addr}/x"), 2000)
+        .auth(who("a", "b"), "c")
         .await;
     assert!(matches!(r, Err(BackendError::Tls { .. })), "{r:?}");
 }
@@ -229,13 +238,13 @@ async fn shared_roster_object_and_empty() {
         }
     })
     .await;
-    let c = client(2000);
-    let s = settings(&srv.url);
-    let r = c.shared_roster(&s, "alice", "example.org").await.unwrap();
-    assert_eq!(r["bob"].groups, vec!["Team".to_string()]);
-    assert!(c
-        .shared_roster(&s, "carol", "example.org")
-        .await
-        .unwrap()
-        .is_empty());
+    let c = jsxc(&srv.url, 2000);
+    let r = c
+        .shared_roster(who("alice", "example.org"))
+        .expect("jsxc gives rosters");
+    assert_eq!(r.await.unwrap()["bob"].groups, vec!["Team".to_string()]);
+    let r = c
+        .shared_roster(who("carol", "example.org"))
+        .expect("jsxc gives rosters");
+    assert!(r.await.unwrap().is_empty());
 }

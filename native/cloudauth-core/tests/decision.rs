@@ -5,9 +5,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cloudauth_core::domains::Builder;
+use cloudauth_core::settings::values::Values;
 use cloudauth_core::{
-    token, Authenticator, BackendClient, DomainSettings, FixedClock, Path, Secret, SingleDomain,
-    Timeouts, Verdict,
+    token, Authenticator, FixedClock, Path, Secret, SingleDomain, Timeouts, Verdict,
 };
 use common::{json, start, Server};
 
@@ -32,16 +33,16 @@ async fn backend() -> Server {
 }
 
 fn authenticator(url: &str, clock: Arc<FixedClock>) -> Authenticator {
-    let settings = DomainSettings::new(url, Secret::new("k"), None);
-    let t = Timeouts {
+    let values = Values::from_pairs(&[("url", url), ("secret", "k")]).expect("settings");
+    let settings = builder().build(&values).expect("domain");
+    Authenticator::new(Arc::new(SingleDomain(settings)), clock)
+}
+
+fn builder() -> Builder {
+    Builder::new(Timeouts {
         connect: Duration::from_secs(2),
         total: Duration::from_secs(2),
-    };
-    Authenticator::new(
-        BackendClient::new(t),
-        Arc::new(SingleDomain::new(settings)),
-        clock,
-    )
+    })
 }
 
 #[tokio::test]
@@ -307,7 +308,7 @@ mod with_cache {
 
 mod per_domain {
     use super::*;
-    use cloudauth_core::domains::{DomainTable, GlobalSettings};
+    use cloudauth_core::domains::DomainTable;
     use cloudauth_core::signature;
 
     #[tokio::test]
@@ -325,16 +326,9 @@ mod per_domain {
             ),
         )
         .unwrap();
-        let table = DomainTable::new(GlobalSettings::default(), Some(&file), None).unwrap();
-        let t = Timeouts {
-            connect: Duration::from_secs(2),
-            total: Duration::from_secs(2),
-        };
-        let auth = Authenticator::new(
-            BackendClient::new(t),
-            Arc::new(table),
-            Arc::new(FixedClock::new(NOW)),
-        );
+        let global = Values::from_pairs(&[]).unwrap();
+        let table = DomainTable::new(global, builder(), Some(&file), None).unwrap();
+        let auth = Authenticator::new(Arc::new(table), Arc::new(FixedClock::new(NOW)));
 
         assert!(auth.auth("alice", "a.example", "pw").await.verdict.is_yes());
         assert!(auth.auth("bob", "b.example", "pw").await.verdict.is_yes());

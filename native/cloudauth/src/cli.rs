@@ -1,49 +1,25 @@
-//! Command-line flags, compatible with xcauth's.
+//! The command line: xcauth's flags, every one of them generated from the
+//! core's settings schema (`--KEY` for each setting, its short flag, help
+//! and accepted values), plus the actions (`-A`, `-I`, `-R`, `token`).
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::builder::PossibleValuesParser;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use cloudauth_core::settings::schema::{self, Kind, Spec};
+use cloudauth_core::settings::values::{parse_timeouts, truthy};
 
-/// XMPP server authentication against Nextcloud/ownCloud with JSXC (xcauth-compatible).
+/// XMPP and mail server authentication against Nextcloud (xcauth-compatible).
 #[derive(Debug, Parser)]
 #[command(name = "cloudauth", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Config file (xcauth.conf syntax); default /etc/xcauth.conf if it exists.
     #[arg(short = 'c', long = "config-file", global = true)]
     pub config_file: Option<PathBuf>,
-    /// URL of the JSXC external API.
-    #[arg(short = 'u', long, global = true)]
-    pub url: Option<String>,
-    /// API secret (visible in `ps` and quoted in ejabberd's error log lines: use --secret-file).
-    #[arg(short = 's', long, global = true)]
-    pub secret: Option<String>,
-    /// File holding the API secret (first line).
-    #[arg(long = "secret-file", global = true)]
-    pub secret_file: Option<PathBuf>,
-    /// Protocol on stdin/stdout: ejabberd, generic (alias prosody).
-    #[arg(short = 't', long = "type")]
-    pub protocol: Option<String>,
-    /// Serve sockets instead of stdin/stdout: PROTO=ADDR, repeatable (e.g.
-    /// saslauthd=/run/cloudauth/mux, postfix=127.0.0.1:23663). Sockets passed
-    /// by systemd are served too.
-    #[arg(long = "listen")]
-    pub listen: Vec<String>,
-    /// Socket mode: close connections that sent nothing for this long
-    /// (default 5m; suffixes s/m/h). Clients reconnect when they need to.
-    #[arg(long = "idle-timeout")]
-    pub idle_timeout: Option<String>,
-    /// Log directory (cloudauth.log is written there); default /var/log/xcauth.
-    #[arg(short = 'l', long, global = true)]
-    pub log: Option<PathBuf>,
-    /// Debug logging.
-    #[arg(short = 'd', long, global = true)]
-    pub debug: bool,
-    /// Log to stderr instead of the log file.
-    #[arg(short = 'i', long, global = true)]
-    pub interactive: bool,
-    /// Seconds for connection set-up and for the whole request: `T` or `CONNECT,TOTAL`.
-    #[arg(long, global = true)]
-    pub timeout: Option<String>,
+    /// Every setting of the schema.
+    #[command(flatten)]
+    pub settings: SettingArgs,
     /// One-shot: check a password (exit 0 yes, 1 no, 2 backend trouble).
     #[arg(short = 'A', long = "auth-test", num_args = 3, value_names = ["USER", "DOMAIN", "PASSWORD"])]
     pub auth_test: Option<Vec<String>>,
@@ -53,57 +29,6 @@ pub struct Cli {
     /// One-shot: print the user's shared roster as JSON (exit 0, or 2 on backend trouble).
     #[arg(short = 'R', long = "roster-test", num_args = 2, value_names = ["USER", "DOMAIN"])]
     pub roster_test: Option<Vec<String>>,
-
-    /// Per-domain settings file: `domain secret url [authdomain]` lines.
-    #[arg(short = 'p', long = "per-domain-config")]
-    pub per_domain_config: Option<PathBuf>,
-    /// xcauth state database (SQLite: `domains`, `authcache`); default /var/lib/xcauth/xcauth.sqlite3.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
-    /// Password cache: none, memory or db (the `authcache` table of --db).
-    #[arg(long = "cache-storage")]
-    pub cache_storage: Option<String>,
-    /// Longest time between queries for a cache hit (default 1h; suffixes s/m/h/d/w).
-    #[arg(long = "cache-query-ttl")]
-    pub cache_query_ttl: Option<String>,
-    /// Longest time since the cloud last confirmed a cached password (default 1d).
-    #[arg(long = "cache-verification-ttl")]
-    pub cache_verification_ttl: Option<String>,
-    /// Same, while the cloud is unreachable (default 1w).
-    #[arg(long = "cache-unreachable-ttl")]
-    pub cache_unreachable_ttl: Option<String>,
-    /// bcrypt cost for the persistent and the in-memory cache: `P[,M]` (default 12,4).
-    #[arg(long = "cache-bcrypt-rounds")]
-    pub cache_bcrypt_rounds: Option<String>,
-    /// Answer on backend trouble: tempfail (default; ejabberd takes it as a
-    /// failure but caches nothing, so no user is remembered as non-existent)
-    /// or fail (answer no, like xcauth). See docs/backend-trouble.md.
-    #[arg(long = "on-backend-trouble")]
-    pub on_backend_trouble: Option<String>,
-    /// Old xcauth dbm domain database (not supported: convert it with xcauth).
-    #[arg(short = 'b', long = "domain-db", hide = true)]
-    pub domain_db: Option<String>,
-    /// Old xcauth dbm cache database (not supported: use --db).
-    #[arg(long = "cache-db", hide = true)]
-    pub cache_db: Option<String>,
-    /// Provision shared roster groups from Nextcloud groups after each login
-    /// by running this ejabberdctl (state in the --db database).
-    #[arg(long)]
-    pub ejabberdctl: Option<PathBuf>,
-    /// Shared roster: only Nextcloud groups matching one of these patterns
-    /// (`*`, `?`; comma-separated; default all).
-    #[arg(long = "roster-groups-allow")]
-    pub roster_groups_allow: Option<String>,
-    /// Shared roster: never Nextcloud groups matching one of these patterns.
-    #[arg(long = "roster-groups-deny")]
-    pub roster_groups_deny: Option<String>,
-    /// Shared roster: never groups with more members than this (0: no limit).
-    #[arg(long = "roster-max-members")]
-    pub roster_max_members: Option<String>,
-    /// Old xcauth dbm shared roster database (obsolete: its data lives in --db).
-    #[arg(long = "shared-roster-db", hide = true)]
-    pub shared_roster_db: Option<String>,
-
     /// Subcommands.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -112,38 +37,179 @@ pub struct Cli {
 /// Subcommands beyond xcauth's flags.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print a JSXC time-limited token for USER@DOMAIN (signed with the API secret).
+    /// Print a token for USER@DOMAIN in one of the domain's token formats.
     Token {
         /// Local part.
         user: String,
         /// XMPP domain.
         domain: String,
-        /// Lifetime: seconds or with suffix s/m/h/d/w.
+        /// Token format (default: the first of the domain's `tokens`).
+        #[arg(long)]
+        format: Option<String>,
+        /// Lifetime: seconds or with suffix s/m/h/d/w (jsxc; totp tokens live 30-90 s).
         #[arg(long, default_value = "1h")]
         ttl: String,
-        /// Exact expiry as Unix time (overrides --ttl).
+        /// Exact expiry as Unix time (jsxc; overrides --ttl).
         #[arg(long)]
         expiry: Option<u64>,
     },
 }
 
+/// The settings given on the command line, as `(key, text)` in schema form.
+#[derive(Debug, Default, Clone)]
+pub struct SettingArgs {
+    /// In the order clap reports them; repeated list flags appear once each.
+    pub given: Vec<(String, String)>,
+}
+
+/// Checks a value as the schema will, so that clap reports a bad one with
+/// its usage line. Secret files are read later, once.
+fn check(spec: &'static Spec, text: &str) -> Result<String, String> {
+    let ok = match spec.kind {
+        Kind::Timeouts => parse_timeouts(text).map(|_| ()),
+        Kind::Flag => truthy(text)
+            .map(|_| ())
+            .ok_or_else(|| "not a boolean".into()),
+        Kind::SecretFile | Kind::SecretText | Kind::Obsolete | Kind::Text | Kind::List => Ok(()),
+        _ => {
+            let mut ignored = Vec::new();
+            cloudauth_core::settings::values::parse_value(spec, text, &mut ignored).map(|_| ())
+        }
+    };
+    ok.map(|()| text.to_string())
+}
+
+fn arg_for(spec: &'static Spec) -> Arg {
+    let mut help = spec.help.to_string();
+    if let Some(d) = spec.default {
+        if spec.kind != Kind::Flag {
+            help.push_str(&format!(" [default: {d}]"));
+        }
+    }
+    let mut arg = Arg::new(spec.key).long(spec.key).help(help).global(true);
+    if let Some(c) = spec.short {
+        arg = arg.short(c);
+    }
+    match spec.kind {
+        Kind::Flag => arg.action(ArgAction::SetTrue),
+        Kind::Obsolete => arg.hide(true).action(ArgAction::Set),
+        Kind::Choice(_) | Kind::Backend => {
+            arg.value_name(spec.value_name)
+                .value_parser(PossibleValuesParser::new(
+                    spec.choices().unwrap_or_default(),
+                ))
+        }
+        Kind::List => arg
+            .value_name(spec.value_name)
+            .action(ArgAction::Append)
+            .value_parser(move |t: &str| check(spec, t)),
+        _ => arg
+            .value_name(spec.value_name)
+            .value_parser(move |t: &str| check(spec, t)),
+    }
+}
+
+impl Args for SettingArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(schema::all().into_iter().map(arg_for))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for SettingArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = Vec::new();
+        for spec in schema::all() {
+            if m.value_source(spec.key) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            if spec.kind == Kind::Flag {
+                if m.get_flag(spec.key) {
+                    given.push((spec.key.to_string(), "true".to_string()));
+                }
+                continue;
+            }
+            for v in m.get_many::<String>(spec.key).into_iter().flatten() {
+                given.push((spec.key.to_string(), v.clone()));
+            }
+        }
+        Ok(SettingArgs { given })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
 impl Cli {
-    /// Obsolete xcauth flags given on the command line (accepted, ignored).
-    pub fn obsolete_flags(&self) -> Vec<&'static str> {
-        let flags: [(&'static str, bool); 3] = [
-            ("domain-db", self.domain_db.is_some()),
-            ("cache-db", self.cache_db.is_some()),
-            ("shared-roster-db", self.shared_roster_db.is_some()),
-        ];
-        flags
-            .iter()
-            .filter(|(_, given)| *given)
-            .map(|(n, _)| *n)
-            .collect()
+    /// Whether a one-shot action was asked for (they log to stderr).
+    pub fn one_shot(&self) -> bool {
+        self.auth_test.is_some() || self.isuser_test.is_some() || self.roster_test.is_some()
     }
 }
 
 const AFTER_HELP: &str = "\
 -A takes precedence over -I over -R over -t. -A, -I and -R log to stderr.
-Command line beats the config file, which beats the defaults.
+Command line beats the config file, which beats the defaults; config keys are
+the long option names (without dashes; _ and - alike).
 ejabberd: extauth_program: \"/usr/bin/cloudauth -t ejabberd -c /etc/xcauth.conf\"";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cloudauth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_with_its_short_name() {
+        let c = parse(&[
+            "-u",
+            "https://x/",
+            "-t",
+            "ejabberd",
+            "-d",
+            "--cache-storage",
+            "db",
+            "--listen",
+            "a=1",
+            "--listen",
+            "b=2",
+            "--backend",
+            "json",
+        ])
+        .unwrap();
+        let g = &c.settings.given;
+        assert!(g.contains(&("url".into(), "https://x/".into())));
+        assert!(g.contains(&("type".into(), "ejabberd".into())));
+        assert!(g.contains(&("debug".into(), "true".into())));
+        assert!(g.contains(&("backend".into(), "json".into())));
+        assert_eq!(g.iter().filter(|(k, _)| k == "listen").count(), 2);
+        assert!(!g.iter().any(|(k, _)| k == "interactive"));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for bad in [
+            ["--cache-storage", "disk"],
+            ["--backend", "ldap"],
+            ["--timeout", "0"],
+            ["--cache-query-ttl", "soon"],
+            ["--url", "cloud.example.org"],
+            ["--tokens", "jsxc,nope"],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn settings_work_after_the_subcommand_too() {
+        let c = parse(&["token", "alice", "example.org", "-s", "k"]).unwrap();
+        assert!(c.settings.given.contains(&("secret".into(), "k".into())));
+    }
+}

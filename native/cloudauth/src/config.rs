@@ -1,69 +1,27 @@
-//! Effective settings: command line beats config file beats defaults.
+//! Effective settings: the command line over the config file over the
+//! schema's defaults, read through the core's settings schema; then the
+//! few things only this program needs, typed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cloudauth_core::cache::CacheTtls;
-use cloudauth_core::duration::parse_duration;
-use cloudauth_core::roster::{Glob, GroupPolicy};
-use cloudauth_core::secret::{self, Secret};
+use cloudauth_core::roster::GroupPolicy;
+use cloudauth_core::secret;
+use cloudauth_core::settings::keys::*;
+use cloudauth_core::settings::values::{Layer, Origin, SettingsError, Values};
+use cloudauth_core::settings::{cache_settings, roster_policy, timeouts, CacheSettings};
 use cloudauth_core::Timeouts;
 use thiserror::Error;
 
 use crate::cli::Cli;
-use crate::config_file::{self, FileSettings};
+use crate::config_file;
 use crate::listen::{parse_spec, ListenSpec};
 
 /// Config file read when `-c` is not given (and it exists).
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
-/// Log directory when none is configured (xcauth's).
-pub const DEFAULT_LOG_DIR: &str = "/var/log/xcauth";
-/// xcauth's state database.
-pub const DEFAULT_DB: &str = "/var/lib/xcauth/xcauth.sqlite3";
-/// Socket connections idle this long are closed (their clients reconnect).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Keys of obsolete xcauth dbm files (xcauth imported them into its SQLite
-/// database once): accepted, with a warning.
-const OBSOLETE_KEYS: [&str; 3] = ["domain-db", "cache-db", "shared-roster-db"];
-const KNOWN_KEYS: [&str; 22] = [
-    "ejabberdctl",
-    "roster-groups-allow",
-    "roster-groups-deny",
-    "roster-max-members",
-    "listen",
-    "idle-timeout",
-    "url",
-    "secret",
-    "secret-file",
-    "type",
-    "log",
-    "debug",
-    "interactive",
-    "timeout",
-    "per-domain-config",
-    "db",
-    "cache-storage",
-    "cache-query-ttl",
-    "cache-verification-ttl",
-    "cache-unreachable-ttl",
-    "cache-bcrypt-rounds",
-    "on-backend-trouble",
-];
-
-/// Where cached passwords live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStorage {
-    /// No cache.
-    None,
-    /// Process memory.
-    Memory,
-    /// The `authcache` table of the state database.
-    Db,
-}
-
-/// What to answer when the cloud cannot say yes or no.
+/// What to answer when the backend cannot say yes or no.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TroublePolicy {
     /// Answer "no", like xcauth.
@@ -72,29 +30,6 @@ pub enum TroublePolicy {
     /// fails and nothing is cached (ejabberd's auth cache would otherwise
     /// remember the user as non-existent after an outage).
     TempFail,
-}
-
-/// Password cache settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheSettings {
-    /// Storage.
-    pub storage: CacheStorage,
-    /// TTL rules.
-    pub ttls: CacheTtls,
-    /// bcrypt cost for the database.
-    pub rounds_persistent: u32,
-    /// bcrypt cost for memory.
-    pub rounds_memory: u32,
-}
-
-impl CacheSettings {
-    /// The bcrypt cost for the configured storage.
-    pub fn rounds(&self) -> u32 {
-        match self.storage {
-            CacheStorage::Memory => self.rounds_memory,
-            _ => self.rounds_persistent,
-        }
-    }
 }
 
 /// A configuration that cannot be used.
@@ -116,13 +51,10 @@ pub enum ConfigError {
         /// Where and what.
         source: config_file::SyntaxError,
     },
-    /// The secret file could not be used.
+    /// A setting the schema refuses.
     #[error(transparent)]
-    SecretFile(secret::SecretFileError),
-    /// `--secret` and `--secret-file` at the same level.
-    #[error("give either secret or secret-file, not both ({0})")]
-    TwoSecrets(&'static str),
-    /// A bad value for a setting.
+    Settings(#[from] SettingsError),
+    /// A value only this program interprets.
     #[error("invalid {key}: {why}")]
     Value {
         /// The setting.
@@ -154,7 +86,7 @@ impl Protocol {
             "saslauthd" => Ok(Protocol::Saslauthd),
             "postfix" => Ok(Protocol::Postfix),
             _ => Err(ConfigError::Value {
-                key: "type",
+                key: TYPE,
                 why: format!("{v:?}: expected ejabberd, generic, prosody, saslauthd or postfix"),
             }),
         }
@@ -173,10 +105,8 @@ pub enum LogTarget {
 /// Everything the program needs to run, after merging all sources.
 #[derive(Debug)]
 pub struct Config {
-    /// API URL, if configured.
-    pub url: Option<String>,
-    /// API secret, if configured.
-    pub secret: Option<Secret>,
+    /// All settings, for the global domain settings and the per-domain rows over them.
+    pub values: Values,
     /// Protocol for serving stdin/stdout.
     pub protocol: Option<Protocol>,
     /// Sockets to serve.
@@ -205,122 +135,12 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// Reads `--timeout`: `T` sets both deadlines, `C,T` sets them apart (seconds, decimals allowed).
-pub fn parse_timeout(v: &str) -> Result<Timeouts, ConfigError> {
-    let secs = |s: &str| -> Result<Duration, ConfigError> {
-        let f: f64 = s.trim().parse().map_err(|_| ConfigError::Value {
-            key: "timeout",
-            why: format!("{v:?} is not a number of seconds"),
-        })?;
-        if !(f > 0.0 && f <= 3600.0) {
-            return Err(ConfigError::Value {
-                key: "timeout",
-                why: format!("{v:?} must be between 0 and 3600 seconds"),
-            });
-        }
-        Ok(Duration::from_secs_f64(f))
-    };
-    match v.split_once(',') {
-        Some((c, t)) => Ok(Timeouts {
-            connect: secs(c)?,
-            total: secs(t)?,
-        }),
-        None => {
-            let d = secs(v)?;
-            Ok(Timeouts {
-                connect: d,
-                total: d,
-            })
-        }
-    }
-}
-
-fn parse_ttl(
-    key: &'static str,
-    v: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(v) => parse_duration(&v).map_err(|e| ConfigError::Value {
-            key,
-            why: e.to_string(),
-        }),
-    }
-}
-
-/// Reads `--cache-bcrypt-rounds P[,M]`.
-pub fn parse_rounds(v: &str) -> Result<(u32, u32), ConfigError> {
-    let one = |s: &str| -> Result<u32, ConfigError> {
-        match s.trim().parse::<u32>() {
-            Ok(n) if (4..=31).contains(&n) => Ok(n),
-            _ => Err(ConfigError::Value {
-                key: "cache-bcrypt-rounds",
-                why: format!("{v:?}: each value must be 4..31"),
-            }),
-        }
-    };
-    match v.split_once(',') {
-        Some((p, m)) => Ok((one(p)?, one(m)?)),
-        None => Ok((one(v)?, 4)),
-    }
-}
-
-fn parse_cache(get: &dyn Fn(&'static str) -> Option<String>) -> Result<CacheSettings, ConfigError> {
-    let storage = match get("cache-storage").as_deref().map(str::trim) {
-        None | Some("none") => CacheStorage::None,
-        Some("memory") => CacheStorage::Memory,
-        Some("db") => CacheStorage::Db,
-        Some(other) => {
-            return Err(ConfigError::Value {
-                key: "cache-storage",
-                why: format!("{other:?}: expected none, memory or db"),
-            })
-        }
-    };
-    let d = CacheTtls::default();
-    let ttls = CacheTtls {
-        query: parse_ttl("cache-query-ttl", get("cache-query-ttl"), d.query)?,
-        verification: parse_ttl(
-            "cache-verification-ttl",
-            get("cache-verification-ttl"),
-            d.verification,
-        )?,
-        unreachable: parse_ttl(
-            "cache-unreachable-ttl",
-            get("cache-unreachable-ttl"),
-            d.unreachable,
-        )?,
-    };
-    let (rounds_persistent, rounds_memory) = match get("cache-bcrypt-rounds") {
-        Some(v) => parse_rounds(&v)?,
-        None => (12, 4),
-    };
-    Ok(CacheSettings {
-        storage,
-        ttls,
-        rounds_persistent,
-        rounds_memory,
-    })
-}
-
-/// Reads a secret file; a warning when others can read it.
-pub fn read_secret_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, ConfigError> {
-    let read = secret::read_file(path).map_err(ConfigError::SecretFile)?;
-    if read.world_readable {
-        warnings.push(format!(
-            "secret file {} is readable by other users; chmod 600 it",
-            path.display()
-        ));
-    }
-    Ok(read.secret)
-}
-
-fn load_file(cli: &Cli) -> Result<(Option<PathBuf>, FileSettings), ConfigError> {
+/// The config file's settings as a layer, and its path when one was read.
+fn load_file(cli: &Cli) -> Result<Option<(PathBuf, Layer)>, ConfigError> {
     let path = match &cli.config_file {
         Some(p) => p.clone(),
         None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
-        None => return Ok((None, FileSettings::new())),
+        None => return Ok(None),
     };
     let text = fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
         path: path.clone(),
@@ -330,215 +150,86 @@ fn load_file(cli: &Cli) -> Result<(Option<PathBuf>, FileSettings), ConfigError> 
         path: path.clone(),
         source,
     })?;
-    Ok((Some(path), settings))
-}
-
-fn file_bool(file: &FileSettings, key: &'static str) -> Result<bool, ConfigError> {
-    match file.get(key) {
-        None => Ok(false),
-        Some((v, _)) => config_file::truthy(v).ok_or_else(|| ConfigError::Value {
-            key,
-            why: format!("{v:?} is not a boolean"),
-        }),
+    let mut layer = Layer::new(Origin::ConfigFile(path.clone()));
+    for (key, (value, _line)) in settings {
+        layer.set(key, value);
     }
+    Ok(Some((path, layer)))
 }
 
 impl Config {
     /// Merges the command line, the config file and the defaults.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
-        let (path, file) = load_file(cli)?;
-        let mut warnings = Vec::new();
-        let get = |key: &str| file.get(key).map(|(v, _)| v.clone());
-
-        if let Some(p) = &path {
-            for key in file.keys() {
-                if OBSOLETE_KEYS.contains(&key.as_str()) {
-                    warnings.push(format!(
-                        "{}: setting {key:?} names an obsolete xcauth dbm file; ignored (its data lives in the db database)",
-                        p.display()
-                    ));
-                } else if !KNOWN_KEYS.contains(&key.as_str()) {
-                    warnings.push(format!("{}: unknown setting {key:?} ignored", p.display()));
-                }
-            }
-            if file.contains_key("secret") && secret::world_readable(p) {
+        let file = load_file(cli)?;
+        let mut command_line = Layer::new(Origin::CommandLine);
+        for (k, v) in &cli.settings.given {
+            command_line.set(k.as_str(), v.as_str());
+        }
+        let mut layers = Vec::new();
+        if let Some((_, l)) = &file {
+            layers.push(l.clone());
+        }
+        layers.push(command_line);
+        let resolved = Values::resolve(&layers, |_| true)?;
+        let v = resolved.values;
+        let mut warnings = resolved.warnings;
+        if let Some((path, layer)) = &file {
+            let has_secret = layer.entries.iter().any(|(k, _)| k == SECRET);
+            if has_secret && secret::world_readable(path) {
                 warnings.push(format!(
                     "config file {} holds the API secret and is readable by other users; chmod 600 it",
-                    p.display()
+                    path.display()
                 ));
             }
         }
-        for flag in cli.obsolete_flags() {
-            warnings.push(format!(
-                "--{flag} names an obsolete xcauth dbm file; ignored (its data lives in --db)"
-            ));
-        }
 
-        let secret = match (&cli.secret, &cli.secret_file) {
-            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets("command line")),
-            (Some(s), None) => {
-                warnings.push(
-                    "the API secret is on the command line, where ps shows it (and ejabberd's \
-                     log quotes extauth_program on errors); use --secret-file"
-                        .into(),
-                );
-                Some(Secret::new(s.as_bytes()))
-            }
-            (None, Some(f)) => Some(read_secret_file(f, &mut warnings)?),
-            (None, None) => match (get("secret"), get("secret-file")) {
-                (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets("config file")),
-                (Some(s), None) => Some(Secret::new(s.as_bytes())),
-                (None, Some(f)) => Some(read_secret_file(Path::new(&f), &mut warnings)?),
-                (None, None) => None,
-            },
+        let protocol = v.text(TYPE).map(Protocol::parse).transpose()?;
+        let one_shot = cli.one_shot();
+        let interactive = v.flag(INTERACTIVE) || one_shot;
+        let log = match (interactive, v.path(LOG)) {
+            (false, Some(dir)) => LogTarget::Dir(dir.to_path_buf()),
+            _ => LogTarget::Stderr,
         };
-        if secret.as_ref().is_some_and(Secret::is_empty) {
-            return Err(ConfigError::Value {
-                key: "secret",
-                why: "is empty".into(),
-            });
-        }
-
-        let protocol = cli
-            .protocol
-            .clone()
-            .or_else(|| get("type"))
-            .map(|v| Protocol::parse(&v))
-            .transpose()?;
-        let timeouts = match cli.timeout.clone().or_else(|| get("timeout")) {
-            Some(v) => parse_timeout(&v)?,
-            None => Timeouts::default(),
-        };
-        let debug = cli.debug || file_bool(&file, "debug")?;
-        let one_shot =
-            cli.auth_test.is_some() || cli.isuser_test.is_some() || cli.roster_test.is_some();
-        let interactive = cli.interactive || one_shot || file_bool(&file, "interactive")?;
-        let log = if interactive {
-            LogTarget::Stderr
-        } else {
-            LogTarget::Dir(
-                cli.log
-                    .clone()
-                    .or_else(|| get("log").map(PathBuf::from))
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_DIR)),
-            )
-        };
-        let url = cli.url.clone().or_else(|| get("url"));
-        let cli_value = |key: &'static str| -> Option<String> {
-            let v = match key {
-                "cache-storage" => cli.cache_storage.clone(),
-                "cache-query-ttl" => cli.cache_query_ttl.clone(),
-                "cache-verification-ttl" => cli.cache_verification_ttl.clone(),
-                "cache-unreachable-ttl" => cli.cache_unreachable_ttl.clone(),
-                "cache-bcrypt-rounds" => cli.cache_bcrypt_rounds.clone(),
-                "on-backend-trouble" => cli.on_backend_trouble.clone(),
-                "idle-timeout" => cli.idle_timeout.clone(),
-                "roster-groups-allow" => cli.roster_groups_allow.clone(),
-                "roster-groups-deny" => cli.roster_groups_deny.clone(),
-                "roster-max-members" => cli.roster_max_members.clone(),
-                _ => None,
-            };
-            v.or_else(|| get(key))
-        };
-        let cache = parse_cache(&cli_value)?;
-        let idle_timeout = parse_ttl(
-            "idle-timeout",
-            cli_value("idle-timeout"),
-            DEFAULT_IDLE_TIMEOUT,
-        )?;
+        let idle_timeout = v.duration(IDLE_TIMEOUT).unwrap_or(Duration::from_secs(300));
         if idle_timeout.is_zero() {
             return Err(ConfigError::Value {
-                key: "idle-timeout",
+                key: IDLE_TIMEOUT,
                 why: "must be at least 1s".into(),
             });
         }
-        let on_trouble = match cli_value("on-backend-trouble").as_deref().map(str::trim) {
-            None | Some("tempfail") => TroublePolicy::TempFail,
+        let on_trouble = match v.text(ON_BACKEND_TROUBLE) {
             Some("fail") => TroublePolicy::Fail,
-            Some(other) => {
-                return Err(ConfigError::Value {
-                    key: "on-backend-trouble",
-                    why: format!("{other:?}: expected fail or tempfail"),
-                })
-            }
+            _ => TroublePolicy::TempFail,
         };
-        let db = match cli.db.clone().or_else(|| get("db").map(PathBuf::from)) {
-            Some(p) => (p, true),
-            None => (PathBuf::from(DEFAULT_DB), false),
-        };
-        let listen_texts: Vec<String> = if cli.listen.is_empty() {
-            let split = |v: String| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            };
-            get("listen").map(split).unwrap_or_default()
-        } else {
-            cli.listen.clone()
-        };
-        let listen = listen_texts
+        let db = (
+            v.path(DB).map(Path::to_path_buf).unwrap_or_default(),
+            !v.is_default(DB),
+        );
+        let listen = v
+            .list(LISTEN)
             .iter()
             .map(|t| {
                 parse_spec(t).map_err(|e| ConfigError::Value {
-                    key: "listen",
+                    key: LISTEN,
                     why: e.to_string(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let patterns = |key: &'static str| -> Vec<Glob> {
-            cli_value(key)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(Glob::new)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let max_members = match cli_value("roster-max-members") {
-            None => None,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(0) => None,
-                Ok(n) => Some(n),
-                Err(_) => {
-                    return Err(ConfigError::Value {
-                        key: "roster-max-members",
-                        why: format!("{v:?} is not a number"),
-                    })
-                }
-            },
-        };
-        let roster_policy = GroupPolicy {
-            allow: patterns("roster-groups-allow"),
-            deny: patterns("roster-groups-deny"),
-            max_members,
-        };
-        let ejabberdctl = cli
-            .ejabberdctl
-            .clone()
-            .or_else(|| get("ejabberdctl").map(PathBuf::from));
-        let per_domain_file = cli
-            .per_domain_config
-            .clone()
-            .or_else(|| get("per-domain-config").map(PathBuf::from));
         Ok(Config {
-            url,
-            secret,
             protocol,
             listen,
             idle_timeout,
-            ejabberdctl,
-            roster_policy,
+            ejabberdctl: v.path(EJABBERDCTL).map(Path::to_path_buf),
+            roster_policy: roster_policy(&v),
             log,
-            debug: debug || one_shot,
-            timeouts,
+            debug: v.flag(DEBUG) || one_shot,
+            timeouts: timeouts(&v),
             db,
-            per_domain_file,
-            cache,
+            per_domain_file: v.path(PER_DOMAIN_CONFIG).map(Path::to_path_buf),
+            cache: cache_settings(&v),
             on_trouble,
             warnings,
+            values: v,
         })
     }
 }
@@ -547,6 +238,9 @@ impl Config {
 mod tests {
     use super::*;
     use clap::Parser;
+    use cloudauth_core::roster::Glob;
+    use cloudauth_core::settings::CacheStorage;
+    use cloudauth_core::Secret;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
@@ -580,15 +274,21 @@ mod tests {
             "ejabberd",
         ]))
         .unwrap();
-        assert_eq!(c.url.as_deref(), Some("https://cli/"));
+        assert_eq!(c.values.url(URL).map(|u| u.as_str()), Some("https://cli/"));
         assert_eq!(c.protocol, Some(Protocol::Ejabberd));
-        assert_eq!(c.secret, Some(Secret::new("filesecret")));
+        assert_eq!(c.values.secret(SECRET), Some(&Secret::new("filesecret")));
         assert_eq!(c.timeouts.total, Duration::from_secs(7));
         assert_eq!(c.log, LogTarget::Dir(PathBuf::from("/tmp/filelog")));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         let d = Config::load(&cli(&["-c", "/dev/null"])).unwrap();
-        assert_eq!(d.timeouts, Timeouts::default());
-        assert_eq!(d.log, LogTarget::Dir(PathBuf::from(DEFAULT_LOG_DIR)));
+        assert_eq!(
+            d.timeouts,
+            Timeouts {
+                connect: Duration::from_secs(5),
+                total: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(d.log, LogTarget::Dir(PathBuf::from("/var/log/xcauth")));
         assert_eq!(d.protocol, None);
     }
 
@@ -602,7 +302,7 @@ mod tests {
             s.to_str().unwrap(),
         ]))
         .unwrap();
-        assert_eq!(c.secret, Some(Secret::new("from-file")));
+        assert_eq!(c.values.secret(SECRET), Some(&Secret::new("from-file")));
         assert!(c
             .warnings
             .iter()
@@ -623,7 +323,7 @@ mod tests {
                 "--secret-file",
                 s.to_str().unwrap()
             ])),
-            Err(ConfigError::TwoSecrets(_))
+            Err(ConfigError::Settings(SettingsError::Both { .. }))
         ));
     }
 
@@ -642,7 +342,10 @@ mod tests {
         assert!(all.contains("\"cache-db\" names an obsolete xcauth dbm file"));
         assert!(!all.contains("\"ejabberdctl\""), "{all}");
         assert!(all.contains("unknown setting \"frobnicate\""));
-        assert!(all.contains("--shared-roster-db names an obsolete"));
+        assert!(
+            all.contains("\"shared-roster-db\" names an obsolete"),
+            "{all}"
+        );
         assert!(!all.contains("\"db\""));
         assert_eq!(c.db, (PathBuf::from("/y"), true));
         assert_eq!(c.ejabberdctl, Some(PathBuf::from("/usr/sbin/ejabberdctl")));
@@ -657,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn cache_settings() {
+    fn cache_settings_from_file_and_command_line() {
         let text = "cache-storage=db\ncache-query-ttl=30m\ncache_bcrypt_rounds = 10,5\n";
         let f = temp_file("d.conf", text, 0o600);
         let c = Config::load(&cli(&[
@@ -685,44 +388,32 @@ mod tests {
             (d.cache.storage, d.on_trouble),
             (CacheStorage::None, TroublePolicy::Fail)
         );
-        assert_eq!(d.db, (PathBuf::from(DEFAULT_DB), false));
-        let bad = [
-            ["--cache-storage", "disk"],
-            ["--cache-query-ttl", "soon"],
-            ["--cache-bcrypt-rounds", "99"],
-            ["--on-backend-trouble", "maybe"],
-        ];
-        for [flag, value] in bad {
-            assert!(
-                Config::load(&cli(&["-c", "/dev/null", flag, value])).is_err(),
-                "{flag}"
-            );
-        }
+        assert_eq!(
+            d.db,
+            (PathBuf::from("/var/lib/xcauth/xcauth.sqlite3"), false)
+        );
+        let bad = temp_file("e.conf", "cache-storage=disk\n", 0o600);
+        assert!(Config::load(&cli(&["-c", bad.to_str().unwrap()])).is_err());
     }
 
     #[test]
-    fn timeouts() {
+    fn connect_timeout_overrides_the_first_part() {
+        let c = Config::load(&cli(&[
+            "-c",
+            "/dev/null",
+            "--timeout",
+            "2,10",
+            "--connect-timeout",
+            "1",
+        ]))
+        .unwrap();
         assert_eq!(
-            parse_timeout("5").unwrap(),
+            c.timeouts,
             Timeouts {
-                connect: Duration::from_secs(5),
-                total: Duration::from_secs(5)
-            }
-        );
-        assert_eq!(
-            parse_timeout("2,10").unwrap(),
-            Timeouts {
-                connect: Duration::from_secs(2),
+                connect: Duration::from_secs(1),
                 total: Duration::from_secs(10)
             }
         );
-        assert_eq!(
-            parse_timeout("0.5").unwrap().total,
-            Duration::from_millis(500)
-        );
-        for bad in ["", "x", "0", "-1", "5,", "1,2,3", "99999"] {
-            assert!(parse_timeout(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

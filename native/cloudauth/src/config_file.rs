@@ -72,15 +72,6 @@ pub fn parse(text: &str) -> Result<FileSettings, SyntaxError> {
     Ok(out)
 }
 
-/// Reads a boolean flag value as configargparse does.
-pub fn truthy(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,12 +102,5 @@ mod tests {
         assert_eq!(e.line, 2);
         let e = parse("my secret value\n").unwrap_err();
         assert!(!e.text.contains("value"));
-    }
-
-    #[test]
-    fn booleans() {
-        assert_eq!(truthy("True"), Some(true));
-        assert_eq!(truthy("off"), Some(false));
-        assert_eq!(truthy("maybe"), None);
     }
 }

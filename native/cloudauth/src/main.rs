@@ -1,5 +1,6 @@
-//! `cloudauth`: XMPP server authentication against Nextcloud/ownCloud (JSXC),
-//! a drop-in replacement for xcauth.
+//! `cloudauth`: XMPP and mail server authentication against Nextcloud (the
+//! JSXC app, Nextcloud's own API, or a JSON login API), a drop-in
+//! replacement for xcauth.
 
 mod cli;
 mod codec;
@@ -20,13 +21,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use cloudauth_core::cache::{PasswordCache, Storage};
-use cloudauth_core::domains::{DomainTable, GlobalSettings};
-use cloudauth_core::{token, Authenticator, BackendClient, SettingsResolver, SystemClock};
+use cloudauth_core::domains::{Builder, DomainTable};
+use cloudauth_core::token::{self, MemoryReplayGuard, TokenContext};
+use cloudauth_core::{Authenticator, Clock, HttpClient, SettingsResolver, SystemClock};
 use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::config::{CacheStorage, Config};
+use crate::config::Config;
 use crate::handler::Handler;
 use crate::roster_sync::RosterSync;
 
@@ -42,11 +43,12 @@ fn main() -> ExitCode {
     if let Some(Command::Token {
         user,
         domain,
+        format,
         ttl,
         expiry,
     }) = &cli.command
     {
-        return mint_token(&config, user, domain, ttl, *expiry);
+        return mint_token(&config, user, domain, format.as_deref(), ttl, *expiry);
     }
     if let Some(w) = logging::init(&config.log, config.debug) {
         eprintln!("cloudauth: {w}");
@@ -59,70 +61,90 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Prints a token for `user@domain` in `format` (default: the domain's first).
 fn mint_token(
     config: &Config,
     user: &str,
     domain: &str,
+    format: Option<&str>,
     ttl: &str,
     expiry: Option<u64>,
 ) -> ExitCode {
-    // The domain's own secret when per-domain settings give one.
-    let secret = domain_table(config)
-        .ok()
-        .and_then(|t| t.resolve(domain))
-        .map(|s| s.secret.clone())
-        .or_else(|| config.secret.clone());
-    let Some(secret) = secret else {
-        eprintln!("cloudauth: token needs the API secret (-s, --secret-file, the config file or per-domain settings)");
-        return ExitCode::from(2);
+    let fail = |why: String| {
+        eprintln!("cloudauth: token: {why}");
+        ExitCode::from(2)
     };
-    let expiry = match expiry {
-        Some(e) => e,
+    let now = SystemClock.now_unix();
+    let ttl = match expiry {
+        Some(e) => std::time::Duration::from_secs(e.saturating_sub(now)),
         None => match cloudauth_core::duration::parse_duration(ttl) {
-            Ok(d) => cloudauth_core::Clock::now_unix(&SystemClock).saturating_add(d.as_secs()),
-            Err(e) => {
-                eprintln!("cloudauth: --ttl: {e}");
-                return ExitCode::from(2);
-            }
+            Ok(d) => d,
+            Err(e) => return fail(format!("--ttl: {e}")),
         },
     };
-    println!("{}", token::mint(&secret, user, domain, expiry));
-    ExitCode::SUCCESS
+    // The domain's own settings when per-domain settings give them; minting
+    // needs no backend, so the token formats are built on their own.
+    let values = domain_table(config)
+        .ok()
+        .and_then(|t| t.resolve(domain))
+        .map(|s| s.values.clone())
+        .unwrap_or_else(|| config.values.clone());
+    let names = values.list(cloudauth_core::settings::keys::TOKENS);
+    let Some(name) = format.or(names.first().map(String::as_str)) else {
+        return fail("no token format configured (--tokens)".into());
+    };
+    let Some(entry) = token::find(name) else {
+        return fail(format!("unknown token format {name:?}"));
+    };
+    match (entry.build)(&values, &token_context()) {
+        Ok(t) => {
+            // A jsxc token for an exact expiry: the second it names.
+            let minted = match expiry {
+                Some(e) => t.mint(user, domain, e, std::time::Duration::ZERO),
+                None => t.mint(user, domain, now, ttl),
+            };
+            println!("{minted}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// What token formats need: a replay guard.
+fn token_context() -> TokenContext {
+    TokenContext {
+        replay: Arc::new(MemoryReplayGuard::default()),
+    }
 }
 
 /// Settings per domain: the state database's `domains` table (when the file
-/// exists or was configured), the per-domain file, the global URL/secret.
+/// exists or was configured), the per-domain file, the global settings.
 fn domain_table(config: &Config) -> Result<DomainTable, String> {
-    let global = GlobalSettings {
-        url: config.url.clone(),
-        secret: config.secret.clone(),
+    let builder = Builder {
+        http: Arc::new(HttpClient::new(config.timeouts)),
+        tokens: token_context(),
     };
     let (db, explicit) = &config.db;
     let db = (*explicit || db.exists()).then_some(db.as_path());
-    let table = DomainTable::new(global, config.per_domain_file.as_deref(), db)
-        .map_err(|e| e.to_string())?;
-    if !table.serves_anything() {
-        return Err("no API URL and secret configured (-u and --secret-file, the config file, or per-domain settings)".into());
+    let table = DomainTable::new(
+        config.values.clone(),
+        builder,
+        config.per_domain_file.as_deref(),
+        db,
+    )
+    .map_err(|e| e.to_string())?;
+    if let (false, Some(why)) = (table.serves_anything(), table.global_problem()) {
+        return Err(format!(
+            "no domain can be served: {why} (command line, config file or per-domain settings)"
+        ));
     }
     Ok(table)
 }
 
 fn authenticator(config: &Config) -> Result<Authenticator, String> {
-    let storage = match config.cache.storage {
-        CacheStorage::None => None,
-        CacheStorage::Memory => Some(Storage::Memory),
-        CacheStorage::Db => Some(Storage::Sqlite(&config.db.0)),
-    };
-    let cache = storage
-        .map(|s| PasswordCache::open(s, config.cache.ttls, config.cache.rounds()))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let cache = config.cache.open(&config.db.0).map_err(|e| e.to_string())?;
     let table = domain_table(config)?;
-    let auth = Authenticator::new(
-        BackendClient::new(config.timeouts),
-        Arc::new(table),
-        Arc::new(SystemClock),
-    );
+    let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock));
     Ok(match cache {
         Some(c) => auth.with_cache(c),
         None => auth,

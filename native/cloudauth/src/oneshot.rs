@@ -34,16 +34,7 @@ pub async fn is_user(a: &Authenticator, user: &str, domain: &str) -> i32 {
 /// `-R USER DOMAIN`: the shared roster as pretty JSON; with `--ejabberdctl`,
 /// also a sync, run to its end.
 pub async fn roster(a: &Authenticator, sync: Option<&RosterSync>, user: &str, domain: &str) -> i32 {
-    let Some(settings) = a.settings().resolve(domain) else {
-        println!("no: domain not served");
-        return 1;
-    };
-    let auth_domain = settings.auth_domain(domain);
-    match a
-        .backend()
-        .shared_roster(&settings, user, auth_domain)
-        .await
-    {
+    match a.shared_roster(user, domain).await {
         Ok(r) => match serde_json::to_string_pretty(&r) {
             Ok(text) => {
                 println!("{text}");

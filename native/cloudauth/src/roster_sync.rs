@@ -27,9 +27,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a sync did not run.
 #[derive(Debug, Error)]
 pub enum SyncError {
-    /// The domain has no settings.
-    #[error("domain not served")]
-    NotServed,
     /// The cloud did not give the roster.
     #[error("cloud: {0}")]
     Cloud(#[from] cloudauth_core::BackendError),
@@ -119,7 +116,7 @@ impl RosterSync {
             Ok(Ok(out)) => {
                 let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
                 text.push_str(&String::from_utf8_lossy(&out.stderr));
-                let text = cloudauth_core::api::printable_snippet(text.trim().as_bytes(), 300);
+                let text = cloudauth_core::backend::printable_snippet(text.trim().as_bytes(), 300);
                 warn!("ejabberdctl {shown} failed ({}): {text}", out.status);
                 false
             }
@@ -146,14 +143,7 @@ impl RosterSync {
     ) -> Result<Stats, SyncError> {
         let _turn = self.one_at_a_time.lock().await;
         let started = Instant::now();
-        let settings = auth
-            .settings()
-            .resolve(domain)
-            .ok_or(SyncError::NotServed)?;
-        let answer = auth
-            .backend()
-            .shared_roster(&settings, user, settings.auth_domain(domain))
-            .await?;
+        let answer = auth.shared_roster(user, domain).await?;
         let login = Jid::new(user, domain);
         let hash = answer_hash(&answer, &login, &self.policy);
         if self.db.hash(&login)?.as_deref() == Some(hash.as_str()) {

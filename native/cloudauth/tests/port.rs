@@ -298,7 +298,22 @@ fn missing_settings_fail_loudly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no API URL"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backend jsxc needs url"));
+    // Half a configuration names the half that is missing.
+    let out = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-t",
+            "ejabberd",
+            "-i",
+            "-u",
+            "http://127.0.0.1:9/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backend jsxc needs secret"));
     let out = Command::new(BIN)
         .args(["-c", "/nonexistent/xcauth.conf", "-t", "ejabberd"])
         .output()

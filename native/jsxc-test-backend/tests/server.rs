@@ -5,8 +5,11 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cloudauth_core::api::Operation;
-use cloudauth_core::{signature, BackendClient, BackendError, DomainSettings, Secret, Timeouts};
+use std::sync::Arc;
+
+use cloudauth_core::backend::jsxc::{Jsxc, Operation};
+use cloudauth_core::backend::{http::parse_url, Account, Backend as _};
+use cloudauth_core::{signature, BackendError, HttpClient, Secret, Timeouts};
 
 const SECRET: &str = "backend-test-secret";
 
@@ -105,42 +108,60 @@ fn stats(b: &Backend) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn client() -> BackendClient {
-    BackendClient::new(Timeouts {
+/// The jsxc backend client for `b`, signing with `secret`, on a fresh connection pool.
+fn client_with(b: &Backend, secret: &str) -> Jsxc {
+    let http = Arc::new(HttpClient::new(Timeouts {
         connect: Duration::from_secs(2),
         total: Duration::from_secs(2),
-    })
+    }));
+    Jsxc::new(
+        parse_url(&b.api).expect("API URL"),
+        Secret::new(secret),
+        http,
+    )
 }
 
-fn settings(b: &Backend) -> DomainSettings {
-    DomainSettings::new(b.api.clone(), Secret::new(SECRET), None)
+fn client(b: &Backend) -> Jsxc {
+    client_with(b, SECRET)
+}
+
+fn who<'a>(user: &'a str, domain: &'a str) -> Account<'a> {
+    Account { user, domain }
 }
 
 #[tokio::test]
 async fn jsxc_operations_with_the_real_client() {
     let b = start("ops");
-    let (c, s) = (client(), settings(&b));
+    let c = client(&b);
     assert_eq!(
-        c.auth(&s, "alice", "example.org", "alice-pw").await,
+        c.auth(who("alice", "example.org"), "alice-pw").await,
         Ok(true)
     );
-    assert_eq!(c.auth(&s, "alice", "example.org", "wrong").await, Ok(false));
     assert_eq!(
-        c.auth(&s, "jürgen", "xn--mnchen-3ya.de", "pässwörd").await,
+        c.auth(who("alice", "example.org"), "wrong").await,
+        Ok(false)
+    );
+    assert_eq!(
+        c.auth(who("jürgen", "xn--mnchen-3ya.de"), "pässwörd").await,
         Ok(true),
         "user@domain is tried first"
     );
     assert_eq!(
-        c.auth(&s, "jürgen", "other.de", "pässwörd").await,
+        c.auth(who("jürgen", "other.de"), "pässwörd").await,
         Ok(false)
     );
-    assert_eq!(c.is_user(&s, "bob", "example.org").await, Ok(true));
-    assert_eq!(c.is_user(&s, "mallory", "example.org").await, Ok(false));
-    let r = c.shared_roster(&s, "alice", "example.org").await.unwrap();
+    assert_eq!(c.is_user(who("bob", "example.org")).await, Ok(true));
+    assert_eq!(c.is_user(who("mallory", "example.org")).await, Ok(false));
+    let r = c
+        .shared_roster(who("alice", "example.org"))
+        .expect("jsxc gives rosters")
+        .await
+        .unwrap();
     assert_eq!(r["bob"].name, "Bob B");
     assert_eq!(r["bob"].groups, vec!["Team".to_string()]);
     assert!(c
-        .shared_roster(&s, "carol", "example.org")
+        .shared_roster(who("carol", "example.org"))
+        .expect("jsxc gives rosters")
         .await
         .unwrap()
         .is_empty());
@@ -158,8 +179,9 @@ async fn jsxc_operations_with_the_real_client() {
 #[tokio::test]
 async fn wrong_secret_is_rejected_like_ojsxc() {
     let b = start("sig");
-    let s = DomainSettings::new(b.api.clone(), Secret::new("wrong"), None);
-    let r = client().auth(&s, "alice", "example.org", "alice-pw").await;
+    let r = client_with(&b, "wrong")
+        .auth(who("alice", "example.org"), "alice-pw")
+        .await;
     assert!(
         matches!(r, Err(BackendError::SignatureRejected { status: 500, .. })),
         "{r:?}"
@@ -194,40 +216,40 @@ async fn wrong_secret_is_rejected_like_ojsxc() {
 #[tokio::test]
 async fn faults_switch_at_run_time() {
     let b = start("faults");
-    let (c, s) = (client(), settings(&b));
+    let c = client(&b);
     fault(&b, "mode=http500");
     assert!(matches!(
-        c.is_user(&s, "bob", "x").await,
+        c.is_user(who("bob", "x")).await,
         Err(BackendError::HttpStatus { status: 500, .. })
     ));
     fault(&b, "mode=nonjson");
     assert!(matches!(
-        c.is_user(&s, "bob", "x").await,
+        c.is_user(who("bob", "x")).await,
         Err(BackendError::Decode(_))
     ));
     fault(&b, "mode=redirect");
     assert!(matches!(
-        c.is_user(&s, "bob", "x").await,
+        c.is_user(who("bob", "x")).await,
         Err(BackendError::Redirect { .. })
     ));
     fault(&b, "mode=huge");
     assert!(matches!(
-        c.is_user(&s, "bob", "x").await,
+        c.is_user(who("bob", "x")).await,
         Err(BackendError::BodyTooLarge(_))
     ));
     fault(&b, "mode=delay&ms=600");
     let t = Instant::now();
-    assert_eq!(c.is_user(&s, "bob", "x").await, Ok(true));
+    assert_eq!(c.is_user(who("bob", "x")).await, Ok(true));
     assert!(t.elapsed() >= Duration::from_millis(600));
     fault(&b, "mode=down");
-    let fresh = client(); // no pooled connection
+    let fresh = client(&b); // no pooled connection
     assert!(matches!(
-        fresh.is_user(&s, "bob", "x").await,
+        fresh.is_user(who("bob", "x")).await,
         Err(BackendError::ConnectionRefused { .. })
     ));
     assert!(
         matches!(
-            c.is_user(&s, "bob", "x").await,
+            c.is_user(who("bob", "x")).await,
             Err(BackendError::ConnectionRefused { .. }
                 | BackendError::Connect { .. }
                 | BackendError::Body(_))
@@ -237,7 +259,7 @@ async fn faults_switch_at_run_time() {
     fault(&b, "mode=ok");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match c.is_user(&s, "bob", "x").await {
+        match c.is_user(who("bob", "x")).await {
             Ok(true) => break,
             r => assert!(
                 Instant::now() < deadline,
@@ -259,18 +281,18 @@ async fn faults_switch_at_run_time() {
 #[tokio::test]
 async fn reload_and_reset() {
     let b = start("reload");
-    let (c, s) = (client(), settings(&b));
-    assert_eq!(c.is_user(&s, "dave", "x").await, Ok(false));
+    let c = client(&b);
+    assert_eq!(c.is_user(who("dave", "x")).await, Ok(false));
     std::fs::write(&b.users, r#"{"users": [{"uid": "dave", "password": "d"}]}"#).unwrap();
     let (status, _) = http(&format!("{}/reload", b.control), "POST", &[], b"").unwrap();
     assert_eq!(status, 200);
-    assert_eq!(c.is_user(&s, "dave", "x").await, Ok(true));
-    assert_eq!(c.is_user(&s, "alice", "x").await, Ok(false));
+    assert_eq!(c.is_user(who("dave", "x")).await, Ok(true));
+    assert_eq!(c.is_user(who("alice", "x")).await, Ok(false));
     std::fs::write(&b.users, "not json").unwrap();
     let (status, _) = http(&format!("{}/reload", b.control), "POST", &[], b"").unwrap();
     assert_eq!(status, 500);
     assert_eq!(
-        c.is_user(&s, "dave", "x").await,
+        c.is_user(who("dave", "x")).await,
         Ok(true),
         "a broken file keeps the old users"
     );

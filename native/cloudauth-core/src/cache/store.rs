@@ -19,7 +19,7 @@ pub struct CacheEntry {
 }
 
 /// A storage failure (the cache then simply does not help).
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("cache storage: {0}")]
 pub struct StoreError(pub String);
 

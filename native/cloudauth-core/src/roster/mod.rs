@@ -12,11 +12,28 @@ pub mod plan;
 pub mod policy;
 pub mod state_db;
 
+use std::collections::BTreeMap;
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 pub use group_id::group_id;
 pub use plan::{answer_hash, desired, plan, Action, Current, Desired, DesiredGroup};
 pub use policy::{Glob, GroupPolicy, Skip};
+
+/// One member of a shared roster: display name and the groups shared with the asker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterMember {
+    /// Display name in the cloud.
+    #[serde(default)]
+    pub name: String,
+    /// Display names of the groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A backend's shared roster answer: cloud user id → member.
+pub type SharedRoster = BTreeMap<String, RosterMember>;
 
 /// The description of every group cloudauth provisions; only such groups
 /// are ever changed (the in-VM module uses the same text).

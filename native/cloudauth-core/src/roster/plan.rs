@@ -7,7 +7,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::{group_id, GroupPolicy, Jid, Skip};
-use crate::api::SharedRoster;
+use crate::roster::SharedRoster;
 
 /// One group as the answer wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,8 +251,8 @@ pub fn answer_hash(answer: &SharedRoster, login: &Jid, policy: &GroupPolicy) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::RosterMember;
     use crate::roster::Glob;
+    use crate::roster::RosterMember;
 
     const D: &str = "example.org";
 

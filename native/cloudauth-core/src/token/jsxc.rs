@@ -1,4 +1,4 @@
-//! JSXC time-limited tokens: verification and minting.
+//! The `jsxc` token format: JSXC time-limited tokens, verification and minting.
 //!
 //! A token is 23 bytes, `version(1) ‖ mac(16) ‖ key id(2) ‖ expiry(4, big endian)`,
 //! encoded as standard base64 without `=` padding and with `O→-`, `I→$`,
@@ -13,7 +13,48 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{TokenCheck, TokenContext, TokenEntry, TokenFormat};
 use crate::secret::Secret;
+use crate::settings::keys;
+use crate::settings::values::{SettingsError, Values};
+
+/// The registry entry: `tokens = jsxc` (the default) needs `secret`.
+pub static ENTRY: TokenEntry = TokenEntry {
+    name: "jsxc",
+    summary: "JSXC time-limited tokens, signed with the API secret (HMAC-SHA256)",
+    settings: &[],
+    build,
+};
+
+fn build(v: &Values, _ctx: &TokenContext) -> Result<Arc<dyn TokenFormat>, SettingsError> {
+    Ok(Arc::new(TokenKey::new(
+        &v.require_secret(keys::SECRET, "token format jsxc")?,
+    )))
+}
+
+impl TokenFormat for TokenKey {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    /// A token with another key id is an ordinary password (it may be one);
+    /// one with this secret's key id but a wrong MAC, or expired, is refused.
+    fn check(&self, user: &str, domain: &str, password: &str, now: u64) -> TokenCheck {
+        match self.verify(user, domain, password, now) {
+            TokenVerdict::Valid { .. } => TokenCheck::Valid,
+            TokenVerdict::Expired { .. } => TokenCheck::Refused("token expired"),
+            TokenVerdict::BadMac => TokenCheck::Refused("token not valid for this user"),
+            TokenVerdict::NotAToken => TokenCheck::NotToken,
+        }
+    }
+
+    fn mint(&self, user: &str, domain: &str, now: u64, ttl: Duration) -> String {
+        TokenKey::mint(self, user, domain, now.saturating_add(ttl.as_secs()))
+    }
+}
 
 /// The only token format version in use.
 pub const TOKEN_VERSION: u8 = 0;
@@ -207,7 +248,7 @@ mod tests {
     }
 
     fn vectors() -> Vectors {
-        let text = include_str!("../tests/data/jsxc-vectors.json");
+        let text = include_str!("../../tests/data/jsxc-vectors.json");
         serde_json::from_str(text).unwrap()
     }
 

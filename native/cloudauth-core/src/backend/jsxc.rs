@@ -1,5 +1,6 @@
-//! The JSXC external API (ojsxc `externalApi.php`, protocol version 1):
-//! operations, their request bodies and the decoding of replies.
+//! The `jsxc` backend: the JSXC Nextcloud app's external API (ojsxc
+//! `externalApi.php`, protocol version 1): HMAC-signed form POSTs, the
+//! operations' bodies and the decoding of replies.
 //!
 //! Replies are JSON `{"result": "success"|"noauth"|"error", "data": …}`.
 //! `auth` answers `success` (with `data.uid`) or `noauth`; `isuser` answers
@@ -7,13 +8,138 @@
 //! `data.sharedRoster`, an object `{uid: {name, groups}}` or `[]` when empty
 //! (PHP's empty array).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use thiserror::Error;
 
-use crate::signature::form_body;
+use super::http::HttpClient;
+use super::{
+    decode_json, Account, Backend, BackendEntry, BackendError, BackendFuture, DecodeError,
+};
+use crate::roster::SharedRoster;
+use crate::secret::Secret;
+use crate::settings::keys;
+use crate::settings::values::{SettingsError, Values};
+use crate::signature::{form_body, sign, SIGNATURE_HEADER};
+
+/// The registry entry: `backend = jsxc` (the default) needs `url` and `secret`.
+pub static ENTRY: BackendEntry = BackendEntry {
+    name: "jsxc",
+    summary:
+        "the JSXC Nextcloud app's external API (signed requests; password, isuser, shared roster)",
+    settings: &[],
+    build,
+};
+
+fn build(v: &Values, http: &Arc<HttpClient>) -> Result<Arc<dyn Backend>, SettingsError> {
+    Ok(Arc::new(Jsxc {
+        url: v.require_url(keys::URL, "backend jsxc")?,
+        secret: v.require_secret(keys::SECRET, "backend jsxc")?,
+        http: Arc::clone(http),
+    }))
+}
+
+/// The JSXC external API of one Nextcloud.
+pub struct Jsxc {
+    url: reqwest::Url,
+    secret: Secret,
+    http: Arc<HttpClient>,
+}
+
+impl Jsxc {
+    /// A client for the API at `url`, signing with `secret`.
+    pub fn new(url: reqwest::Url, secret: Secret, http: Arc<HttpClient>) -> Self {
+        Jsxc { url, secret, http }
+    }
+
+    /// Sends `op`, signed, and decodes the envelope; `result: error` is trouble.
+    pub async fn call(&self, op: Operation<'_>) -> Result<Envelope, BackendError> {
+        let body = op.body();
+        let signature = sign(&self.secret, body.as_bytes());
+        let request = self
+            .http
+            .request(reqwest::Method::POST, &self.url)?
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(SIGNATURE_HEADER, signature)
+            .body(body);
+        let reply = self.http.send(request, &self.url).await?;
+        if reply.status != 200 {
+            if let Ok(Envelope::Error(msg)) = decode_envelope(&reply.body) {
+                if msg.to_ascii_lowercase().contains("signature") {
+                    return Err(BackendError::SignatureRejected {
+                        status: reply.status,
+                        msg,
+                    });
+                }
+            }
+            return Err(reply.unexpected());
+        }
+        match decode_envelope(&reply.body)? {
+            Envelope::Error(msg) => Err(BackendError::Api(msg)),
+            other => Ok(other),
+        }
+    }
+
+    async fn auth_op(&self, who: Account<'_>, password: &str) -> Result<bool, BackendError> {
+        let op = Operation::Auth {
+            username: who.user,
+            domain: who.domain,
+            password,
+        };
+        match self.call(op).await? {
+            Envelope::Success(_) => Ok(true),
+            Envelope::NoAuth => Ok(false),
+            Envelope::Error(msg) => Err(BackendError::Api(msg)),
+        }
+    }
+
+    async fn is_user_op(&self, who: Account<'_>) -> Result<bool, BackendError> {
+        let op = Operation::IsUser {
+            username: who.user,
+            domain: who.domain,
+        };
+        match self.call(op).await? {
+            Envelope::Success(data) => Ok(decode_is_user(&data)?),
+            Envelope::NoAuth => Err(DecodeError::Shape("isuser answered noauth".into()).into()),
+            Envelope::Error(msg) => Err(BackendError::Api(msg)),
+        }
+    }
+
+    async fn roster_op(&self, who: Account<'_>) -> Result<SharedRoster, BackendError> {
+        let op = Operation::SharedRoster {
+            username: who.user,
+            domain: who.domain,
+        };
+        match self.call(op).await? {
+            Envelope::Success(data) => Ok(decode_shared_roster(&data)?),
+            Envelope::NoAuth => {
+                Err(DecodeError::Shape("sharedroster answered noauth".into()).into())
+            }
+            Envelope::Error(msg) => Err(BackendError::Api(msg)),
+        }
+    }
+}
+
+impl Backend for Jsxc {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
+        Box::pin(self.auth_op(who, password))
+    }
+
+    fn is_user<'a>(&'a self, who: Account<'a>) -> BackendFuture<'a, bool> {
+        Box::pin(self.is_user_op(who))
+    }
+
+    fn shared_roster<'a>(&'a self, who: Account<'a>) -> Option<BackendFuture<'a, SharedRoster>> {
+        Some(Box::pin(self.roster_op(who)))
+    }
+}
 
 /// One call to the external API.
 #[derive(Clone, Copy)]
@@ -103,25 +229,9 @@ pub enum Envelope {
     Error(String),
 }
 
-/// A reply that is not what the API promises.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum DecodeError {
-    /// Not JSON at all (an HTML error page, a proxy's answer, …).
-    #[error("reply is not JSON: {snippet:?}")]
-    NotJson {
-        /// The start of the body, made printable.
-        snippet: String,
-    },
-    /// JSON, but without the fields this operation needs.
-    #[error("unexpected reply shape: {0}")]
-    Shape(String),
-}
-
 /// Decodes the envelope of a reply body.
 pub fn decode_envelope(body: &[u8]) -> Result<Envelope, DecodeError> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| DecodeError::NotJson {
-        snippet: printable_snippet(body, 120),
-    })?;
+    let v = decode_json(body)?;
     let result = v
         .get("result")
         .and_then(Value::as_str)
@@ -136,11 +246,14 @@ pub fn decode_envelope(body: &[u8]) -> Result<Envelope, DecodeError> {
                 .pointer("/data/msg")
                 .and_then(Value::as_str)
                 .unwrap_or("(no message)");
-            Ok(Envelope::Error(printable_snippet(msg.as_bytes(), 200)))
+            Ok(Envelope::Error(super::printable_snippet(
+                msg.as_bytes(),
+                200,
+            )))
         }
         other => Err(DecodeError::Shape(format!(
             "unknown result {:?}",
-            printable_snippet(other.as_bytes(), 40)
+            super::printable_snippet(other.as_bytes(), 40)
         ))),
     }
 }
@@ -152,20 +265,6 @@ pub fn decode_is_user(data: &Value) -> Result<bool, DecodeError> {
         .ok_or_else(|| DecodeError::Shape("success without boolean data.isUser".into()))
 }
 
-/// One member of a shared roster: display name and the groups shared with the asker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RosterMember {
-    /// Display name in the cloud.
-    #[serde(default)]
-    pub name: String,
-    /// Display names of the groups.
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-/// The shared roster: cloud user id → member.
-pub type SharedRoster = BTreeMap<String, RosterMember>;
-
 /// Reads `data.sharedRoster` of a successful `sharedroster` reply (`[]` = empty).
 pub fn decode_shared_roster(data: &Value) -> Result<SharedRoster, DecodeError> {
     match data.get("sharedRoster") {
@@ -176,21 +275,6 @@ pub fn decode_shared_roster(data: &Value) -> Result<SharedRoster, DecodeError> {
             "success without object data.sharedRoster".into(),
         )),
     }
-}
-
-/// The first `max` characters of `bytes`, lossily decoded, control
-/// characters replaced, so that it is safe to put in a log line.
-pub fn printable_snippet(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -283,12 +367,5 @@ mod tests {
             .is_empty());
         assert!(decode_shared_roster(&json!({"sharedRoster": [1]})).is_err());
         assert!(decode_shared_roster(&json!({})).is_err());
-    }
-
-    #[test]
-    fn snippets_are_printable_and_bounded() {
-        let s = printable_snippet(b"a\nb\x00c\xffd", 100);
-        assert!(!s.contains('\n') && !s.contains('\0'));
-        assert_eq!(printable_snippet(b"abcdef", 3), "abc…");
     }
 }

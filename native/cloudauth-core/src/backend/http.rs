@@ -1,0 +1,269 @@
+//! The HTTP client every backend shares: one keep-alive pool, TLS verified
+//! against the system roots, every request bounded in time and size, never
+//! following redirects, every failure classified for the log.
+
+use std::error::Error as StdError;
+use std::io;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{printable_snippet, BackendError};
+
+/// Largest reply body read from the cloud.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Connect and total deadlines for one request (xcauth's `--timeout C,T`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Deadline for the TCP (and TLS) connection set-up.
+    pub connect: Duration,
+    /// Deadline for the whole request, connection included.
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            total: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A reply as the backend sent it (status 2xx/4xx/5xx; redirects are errors).
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, lowercased, without parameters.
+    pub content_type: String,
+    /// The body, at most [`MAX_BODY`] bytes.
+    pub body: Vec<u8>,
+    /// Time from sending to the last byte.
+    pub elapsed: Duration,
+}
+
+impl HttpReply {
+    /// The error for a status the API does not promise.
+    pub fn unexpected(&self) -> BackendError {
+        BackendError::HttpStatus {
+            status: self.status,
+            snippet: printable_snippet(&self.body, 120),
+        }
+    }
+}
+
+/// The client. The underlying HTTP client (and its TLS roots) is built on
+/// first use, so that token-only work starts instantly.
+pub struct HttpClient {
+    timeouts: Timeouts,
+    http: OnceLock<Result<reqwest::Client, BackendError>>,
+}
+
+impl HttpClient {
+    /// A client with the given deadlines.
+    pub fn new(timeouts: Timeouts) -> Self {
+        HttpClient {
+            timeouts,
+            http: OnceLock::new(),
+        }
+    }
+
+    /// The deadlines in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// A request to `url`, to be finished by the caller and passed to [`HttpClient::send`].
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+    ) -> Result<reqwest::RequestBuilder, BackendError> {
+        let http = self
+            .http
+            .get_or_init(|| build_http(self.timeouts))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        Ok(http.request(method, url.clone()))
+    }
+
+    /// Sends a request made by [`HttpClient::request`] for `url` and reads
+    /// the whole reply within the deadline.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &reqwest::Url,
+    ) -> Result<HttpReply, BackendError> {
+        let host = host_of(url);
+        let started = Instant::now();
+        // reqwest's own timeout covers the body too; this outer deadline is
+        // the guarantee that nothing waits longer, whatever the cause.
+        let deadline = self.timeouts.total;
+        let work = async {
+            let resp = request
+                .send()
+                .await
+                .map_err(|e| classify(&e, &host, deadline))?;
+            let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                return Err(BackendError::Redirect { status, location });
+            }
+            let content_type = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let body = read_capped(resp, &host, deadline).await?;
+            Ok(HttpReply {
+                status,
+                content_type,
+                body,
+                elapsed: started.elapsed(),
+            })
+        };
+        match tokio::time::timeout(deadline + Duration::from_millis(250), work).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout(deadline)),
+        }
+    }
+}
+
+/// Parses a configured URL; only http and https are accepted.
+pub fn parse_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some() => Ok(url),
+        "http" | "https" => Err(format!("{text:?} has no host")),
+        other => Err(format!("{text:?}: scheme {other:?} is not http or https")),
+    }
+}
+
+fn build_http(timeouts: Timeouts) -> Result<reqwest::Client, BackendError> {
+    let tls = crate::tls::client_config().map_err(|e| BackendError::Setup(e.to_string()))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.total)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("cloudauth/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| BackendError::Setup(chain(&e)))
+}
+
+async fn read_capped(
+    mut resp: reqwest::Response,
+    host: &str,
+    deadline: Duration,
+) -> Result<Vec<u8>, BackendError> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(BackendError::BodyTooLarge(MAX_BODY));
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            BackendError::Timeout(deadline)
+        } else {
+            BackendError::Body(format!("{host}: {}", chain(&e)))
+        }
+    })? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(BackendError::BodyTooLarge(MAX_BODY));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// `host:port` of a URL, for log lines.
+pub fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => url.as_str().to_string(),
+    }
+}
+
+/// The error and all its sources, joined.
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+fn find_source<'e, T: StdError + 'static>(e: &'e (dyn StdError + 'static)) -> Option<&'e T> {
+    let mut cur: Option<&'e (dyn StdError + 'static)> = Some(e);
+    while let Some(s) = cur {
+        if let Some(t) = s.downcast_ref::<T>() {
+            return Some(t);
+        }
+        // io::Error::source() skips the wrapped error itself; look inside.
+        if let Some(inner) = s.downcast_ref::<io::Error>().and_then(|i| i.get_ref()) {
+            if let Some(t) = inner.downcast_ref::<T>() {
+                return Some(t);
+            }
+            if let Some(t) = find_source::<T>(inner) {
+                return Some(t);
+            }
+        }
+        cur = s.source();
+    }
+    None
+}
+
+fn classify(e: &reqwest::Error, host: &str, deadline: Duration) -> BackendError {
+    let host = host.to_string();
+    if e.is_timeout() {
+        return BackendError::Timeout(deadline);
+    }
+    if let Some(tls) = find_source::<rustls::Error>(e) {
+        return BackendError::Tls {
+            host,
+            detail: tls.to_string(),
+        };
+    }
+    if e.is_dns() {
+        return BackendError::Dns { host };
+    }
+    if let Some(ioe) = find_source::<io::Error>(e) {
+        if ioe.kind() == io::ErrorKind::ConnectionRefused {
+            return BackendError::ConnectionRefused { host };
+        }
+        if ioe.kind() == io::ErrorKind::TimedOut {
+            return BackendError::Timeout(deadline);
+        }
+        if let Some(tls) = ioe
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return BackendError::Tls {
+                host,
+                detail: tls.to_string(),
+            };
+        }
+    }
+    let detail = chain(e);
+    if detail.contains("certificate") || detail.contains("tls") || detail.contains("TLS") {
+        return BackendError::Tls { host, detail };
+    }
+    BackendError::Connect { host, detail }
+}

@@ -1,0 +1,230 @@
+//! Backends: the systems that can tell whether a password is right for a
+//! user (and whether the user exists, and who shares a group with whom).
+//!
+//! Each backend is one file here implementing [`Backend`], plus one line in
+//! [`BACKENDS`]: its name, its own settings (declared next to it, so the
+//! command line, the config file and the ejabberd options pick them up) and
+//! how to build it from a domain's settings. The decision layer
+//! ([`crate::decision`]) talks to backends only through this trait.
+
+pub mod http;
+pub mod json;
+pub mod jsxc;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::roster::SharedRoster;
+use crate::settings::schema::Spec;
+use crate::settings::values::{SettingsError, Values};
+
+pub use http::{HttpClient, Timeouts};
+
+/// What a backend call returns, boxed so that backends can live behind `dyn`.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// Whom a question is about: the user's local part as the XMPP server sent
+/// it and the domain as the backend knows it (the auth domain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account<'a> {
+    /// Local part.
+    pub user: &'a str,
+    /// Domain sent to the backend.
+    pub domain: &'a str,
+}
+
+/// One backend, configured for one domain (or for all of them).
+pub trait Backend: Send + Sync {
+    /// The registry name (`jsxc`, `json`, `nextcloud`).
+    fn name(&self) -> &'static str;
+
+    /// Is `password` right? `Ok(false)` only when the backend said no.
+    fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool>;
+
+    /// Does the user exist? `Ok(false)` only when the backend said no.
+    fn is_user<'a>(&'a self, who: Account<'a>) -> BackendFuture<'a, bool>;
+
+    /// The users sharing a group with `who` (and `who`), or `None` when this
+    /// backend, as configured, cannot tell (shared roster sync is then off).
+    fn shared_roster<'a>(&'a self, _who: Account<'a>) -> Option<BackendFuture<'a, SharedRoster>> {
+        None
+    }
+
+    /// How long a wrong password for a user is answered "no" without asking
+    /// again, when asking again would hurt (Nextcloud's brute-force throttle
+    /// counts every failure against the XMPP server's address).
+    fn repeat_refusal_window(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Builds a backend from a domain's settings, sharing the process's HTTP client.
+pub type BuildBackend = fn(&Values, &Arc<HttpClient>) -> Result<Arc<dyn Backend>, SettingsError>;
+
+/// How to build one kind of backend.
+pub struct BackendEntry {
+    /// Value of the `backend` setting.
+    pub name: &'static str,
+    /// One line for `--help` and the docs.
+    pub summary: &'static str,
+    /// Settings only this backend reads.
+    pub settings: &'static [Spec],
+    /// Builds it.
+    pub build: BuildBackend,
+}
+
+/// Every backend. Adding one: its file, and one line here.
+pub static BACKENDS: &[&BackendEntry] = &[&jsxc::ENTRY, &json::ENTRY];
+
+/// The entry named `name`.
+pub fn find(name: &str) -> Option<&'static BackendEntry> {
+    BACKENDS.iter().copied().find(|b| b.name == name)
+}
+
+/// Why a backend could not give a yes or a no. Each variant is a distinct
+/// cause for the log; none of them carries a password or a secret.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum BackendError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("HTTP client set-up failed: {0}")]
+    Setup(String),
+    /// Nothing listens at the URL's host and port.
+    #[error("connection refused by {host} (is the URL right and the cloud up?)")]
+    ConnectionRefused {
+        /// Host and port of the URL.
+        host: String,
+    },
+    /// The host name did not resolve.
+    #[error("DNS lookup failed for {host} (check the API URL)")]
+    Dns {
+        /// Host of the URL.
+        host: String,
+    },
+    /// TLS failed (certificate not trusted, name mismatch, protocol error).
+    #[error("TLS failure with {host}: {detail}")]
+    Tls {
+        /// Host of the URL.
+        host: String,
+        /// What rustls reported.
+        detail: String,
+    },
+    /// Other connection failures (reset, unreachable network, …).
+    #[error("connection to {host} failed: {detail}")]
+    Connect {
+        /// Host of the URL.
+        host: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// No complete answer within the deadline.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// A redirect, which is never followed.
+    #[error("HTTP {status} redirect to {location:?} not followed (use the final URL in the configuration)")]
+    Redirect {
+        /// 3xx status code.
+        status: u16,
+        /// The `Location` header, if any.
+        location: String,
+    },
+    /// The cloud refused the request signature.
+    #[error("the cloud rejected the request signature (HTTP {status}: {msg}); is the API secret the one on the JSXC admin page?")]
+    SignatureRejected {
+        /// HTTP status (500 from ojsxc).
+        status: u16,
+        /// The cloud's message.
+        msg: String,
+    },
+    /// The backend refused the server's own credentials (API token, service account).
+    #[error("the backend refused the server's credentials (HTTP {status}): {hint}")]
+    Unauthorized {
+        /// HTTP status.
+        status: u16,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// Any other status than the ones the API promises.
+    #[error("HTTP status {status}: {snippet:?}")]
+    HttpStatus {
+        /// The status code.
+        status: u16,
+        /// Start of the body, printable.
+        snippet: String,
+    },
+    /// The body exceeded [`http::MAX_BODY`].
+    #[error("reply larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// The body is not what the API promises.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The cloud answered an error.
+    #[error("the cloud answered an error: {0}")]
+    Api(String),
+    /// The connection broke while the reply was being read.
+    #[error("reading the reply failed: {0}")]
+    Body(String),
+    /// This backend, as configured, cannot answer this question.
+    #[error("cannot find out: {0}")]
+    Unsupported(&'static str),
+}
+
+/// A reply that is not what the API promises.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON at all (an HTML error page, a proxy's answer, …).
+    #[error("reply is not JSON: {snippet:?}")]
+    NotJson {
+        /// The start of the body, made printable.
+        snippet: String,
+    },
+    /// JSON, but without the fields this operation needs.
+    #[error("unexpected reply shape: {0}")]
+    Shape(String),
+}
+
+/// Reads a JSON reply body, or says what it was instead.
+pub fn decode_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    serde_json::from_slice(body).map_err(|_| DecodeError::NotJson {
+        snippet: printable_snippet(body, 120),
+    })
+}
+
+/// The first `max` characters of `bytes`, lossily decoded, control
+/// characters replaced, so that it is safe to put in a log line.
+pub fn printable_snippet(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique() {
+        let mut names: Vec<_> = BACKENDS.iter().map(|b| b.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), BACKENDS.len());
+        assert!(find("jsxc").is_some() && find("nope").is_none());
+    }
+
+    #[test]
+    fn snippets_are_printable_and_bounded() {
+        let s = printable_snippet(b"a\nb\x00c\xffd", 100);
+        assert!(!s.contains('\n') && !s.contains('\0'));
+        assert_eq!(printable_snippet(b"abcdef", 3), "abc…");
+    }
+}

@@ -1,0 +1,249 @@
+//! Settings: the schema every setting is declared in ([`schema`]), values
+//! read through it ([`values`]), and what serves one XMPP domain
+//! ([`DomainSettings`]: a backend, token formats, the domain name the
+//! backend knows), built from those values.
+
+pub mod keys;
+pub mod schema;
+pub mod values;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{self, Backend, HttpClient, Timeouts};
+use crate::cache::{CacheTtls, PasswordCache, Storage, StoreError};
+use crate::roster::{Glob, GroupPolicy};
+use crate::token::{self, TokenContext, TokenFormat};
+use values::{SettingsError, Values};
+
+/// The deadlines: `timeout`, with `connect-timeout` over its first part.
+pub fn timeouts(v: &Values) -> Timeouts {
+    let mut t = v.timeouts(keys::TIMEOUT).unwrap_or(Timeouts {
+        connect: Duration::from_secs(5),
+        total: Duration::from_secs(10),
+    });
+    if let Some(c) = v.duration(keys::CONNECT_TIMEOUT) {
+        t.connect = c;
+    }
+    t
+}
+
+/// Which Nextcloud groups become shared roster groups.
+pub fn roster_policy(v: &Values) -> GroupPolicy {
+    let globs = |k| v.list(k).iter().map(|p| Glob::new(p)).collect();
+    GroupPolicy {
+        allow: globs(keys::ROSTER_GROUPS_ALLOW),
+        deny: globs(keys::ROSTER_GROUPS_DENY),
+        max_members: v
+            .count(keys::ROSTER_MAX_MEMBERS)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0),
+    }
+}
+
+/// Where cached passwords live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStorage {
+    /// No cache.
+    None,
+    /// Process memory (in ejabberd: the node's).
+    Memory,
+    /// The `authcache` table of the state database.
+    Db,
+}
+
+/// Password cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Storage.
+    pub storage: CacheStorage,
+    /// TTL rules.
+    pub ttls: CacheTtls,
+    /// bcrypt cost for the database.
+    pub rounds_persistent: u32,
+    /// bcrypt cost for memory.
+    pub rounds_memory: u32,
+}
+
+impl CacheSettings {
+    /// The bcrypt cost for the configured storage.
+    pub fn rounds(&self) -> u32 {
+        match self.storage {
+            CacheStorage::Memory => self.rounds_memory,
+            _ => self.rounds_persistent,
+        }
+    }
+
+    /// Opens the cache (`db` in the database at `db`), or `None` for no cache.
+    pub fn open(&self, db: &Path) -> Result<Option<PasswordCache>, StoreError> {
+        let storage = match self.storage {
+            CacheStorage::None => return Ok(None),
+            CacheStorage::Memory => Storage::Memory,
+            CacheStorage::Db => Storage::Sqlite(db),
+        };
+        PasswordCache::open(storage, self.ttls, self.rounds()).map(Some)
+    }
+}
+
+/// The password cache settings.
+pub fn cache_settings(v: &Values) -> CacheSettings {
+    let storage = match v.text(keys::CACHE_STORAGE) {
+        Some("memory") => CacheStorage::Memory,
+        Some("db") => CacheStorage::Db,
+        _ => CacheStorage::None,
+    };
+    let ttl = |k| v.duration(k).unwrap_or_default();
+    let (rounds_persistent, rounds_memory) = v.rounds(keys::CACHE_BCRYPT_ROUNDS).unwrap_or((12, 4));
+    CacheSettings {
+        storage,
+        ttls: CacheTtls {
+            query: ttl(keys::CACHE_QUERY_TTL),
+            verification: ttl(keys::CACHE_VERIFICATION_TTL),
+            unreachable: ttl(keys::CACHE_UNREACHABLE_TTL),
+        },
+        rounds_persistent,
+        rounds_memory,
+    }
+}
+
+/// What serves one XMPP domain.
+#[derive(Clone)]
+pub struct DomainSettings {
+    /// Asked for passwords (and users, and shared rosters).
+    pub backend: Arc<dyn Backend>,
+    /// Tried in order before the backend.
+    pub tokens: Vec<Arc<dyn TokenFormat>>,
+    /// Domain sent to the backend, when it differs from the XMPP domain.
+    pub auth_domain: Option<String>,
+    /// The settings it was built from (for diagnostics; secrets stay redacted).
+    pub values: Values,
+}
+
+impl std::fmt::Debug for DomainSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tokens: Vec<_> = self.tokens.iter().map(|t| t.name()).collect();
+        f.debug_struct("DomainSettings")
+            .field("backend", &self.backend.name())
+            .field("tokens", &tokens)
+            .field("auth_domain", &self.auth_domain)
+            .finish()
+    }
+}
+
+impl DomainSettings {
+    /// Builds the backend and the token formats `v` names.
+    ///
+    /// A token format left at its default that lacks what it needs (the
+    /// `jsxc` format without a secret, next to a backend that needs none)
+    /// is left out; one asked for explicitly is an error.
+    pub fn build(
+        v: &Values,
+        http: &Arc<HttpClient>,
+        ctx: &TokenContext,
+    ) -> Result<Self, SettingsError> {
+        let name = v.text(keys::BACKEND).unwrap_or("jsxc");
+        let entry = backend::find(name).ok_or_else(|| SettingsError::Invalid {
+            key: keys::BACKEND.into(),
+            origin: v
+                .origin(keys::BACKEND)
+                .cloned()
+                .unwrap_or(values::Origin::Default),
+            why: format!("unknown backend {name:?}"),
+        })?;
+        let backend = (entry.build)(v, http)?;
+        let mut tokens = Vec::new();
+        for name in v.list(keys::TOKENS) {
+            let Some(entry) = token::find(name) else {
+                continue;
+            };
+            match (entry.build)(v, ctx) {
+                Ok(t) => tokens.push(t),
+                Err(SettingsError::Missing { .. }) if v.is_default(keys::TOKENS) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(DomainSettings {
+            backend,
+            tokens,
+            auth_domain: v
+                .text(keys::AUTH_DOMAIN)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            values: v.clone(),
+        })
+    }
+
+    /// The domain name to send to the backend for a request on `xmpp_domain`.
+    pub fn auth_domain<'a>(&'a self, xmpp_domain: &'a str) -> &'a str {
+        self.auth_domain.as_deref().unwrap_or(xmpp_domain)
+    }
+}
+
+/// Finds the settings for an XMPP domain.
+pub trait SettingsResolver: Send + Sync {
+    /// Settings for `xmpp_domain`, or `None` when this domain is not served.
+    fn resolve(&self, xmpp_domain: &str) -> Option<Arc<DomainSettings>>;
+}
+
+/// The same settings for every domain (xcauth's global `--url`/`--secret`,
+/// or one ejabberd vhost).
+#[derive(Debug, Clone)]
+pub struct SingleDomain(pub Arc<DomainSettings>);
+
+impl SingleDomain {
+    /// Serves every domain with `settings`.
+    pub fn new(settings: DomainSettings) -> Self {
+        SingleDomain(Arc::new(settings))
+    }
+}
+
+impl SettingsResolver for SingleDomain {
+    fn resolve(&self, _xmpp_domain: &str) -> Option<Arc<DomainSettings>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values::{Layer, Origin};
+    use super::*;
+    use crate::backend::Timeouts;
+    use crate::token::MemoryReplayGuard;
+    use std::time::Duration;
+
+    fn build(kv: &[(&str, &str)]) -> Result<DomainSettings, SettingsError> {
+        let mut l = Layer::new(Origin::CommandLine);
+        for (k, v) in kv {
+            l.set(*k, *v);
+        }
+        let v = Values::resolve(&[l], |_| true)?.values;
+        let http = Arc::new(HttpClient::new(Timeouts {
+            connect: Duration::from_secs(1),
+            total: Duration::from_secs(1),
+        }));
+        let ctx = TokenContext {
+            replay: Arc::new(MemoryReplayGuard::default()),
+        };
+        DomainSettings::build(&v, &http, &ctx)
+    }
+
+    #[test]
+    fn jsxc_needs_url_and_secret() {
+        let s = build(&[("url", "http://x/api"), ("secret", "k")]).unwrap();
+        assert_eq!(s.backend.name(), "jsxc");
+        assert_eq!(s.tokens.len(), 1);
+        assert_eq!(s.auth_domain("chat.example.org"), "chat.example.org");
+        let e = build(&[("url", "http://x/api")]).unwrap_err();
+        assert!(e.to_string().contains("secret"), "{e}");
+        let e = build(&[("secret", "k")]).unwrap_err();
+        assert!(e.to_string().contains("url"), "{e}");
+        let s = build(&[
+            ("url", "http://x/api"),
+            ("secret", "k"),
+            ("auth-domain", "example.org"),
+        ])
+        .unwrap();
+        assert_eq!(s.auth_domain("chat.example.org"), "example.org");
+    }
+}
