@@ -9,6 +9,7 @@ mod faults;
 mod state;
 mod stats;
 mod users;
+mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use axum::Router;
+use axum::{middleware, Router};
 use clap::Parser;
 use cloudauth_core::Secret;
 use tokio::io::AsyncWriteExt;
@@ -29,6 +30,7 @@ use crate::faults::Fault;
 use crate::state::App;
 use crate::stats::Stats;
 use crate::users::Directory;
+use crate::workers::Workers;
 
 /// Largest request body accepted (larger: HTTP 413).
 const MAX_BODY: usize = 64 * 1024;
@@ -58,12 +60,24 @@ struct Cli {
     /// No per-request log lines.
     #[arg(long)]
     quiet: bool,
+    /// API requests processed at once, like PHP-FPM's `pm.max_children`;
+    /// the others wait in arrival order (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Time each API request takes before its answer, like argon2id in a
+    /// real Nextcloud (0: none).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 fn api_router(app: Arc<App>, path: &str) -> Router {
     Router::new()
         .route(path, post(api::handle))
         .route("/", post(api::handle))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            workers::admit,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -139,6 +153,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         fault: fault_tx,
         listening: listening_tx.clone(),
         quiet: cli.quiet,
+        workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
     });
     let api_listener = TcpListener::bind(cli.listen)
         .await

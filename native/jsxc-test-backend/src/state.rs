@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::faults::Fault;
 use crate::stats::Stats;
 use crate::users::{Directory, UsersError};
+use crate::workers::Workers;
 
 /// Everything both servers see.
 pub struct App {
@@ -26,6 +27,8 @@ pub struct App {
     pub listening: watch::Sender<bool>,
     /// Log nothing per request.
     pub quiet: bool,
+    /// Concurrency limit and work time of the API (`--workers`, `--delay-ms`).
+    pub workers: Workers,
 }
 
 impl App {

@@ -32,13 +32,23 @@ const USERS: &str = r#"{"users": [
 ]}"#;
 
 fn start(name: &str) -> Backend {
+    start_with(name, USERS, &[])
+}
+
+fn test_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("jsxc-backend-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let users = dir.join("users.json");
-    std::fs::write(&users, USERS).unwrap();
+    dir
+}
+
+/// Starts the binary with `users_json` as its users file and extra `args`.
+fn start_with(name: &str, users_json: &str, args: &[&str]) -> Backend {
+    let users = test_dir(name).join("users.json");
+    std::fs::write(&users, users_json).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
         .args(["--secret", SECRET, "--quiet", "--users"])
         .arg(&users)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -281,4 +291,49 @@ async fn reload_and_reset() {
     let big = vec![b'a'; 70 * 1024];
     let (status, _) = http(&b.api, "POST", &[], &big).unwrap();
     assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn workers_limit_concurrency() {
+    let b = start_with("workers", USERS, &["--workers", "2", "--delay-ms", "200"]);
+    let (c, s) = (client(), settings(&b));
+    let t = Instant::now();
+    let r = tokio::join!(
+        c.is_user(&s, "bob", "x"),
+        c.is_user(&s, "alice", "x"),
+        c.is_user(&s, "carol", "x"),
+        c.is_user(&s, "mallory", "x"),
+    );
+    let took = t.elapsed();
+    assert_eq!(r, (Ok(true), Ok(true), Ok(true), Ok(false)));
+    assert!(
+        took >= Duration::from_millis(400),
+        "4 requests, 2 workers, 200 ms each: two rounds, took {took:?}"
+    );
+    let st = stats(&b);
+    assert_eq!(st["isuser"].as_u64(), Some(4));
+    assert_eq!(st["peak_in_flight"].as_u64(), Some(2));
+    assert_eq!(st["in_flight"].as_u64(), Some(0));
+}
+
+#[tokio::test]
+async fn without_workers_requests_overlap() {
+    let b = start_with("noworkers", USERS, &["--delay-ms", "300"]);
+    let (c, s) = (client(), settings(&b));
+    let t = Instant::now();
+    let r = tokio::join!(
+        c.is_user(&s, "bob", "x"),
+        c.is_user(&s, "alice", "x"),
+        c.is_user(&s, "carol", "x"),
+    );
+    assert_eq!(r, (Ok(true), Ok(true), Ok(true)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "--delay-ms alone delays"
+    );
+    assert_eq!(
+        stats(&b)["peak_in_flight"].as_u64(),
+        Some(3),
+        "no limit: all three were processed at once"
+    );
 }
