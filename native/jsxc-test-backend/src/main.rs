@@ -6,6 +6,7 @@
 mod api;
 mod control;
 mod faults;
+mod json_api;
 mod state;
 mod stats;
 mod users;
@@ -57,6 +58,9 @@ struct Cli {
     /// API path.
     #[arg(long, default_value = "/index.php/apps/ojsxc/ajax/externalApi.php")]
     path: String,
+    /// File holding a bearer token the JSON API then requires (first line).
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
     /// No per-request log lines.
     #[arg(long)]
     quiet: bool,
@@ -74,6 +78,7 @@ fn api_router(app: Arc<App>, path: &str) -> Router {
     Router::new()
         .route(path, post(api::handle))
         .route("/", post(api::handle))
+        .merge(json_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             workers::admit,
@@ -131,16 +136,37 @@ async fn bind_retrying(addr: SocketAddr) -> Option<TcpListener> {
     None
 }
 
+/// The first line of a file.
+fn first_line(f: &std::path::Path) -> Result<String, String> {
+    Ok(std::fs::read_to_string(f)
+        .map_err(|e| format!("{}: {e}", f.display()))?
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
+    // The other APIs' routes are fixed; a JSXC path among them would make
+    // the router panic on the overlap.
+    if cli.path.starts_with("/json/") {
+        return Err(format!("--path {} collides with the JSON API", cli.path));
+    }
     let secret = match (&cli.secret, &cli.secret_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| format!("{}: {e}", f.display()))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
+        (None, Some(f)) => first_line(f)?,
         (None, None) => return Err("give --secret or --secret-file".into()),
+    };
+    let api_token = match &cli.api_token_file {
+        Some(f) => {
+            let t = first_line(f)?;
+            // An empty token would make `Authorization: Bearer ` pass.
+            if t.trim().is_empty() {
+                return Err(format!("{}: empty token", f.display()));
+            }
+            Some(Secret::new(t.trim().as_bytes()))
+        }
+        None => None,
     };
     let users = Directory::load(&cli.users).map_err(|e| e.to_string())?;
     let (fault_tx, fault_rx) = watch::channel(Fault::Ok);
@@ -153,6 +179,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         fault: fault_tx,
         listening: listening_tx.clone(),
         quiet: cli.quiet,
+        api_token,
         workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
     });
     let api_listener = TcpListener::bind(cli.listen)

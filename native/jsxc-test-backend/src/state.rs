@@ -27,6 +27,8 @@ pub struct App {
     pub listening: watch::Sender<bool>,
     /// Log nothing per request.
     pub quiet: bool,
+    /// Bearer token the JSON API requires (`--api-token-file`), if any.
+    pub api_token: Option<Secret>,
     /// Concurrency limit and work time of the API (`--workers`, `--delay-ms`).
     pub workers: Workers,
 }

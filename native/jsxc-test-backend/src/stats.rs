@@ -18,18 +18,26 @@ pub enum Req {
     SharedRoster,
     /// JSXC, any other operation.
     Other,
+    /// JSON API `POST /json/login`.
+    Login,
+    /// JSON API `POST /json/exists`.
+    Exists,
 }
 
-const REQ_NAMES: [&str; 4] = ["auth", "isuser", "sharedroster", "other"];
+const REQ_NAMES: [&str; 6] = ["auth", "isuser", "sharedroster", "other", "login", "exists"];
 
 /// An outcome of a request already counted as a [`Req`]; not part of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// JSXC: missing or wrong signature.
     BadSignature,
+    /// JSON API: missing or wrong bearer token (401).
+    Unauthorized,
+    /// JSON API: body not JSON or a field missing (400).
+    BadRequest,
 }
 
-const EVENT_NAMES: [&str; 1] = ["bad_signature"];
+const EVENT_NAMES: [&str; 3] = ["bad_signature", "unauthorized", "bad_request"];
 
 /// All counters.
 #[derive(Debug, Default)]
@@ -115,10 +123,10 @@ mod tests {
     #[test]
     fn names_match_variants() {
         // The last variant of each names the last slot: none lacks a name.
-        assert_eq!(REQ_NAMES[Req::Other as usize], "other");
-        assert_eq!(REQ_NAMES.len(), Req::Other as usize + 1);
-        assert_eq!(EVENT_NAMES[Event::BadSignature as usize], "bad_signature");
-        assert_eq!(EVENT_NAMES.len(), Event::BadSignature as usize + 1);
+        assert_eq!(REQ_NAMES[Req::Exists as usize], "exists");
+        assert_eq!(REQ_NAMES.len(), Req::Exists as usize + 1);
+        assert_eq!(EVENT_NAMES[Event::BadRequest as usize], "bad_request");
+        assert_eq!(EVENT_NAMES.len(), Event::BadRequest as usize + 1);
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub struct Directory {
     users: BTreeMap<String, User>,
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Constant-time comparison of equally long secrets (the length may leak).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -66,13 +66,14 @@ fn start_with(name: &str, users_json: &str, args: &[&str]) -> Backend {
     }
 }
 
-/// Minimal HTTP/1.1 request; returns (status, body).
-fn http(
+/// Minimal HTTP/1.1 request; returns (status, head, body), the head being
+/// the status line and header lines.
+fn http_raw(
     url: &str,
     method: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, String)> {
+) -> std::io::Result<(u16, String, String)> {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest
         .split_once('/')
@@ -98,11 +99,31 @@ fn http(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+        .map(|(h, b)| (h.to_string(), b.to_string()))
         .unwrap_or_default();
-    Ok((status, body))
+    Ok((status, head, body))
+}
+
+/// Minimal HTTP/1.1 request; returns (status, body).
+fn http(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    http_raw(url, method, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// The value of header `name` in a response head.
+fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
 }
 
 fn fault(b: &Backend, query: &str) {
@@ -113,6 +134,30 @@ fn fault(b: &Backend, query: &str) {
 fn stats(b: &Backend) -> serde_json::Value {
     let (_, body) = http(&format!("{}/stats", b.control), "GET", &[], b"").unwrap();
     serde_json::from_str(&body).unwrap()
+}
+
+/// `http://host:port` of the API listener, which serves all three APIs.
+fn origin(b: &Backend) -> String {
+    let rest = b.api.strip_prefix("http://").unwrap();
+    format!("http://{}", rest.split('/').next().unwrap())
+}
+
+/// POSTs JSON to the JSON API at `{origin}/json/{op}`; returns (status, body as JSON).
+fn json_call(
+    b: &Backend,
+    op: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let (status, text) = http(
+        &format!("{}/json/{op}", origin(b)),
+        "POST",
+        headers,
+        body.as_bytes(),
+    )
+    .unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{op}: {e}: {text:?}"));
+    (status, v)
 }
 
 fn client() -> BackendClient {
@@ -335,5 +380,193 @@ async fn without_workers_requests_overlap() {
         stats(&b)["peak_in_flight"].as_u64(),
         Some(3),
         "no limit: all three were processed at once"
+    );
+}
+
+#[test]
+fn json_api_login_and_exists() {
+    let b = start("json");
+    let ok = serde_json::json!({"success": true});
+    let call = |op, body| json_call(&b, op, &[("Content-Type", "application/json")], body);
+    assert_eq!(
+        call(
+            "login",
+            r#"{"username": "alice@example.org", "password": "alice-pw"}"#
+        ),
+        (200, ok.clone())
+    );
+    let (status, wrong) = call(
+        "login",
+        r#"{"username": "alice@example.org", "password": "nope"}"#,
+    );
+    assert_eq!(
+        (status, &wrong["success"]),
+        (200, &serde_json::json!(false))
+    );
+    assert!(
+        wrong["message"].is_string(),
+        "seed 002 reads message on failure: {wrong}"
+    );
+    let (status, unknown) = call(
+        "login",
+        r#"{"username": "mallory@example.org", "password": "alice-pw"}"#,
+    );
+    assert_eq!((status, unknown["success"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        call(
+            "login",
+            r#"{"username": "jürgen@xn--mnchen-3ya.de", "password": "pässwörd"}"#
+        ),
+        (200, ok.clone()),
+        "the full JID is tried as uid first"
+    );
+    assert_eq!(
+        call("exists", r#"{"username": "bob@example.org"}"#),
+        (200, ok.clone())
+    );
+    let (status, no) = call("exists", r#"{"username": "mallory@example.org"}"#);
+    assert_eq!(
+        (status, no["success"].as_bool(), no["message"].is_string()),
+        (200, Some(false), true)
+    );
+
+    for (op, body, why) in [
+        ("login", "username=alice&password=alice-pw", "not JSON"),
+        (
+            "login",
+            r#"{"username": "alice@example.org"}"#,
+            "no password",
+        ),
+        (
+            "login",
+            r#"{"username": 7, "password": "x"}"#,
+            "username not a string",
+        ),
+        ("exists", r#"{}"#, "no username"),
+    ] {
+        let (status, v) = call(op, body);
+        assert_eq!(
+            (status, v["success"].as_bool()),
+            (400, Some(false)),
+            "{why}"
+        );
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{why}: {v}"
+        );
+    }
+    let (status, _) = http(&format!("{}/json/login", origin(&b)), "GET", &[], b"").unwrap();
+    assert_eq!(status, 405);
+
+    let st = stats(&b);
+    assert_eq!(
+        (
+            st["login"].as_u64(),
+            st["exists"].as_u64(),
+            st["bad_request"].as_u64(),
+            st["auth"].as_u64()
+        ),
+        (Some(7), Some(3), Some(4), Some(0))
+    );
+    assert_eq!(st["total"].as_u64(), Some(10));
+}
+
+#[test]
+fn json_api_bearer_token() {
+    let token = test_dir("jsontoken").join("token");
+    std::fs::write(&token, "s3cret-token\nignored second line\n").unwrap();
+    let b = start_with(
+        "jsontoken",
+        USERS,
+        &["--api-token-file", token.to_str().unwrap()],
+    );
+    let body = r#"{"username": "alice@example.org", "password": "alice-pw"}"#;
+    let unauthorized = serde_json::json!({"success": false, "message": "unauthorized"});
+    assert_eq!(
+        json_call(&b, "login", &[], body),
+        (401, unauthorized.clone()),
+        "no token"
+    );
+    assert_eq!(
+        json_call(
+            &b,
+            "login",
+            &[("Authorization", "Bearer wrong-token")],
+            body
+        ),
+        (401, unauthorized.clone())
+    );
+    assert_eq!(
+        json_call(
+            &b,
+            "exists",
+            &[("Authorization", "Bearer s3cret-tok")],
+            body
+        ),
+        (401, unauthorized.clone()),
+        "a prefix of the token"
+    );
+    assert_eq!(
+        json_call(
+            &b,
+            "login",
+            &[("Authorization", "Basic s3cret-token")],
+            body
+        ),
+        (401, unauthorized),
+        "another scheme"
+    );
+    assert_eq!(
+        json_call(
+            &b,
+            "login",
+            &[("Authorization", "Bearer s3cret-token")],
+            body
+        ),
+        (200, serde_json::json!({"success": true}))
+    );
+    assert_eq!(
+        json_call(
+            &b,
+            "exists",
+            &[("Authorization", "bearer s3cret-token")],
+            body
+        )
+        .1["success"],
+        true,
+        "the scheme is case-insensitive"
+    );
+    let st = stats(&b);
+    assert_eq!(
+        (st["unauthorized"].as_u64(), st["login"].as_u64()),
+        (Some(4), Some(4))
+    );
+}
+
+#[test]
+fn faults_apply_to_the_json_api() {
+    let b = start("jsonfaults");
+    let url = format!("{}/json/login", origin(&b));
+    let body = br#"{"username": "alice@example.org", "password": "alice-pw"}"#;
+    fault(&b, "mode=http500");
+    assert_eq!(http(&url, "POST", &[], body).unwrap().0, 500);
+    fault(&b, "mode=redirect");
+    let (status, head, _) = http_raw(&url, "POST", &[], body).unwrap();
+    assert_eq!(
+        (status, header_of(&head, "location")),
+        (302, Some("https://127.0.0.1/json/login".to_string()))
+    );
+    fault(&b, "mode=nonjson");
+    let (status, text) = http(&url, "POST", &[], body).unwrap();
+    assert_eq!((status, text.contains("Maintenance")), (200, true));
+    fault(&b, "mode=delay&ms=300");
+    let t = Instant::now();
+    assert_eq!(http(&url, "POST", &[], body).unwrap().0, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    fault(&b, "mode=ok");
+    assert_eq!(
+        stats(&b)["login"].as_u64(),
+        Some(4),
+        "counted even when faulty"
     );
 }
