@@ -7,6 +7,7 @@ mod api;
 mod control;
 mod faults;
 mod json_api;
+mod ocs;
 mod state;
 mod stats;
 mod users;
@@ -79,6 +80,7 @@ fn api_router(app: Arc<App>, path: &str) -> Router {
         .route(path, post(api::handle))
         .route("/", post(api::handle))
         .merge(json_api::routes())
+        .merge(ocs::routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             workers::admit,
@@ -149,8 +151,12 @@ fn first_line(f: &std::path::Path) -> Result<String, String> {
 async fn run(cli: Cli) -> Result<(), String> {
     // The other APIs' routes are fixed; a JSXC path among them would make
     // the router panic on the overlap.
-    if cli.path.starts_with("/json/") {
-        return Err(format!("--path {} collides with the JSON API", cli.path));
+    let p = cli.path.as_str();
+    if p == "/ocs" || p.starts_with("/ocs/") || p.starts_with("/json/") {
+        return Err(format!(
+            "--path {} collides with the JSON or OCS API",
+            cli.path
+        ));
     }
     let secret = match (&cli.secret, &cli.secret_file) {
         (Some(s), _) => s.clone(),

@@ -22,9 +22,31 @@ pub enum Req {
     Login,
     /// JSON API `POST /json/exists`.
     Exists,
+    /// OCS `GET cloud/user`.
+    OcsUser,
+    /// OCS `GET cloud/users/{id}`.
+    OcsUsers,
+    /// OCS `GET cloud/users/{id}/groups`.
+    OcsGroups,
+    /// OCS `GET cloud/groups/{g}/users/details`.
+    OcsGroupMembers,
+    /// OCS, a path not emulated (answered 404).
+    OcsOther,
 }
 
-const REQ_NAMES: [&str; 6] = ["auth", "isuser", "sharedroster", "other", "login", "exists"];
+const REQ_NAMES: [&str; 11] = [
+    "auth",
+    "isuser",
+    "sharedroster",
+    "other",
+    "login",
+    "exists",
+    "ocs_user",
+    "ocs_users",
+    "ocs_groups",
+    "ocs_group_members",
+    "ocs_other",
+];
 
 /// An outcome of a request already counted as a [`Req`]; not part of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +57,22 @@ pub enum Event {
     Unauthorized,
     /// JSON API: body not JSON or a field missing (400).
     BadRequest,
+    /// OCS: basic-auth login failed (401, XML).
+    OcsLoginFailed,
+    /// OCS: no credentials at all (401, JSON).
+    OcsNotLoggedIn,
+    /// OCS: `OCS-APIRequest: true` missing (412).
+    OcsCsrf,
 }
 
-const EVENT_NAMES: [&str; 3] = ["bad_signature", "unauthorized", "bad_request"];
+const EVENT_NAMES: [&str; 6] = [
+    "bad_signature",
+    "unauthorized",
+    "bad_request",
+    "ocs_login_failed",
+    "ocs_not_logged_in",
+    "ocs_csrf",
+];
 
 /// All counters.
 #[derive(Debug, Default)]
@@ -123,10 +158,10 @@ mod tests {
     #[test]
     fn names_match_variants() {
         // The last variant of each names the last slot: none lacks a name.
-        assert_eq!(REQ_NAMES[Req::Exists as usize], "exists");
-        assert_eq!(REQ_NAMES.len(), Req::Exists as usize + 1);
-        assert_eq!(EVENT_NAMES[Event::BadRequest as usize], "bad_request");
-        assert_eq!(EVENT_NAMES.len(), Event::BadRequest as usize + 1);
+        assert_eq!(REQ_NAMES[Req::OcsOther as usize], "ocs_other");
+        assert_eq!(REQ_NAMES.len(), Req::OcsOther as usize + 1);
+        assert_eq!(EVENT_NAMES[Event::OcsCsrf as usize], "ocs_csrf");
+        assert_eq!(EVENT_NAMES.len(), Event::OcsCsrf as usize + 1);
     }
 
     #[test]

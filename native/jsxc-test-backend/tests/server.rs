@@ -570,3 +570,323 @@ fn faults_apply_to_the_json_api() {
         "counted even when faulty"
     );
 }
+
+// --- Nextcloud OCS API ---------------------------------------------------------
+
+/// As the recording in NEXTCLOUD-API.md: alice (staff, chess), bob (staff),
+/// carol (chess), dave (no groups); plus an admin service account and a
+/// subadmin of chess.
+const OCS_USERS: &str = r#"{"users": [
+  {"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "groups": ["staff", "chess"],
+   "login": "alice@mail.example", "app_passwords": ["alice-app-pw"]},
+  {"uid": "bob", "password": "bob-pw", "name": "Bob", "groups": ["staff"]},
+  {"uid": "carol", "password": "carol-pw", "groups": ["chess"]},
+  {"uid": "dave", "password": "dave-pw"},
+  {"uid": "svc", "password": "svc-pw", "admin": true, "app_passwords": ["svc-app-pw"]},
+  {"uid": "chessmaster", "password": "cm-pw", "subadmin": ["chess"]}
+]}"#;
+
+const UNAUTHORISED_XML: &str = "<ocs><meta><status>failure</status><statuscode>997</statuscode><message>Unauthorised</message></meta><data/></ocs>";
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+struct Ocs {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Ocs {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+    fn statuscode(&self) -> Option<u64> {
+        self.json()["ocs"]["meta"]["statuscode"].as_u64()
+    }
+}
+
+/// GET `path` (with its query) at the OCS API, as `login` (none: no
+/// Authorization header), with or without `OCS-APIRequest: true`.
+fn ocs_get(b: &Backend, path: &str, login: Option<(&str, &str)>, api_request: bool) -> Ocs {
+    let auth = login.map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
+    let mut headers = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    if api_request {
+        headers.push(("OCS-APIRequest", "true"));
+    }
+    let (status, head, body) =
+        http_raw(&format!("{}{path}", origin(b)), "GET", &headers, b"").unwrap();
+    Ocs {
+        status,
+        content_type: header_of(&head, "content-type").unwrap_or_default(),
+        body,
+    }
+}
+
+const ME: &str = "/ocs/v2.php/cloud/user?format=json";
+
+#[test]
+fn ocs_current_user_and_logins() {
+    let b = start_with("ocsuser", OCS_USERS, &[]);
+    let r = ocs_get(&b, ME, Some(("alice", "alice-pw")), true);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["ocs"]["meta"]["status"], "ok");
+    assert_eq!(v["ocs"]["meta"]["statuscode"], 200);
+    assert_eq!(v["ocs"]["data"]["id"], "alice");
+    assert_eq!(v["ocs"]["data"]["display-name"], "Alice Liddell");
+    assert_eq!(
+        v["ocs"]["data"]["groups"],
+        serde_json::json!(["staff", "chess"])
+    );
+    assert!(
+        v["ocs"]["data"].get("displayname").is_none(),
+        "only the dashed name here"
+    );
+
+    for (login, pw, why) in [
+        ("alice", "wrong", "wrong password"),
+        ("mallory", "alice-pw", "unknown user"),
+        ("alice", "", "empty password"),
+    ] {
+        let r = ocs_get(&b, ME, Some((login, pw)), true);
+        assert_eq!(
+            (r.status, r.content_type.as_str(), r.body.as_str()),
+            (401, "application/xml", UNAUTHORISED_XML),
+            "{why}: XML even with format=json"
+        );
+    }
+    let r = ocs_get(&b, ME, Some(("alice", "alice-pw")), false);
+    assert_eq!(
+        (r.status, r.json()),
+        (412, serde_json::json!({"message": "CSRF check failed"}))
+    );
+    let r = ocs_get(&b, ME, None, true);
+    assert_eq!(
+        (r.status, r.statuscode()),
+        (401, Some(997)),
+        "no credentials at all"
+    );
+
+    // Logging in by e-mail address returns the uid; app passwords work.
+    for (login, pw) in [
+        ("alice@mail.example", "alice-pw"),
+        ("Alice@Mail.Example", "alice-pw"),
+        ("alice", "alice-app-pw"),
+        ("alice@mail.example", "alice-app-pw"),
+    ] {
+        let r = ocs_get(&b, ME, Some((login, pw)), true);
+        assert_eq!(
+            (r.status, r.json()["ocs"]["data"]["id"].as_str()),
+            (200, Some("alice")),
+            "{login} {pw}"
+        );
+    }
+    assert_eq!(
+        ocs_get(&b, ME, Some(("alice@mail.example", "bob-pw")), true).status,
+        401
+    );
+
+    // Nextcloud's default format is XML.
+    let r = ocs_get(
+        &b,
+        "/ocs/v2.php/cloud/user",
+        Some(("alice", "alice-pw")),
+        true,
+    );
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (200, "application/xml")
+    );
+    assert!(
+        r.body
+            .starts_with("<ocs><meta><status>ok</status><statuscode>200</statuscode>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<id>alice</id>")
+            && r.body
+                .contains("<groups><element>staff</element><element>chess</element></groups>")
+    );
+
+    let st = stats(&b);
+    assert_eq!(st["ocs_user"].as_u64(), Some(12));
+    assert_eq!(st["ocs_login_failed"].as_u64(), Some(4));
+    assert_eq!(st["ocs_csrf"].as_u64(), Some(1));
+    assert_eq!(st["ocs_not_logged_in"].as_u64(), Some(1));
+    assert_eq!(st["total"].as_u64(), Some(12));
+}
+
+#[test]
+fn ocs_users_and_groups_permissions() {
+    let b = start_with("ocsperm", OCS_USERS, &[]);
+    let user = |who: &str, pw: &str, id: &str| {
+        ocs_get(
+            &b,
+            &format!("/ocs/v2.php/cloud/users/{id}?format=json"),
+            Some((who, pw)),
+            true,
+        )
+    };
+    let r = user("alice", "alice-pw", "alice");
+    let d = r.json()["ocs"]["data"].clone();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (d["id"].as_str(), d["displayname"].as_str()),
+        (Some("alice"), Some("Alice Liddell"))
+    );
+    assert_eq!(d["groups"], serde_json::json!(["staff", "chess"]));
+    let r = user("alice", "alice-pw", "bob");
+    assert_eq!(
+        (r.status, r.statuscode()),
+        (404, Some(998)),
+        "another user, not admin"
+    );
+    let r = user("svc", "svc-app-pw", "bob");
+    assert_eq!(r.status, 200, "admin, by app password");
+    assert_eq!(
+        r.json()["ocs"]["data"]["groups"],
+        serde_json::json!(["staff"])
+    );
+    let r = user("chessmaster", "cm-pw", "carol");
+    assert_eq!(r.status, 200, "subadmin of carol's group");
+    let r = user("svc", "svc-pw", "nobody");
+    assert_eq!((r.status, r.statuscode()), (404, Some(404)));
+
+    let groups = |who: &str, pw: &str, id: &str| {
+        ocs_get(
+            &b,
+            &format!("/ocs/v2.php/cloud/users/{id}/groups?format=json"),
+            Some((who, pw)),
+            true,
+        )
+    };
+    let r = groups("alice", "alice-pw", "alice");
+    assert_eq!(
+        (r.status, r.json()["ocs"]["data"]["groups"].clone()),
+        (200, serde_json::json!(["staff", "chess"]))
+    );
+    let r = groups("svc", "svc-pw", "alice");
+    assert_eq!(
+        (r.status, r.json()["ocs"]["data"]["groups"].clone()),
+        (200, serde_json::json!(["staff", "chess"]))
+    );
+    let r = groups("chessmaster", "cm-pw", "alice");
+    assert_eq!(
+        r.json()["ocs"]["data"]["groups"],
+        serde_json::json!(["chess"]),
+        "a subadmin sees its groups only"
+    );
+    let r = groups("alice", "alice-pw", "bob");
+    assert_eq!(
+        (r.status, r.content_type.as_str(), r.statuscode()),
+        (401, "application/json; charset=utf-8", Some(997))
+    );
+
+    let details = |who: &str, pw: &str, g: &str| {
+        ocs_get(
+            &b,
+            &format!("/ocs/v2.php/cloud/groups/{g}/users/details?format=json"),
+            Some((who, pw)),
+            true,
+        )
+    };
+    let r = details("alice", "alice-pw", "staff");
+    assert_eq!((r.status, r.statuscode()), (403, Some(403)));
+    assert_eq!(
+        r.json()["ocs"]["meta"]["message"],
+        "Logged in user must be at least a sub admin"
+    );
+    let r = details("svc", "svc-pw", "staff");
+    assert_eq!(r.status, 200);
+    let users = r.json()["ocs"]["data"]["users"].clone();
+    let ids: Vec<&String> = users.as_object().unwrap().keys().collect();
+    assert_eq!(ids, ["alice", "bob"]);
+    assert_eq!(users["alice"]["id"], "alice");
+    assert_eq!(users["alice"]["displayname"], "Alice Liddell");
+    assert_eq!(users["bob"]["groups"], serde_json::json!(["staff"]));
+    let r = details("chessmaster", "cm-pw", "chess");
+    assert_eq!(
+        r.json()["ocs"]["data"]["users"]
+            .as_object()
+            .map(|m| m.len()),
+        Some(2)
+    );
+    let r = details("chessmaster", "cm-pw", "staff");
+    assert_eq!(
+        (r.status, r.statuscode()),
+        (404, Some(998)),
+        "subadmin of another group"
+    );
+    let r = details("svc", "svc-pw", "nosuchgroup");
+    assert_eq!((r.status, r.statuscode()), (404, Some(998)));
+
+    for path in [
+        "/ocs/v2.php/cloud/nothing?format=json",
+        "/ocs/v1.php/cloud/user?format=json",
+    ] {
+        let r = ocs_get(&b, path, Some(("alice", "alice-pw")), true);
+        assert_eq!((r.status, r.statuscode()), (404, Some(998)), "{path}");
+    }
+    let r = ocs_get(
+        &b,
+        "/ocs/v2.php/cloud/nothing",
+        Some(("alice", "wrong")),
+        true,
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, UNAUTHORISED_XML),
+        "login before routing"
+    );
+
+    let st = stats(&b);
+    assert_eq!(
+        ["ocs_users", "ocs_groups", "ocs_group_members", "ocs_other"].map(|k| st[k].as_u64()),
+        [Some(5), Some(4), Some(5), Some(3)]
+    );
+}
+
+#[test]
+fn faults_apply_to_the_ocs_api() {
+    let b = start_with("ocsfaults", OCS_USERS, &[]);
+    fault(&b, "mode=http500");
+    assert_eq!(
+        ocs_get(&b, ME, Some(("alice", "alice-pw")), true).status,
+        500
+    );
+    fault(&b, "mode=redirect");
+    let (status, head, _) = http_raw(&format!("{}{ME}", origin(&b)), "GET", &[], b"").unwrap();
+    assert_eq!(
+        (status, header_of(&head, "location")),
+        (
+            302,
+            Some("https://127.0.0.1/ocs/v2.php/cloud/user".to_string())
+        )
+    );
+    fault(&b, "mode=ok");
+    assert_eq!(
+        ocs_get(&b, ME, Some(("alice", "alice-pw")), true).status,
+        200
+    );
+}
