@@ -10,6 +10,7 @@ mod json_api;
 mod ocs;
 mod state;
 mod stats;
+mod throttle;
 mod users;
 mod workers;
 
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use crate::faults::Fault;
 use crate::state::App;
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::users::Directory;
 use crate::workers::Workers;
 
@@ -113,7 +115,11 @@ async fn api_supervisor(
         };
         listening.send_replace(true);
         let mut down = fault.clone();
-        let serving = axum::serve(l, router.clone()).with_graceful_shutdown(async move {
+        // With the client's address: the OCS throttle records failures by it.
+        let service = router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let serving = axum::serve(l, service).with_graceful_shutdown(async move {
             let _ = down.wait_for(|f| *f == Fault::Down).await;
         });
         let served = serving.await;
@@ -186,6 +192,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         listening: listening_tx.clone(),
         quiet: cli.quiet,
         api_token,
+        throttle: Throttle::default(),
         workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
     });
     let api_listener = TcpListener::bind(cli.listen)

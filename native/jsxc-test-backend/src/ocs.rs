@@ -5,8 +5,10 @@
 //! Order of the checks, as in Nextcloud (`ocs/v2.php` logs in before it
 //! routes, the AppFramework middlewares then check login, admin rights and
 //! CSRF in that order):
-//! 1. basic-auth credentials present but wrong: 401 with a fixed XML body,
-//!    whatever `format` asks for;
+//! 1. basic-auth credentials present: first the brute-force throttle's delay
+//!    for the client address, when switched on (see `throttle`); wrong
+//!    credentials then get 401 with a fixed XML body, whatever `format`
+//!    asks for, and are recorded by the throttle;
 //! 2. a path not emulated: 404;
 //! 3. no credentials: 401 "Current user is not logged in";
 //! 4. group details by a user who is neither admin nor subadmin: 403;
@@ -19,9 +21,10 @@
 //! `totalitems`/`itemsperpage` meta fields, XML without `format=json`)
 //! follows Nextcloud 24's source and has not been compared byte for byte.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -247,17 +250,30 @@ fn log(app: &App, uri: &Uri, who: &str, outcome: &str) {
 }
 
 /// Steps 1 to 5 of the module comment; `Err` is the answer to send.
-async fn enter(app: &App, route: Route, uri: &Uri, headers: &HeaderMap) -> Result<Call, Response> {
+async fn enter(
+    app: &App,
+    route: Route,
+    client: IpAddr,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Call, Response> {
     app.stats.request(route.counter());
     if let Some(faulty) = faults::apply(app, uri.path()).await {
         return Err(faulty);
     }
     let format = Format::of(uri);
+    let credentials = basic_credentials(headers);
+    // Every login is throttled, whatever its password, before it is checked.
+    let delayed_ms = match &credentials {
+        Some(_) => app.throttle.before_login(client, &app.stats).await,
+        None => 0,
+    };
     let dir = app.directory();
-    let me = match basic_credentials(headers) {
+    let me = match credentials {
         Some((login, password)) => match dir.login(&login, &password) {
             Some(u) => Some(u.clone()),
             None => {
+                app.throttle.failed(client, delayed_ms, &app.stats).await;
                 app.stats.event(Event::OcsLoginFailed);
                 log(app, uri, &login, "401 login failed");
                 return Err((
@@ -338,8 +354,13 @@ fn user_data(viewer: &User, target: &User) -> Option<Map<String, Value>> {
 
 /// `GET /ocs/v2.php/cloud/user`: the logged-in user, `display-name` with a
 /// dash here only.
-async fn current_user(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
-    let call = match enter(&app, Route::CurrentUser, &uri, &headers).await {
+async fn current_user(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let call = match enter(&app, Route::CurrentUser, client.ip(), &uri, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -353,11 +374,12 @@ async fn current_user(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap)
 /// `GET /ocs/v2.php/cloud/users/{id}`.
 async fn user(
     State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = match enter(&app, Route::User, &uri, &headers).await {
+    let call = match enter(&app, Route::User, client.ip(), &uri, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -379,11 +401,12 @@ async fn user(
 /// `GET /ocs/v2.php/cloud/users/{id}/groups`.
 async fn user_groups(
     State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = match enter(&app, Route::UserGroups, &uri, &headers).await {
+    let call = match enter(&app, Route::UserGroups, client.ip(), &uri, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -409,11 +432,12 @@ async fn user_groups(
 /// `GET /ocs/v2.php/cloud/groups/{group}/users/details`.
 async fn group_members(
     State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(group): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = match enter(&app, Route::GroupMembers, &uri, &headers).await {
+    let call = match enter(&app, Route::GroupMembers, client.ip(), &uri, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -444,8 +468,13 @@ async fn group_members(
 }
 
 /// Any other path under `/ocs`.
-async fn unknown(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
-    match enter(&app, Route::Unknown, &uri, &headers).await {
+async fn unknown(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    match enter(&app, Route::Unknown, client.ip(), &uri, &headers).await {
         // `enter` answers every unknown path itself.
         Ok(call) => fail(call.format, StatusCode::NOT_FOUND, NOT_FOUND, ""),
         Err(r) => r,

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::faults::Fault;
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::users::{Directory, UsersError};
 use crate::workers::Workers;
 
@@ -29,6 +30,8 @@ pub struct App {
     pub quiet: bool,
     /// Bearer token the JSON API requires (`--api-token-file`), if any.
     pub api_token: Option<Secret>,
+    /// Nextcloud's brute-force throttle on the OCS API.
+    pub throttle: Throttle,
     /// Concurrency limit and work time of the API (`--workers`, `--delay-ms`).
     pub workers: Workers,
 }

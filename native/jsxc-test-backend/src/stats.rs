@@ -63,15 +63,24 @@ pub enum Event {
     OcsNotLoggedIn,
     /// OCS: `OCS-APIRequest: true` missing (412).
     OcsCsrf,
+    /// Throttle: failed logins recorded against a client address.
+    ThrottleFailures,
+    /// Throttle: requests that were delayed.
+    ThrottleDelayed,
+    /// Throttle: milliseconds slept in all, after scaling.
+    ThrottleDelayMs,
 }
 
-const EVENT_NAMES: [&str; 6] = [
+const EVENT_NAMES: [&str; 9] = [
     "bad_signature",
     "unauthorized",
     "bad_request",
     "ocs_login_failed",
     "ocs_not_logged_in",
     "ocs_csrf",
+    "throttle_failures",
+    "throttle_delayed",
+    "throttle_delay_ms",
 ];
 
 /// All counters.
@@ -112,7 +121,12 @@ impl Stats {
 
     /// Counts an outcome.
     pub fn event(&self, e: Event) {
-        self.events[e as usize].fetch_add(1, Ordering::Relaxed);
+        self.add(e, 1);
+    }
+
+    /// Adds `n` to an outcome counter.
+    pub fn add(&self, e: Event, n: u64) {
+        self.events[e as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Marks a request as being served until the guard is dropped.
@@ -160,8 +174,11 @@ mod tests {
         // The last variant of each names the last slot: none lacks a name.
         assert_eq!(REQ_NAMES[Req::OcsOther as usize], "ocs_other");
         assert_eq!(REQ_NAMES.len(), Req::OcsOther as usize + 1);
-        assert_eq!(EVENT_NAMES[Event::OcsCsrf as usize], "ocs_csrf");
-        assert_eq!(EVENT_NAMES.len(), Event::OcsCsrf as usize + 1);
+        assert_eq!(
+            EVENT_NAMES[Event::ThrottleDelayMs as usize],
+            "throttle_delay_ms"
+        );
+        assert_eq!(EVENT_NAMES.len(), Event::ThrottleDelayMs as usize + 1);
     }
 
     #[test]

@@ -890,3 +890,102 @@ fn faults_apply_to_the_ocs_api() {
         200
     );
 }
+
+fn throttle(b: &Backend, method: &str, query: &str) -> serde_json::Value {
+    let (status, body) = http(&format!("{}/throttle{query}", b.control), method, &[], b"").unwrap();
+    assert_eq!(status, 200, "{query}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn ocs_brute_force_throttle() {
+    let b = start_with("throttle", OCS_USERS, &[]);
+    let timed = |login: (&str, &str)| {
+        let t = Instant::now();
+        let r = ocs_get(&b, ME, Some(login), true);
+        (r.status, t.elapsed())
+    };
+    // Off by default: failures are not recorded.
+    assert_eq!(timed(("alice", "wrong")).0, 401);
+    assert_eq!(stats(&b)["throttle_failures"].as_u64(), Some(0));
+
+    // scale 100: each second of Nextcloud's delay takes 100 ms here.
+    let state = throttle(&b, "POST", "?on=1&scale_ms_per_s=100");
+    assert_eq!(
+        (state["on"].as_bool(), state["scale_ms_per_s"].as_u64()),
+        (Some(true), Some(100))
+    );
+    let (status, first) = timed(("alice", "wrong"));
+    assert_eq!(status, 401);
+    assert!(
+        first >= Duration::from_millis(20),
+        "the first failure sleeps 0.2 s x 0.1: {first:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            timed(("bob", "wrong")).0,
+            401,
+            "any user: the address counts"
+        );
+    }
+    assert_eq!(
+        throttle(&b, "GET", "")["failures"]["127.0.0.1"].as_u64(),
+        Some(4)
+    );
+    // 4 failures: Nextcloud delays 0.1 s x 2^4 = 1.6 s, scaled 160 ms.
+    let (status, slow) = timed(("alice", "alice-pw"));
+    assert_eq!(status, 200, "the right password still works, no 429");
+    assert!(
+        slow >= Duration::from_millis(160),
+        "right password after 4 failures: {slow:?}"
+    );
+    let st = stats(&b);
+    assert_eq!(st["throttle_failures"].as_u64(), Some(4));
+    // Delayed: the first failure (after), the three next (before), the login.
+    assert_eq!(st["throttle_delayed"].as_u64(), Some(5));
+    assert_eq!(
+        st["throttle_delay_ms"].as_u64(),
+        Some(20 + 20 + 40 + 80 + 160)
+    );
+
+    // The JSON API is not behind the throttle (nor is the JSXC one).
+    let (status, v) = json_call(
+        &b,
+        "login",
+        &[],
+        r#"{"username": "alice@x", "password": "alice-pw"}"#,
+    );
+    assert_eq!((status, v["success"].as_bool()), (200, Some(true)));
+    assert_eq!(stats(&b)["throttle_delayed"].as_u64(), Some(5));
+
+    // Reset (occ security:bruteforce:reset): the next login is not delayed.
+    let state = throttle(&b, "POST", "/reset");
+    assert_eq!(state["failures"], serde_json::json!({}));
+    assert_eq!(timed(("alice", "alice-pw")).0, 200);
+    assert_eq!(
+        stats(&b)["throttle_delayed"].as_u64(),
+        Some(5),
+        "not delayed after reset"
+    );
+
+    // A reset of another address leaves this one's failures.
+    assert_eq!(timed(("alice", "wrong")).0, 401);
+    throttle(&b, "POST", "/reset?addr=10.0.0.1");
+    assert_eq!(
+        throttle(&b, "GET", "")["failures"]["127.0.0.1"].as_u64(),
+        Some(1)
+    );
+    // Switched off: no delay, failures kept for when it is on again.
+    throttle(&b, "POST", "?on=0");
+    assert_eq!(timed(("alice", "alice-pw")).0, 200);
+    assert_eq!(
+        stats(&b)["throttle_delayed"].as_u64(),
+        Some(6),
+        "only the failure's own sleep"
+    );
+
+    for bad in ["", "?on=maybe", "?scale_ms_per_s=fast"] {
+        let (status, _) = http(&format!("{}/throttle{bad}", b.control), "POST", &[], b"").unwrap();
+        assert_eq!(status, 400, "{bad:?}");
+    }
+}
