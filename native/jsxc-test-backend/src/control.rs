@@ -1,4 +1,4 @@
-//! The control API: fault modes, counters, reloading users.
+//! The control API: fault modes, the OCS brute-force throttle, counters, reloading users.
 
 use std::collections::HashMap;
 use std::sync::Arc;

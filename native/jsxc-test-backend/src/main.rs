@@ -1,7 +1,13 @@
 //! `jsxc-test-backend`: the project's own implementation of the JSXC
-//! external API of the Nextcloud ojsxc app (signature check included), with
-//! fault injection switchable at run time, for end-to-end tests, the demo
-//! and benchmarks. Loopback use only.
+//! external API of the Nextcloud ojsxc app (signature check included), of
+//! a generic JSON login API and of the part of Nextcloud's OCS API a login
+//! server uses (with Nextcloud's brute-force throttle), all on one
+//! listener, with fault injection switchable at run time, for end-to-end
+//! tests, the demo and benchmarks. Loopback use only.
+//!
+//! It prints `READY api=<JSXC URL> control=<control URL>` once listening;
+//! the JSON API's base URL is `http://ADDR/json` and the OCS API's
+//! `http://ADDR`, ADDR being the host and port of the JSXC URL.
 
 mod api;
 mod control;
@@ -39,7 +45,9 @@ use crate::workers::Workers;
 /// Largest request body accepted (larger: HTTP 413).
 const MAX_BODY: usize = 64 * 1024;
 
-/// Test server for the JSXC external API.
+/// Test server for the JSXC external API, a JSON login API (base URL
+/// http://ADDR/json) and Nextcloud's OCS API (base URL http://ADDR), ADDR
+/// being the host and port of the api URL printed on the READY line.
 #[derive(Debug, Parser)]
 #[command(name = "jsxc-test-backend", version)]
 struct Cli {

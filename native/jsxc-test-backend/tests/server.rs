@@ -58,6 +58,11 @@ fn start_with(name: &str, users_json: &str, args: &[&str]) -> Backend {
         .unwrap();
     let rest = line.trim().strip_prefix("READY api=").expect("READY line");
     let (api, control) = rest.split_once(" control=").unwrap();
+    // e2e scripts take everything after " control=" as the control URL.
+    assert!(
+        api.starts_with("http://") && control.starts_with("http://") && !control.contains(' '),
+        "READY line as before: {line:?}"
+    );
     Backend {
         child,
         api: api.into(),
@@ -359,6 +364,38 @@ async fn workers_limit_concurrency() {
     assert_eq!(st["isuser"].as_u64(), Some(4));
     assert_eq!(st["peak_in_flight"].as_u64(), Some(2));
     assert_eq!(st["in_flight"].as_u64(), Some(0));
+
+    // The same two workers serve all three APIs.
+    http(&format!("{}/stats/reset", b.control), "POST", &[], b"").unwrap();
+    let t = Instant::now();
+    let calls: Vec<_> = [
+        (
+            "/json/login",
+            "POST",
+            r#"{"username": "alice@x", "password": "alice-pw"}"#,
+        ),
+        ("/json/exists", "POST", r#"{"username": "bob@x"}"#),
+        ("/ocs/v2.php/cloud/nothing", "GET", ""),
+        ("/ocs/v2.php/cloud/nothing", "GET", ""),
+    ]
+    .into_iter()
+    .map(|(path, method, body)| {
+        let url = format!("{}{path}", origin(&b));
+        std::thread::spawn(move || http(&url, method, &[], body.as_bytes()).unwrap().0)
+    })
+    .collect();
+    let statuses: Vec<u16> = calls.into_iter().map(|h| h.join().unwrap()).collect();
+    let took = t.elapsed();
+    assert_eq!(statuses, [200, 200, 404, 404]);
+    assert!(
+        took >= Duration::from_millis(400),
+        "mixed APIs, two rounds: {took:?}"
+    );
+    let st = stats(&b);
+    assert_eq!(
+        (st["total"].as_u64(), st["peak_in_flight"].as_u64()),
+        (Some(4), Some(2))
+    );
 }
 
 #[tokio::test]
@@ -573,7 +610,7 @@ fn faults_apply_to_the_json_api() {
 
 // --- Nextcloud OCS API ---------------------------------------------------------
 
-/// As the recording in NEXTCLOUD-API.md: alice (staff, chess), bob (staff),
+/// As in the recording of a real Nextcloud: alice (staff, chess), bob (staff),
 /// carol (chess), dave (no groups); plus an admin service account and a
 /// subadmin of chess.
 const OCS_USERS: &str = r#"{"users": [
