@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cloudauth_core::signature::{self, SIGNATURE_HEADER};
 use serde_json::{json, Value};
 
-use crate::faults::Fault;
+use crate::faults;
 use crate::state::App;
+use crate::stats::Event;
 
 fn reply(status: StatusCode, body: Value) -> Response {
     (
@@ -28,12 +29,13 @@ fn error(msg: &str) -> Response {
     )
 }
 
-fn html(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
-}
-
 /// Handles one API POST.
-pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| {
         form.iter()
@@ -44,49 +46,16 @@ pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     let operation = field("operation");
     app.stats.count(operation);
 
-    let fault = *app.fault.borrow();
-    match fault {
-        Fault::Ok | Fault::Down => {}
-        Fault::Delay(d) => tokio::time::sleep(d).await,
-        Fault::Http500 => {
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error".into(),
-            )
-        }
-        Fault::NonJson => {
-            return html(
-                StatusCode::OK,
-                "<html><body>Maintenance mode</body></html>".into(),
-            )
-        }
-        Fault::Redirect => {
-            return (
-                StatusCode::FOUND,
-                [(
-                    header::LOCATION,
-                    "https://127.0.0.1/index.php/apps/ojsxc/ajax/externalApi.php",
-                )],
-            )
-                .into_response()
-        }
-        Fault::Huge => {
-            return html(
-                StatusCode::OK,
-                format!(
-                    "{{\"result\":\"success\",\"pad\":\"{}\"}}",
-                    "x".repeat(2 << 20)
-                ),
-            )
-        }
+    if let Some(faulty) = faults::apply(&app, uri.path()).await {
+        return faulty;
     }
 
     let Some(sig) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
-        app.stats.count_bad_signature();
+        app.stats.event(Event::BadSignature);
         return error("No signature provided");
     };
     if !signature::verify(&app.secret, &body, sig) {
-        app.stats.count_bad_signature();
+        app.stats.event(Event::BadSignature);
         return error("Signature does not match");
     }
 

@@ -1,4 +1,4 @@
-//! The control API: fault modes, counters, reloading users.
+//! The control API: fault modes, the OCS brute-force throttle, counters, reloading users.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/reload", post(reload))
         .route("/stats", get(stats))
         .route("/stats/reset", post(reset))
+        .route("/throttle", get(throttle_state).post(set_throttle))
+        .route("/throttle/reset", post(reset_throttle))
         .route("/health", get(|| async { "ok" }))
         .with_state(app)
 }
@@ -75,4 +77,53 @@ async fn stats(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 async fn reset(State(app): State<Arc<App>>) -> &'static str {
     app.stats.reset();
     "reset\n"
+}
+
+async fn throttle_state(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(app.throttle.snapshot())
+}
+
+/// `on=1|0` (also true/false, on/off) and/or `scale_ms_per_s=N`.
+async fn set_throttle(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let on = q.get("on").map(|v| match v.as_str() {
+        "1" | "true" | "on" => Some(true),
+        "0" | "false" | "off" => Some(false),
+        _ => None,
+    });
+    let scale = q.get("scale_ms_per_s").map(|v| v.parse::<u64>().ok());
+    let usage = || {
+        (
+            StatusCode::BAD_REQUEST,
+            "on=1|0 and/or scale_ms_per_s=N (ms per second of Nextcloud delay, 1000 = real)\n",
+        )
+            .into_response()
+    };
+    // Something to set, and nothing unreadable.
+    if (on.is_none() && scale.is_none()) || on == Some(None) || scale == Some(None) {
+        return usage();
+    }
+    app.throttle.set(on.flatten(), scale.flatten());
+    if !app.quiet {
+        eprintln!("jsxc-test-backend: throttle {}", app.throttle.snapshot());
+    }
+    Json(app.throttle.snapshot()).into_response()
+}
+
+/// Forgets recorded failures: of `addr=IP` only, or of every address.
+async fn reset_throttle(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let ip = match q.get("addr").map(|a| a.parse()) {
+        Some(Ok(ip)) => Some(ip),
+        Some(Err(_)) => {
+            return (StatusCode::BAD_REQUEST, "addr=IP (or no addr: all)\n").into_response()
+        }
+        None => None,
+    };
+    app.throttle.reset(ip);
+    Json(app.throttle.snapshot()).into_response()
 }

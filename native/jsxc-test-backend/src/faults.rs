@@ -1,6 +1,13 @@
-//! Fault injection, switchable at run time.
+//! Fault injection, switchable at run time. One function, [`apply`], is
+//! called by every API (JSXC, JSON, OCS) so that a mode means the same thing
+//! whichever API a test talks to.
 
 use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::state::App;
 
 /// How the API currently misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +41,50 @@ impl Fault {
             "huge" => Fault::Huge,
             _ => return None,
         })
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
+}
+
+/// Applies the current fault mode to a request for `path`: `Some(answer)`
+/// when the fault replaces the real answer, `None` when the API should
+/// answer normally (after sleeping, in `Delay` mode). `Down` needs nothing
+/// here: the listener is closed, so no request gets this far.
+pub async fn apply(app: &App, path: &str) -> Option<Response> {
+    // Copied out first: the watch guard must not be held across the sleep.
+    let fault = *app.fault.borrow();
+    match fault {
+        Fault::Ok | Fault::Down => None,
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Fault::Http500 => Some(html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error".into(),
+        )),
+        Fault::NonJson => Some(html(
+            StatusCode::OK,
+            "<html><body>Maintenance mode</body></html>".into(),
+        )),
+        // The same path over https, as a web server forcing TLS answers;
+        // for the JSXC API's default path this is the URL it always used.
+        Fault::Redirect => Some(
+            (
+                StatusCode::FOUND,
+                [(header::LOCATION, format!("https://127.0.0.1{path}"))],
+            )
+                .into_response(),
+        ),
+        Fault::Huge => Some(html(
+            StatusCode::OK,
+            format!(
+                "{{\"result\":\"success\",\"pad\":\"{}\"}}",
+                "x".repeat(2 << 20)
+            ),
+        )),
     }
 }
 

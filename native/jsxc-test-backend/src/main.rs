@@ -1,14 +1,24 @@
 //! `jsxc-test-backend`: the project's own implementation of the JSXC
-//! external API of the Nextcloud ojsxc app (signature check included), with
-//! fault injection switchable at run time, for end-to-end tests, the demo
-//! and benchmarks. Loopback use only.
+//! external API of the Nextcloud ojsxc app (signature check included), of
+//! a generic JSON login API and of the part of Nextcloud's OCS API a login
+//! server uses (with Nextcloud's brute-force throttle), all on one
+//! listener, with fault injection switchable at run time, for end-to-end
+//! tests, the demo and benchmarks. Loopback use only.
+//!
+//! It prints `READY api=<JSXC URL> control=<control URL>` once listening;
+//! the JSON API's base URL is `http://ADDR/json` and the OCS API's
+//! `http://ADDR`, ADDR being the host and port of the JSXC URL.
 
 mod api;
 mod control;
 mod faults;
+mod json_api;
+mod ocs;
 mod state;
 mod stats;
+mod throttle;
 mod users;
+mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +28,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use axum::Router;
+use axum::{middleware, Router};
 use clap::Parser;
 use cloudauth_core::Secret;
 use tokio::io::AsyncWriteExt;
@@ -28,12 +38,16 @@ use tokio::sync::watch;
 use crate::faults::Fault;
 use crate::state::App;
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::users::Directory;
+use crate::workers::Workers;
 
 /// Largest request body accepted (larger: HTTP 413).
 const MAX_BODY: usize = 64 * 1024;
 
-/// Test server for the JSXC external API.
+/// Test server for the JSXC external API, a JSON login API (base URL
+/// http://ADDR/json) and Nextcloud's OCS API (base URL http://ADDR), ADDR
+/// being the host and port of the api URL printed on the READY line.
 #[derive(Debug, Parser)]
 #[command(name = "jsxc-test-backend", version)]
 struct Cli {
@@ -55,15 +69,32 @@ struct Cli {
     /// API path.
     #[arg(long, default_value = "/index.php/apps/ojsxc/ajax/externalApi.php")]
     path: String,
+    /// File holding a bearer token the JSON API then requires (first line).
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
     /// No per-request log lines.
     #[arg(long)]
     quiet: bool,
+    /// API requests processed at once, like PHP-FPM's `pm.max_children`;
+    /// the others wait in arrival order (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Time each API request takes before its answer, like argon2id in a
+    /// real Nextcloud (0: none).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 fn api_router(app: Arc<App>, path: &str) -> Router {
     Router::new()
         .route(path, post(api::handle))
         .route("/", post(api::handle))
+        .merge(json_api::routes())
+        .merge(ocs::routes())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            workers::admit,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -92,7 +123,11 @@ async fn api_supervisor(
         };
         listening.send_replace(true);
         let mut down = fault.clone();
-        let serving = axum::serve(l, router.clone()).with_graceful_shutdown(async move {
+        // With the client's address: the OCS throttle records failures by it.
+        let service = router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let serving = axum::serve(l, service).with_graceful_shutdown(async move {
             let _ = down.wait_for(|f| *f == Fault::Down).await;
         });
         let served = serving.await;
@@ -117,16 +152,41 @@ async fn bind_retrying(addr: SocketAddr) -> Option<TcpListener> {
     None
 }
 
+/// The first line of a file.
+fn first_line(f: &std::path::Path) -> Result<String, String> {
+    Ok(std::fs::read_to_string(f)
+        .map_err(|e| format!("{}: {e}", f.display()))?
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
+    // The other APIs' routes are fixed; a JSXC path among them would make
+    // the router panic on the overlap.
+    let p = cli.path.as_str();
+    if p == "/ocs" || p.starts_with("/ocs/") || p.starts_with("/json/") {
+        return Err(format!(
+            "--path {} collides with the JSON or OCS API",
+            cli.path
+        ));
+    }
     let secret = match (&cli.secret, &cli.secret_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| format!("{}: {e}", f.display()))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
+        (None, Some(f)) => first_line(f)?,
         (None, None) => return Err("give --secret or --secret-file".into()),
+    };
+    let api_token = match &cli.api_token_file {
+        Some(f) => {
+            let t = first_line(f)?;
+            // An empty token would make `Authorization: Bearer ` pass.
+            if t.trim().is_empty() {
+                return Err(format!("{}: empty token", f.display()));
+            }
+            Some(Secret::new(t.trim().as_bytes()))
+        }
+        None => None,
     };
     let users = Directory::load(&cli.users).map_err(|e| e.to_string())?;
     let (fault_tx, fault_rx) = watch::channel(Fault::Ok);
@@ -139,6 +199,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         fault: fault_tx,
         listening: listening_tx.clone(),
         quiet: cli.quiet,
+        api_token,
+        throttle: Throttle::default(),
+        workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
     });
     let api_listener = TcpListener::bind(cli.listen)
         .await

@@ -8,7 +8,9 @@ use tokio::sync::watch;
 
 use crate::faults::Fault;
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::users::{Directory, UsersError};
+use crate::workers::Workers;
 
 /// Everything both servers see.
 pub struct App {
@@ -26,6 +28,12 @@ pub struct App {
     pub listening: watch::Sender<bool>,
     /// Log nothing per request.
     pub quiet: bool,
+    /// Bearer token the JSON API requires (`--api-token-file`), if any.
+    pub api_token: Option<Secret>,
+    /// Nextcloud's brute-force throttle on the OCS API.
+    pub throttle: Throttle,
+    /// Concurrency limit and work time of the API (`--workers`, `--delay-ms`).
+    pub workers: Workers,
 }
 
 impl App {

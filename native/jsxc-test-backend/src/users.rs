@@ -1,4 +1,6 @@
-//! The users file: `{"users": [{"uid", "password", "name", "groups"}]}`.
+//! The users file: `{"users": [{"uid", "password", "name", "groups"}]}`,
+//! each entry optionally with `login`, `app_passwords`, `admin` and
+//! `subadmin` (for the OCS API; all default to nothing).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +33,49 @@ pub struct User {
     /// Group names.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Another name to log in with at the OCS API, typically the e-mail
+    /// address (Nextcloud accepts it in place of the uid).
+    #[serde(default)]
+    pub login: Option<String>,
+    /// App passwords, each accepted in place of the password, by every API.
+    #[serde(default)]
+    pub app_passwords: Vec<String>,
+    /// A Nextcloud administrator, as membership in group `admin` also makes
+    /// one (a service account that may look at every user and group).
+    #[serde(default)]
+    pub admin: bool,
+    /// Groups this user is subadmin of.
+    #[serde(default)]
+    pub subadmin: Vec<String>,
+}
+
+impl User {
+    /// Whether `password` is this user's password or one of its app passwords.
+    pub fn password_matches(&self, password: &str) -> bool {
+        // Every candidate is compared, whichever matches, so that the time
+        // taken says nothing about which one did.
+        std::iter::once(&self.password)
+            .chain(&self.app_passwords)
+            .fold(false, |found, p| {
+                ct_eq(p.as_bytes(), password.as_bytes()) | found
+            })
+    }
+
+    /// Display name: `name`, else the uid.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.uid)
+    }
+
+    /// Administrator: `"admin": true` or a member of group `admin`.
+    pub fn is_admin(&self) -> bool {
+        self.admin || self.groups.iter().any(|g| g == "admin")
+    }
+
+    /// Whether this user administers `other`: an admin, or subadmin of one
+    /// of `other`'s groups.
+    pub fn manages(&self, other: &User) -> bool {
+        self.is_admin() || self.subadmin.iter().any(|g| other.groups.contains(g))
+    }
 }
 
 #[derive(Deserialize)]
@@ -44,7 +89,8 @@ pub struct Directory {
     users: BTreeMap<String, User>,
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Constant-time comparison of equally long secrets (the length may leak).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -81,8 +127,44 @@ impl Directory {
         Self::candidates(username, domain).into_iter().find(|uid| {
             self.users
                 .get(uid)
-                .is_some_and(|u| ct_eq(u.password.as_bytes(), password.as_bytes()))
+                .is_some_and(|u| u.password_matches(password))
         })
+    }
+
+    /// The account with this uid.
+    pub fn get(&self, uid: &str) -> Option<&User> {
+        self.users.get(uid)
+    }
+
+    /// A Nextcloud login: `name` is the uid or, failing that, a `login`
+    /// alias (compared ignoring ASCII case, as Nextcloud looks up e-mail
+    /// addresses); `password` the password or an app password.
+    pub fn login(&self, name: &str, password: &str) -> Option<&User> {
+        if name.is_empty() || password.is_empty() {
+            return None;
+        }
+        let user = self.users.get(name).or_else(|| {
+            self.users.values().find(|u| {
+                u.login
+                    .as_deref()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(name))
+            })
+        })?;
+        user.password_matches(password).then_some(user)
+    }
+
+    /// Whether any account is a member or subadmin of `group`.
+    pub fn group_exists(&self, group: &str) -> bool {
+        self.users
+            .values()
+            .any(|u| u.groups.iter().chain(&u.subadmin).any(|g| g == group))
+    }
+
+    /// The members of `group`, by uid.
+    pub fn members<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a User> + 'a {
+        self.users
+            .values()
+            .filter(move |u| u.groups.iter().any(|g| g == group))
     }
 
     /// Whether `user@domain` or `user` exists.
@@ -103,12 +185,9 @@ impl Directory {
         if let Some(me) = me {
             for group in &me.groups {
                 for member in self.users.values().filter(|u| u.groups.contains(group)) {
-                    let entry = roster.entry(member.uid.as_str()).or_insert_with(|| {
-                        (
-                            member.name.clone().unwrap_or_else(|| member.uid.clone()),
-                            Vec::new(),
-                        )
-                    });
+                    let entry = roster
+                        .entry(member.uid.as_str())
+                        .or_insert_with(|| (member.display_name().to_string(), Vec::new()));
                     entry.1.push(group.as_str());
                 }
             }
@@ -135,7 +214,10 @@ mod tests {
             {"uid": "alice", "password": "a-pw", "name": "Alice", "groups": ["Team", "Ops"]},
             {"uid": "alice@other.org", "password": "other-pw"},
             {"uid": "bob", "password": "b-pw", "name": "Bob", "groups": ["Team"]},
-            {"uid": "carol", "password": "c-pw"}
+            {"uid": "carol", "password": "c-pw", "login": "Carol@Mail.example",
+             "app_passwords": ["c-app-1", "c-app-2"], "subadmin": ["Ops"]},
+            {"uid": "root", "password": "r-pw", "admin": true},
+            {"uid": "ops", "password": "o-pw", "groups": ["admin"]}
         ]}"#;
         let f: UsersFile = serde_json::from_str(text).unwrap();
         Directory {
@@ -164,6 +246,45 @@ mod tests {
     }
 
     #[test]
+    fn app_passwords_work_everywhere() {
+        let d = dir();
+        assert_eq!(
+            d.check_password("carol", "x", "c-app-2").as_deref(),
+            Some("carol")
+        );
+        assert!(d.login("carol", "c-app-1").is_some());
+        assert!(d.login("carol", "c-app").is_none());
+    }
+
+    #[test]
+    fn login_by_uid_or_alias() {
+        let d = dir();
+        let uid = |n, p| d.login(n, p).map(|u| u.uid.clone());
+        assert_eq!(uid("carol", "c-pw").as_deref(), Some("carol"));
+        assert_eq!(uid("carol@mail.example", "c-pw").as_deref(), Some("carol"));
+        assert_eq!(uid("carol@mail.example", "wrong"), None);
+        assert_eq!(uid("nobody", "c-pw"), None);
+        assert_eq!(uid("carol", ""), None);
+    }
+
+    #[test]
+    fn admins_and_subadmins() {
+        let d = dir();
+        let u = |id| d.get(id).unwrap();
+        assert!(u("root").is_admin() && u("ops").is_admin());
+        assert!(!u("alice").is_admin());
+        assert!(
+            u("carol").manages(u("alice")),
+            "subadmin of Ops, alice's group"
+        );
+        assert!(!u("carol").manages(u("bob")));
+        assert!(u("root").manages(u("bob")));
+        assert!(d.group_exists("Ops") && !d.group_exists("Nope"));
+        let team: Vec<_> = d.members("Team").map(|u| u.uid.as_str()).collect();
+        assert_eq!(team, ["alice", "bob"]);
+    }
+
+    #[test]
     fn exists() {
         let d = dir();
         assert!(d.exists("bob", "example.org"));
@@ -178,7 +299,7 @@ mod tests {
         assert_eq!(r["alice"]["name"], "Alice");
         assert_eq!(r["alice"]["groups"], json!(["Team"]));
         assert_eq!(r["bob"]["groups"], json!(["Team"]));
-        assert_eq!(d.shared_roster("carol", "example.org"), json!([]));
+        assert_eq!(d.shared_roster("root", "example.org"), json!([]));
         assert_eq!(d.shared_roster("nobody", "example.org"), json!([]));
     }
 }
