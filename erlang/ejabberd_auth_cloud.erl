@@ -122,7 +122,9 @@ opt_type(auth_cloud_roster_sync) -> econf:bool();
 opt_type(auth_cloud_roster_groups_allow) -> econf:list(econf:binary());
 opt_type(auth_cloud_roster_groups_deny) -> econf:list(econf:binary());
 opt_type(auth_cloud_roster_max_members) -> econf:non_neg_int();
-opt_type(auth_cloud_api_token_file) -> econf:file(read).
+opt_type(auth_cloud_api_token_file) -> econf:file(read);
+opt_type(auth_cloud_totp_seed_file) -> econf:file(read);
+opt_type(auth_cloud_totp_secret_file) -> econf:file(read).
 
 %% Seconds, or a number with a suffix (90s, 15m, 1h, 1d, 1w), or for
 %% auth_cloud_timeout "CONNECT,TOTAL"; the core reads them.
@@ -140,7 +142,8 @@ options() ->
 		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,
 		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,
 		auth_cloud_roster_groups_deny, auth_cloud_roster_max_members,
-		auth_cloud_api_token_file]].
+		auth_cloud_api_token_file,
+		auth_cloud_totp_seed_file, auth_cloud_totp_secret_file]].
 
 %%%----------------------------------------------------------------------
 %%% Pure helpers

@@ -149,6 +149,11 @@ impl Authenticator {
                 TokenCheck::Refused(why) => {
                     Some(Decision::new(Verdict::No, Path::Token, Some(why)))
                 }
+                TokenCheck::Unknown(why) => Some(Decision::new(
+                    Verdict::Trouble(BackendError::LocalState(why)),
+                    Path::Token,
+                    None,
+                )),
             })
     }
 

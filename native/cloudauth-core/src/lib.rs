@@ -23,7 +23,6 @@ pub mod signature;
 pub mod timestamp;
 pub mod tls;
 pub mod token;
-pub mod totp;
 
 pub use backend::{Backend, BackendError, HttpClient, Timeouts};
 pub use clock::{Clock, FixedClock, SystemClock};

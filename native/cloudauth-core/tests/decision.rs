@@ -369,3 +369,85 @@ mod per_domain {
         );
     }
 }
+
+mod totp {
+    use super::*;
+
+    /// The first case of the shared vectors: alice@example.org, minted at 1757329996.
+    const SEED: &str = "PIX6EA6QOM66ZJOJYAEKCTBR6Y3Z4IXG";
+    const SECRET: &str = "CI7NQ3T2YW2OVBRKUGNRSHE66FWE2JBS";
+    const MINTED: u64 = 1_757_329_996;
+    const TOKEN: &str =
+        "6443532661099069584830401198036494205552 5gHTR2iofbVI5+nqUbjVVaaX/0kmHcSQpUxlDJm4gns=";
+
+    fn files() -> (String, String) {
+        let dir = std::env::temp_dir().join(format!("cloudauth-totp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (seed, secret) = (dir.join("seed"), dir.join("secret"));
+        std::fs::write(&seed, format!("{SEED}\n")).unwrap();
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        (
+            seed.to_str().unwrap().to_string(),
+            secret.to_str().unwrap().to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn totp_tokens_before_the_backend_once_each() {
+        let srv = backend().await;
+        let (seed, secret) = files();
+        let values = Values::from_pairs(&[
+            ("url", &srv.url),
+            ("secret", "k"),
+            ("tokens", "totp,jsxc"),
+            ("totp-seed-file", &seed),
+            ("totp-secret-file", &secret),
+        ])
+        .unwrap();
+        let clock = Arc::new(FixedClock::new(MINTED + 5));
+        let a = Authenticator::new(
+            Arc::new(SingleDomain(builder().build(&values).unwrap())),
+            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+        );
+        let d = a.auth("alice", "example.org", TOKEN).await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Token));
+        let d = a.auth("alice", "example.org", TOKEN).await;
+        assert_eq!(
+            (d.verdict, d.path, d.reason),
+            (Verdict::No, Path::Token, Some("TOTP token already used"))
+        );
+        let d = a.auth("mallory", "example.org", TOKEN).await;
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::No, Some("TOTP token not valid for this user"))
+        );
+        clock.set(MINTED + 120);
+        let d = a.auth("alice", "example.org", TOKEN).await;
+        assert_eq!(d.verdict, Verdict::No);
+        // JSXC tokens still work after it; passwords still reach the backend.
+        let t = token::mint(&Secret::new("k"), "alice", "example.org", MINTED + 600);
+        assert!(a.auth("alice", "example.org", &t).await.verdict.is_yes());
+        assert!(
+            srv.seen.lock().unwrap().is_empty(),
+            "no token reached the backend"
+        );
+        assert!(a
+            .auth("alice", "example.org", "right")
+            .await
+            .verdict
+            .is_yes());
+        assert_eq!(srv.seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn explicit_totp_without_its_files_is_a_settings_error() {
+        let values = Values::from_pairs(&[
+            ("url", "http://127.0.0.1:9/"),
+            ("secret", "k"),
+            ("tokens", "totp"),
+        ])
+        .unwrap();
+        let e = builder().build(&values).unwrap_err();
+        assert!(e.to_string().contains("totp-seed-file"), "{e}");
+    }
+}

@@ -22,7 +22,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cloudauth_core::domains::{Builder, DomainTable};
-use cloudauth_core::token::{self, MemoryReplayGuard, TokenContext};
+use cloudauth_core::settings::keys;
+use cloudauth_core::token::{
+    self, MemoryReplayGuard, ReplayGuard, SqliteReplayGuard, TokenContext,
+};
 use cloudauth_core::{Authenticator, Clock, HttpClient, SettingsResolver, SystemClock};
 use tracing::{error, info, warn};
 
@@ -89,14 +92,14 @@ fn mint_token(
         .and_then(|t| t.resolve(domain))
         .map(|s| s.values.clone())
         .unwrap_or_else(|| config.values.clone());
-    let names = values.list(cloudauth_core::settings::keys::TOKENS);
+    let names = values.list(keys::TOKENS);
     let Some(name) = format.or(names.first().map(String::as_str)) else {
         return fail("no token format configured (--tokens)".into());
     };
     let Some(entry) = token::find(name) else {
         return fail(format!("unknown token format {name:?}"));
     };
-    match (entry.build)(&values, &token_context()) {
+    match (entry.build)(&values, &token_context(config)) {
         Ok(t) => {
             // A jsxc token for an exact expiry: the second it names.
             let minted = match expiry {
@@ -110,11 +113,29 @@ fn mint_token(
     }
 }
 
-/// What token formats need: a replay guard.
-fn token_context() -> TokenContext {
-    TokenContext {
-        replay: Arc::new(MemoryReplayGuard::default()),
-    }
+/// What token formats need: a replay guard, in the state database when
+/// there is one (so that every process of an extauth pool refuses a token
+/// another one accepted), else in this process.
+fn token_context(config: &Config) -> TokenContext {
+    let (db, explicit) = &config.db;
+    let shared = (*explicit || db.exists()).then(|| SqliteReplayGuard::open(db));
+    let replay: Arc<dyn ReplayGuard> = match shared {
+        Some(Ok(g)) => Arc::new(g),
+        Some(Err(e)) => {
+            warn!("one-time tokens are remembered by this process only: {e}");
+            Arc::new(MemoryReplayGuard::default())
+        }
+        None => {
+            if config.values.list(keys::TOKENS).iter().any(|t| t == "totp") {
+                warn!(
+                    "one-time (totp) tokens are remembered by this process only: give --db \
+                     so that every process of an extauth pool refuses a used token"
+                );
+            }
+            Arc::new(MemoryReplayGuard::default())
+        }
+    };
+    TokenContext { replay }
 }
 
 /// Settings per domain: the state database's `domains` table (when the file
@@ -122,7 +143,7 @@ fn token_context() -> TokenContext {
 fn domain_table(config: &Config) -> Result<DomainTable, String> {
     let builder = Builder {
         http: Arc::new(HttpClient::new(config.timeouts)),
-        tokens: token_context(),
+        tokens: token_context(config),
     };
     let (db, explicit) = &config.db;
     let db = (*explicit || db.exists()).then_some(db.as_path());

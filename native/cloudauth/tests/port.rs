@@ -422,3 +422,63 @@ fn overlapping_cloud_requests_are_answered_in_request_order() {
     drop(input);
     assert!(child.wait().unwrap().success(), "exit 0 on EOF");
 }
+
+/// Two processes of one extauth pool share the state database: a TOTP
+/// token one of them accepted is refused by the other. Tokens come from
+/// `cloudauth token --format totp` (the generic protocol: one line each).
+#[test]
+fn totp_tokens_are_single_use_across_an_extauth_pool() {
+    let dir = workdir("totp");
+    let (seed, secret, db) = (
+        dir.join("seed"),
+        dir.join("secret"),
+        dir.join("state.sqlite3"),
+    );
+    std::fs::write(&seed, "PUL3GGUVO4KFVN4R\n").unwrap();
+    std::fs::write(&secret, "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV\n").unwrap();
+    let totp_args = |cmd: &mut Command| {
+        cmd.args(["--tokens", "totp,jsxc", "--totp-seed-file"])
+            .arg(&seed)
+            .arg("--totp-secret-file")
+            .arg(&secret)
+            .arg("--db")
+            .arg(&db);
+    };
+    let mut mint = cloudauth(&dead_url(), "1", &dir);
+    totp_args(&mut mint);
+    let out = mint
+        .args(["token", "--format", "totp", "bob", "example.org"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.contains(' '), "a totp token has a space: {token:?}");
+    let ask = |line: &str| -> String {
+        let mut cmd = cloudauth(&dead_url(), "1", &dir);
+        totp_args(&mut cmd);
+        let mut child = cmd
+            .args(["-t", "generic"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(line.as_bytes()).unwrap();
+        drop(input);
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(ask(&format!("auth:bob:example.org:{token}\n")), "1\n");
+    assert_eq!(
+        ask(&format!("auth:bob:example.org:{token}\n")),
+        "0\n",
+        "replayed through another process"
+    );
+    assert_eq!(ask(&format!("auth:alice:example.org:{token}\n")), "0\n");
+    let log = log_text(&dir);
+    assert!(log.contains("TOTP token already used"), "{log}");
+    assert!(!log.contains(&token), "tokens are never logged");
+}

@@ -167,6 +167,9 @@ pub enum BackendError {
     /// The connection broke while the reply was being read.
     #[error("reading the reply failed: {0}")]
     Body(String),
+    /// Local state needed for the answer could not be read or written.
+    #[error("local state unavailable: {0}")]
+    LocalState(&'static str),
     /// This backend, as configured, cannot answer this question.
     #[error("cannot find out: {0}")]
     Unsupported(&'static str),

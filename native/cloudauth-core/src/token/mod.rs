@@ -7,6 +7,7 @@
 
 pub mod jsxc;
 pub mod replay;
+pub mod totp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use crate::settings::schema::Spec;
 use crate::settings::values::{SettingsError, Values};
 
 pub use jsxc::{mint, verify, TokenKey, TokenVerdict};
-pub use replay::{MemoryReplayGuard, ReplayGuard};
+pub use replay::{MemoryReplayGuard, ReplayGuard, SqliteReplayGuard};
 
 /// What a format made of a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub enum TokenCheck {
     /// user's, forged, replayed), with the reason for the log. The backend
     /// is not asked: it could not accept it either.
     Refused(&'static str),
+    /// A token of this format whose fate cannot be told now (the replay
+    /// guard's storage failed): neither yes nor no.
+    Unknown(&'static str),
 }
 
 /// One token format, configured for one domain.
@@ -67,7 +71,7 @@ pub struct TokenEntry {
 }
 
 /// Every token format. Adding one: its file, and one line here.
-pub static TOKEN_FORMATS: &[&TokenEntry] = &[&jsxc::ENTRY];
+pub static TOKEN_FORMATS: &[&TokenEntry] = &[&jsxc::ENTRY, &totp::ENTRY];
 
 /// The entry named `name`.
 pub fn find(name: &str) -> Option<&'static TokenEntry> {

@@ -2,8 +2,13 @@
 //! ones seen until they could no longer be valid anyway.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 
+use rusqlite::{params, Connection};
+use sha2::{Digest, Sha256};
+
+use crate::cache::sqlite::open_shared;
 use crate::cache::StoreError;
 
 /// Remembers used one-time tokens.
@@ -40,6 +45,47 @@ impl ReplayGuard for MemoryReplayGuard {
     }
 }
 
+/// The guard shared by every process using one state database (an extauth
+/// pool): the `totp_used` table, keyed by a digest of the key (no token
+/// material is stored).
+pub struct SqliteReplayGuard(Mutex<Connection>);
+
+impl SqliteReplayGuard {
+    /// Opens (and creates) the table in the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_shared(path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS totp_used (key TEXT PRIMARY KEY, until INTEGER NOT NULL)",
+        )
+        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        Ok(SqliteReplayGuard(Mutex::new(conn)))
+    }
+}
+
+impl ReplayGuard for SqliteReplayGuard {
+    fn first_use(&self, key: &str, until: u64, now: u64) -> Result<bool, StoreError> {
+        let digest = hex::encode(Sha256::digest(key.as_bytes()));
+        let conn = self
+            .0
+            .lock()
+            .map_err(|_| StoreError("replay guard poisoned".into()))?;
+        let err = |e: rusqlite::Error| StoreError(format!("totp_used: {e}"));
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let until = i64::try_from(until).unwrap_or(i64::MAX);
+        // Expired keys go first (theirs could no longer be valid anyway), so
+        // the table stays as small as the tokens of the last minute or two.
+        conn.execute("DELETE FROM totp_used WHERE until < ?1", params![now])
+            .map_err(err)?;
+        let inserted = conn
+            .execute(
+                "INSERT OR IGNORE INTO totp_used (key, until) VALUES (?1, ?2)",
+                params![digest, until],
+            )
+            .map_err(err)?;
+        Ok(inserted == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +98,29 @@ mod tests {
         assert_eq!(g.first_use("other", 100, 50), Ok(true));
         // After its validity the key is forgotten (the token is refused as expired anyway).
         assert_eq!(g.first_use("k", 200, 101), Ok(true));
+    }
+
+    #[test]
+    fn the_database_guard_is_shared_by_two_processes_worth_of_connections() {
+        let dir = std::env::temp_dir().join(format!("cloudauth-replay-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("state.sqlite3");
+        let (a, b) = (
+            SqliteReplayGuard::open(&db).unwrap(),
+            SqliteReplayGuard::open(&db).unwrap(),
+        );
+        assert_eq!(a.first_use("k", 100, 10), Ok(true));
+        assert_eq!(
+            b.first_use("k", 100, 20),
+            Ok(false),
+            "seen by the other connection"
+        );
+        assert_eq!(b.first_use("k2", 100, 20), Ok(true));
+        assert_eq!(
+            a.first_use("k", 300, 101),
+            Ok(true),
+            "expired keys are forgotten"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Tokens of Prosody's `mod_auth_token`: verification and minting.
+//! The `totp` token format: tokens of Prosody's `mod_auth_token`,
+//! verification and minting.
 //!
 //! A token is `OTP‖NONCE SPACE base64(HMAC-SHA256(token_secret, OTP‖NONCE‖user@domain))`,
 //! where OTP is the 8-digit RFC 6238 TOTP (HMAC-SHA1, 30 s steps, T0 = 0)
@@ -17,6 +18,9 @@
 //! window (the OTP's step ±1), so it can be replayed within it: the caller
 //! must remember the `replay_key` of [`TotpVerdict::Valid`] until the token expires.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -24,6 +28,106 @@ use sha1::Sha1;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
+
+use super::{ReplayGuard, TokenCheck, TokenContext, TokenEntry, TokenFormat};
+use crate::settings::schema::{Kind, Spec};
+use crate::settings::values::{SettingsError, Values};
+
+/// `totp-seed-file`: the base32 `otp_seed`.
+pub const TOTP_SEED_FILE: &str = "totp-seed-file";
+/// `totp-secret-file`: the `token_secret`.
+pub const TOTP_SECRET_FILE: &str = "totp-secret-file";
+
+/// The registry entry: `tokens = totp` needs both files.
+pub static ENTRY: TokenEntry = TokenEntry {
+    name: "totp",
+    summary: "Prosody mod_auth_token tokens: TOTP + HMAC-SHA256, one use each",
+    settings: &[
+        Spec::new(
+            TOTP_SEED_FILE,
+            Kind::SecretFile,
+            "totp tokens: file holding the base32 otp_seed (first line)",
+        )
+        .per_domain()
+        .value_name("FILE"),
+        Spec::new(
+            TOTP_SECRET_FILE,
+            Kind::SecretFile,
+            "totp tokens: file holding the token_secret (first line, used as written)",
+        )
+        .per_domain()
+        .value_name("FILE"),
+    ],
+    build,
+};
+
+fn build(v: &Values, ctx: &TokenContext) -> Result<Arc<dyn TokenFormat>, SettingsError> {
+    let seed = v.require_secret(TOTP_SEED_FILE, "token format totp")?;
+    let secret = v.require_secret(TOTP_SECRET_FILE, "token format totp")?;
+    let seed_text = String::from_utf8_lossy(seed.expose());
+    let key = TotpKey::new(&seed_text, secret.expose()).map_err(|e| SettingsError::Invalid {
+        key: TOTP_SEED_FILE.into(),
+        origin: v
+            .origin(TOTP_SEED_FILE)
+            .cloned()
+            .unwrap_or(crate::settings::values::Origin::Default),
+        why: e.to_string(),
+    })?;
+    Ok(Arc::new(Totp {
+        key,
+        replay: Arc::clone(&ctx.replay),
+    }))
+}
+
+/// The format for one domain: its key, and the guard that makes each token
+/// single-use.
+pub struct Totp {
+    key: TotpKey,
+    replay: Arc<dyn ReplayGuard>,
+}
+
+impl TokenFormat for Totp {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    /// A password shaped like a token is never sent to the backend: it is
+    /// either a valid, unused token, or refused here.
+    fn check(&self, user: &str, domain: &str, password: &str, now: u64) -> TokenCheck {
+        match self.key.verify(user, domain, password, now) {
+            TotpVerdict::NotAToken => TokenCheck::NotToken,
+            TotpVerdict::BadSignature => TokenCheck::Refused("TOTP token not valid for this user"),
+            TotpVerdict::BadOtp => TokenCheck::Refused("TOTP token expired"),
+            TotpVerdict::Valid { replay_key, step } => {
+                // Accepted up to the end of step + 1: remember it that long.
+                let until = step.saturating_add(SKEW_STEPS + 1).saturating_mul(INTERVAL);
+                let key = format!("totp\0{user}@{domain}\0{replay_key}");
+                match self.replay.first_use(&key, until, now) {
+                    Ok(true) => TokenCheck::Valid,
+                    Ok(false) => TokenCheck::Refused("TOTP token already used"),
+                    Err(_) => TokenCheck::Unknown("TOTP replay guard storage failed"),
+                }
+            }
+        }
+    }
+
+    /// A token for the step containing `now` (the lifetime is fixed: this
+    /// step and the next), with a random 32-digit nonce.
+    fn mint(&self, user: &str, domain: &str, now: u64, _ttl: Duration) -> String {
+        let mut raw = [0u8; 32];
+        // Without OS randomness the nonce would repeat; fall back to the
+        // clock's nanoseconds so two tokens of one step still differ.
+        if getrandom::fill(&mut raw).is_err() {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            raw[..16].copy_from_slice(&n.to_le_bytes());
+        }
+        let nonce: String = raw.iter().map(|b| char::from(b'0' + b % 10)).collect();
+        self.key.mint(user, domain, now, &nonce)
+    }
+}
 
 /// Digits of the OTP; `mod_auth_token` uses 8 where most authenticators use 6.
 const DIGITS: usize = 8;
@@ -351,7 +455,7 @@ mod tests {
     }
 
     fn vectors() -> Vectors {
-        let text = include_str!("../tests/data/totp-vectors.json");
+        let text = include_str!("../../tests/data/totp-vectors.json");
         serde_json::from_str(text).unwrap()
     }
 
