@@ -423,6 +423,43 @@ mod tests {
         assert!(c.debug);
     }
 
+    /// The README's sample /etc/xcauth.conf (its first ```ini block), as printed.
+    fn readme_sample() -> String {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```ini\n").expect("README has an ini block") + 7;
+        let len = readme[start..].find("```").expect("closed");
+        readme[start..start + len].to_string()
+    }
+
+    #[test]
+    fn the_readme_sample_config_loads_as_printed() {
+        let text = readme_sample();
+        let parsed = config_file::parse(&text).expect("the sample parses");
+        assert_eq!(parsed["timeout"].0, "5,10");
+        assert_eq!(parsed["secret-file"].0, "/etc/cloudauth/secret");
+        assert_eq!(parsed["log"].0, "/var/log/xcauth");
+        // The secret file it names does not exist here: the same text with
+        // only that path pointing at a real file loads without a warning.
+        let secret = temp_file("readme-secret", "s3cret\n", 0o600);
+        let conf = temp_file(
+            "readme.conf",
+            &text.replace("/etc/cloudauth/secret", secret.to_str().unwrap()),
+            0o600,
+        );
+        let c = Config::load(&cli(&["-c", conf.to_str().unwrap()])).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            c.timeouts,
+            Timeouts {
+                connect: Duration::from_secs(5),
+                total: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(c.values.secret(SECRET), Some(&Secret::new("s3cret")));
+        assert_eq!(c.log, LogTarget::Dir(PathBuf::from("/var/log/xcauth")));
+        assert!(c.values.url(URL).is_some());
+    }
+
     #[test]
     fn protocol_names() {
         assert_eq!(Protocol::parse("prosody").unwrap(), Protocol::Generic);
