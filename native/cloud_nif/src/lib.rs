@@ -9,7 +9,7 @@
 //!
 //! Results of decisions are `{Verdict, Path, Detail, Micros}`: `Verdict` is
 //! `yes | no | trouble`, `Path` is `token | backend | cache | fallback |
-//! precheck`, `Detail` a binary for the log (never a password).
+//! precheck | recent`, `Detail` a binary for the log (never a password).
 
 mod host;
 mod reply;
@@ -30,7 +30,7 @@ mod atoms {
     rustler::atoms! {
         ok, error, not_token,
         yes, no, trouble,
-        token, backend, cache, fallback, precheck,
+        token, backend, cache, fallback, precheck, recent,
         create_group, add_member, remove_member, set_name,
     }
 }
@@ -50,6 +50,7 @@ fn decision_term(d: &Decision, started: Instant) -> DecisionTerm {
         Path::Cache => atoms::cache(),
         Path::Fallback => atoms::fallback(),
         Path::Refused => atoms::precheck(),
+        Path::Recent => atoms::recent(),
     };
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     (verdict, path, detail, micros)

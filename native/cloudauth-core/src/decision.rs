@@ -16,6 +16,7 @@ use crate::backend::{Account, BackendError};
 use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
+use crate::refusals::RecentRefusals;
 use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
 use crate::token::TokenCheck;
@@ -60,6 +61,8 @@ pub enum Path {
     Fallback,
     /// Refused before any check (empty field, domain not served).
     Refused,
+    /// The backend refused the same password a moment ago.
+    Recent,
 }
 
 impl Path {
@@ -71,6 +74,7 @@ impl Path {
             Path::Cache => "cache",
             Path::Fallback => "cache (cloud unreachable)",
             Path::Refused => "precheck",
+            Path::Recent => "recent refusal",
         }
     }
 }
@@ -111,6 +115,7 @@ pub struct Authenticator {
     clock: Arc<dyn Clock>,
     cache: Option<Arc<PasswordCache>>,
     coalescer: Option<Coalescer>,
+    refusals: Option<RecentRefusals>,
 }
 
 impl Authenticator {
@@ -121,6 +126,7 @@ impl Authenticator {
             clock,
             cache: None,
             coalescer: Coalescer::new(),
+            refusals: RecentRefusals::new(),
         }
     }
 
@@ -199,12 +205,27 @@ impl Authenticator {
         if self.cache_admits(&jid, password, Rules::Normal).await {
             return Decision::new(Verdict::Yes, Path::Cache, None);
         }
+        let window = settings.backend.repeat_refusal_window();
+        let refusals = self.refusals.as_ref().filter(|_| window.is_some());
+        let now = self.clock.now_unix();
+        if refusals.is_some_and(|r| r.remembers(&jid, password, now)) {
+            return Decision::new(
+                Verdict::No,
+                Path::Recent,
+                Some("the same wrong password as a moment ago; not sent to the backend again"),
+            );
+        }
         match self.ask_auth(&settings, user, domain, &jid, password).await {
             Ok(true) => {
                 self.cache_store(&jid, password).await;
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
-            Ok(false) => Decision::new(Verdict::No, Path::Backend, None),
+            Ok(false) => {
+                if let (Some(r), Some(w)) = (refusals, window) {
+                    r.remember(&jid, password, now.saturating_add(w.as_secs()), now);
+                }
+                Decision::new(Verdict::No, Path::Backend, None)
+            }
             Err(e) => {
                 if self.cache_admits(&jid, password, Rules::Unreachable).await {
                     warn!("{jid}: cloud trouble ({e}); admitted by the password cache");

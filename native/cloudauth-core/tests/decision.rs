@@ -451,3 +451,66 @@ mod totp {
         assert!(e.to_string().contains("totp-seed-file"), "{e}");
     }
 }
+
+mod repeated_refusals {
+    use super::*;
+    use cloudauth_core::backend::{Account, Backend, BackendFuture};
+    use cloudauth_core::settings::DomainSettings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A backend that wants repeated wrong passwords kept from it, as a
+    /// throttling Nextcloud does; "right" is alice's password.
+    struct Throttled {
+        asked: AtomicUsize,
+    }
+
+    impl Backend for Throttled {
+        fn name(&self) -> &'static str {
+            "throttled"
+        }
+        fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            let yes = who.user == "alice" && password == "right";
+            Box::pin(async move { Ok(yes) })
+        }
+        fn is_user<'a>(&'a self, _who: Account<'a>) -> BackendFuture<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+        fn repeat_refusal_window(&self) -> Option<Duration> {
+            Some(Duration::from_secs(60))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_is_sent_once_per_window() {
+        let backend = Arc::new(Throttled {
+            asked: AtomicUsize::new(0),
+        });
+        let settings = DomainSettings {
+            backend: Arc::clone(&backend) as Arc<dyn Backend>,
+            tokens: Vec::new(),
+            auth_domain: None,
+            values: Values::default(),
+        };
+        let clock = Arc::new(FixedClock::new(NOW));
+        let a = Authenticator::new(
+            Arc::new(SingleDomain::new(settings)),
+            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+        );
+        let asked = || backend.asked.load(Ordering::SeqCst);
+        assert_eq!(a.auth("alice", "x", "wrong").await.path, Path::Backend);
+        for _ in 0..5 {
+            let d = a.auth("alice", "x", "wrong").await;
+            assert_eq!((d.verdict, d.path), (Verdict::No, Path::Recent));
+        }
+        assert_eq!(asked(), 1, "the stale password reached the backend once");
+        // Another password, or another user, is asked at once.
+        assert!(a.auth("alice", "x", "right").await.verdict.is_yes());
+        assert_eq!(a.auth("bob", "x", "wrong").await.path, Path::Backend);
+        assert_eq!(asked(), 3);
+        // After the window the backend is asked again.
+        clock.set(NOW + 61);
+        assert_eq!(a.auth("alice", "x", "wrong").await.path, Path::Backend);
+        assert_eq!(asked(), 4);
+    }
+}
