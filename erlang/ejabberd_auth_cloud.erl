@@ -112,6 +112,8 @@ opt_type(auth_cloud_auth_domain) -> econf:domain();
 opt_type(auth_cloud_tokens) -> econf:list(econf:binary());
 opt_type(auth_cloud_timeout) -> duration();
 opt_type(auth_cloud_connect_timeout) -> duration();
+opt_type(auth_cloud_concurrency) -> econf:non_neg_int();
+opt_type(auth_cloud_queue) -> econf:non_neg_int();
 opt_type(auth_cloud_cache_storage) -> econf:enum([none, memory, db]);
 opt_type(auth_cloud_cache_db) -> econf:binary();
 opt_type(auth_cloud_cache_query_ttl) -> duration();
@@ -137,6 +139,7 @@ options() ->
 	Opt <- [auth_cloud_backend, auth_cloud_url, auth_cloud_secret,
 		auth_cloud_secret_file, auth_cloud_auth_domain, auth_cloud_tokens,
 		auth_cloud_timeout, auth_cloud_connect_timeout,
+		auth_cloud_concurrency, auth_cloud_queue,
 		auth_cloud_cache_storage, auth_cloud_cache_db,
 		auth_cloud_cache_query_ttl, auth_cloud_cache_verification_ttl,
 		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,

@@ -5,15 +5,17 @@
 //! defaults and the checks of their values are the core's settings schema,
 //! the same the command line and xcauth.conf go through.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use cloudauth_core::backend::gate::Limits;
 use cloudauth_core::domains::Builder;
 use cloudauth_core::roster::GroupPolicy;
 use cloudauth_core::settings::schema::{self, Spec, Vm};
 use cloudauth_core::settings::values::{Layer, Origin, Values};
-use cloudauth_core::settings::{cache_settings, keys, roster_policy, timeouts};
+use cloudauth_core::settings::{cache_settings, keys, limits, roster_policy, timeouts};
 use cloudauth_core::token::{MemoryReplayGuard, ReplayGuard, TokenContext};
 use cloudauth_core::{Authenticator, HttpClient, SingleDomain, SystemClock};
 use rustler::{Resource, Term, TermType};
@@ -56,6 +58,20 @@ fn replay_guard() -> Arc<dyn ReplayGuard> {
     Arc::clone(g) as Arc<dyn ReplayGuard>
 }
 
+/// The gates of this node: vhosts with the same limits share them, so that
+/// several vhosts on one Nextcloud count against one limit.
+fn shared_limits(v: &Values) -> Arc<Limits> {
+    type ByBounds = HashMap<(usize, usize), Arc<Limits>>;
+    static ALL: OnceLock<Mutex<ByBounds>> = OnceLock::new();
+    let wanted = limits(v);
+    let key = wanted.bounds();
+    let mut all = match ALL.get_or_init(Mutex::default).lock() {
+        Ok(a) => a,
+        Err(p) => p.into_inner(),
+    };
+    Arc::clone(all.entry(key).or_insert_with(|| Arc::new(wanted)))
+}
+
 /// An option's value as text, as it would be written on a command line:
 /// binaries as they are, numbers in decimal (seconds for durations), atoms
 /// by name, lists of binaries joined with commas.
@@ -90,7 +106,7 @@ impl Host {
         let mut warnings = resolved.warnings;
         let timeouts = timeouts(&v);
         let builder = Builder {
-            http: Arc::new(HttpClient::new(timeouts)),
+            http: Arc::new(HttpClient::with_limits(timeouts, shared_limits(&v))),
             tokens: TokenContext {
                 replay: replay_guard(),
             },

@@ -142,7 +142,10 @@ fn token_context(config: &Config) -> TokenContext {
 /// exists or was configured), the per-domain file, the global settings.
 fn domain_table(config: &Config) -> Result<DomainTable, String> {
     let builder = Builder {
-        http: Arc::new(HttpClient::new(config.timeouts)),
+        http: Arc::new(HttpClient::with_limits(
+            config.timeouts,
+            Arc::new(cloudauth_core::settings::limits(&config.values)),
+        )),
         tokens: token_context(config),
     };
     let (db, explicit) = &config.db;

@@ -4,9 +4,10 @@
 
 use std::error::Error as StdError;
 use std::io;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::gate::Limits;
 use super::{printable_snippet, BackendError};
 
 /// Largest reply body read from the cloud.
@@ -57,16 +58,29 @@ impl HttpReply {
 /// first use, so that token-only work starts instantly.
 pub struct HttpClient {
     timeouts: Timeouts,
+    limits: Arc<Limits>,
     http: OnceLock<Result<reqwest::Client, BackendError>>,
 }
 
 impl HttpClient {
-    /// A client with the given deadlines.
+    /// A client with the given deadlines and no limit on requests in flight.
     pub fn new(timeouts: Timeouts) -> Self {
+        HttpClient::with_limits(timeouts, Arc::new(Limits::unlimited()))
+    }
+
+    /// A client whose requests to each host pass `limits` (shared with
+    /// other clients that must count against the same limit).
+    pub fn with_limits(timeouts: Timeouts, limits: Arc<Limits>) -> Self {
         HttpClient {
             timeouts,
+            limits,
             http: OnceLock::new(),
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     /// The deadlines in force.
@@ -89,17 +103,20 @@ impl HttpClient {
     }
 
     /// Sends a request made by [`HttpClient::request`] for `url` and reads
-    /// the whole reply within the deadline.
+    /// the whole reply within the deadline, which covers the wait for a
+    /// place among the requests in flight to that host too.
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &reqwest::Url,
     ) -> Result<HttpReply, BackendError> {
         let host = host_of(url);
+        let queued = Instant::now();
+        let _pass = self.limits.gate(&host).enter(self.timeouts.total).await?;
         let started = Instant::now();
         // reqwest's own timeout covers the body too; this outer deadline is
         // the guarantee that nothing waits longer, whatever the cause.
-        let deadline = self.timeouts.total;
+        let deadline = self.timeouts.total.saturating_sub(queued.elapsed());
         let work = async {
             let resp = request
                 .send()

@@ -7,6 +7,7 @@
 //! how to build it from a domain's settings. The decision layer
 //! ([`crate::decision`]) talks to backends only through this trait.
 
+pub mod gate;
 pub mod http;
 pub mod json;
 pub mod jsxc;
@@ -167,6 +168,22 @@ pub enum BackendError {
     /// The connection broke while the reply was being read.
     #[error("reading the reply failed: {0}")]
     Body(String),
+    /// Too many requests already wait for this backend.
+    #[error("{waiting} requests already wait for the backend ({limit} in flight): not queued (raise cloud-concurrency only if the backend has the workers)")]
+    Overloaded {
+        /// Requests in flight allowed.
+        limit: usize,
+        /// Requests allowed to wait.
+        waiting: usize,
+    },
+    /// The request could not start before its deadline.
+    #[error("could not start within {waited:?}: {limit} requests to the backend in flight")]
+    QueueTimeout {
+        /// Requests in flight allowed.
+        limit: usize,
+        /// How long it waited.
+        waited: Duration,
+    },
     /// Local state needed for the answer could not be read or written.
     #[error("local state unavailable: {0}")]
     LocalState(&'static str),

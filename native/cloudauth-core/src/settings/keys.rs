@@ -55,3 +55,7 @@ pub const LOG: &str = "log";
 pub const DEBUG: &str = "debug";
 /// `interactive`
 pub const INTERACTIVE: &str = "interactive";
+/// `cloud-concurrency`
+pub const CLOUD_CONCURRENCY: &str = "cloud-concurrency";
+/// `cloud-queue`
+pub const CLOUD_QUEUE: &str = "cloud-queue";

@@ -29,6 +29,12 @@ pub fn timeouts(v: &Values) -> Timeouts {
     t
 }
 
+/// The limits on requests in flight to each backend host.
+pub fn limits(v: &Values) -> crate::backend::gate::Limits {
+    let n = |k, d: u64| usize::try_from(v.count(k).unwrap_or(d)).unwrap_or(usize::MAX);
+    crate::backend::gate::Limits::new(n(keys::CLOUD_CONCURRENCY, 8), n(keys::CLOUD_QUEUE, 1000))
+}
+
 /// Which Nextcloud groups become shared roster groups.
 pub fn roster_policy(v: &Values) -> GroupPolicy {
     let globs = |k| v.list(k).iter().map(|p| Glob::new(p)).collect();

@@ -215,6 +215,14 @@ pub static CORE: &[Spec] = &[
     Spec::new(CONNECT_TIMEOUT, Kind::Duration, "Seconds for connection set-up (overrides the first part of --timeout)")
         .vm()
         .value_name("SECONDS"),
+    Spec::new(CLOUD_CONCURRENCY, Kind::Count { min: 0, max: 100_000 }, "Most requests in flight to one backend host (size it to the backend's workers, e.g. Nextcloud's PHP-FPM pm.max_children; 0: no limit)")
+        .default("8")
+        .vm_named("auth_cloud_concurrency")
+        .value_name("N"),
+    Spec::new(CLOUD_QUEUE, Kind::Count { min: 0, max: 1_000_000 }, "Most requests waiting for a place among them; more are answered \"cannot tell\" at once")
+        .default("1000")
+        .vm_named("auth_cloud_queue")
+        .value_name("N"),
     Spec::new(ON_BACKEND_TROUBLE, Kind::Choice(TROUBLE_POLICIES), "Answer when the backend cannot tell: tempfail (nothing cached by ejabberd) or fail (no, like xcauth); see docs/backend-trouble.md")
         .default("tempfail")
         .value_name("POLICY"),
