@@ -10,6 +10,7 @@
 pub mod http;
 pub mod json;
 pub mod jsxc;
+pub mod nextcloud;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -78,7 +79,7 @@ pub struct BackendEntry {
 }
 
 /// Every backend. Adding one: its file, and one line here.
-pub static BACKENDS: &[&BackendEntry] = &[&jsxc::ENTRY, &json::ENTRY];
+pub static BACKENDS: &[&BackendEntry] = &[&jsxc::ENTRY, &json::ENTRY, &nextcloud::ENTRY];
 
 /// The entry named `name`.
 pub fn find(name: &str) -> Option<&'static BackendEntry> {
