@@ -11,6 +11,7 @@ pub mod gate;
 pub mod http;
 pub mod json;
 pub mod jsxc;
+pub mod nextcloud;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -79,7 +80,7 @@ pub struct BackendEntry {
 }
 
 /// Every backend. Adding one: its file, and one line here.
-pub static BACKENDS: &[&BackendEntry] = &[&jsxc::ENTRY, &json::ENTRY];
+pub static BACKENDS: &[&BackendEntry] = &[&jsxc::ENTRY, &json::ENTRY, &nextcloud::ENTRY];
 
 /// The entry named `name`.
 pub fn find(name: &str) -> Option<&'static BackendEntry> {

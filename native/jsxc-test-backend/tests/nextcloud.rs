@@ -1,0 +1,455 @@
+//! The `nextcloud` backend of cloudauth-core against the real
+//! `jsxc-test-backend` binary's OCS API (and, for answers that emulation
+//! never gives, a one-reply HTTP server).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudauth_core::backend::http::parse_url;
+use cloudauth_core::backend::nextcloud::{Nextcloud, ServiceAccount};
+use cloudauth_core::backend::{Account, DecodeError};
+use cloudauth_core::domains::Builder;
+use cloudauth_core::settings::values::{SettingsError, Values};
+use cloudauth_core::{Backend, BackendError, HttpClient, Secret, Timeouts};
+
+const USERS: &str = r#"{"users": [
+  {"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "groups": ["staff", "chess"],
+   "login": "alice@mail.example", "app_passwords": ["alice-app-pw"]},
+  {"uid": "bob", "password": "bob-pw", "name": "Bob", "groups": ["staff"]},
+  {"uid": "carol", "password": "carol-pw", "groups": ["chess"], "login": "carol@mail.example"},
+  {"uid": "dave", "password": "dave-pw", "login": "eve"},
+  {"uid": "Dora", "password": "dora-pw", "login": "dora"},
+  {"uid": "svc", "password": "svc-pw", "admin": true},
+  {"uid": "chessmaster", "password": "cm-pw", "subadmin": ["chess"]}
+]}"#;
+
+struct TestBackend {
+    child: Child,
+    /// `http://host:port`: the OCS API's base URL.
+    base: String,
+    control: String,
+    dir: PathBuf,
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nc-backend-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start(name: &str) -> TestBackend {
+    let dir = test_dir(name);
+    let users = dir.join("users.json");
+    std::fs::write(&users, USERS).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
+        .args(["--secret", "unused-here", "--quiet", "--users"])
+        .arg(&users)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rest = line.trim().strip_prefix("READY api=").expect("READY line");
+    let (api, control) = rest.split_once(" control=").unwrap();
+    let host = api
+        .strip_prefix("http://")
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    TestBackend {
+        child,
+        base: format!("http://{host}"),
+        control: control.into(),
+        dir,
+    }
+}
+
+/// Minimal HTTP/1.1 request to the control server; returns (status, body).
+fn control(b: &TestBackend, method: &str, path: &str) -> (u16, String) {
+    let rest = b.control.strip_prefix("http://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn stat(b: &TestBackend, key: &str) -> u64 {
+    let (_, body) = control(b, "GET", "/stats");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {key}: {v}"))
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(2),
+        total: Duration::from_secs(5),
+    }
+}
+
+/// A file holding `password`, readable by this user only.
+fn password_file(b: &TestBackend, name: &str, password: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let f = b.dir.join(name);
+    std::fs::write(&f, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    f.to_str().unwrap().to_string()
+}
+
+/// The backend as the registry builds it from settings.
+fn through_registry(pairs: &[(&str, &str)]) -> Result<Arc<dyn Backend>, SettingsError> {
+    let values = Values::from_pairs(pairs)?;
+    Ok(Builder::new(timeouts()).build(&values)?.backend.clone())
+}
+
+/// `backend = nextcloud` at `b`, with the service account `user`/`password`
+/// when given.
+fn registry_backend(b: &TestBackend, service: Option<(&str, &str)>) -> Arc<dyn Backend> {
+    let mut pairs = vec![("backend", "nextcloud"), ("url", b.base.as_str())];
+    let file;
+    if let Some((user, password)) = service {
+        file = password_file(b, &format!("svc-{user}-{password}"), password);
+        pairs.push(("service-user", user));
+        pairs.push(("service-password-file", file.as_str()));
+    }
+    let backend = through_registry(&pairs).expect("nextcloud backend builds");
+    assert_eq!(backend.name(), "nextcloud");
+    backend
+}
+
+fn who(user: &str) -> Account<'_> {
+    Account {
+        user,
+        domain: "example.org",
+    }
+}
+
+#[tokio::test]
+async fn passwords() {
+    let b = start("passwords");
+    let nc = registry_backend(&b, None);
+    assert_eq!(nc.auth(who("alice"), "alice-pw").await, Ok(true));
+    assert_eq!(nc.auth(who("alice"), "wrong").await, Ok(false));
+    assert_eq!(nc.auth(who("nobody"), "alice-pw").await, Ok(false));
+    assert_eq!(
+        nc.auth(who("alice"), "alice-app-pw").await,
+        Ok(true),
+        "app password"
+    );
+    // Nextcloud finds uid "Dora" for login "dora" (here through an alias;
+    // a real Nextcloud also matches uids ignoring case): the same account.
+    assert_eq!(nc.auth(who("dora"), "dora-pw").await, Ok(true), "folding");
+    // Right credentials of another account: login "eve" is dave's.
+    assert_eq!(nc.auth(who("eve"), "dave-pw").await, Ok(false));
+    assert_eq!(nc.auth(who("dave"), "dave-pw").await, Ok(true));
+    // The e-mail address logs in as alice, but is not alice's JID.
+    assert_eq!(
+        nc.auth(who("alice@mail.example"), "alice-pw").await,
+        Ok(false)
+    );
+    let asked = stat(&b, "ocs_user");
+    assert_eq!(asked, 8);
+    assert_eq!(stat(&b, "ocs_csrf"), 0, "OCS-APIRequest was sent");
+    // Not expressible in basic auth: no, without asking.
+    for (user, password) in [
+        ("al:ice", "alice-pw"),
+        ("alice", ""),
+        ("", "alice-pw"),
+        ("alice", "pw\nx"),
+        ("al\u{7}ice", "alice-pw"),
+    ] {
+        assert_eq!(nc.auth(who(user), password).await, Ok(false), "{user:?}");
+    }
+    assert_eq!(stat(&b, "ocs_user"), asked, "no requests for those");
+    assert_eq!(nc.repeat_refusal_window(), Some(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn is_user_needs_the_service_account() {
+    let b = start("isuser");
+    let nc = registry_backend(&b, Some(("svc", "svc-pw")));
+    assert_eq!(nc.is_user(who("alice")).await, Ok(true));
+    assert_eq!(nc.is_user(who("bob")).await, Ok(true));
+    assert_eq!(nc.is_user(who("nobody")).await, Ok(false));
+    assert_eq!(
+        nc.is_user(who("..")).await,
+        Ok(false),
+        "no such Nextcloud uid"
+    );
+
+    let without = registry_backend(&b, None);
+    for _ in 0..2 {
+        assert_eq!(
+            without.is_user(who("alice")).await,
+            Err(BackendError::Unsupported(
+                "isuser needs a Nextcloud service account (service-user, service-password-file)"
+            )),
+            "could not find out, not no"
+        );
+    }
+    assert!(without.shared_roster(who("alice")).is_none());
+
+    let wrong = registry_backend(&b, Some(("svc", "not-the-password")));
+    assert!(matches!(
+        wrong.is_user(who("alice")).await,
+        Err(BackendError::Unauthorized { status: 401, hint }) if hint.contains("service-password-file")
+    ));
+    // A subadmin sees its groups' members; others exist but are hidden
+    // from it: that is no answer, not a no.
+    let sub = registry_backend(&b, Some(("chessmaster", "cm-pw")));
+    assert_eq!(sub.is_user(who("carol")).await, Ok(true));
+    assert_eq!(sub.is_user(who("nobody")).await, Ok(false));
+    assert!(matches!(
+        sub.is_user(who("bob")).await,
+        Err(BackendError::Unauthorized { hint, .. }) if hint.contains("subadmin")
+    ));
+    // An account that is neither admin nor subadmin.
+    let plain = registry_backend(&b, Some(("bob", "bob-pw")));
+    assert!(matches!(
+        plain.shared_roster(who("alice")).expect("configured").await,
+        Err(BackendError::Unauthorized { hint, .. }) if hint.contains("admin")
+    ));
+}
+
+#[tokio::test]
+async fn shared_roster_from_nextcloud_groups() {
+    let b = start("roster");
+    let nc = registry_backend(&b, Some(("svc", "svc-pw")));
+    let r = nc
+        .shared_roster(who("alice"))
+        .expect("with a service account")
+        .await
+        .unwrap();
+    let names: Vec<_> = r.keys().map(String::as_str).collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    assert_eq!(r["alice"].name, "Alice Liddell");
+    assert_eq!(r["alice"].groups, ["staff", "chess"]);
+    assert_eq!(r["bob"].name, "Bob");
+    assert_eq!(r["bob"].groups, ["staff"]);
+    assert_eq!(r["carol"].name, "carol");
+    assert_eq!(r["carol"].groups, ["chess"]);
+    assert_eq!(stat(&b, "ocs_groups"), 1);
+    assert_eq!(stat(&b, "ocs_group_members"), 2);
+
+    let bob = nc.shared_roster(who("bob")).unwrap().await.unwrap();
+    assert_eq!(bob.keys().collect::<Vec<_>>(), ["alice", "bob"]);
+    assert_eq!(
+        bob["alice"].groups,
+        ["staff"],
+        "only the groups shared with bob"
+    );
+
+    let dave = nc.shared_roster(who("dave")).unwrap().await.unwrap();
+    assert!(dave.is_empty(), "no groups: empty roster");
+    // An unknown user is trouble, never an empty roster.
+    assert!(matches!(
+        nc.shared_roster(who("nobody")).unwrap().await,
+        Err(BackendError::Api(_))
+    ));
+}
+
+#[tokio::test]
+async fn settings_through_the_registry() {
+    let b = start("settings");
+    let file = password_file(&b, "svc", "svc-pw");
+    let base = b.base.as_str();
+    assert!(matches!(
+        through_registry(&[
+            ("backend", "nextcloud"),
+            ("url", base),
+            ("service-user", "svc")
+        ]),
+        Err(SettingsError::Missing {
+            key: "service-password-file",
+            ..
+        })
+    ));
+    assert!(matches!(
+        through_registry(&[
+            ("backend", "nextcloud"),
+            ("url", base),
+            ("service-password-file", &file)
+        ]),
+        Err(SettingsError::Missing {
+            key: "service-user",
+            ..
+        })
+    ));
+    // A path prefix is kept: here it leads nowhere, and that is an error,
+    // not a no.
+    let prefixed = format!("{base}/nextcloud/");
+    let nc = through_registry(&[
+        ("backend", "nextcloud"),
+        ("url", &prefixed),
+        ("service-user", "svc"),
+        ("service-password-file", &file),
+    ])
+    .unwrap();
+    assert!(matches!(
+        nc.is_user(who("alice")).await,
+        Err(BackendError::HttpStatus { status: 404, .. })
+    ));
+}
+
+/// An HTTP server that answers every request with `status` and `body`,
+/// sending each request's head to the returned channel.
+fn canned_server(status: &str, content_type: &str, body: &str) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+fn direct(base: &str) -> Nextcloud {
+    Nextcloud::new(
+        parse_url(base).unwrap(),
+        Some(ServiceAccount::new("svc", Secret::new("svc-pw")).unwrap()),
+        Arc::new(HttpClient::new(timeouts())),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn answers_our_emulation_never_gives() {
+    // A proxy that strips OCS-APIRequest: Nextcloud's CSRF check says 412.
+    let (base, heads) = canned_server(
+        "412 Precondition Failed",
+        "application/json",
+        r#"{"message":"CSRF check failed"}"#,
+    );
+    let nc = direct(&format!("{base}/nextcloud"));
+    let e = nc.auth(who("alice"), "alice-pw").await.unwrap_err();
+    assert!(
+        matches!(&e, BackendError::Api(m) if m.contains("OCS-APIRequest") && m.contains("proxy")),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("alice-pw"));
+    let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        head.starts_with("GET /nextcloud/ocs/v2.php/cloud/user?format=json HTTP/1.1"),
+        "{head}"
+    );
+    assert!(lower.contains("\r\nocs-apirequest: true\r\n"), "{head}");
+    assert!(lower.contains("\r\naccept: application/json\r\n"), "{head}");
+    // base64("alice:alice-pw")
+    assert!(head.contains("YWxpY2U6YWxpY2UtcHc="), "{head}");
+    assert!(matches!(
+        nc.is_user(who("alice")).await,
+        Err(BackendError::Api(m)) if m.contains("412")
+    ));
+
+    // 200 without a string data.id.
+    let (base, _heads) = canned_server(
+        "200 OK",
+        "application/json",
+        r#"{"ocs":{"meta":{"status":"ok","statuscode":200},"data":{"id":42}}}"#,
+    );
+    assert!(matches!(
+        direct(&base).auth(who("alice"), "alice-pw").await,
+        Err(BackendError::Decode(DecodeError::Shape(_)))
+    ));
+
+    // Some other status: trouble, with the body's start for the log.
+    let (base, _heads) = canned_server(
+        "503 Service Unavailable",
+        "text/html",
+        "<h1>maintenance</h1>",
+    );
+    assert!(matches!(
+        direct(&base).auth(who("alice"), "alice-pw").await,
+        Err(BackendError::HttpStatus { status: 503, snippet }) if snippet.contains("maintenance")
+    ));
+}
+
+#[tokio::test]
+async fn notices_the_brute_force_throttle() {
+    let b = start("throttle");
+    // Each second of Nextcloud's delay takes 500 ms: failures before a
+    // login 0, 1, 2, 3, 4 delay it 0, 0.1, 0.1, 0.2, 0.4 s and the right
+    // login after four failures 0.8 s. Above the 300 ms floor set here
+    // only the fourth failure and that login; the loopback logins before
+    // take a few ms.
+    let (status, _) = control(&b, "POST", "/throttle?on=1&scale_ms_per_s=500");
+    assert_eq!(status, 200);
+    let nc = direct(&b.base).with_throttle_floor(Duration::from_millis(300));
+    for _ in 0..3 {
+        assert_eq!(nc.auth(who("alice"), "alice-pw").await, Ok(true));
+    }
+    assert_eq!(nc.throttling_seen(), 0, "not throttled yet");
+    for _ in 0..4 {
+        assert_eq!(nc.auth(who("alice"), "wrong").await, Ok(false));
+    }
+    let (_, state) = control(&b, "GET", "/throttle");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["failures"]["127.0.0.1"], 4, "{state}");
+    let before = nc.throttling_seen();
+    let started = Instant::now();
+    assert_eq!(
+        nc.auth(who("alice"), "alice-pw").await,
+        Ok(true),
+        "a right password still works, slowly"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert!(nc.throttling_seen() >= 1);
+    assert_eq!(
+        nc.throttling_seen(),
+        before + 1,
+        "the slow right login noticed"
+    );
+    // After `occ security:bruteforce:reset`, logins are fast again.
+    control(&b, "POST", "/throttle/reset");
+    let seen = nc.throttling_seen();
+    assert_eq!(nc.auth(who("alice"), "alice-pw").await, Ok(true));
+    assert_eq!(nc.throttling_seen(), seen);
+}
