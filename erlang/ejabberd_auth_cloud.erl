@@ -125,6 +125,8 @@ opt_type(auth_cloud_roster_groups_allow) -> econf:list(econf:binary());
 opt_type(auth_cloud_roster_groups_deny) -> econf:list(econf:binary());
 opt_type(auth_cloud_roster_max_members) -> econf:non_neg_int();
 opt_type(auth_cloud_api_token_file) -> econf:file(read);
+opt_type(auth_cloud_service_user) -> econf:binary();
+opt_type(auth_cloud_service_password_file) -> econf:file(read);
 opt_type(auth_cloud_totp_seed_file) -> econf:file(read);
 opt_type(auth_cloud_totp_secret_file) -> econf:file(read).
 
@@ -145,7 +147,8 @@ options() ->
 		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,
 		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,
 		auth_cloud_roster_groups_deny, auth_cloud_roster_max_members,
-		auth_cloud_api_token_file,
+		auth_cloud_api_token_file, auth_cloud_service_user,
+		auth_cloud_service_password_file,
 		auth_cloud_totp_seed_file, auth_cloud_totp_secret_file]].
 
 %%%----------------------------------------------------------------------
