@@ -53,12 +53,15 @@ free_port() {
 now_ms() { date +%s%3N; }
 
 # --- the JSXC test backend ---------------------------------------------------
-# start_backend DIR SECRET USERS_JSON_TEXT -> sets BACKEND_URL BACKEND_CONTROL BACKEND_PID
+# start_backend DIR SECRET USERS_JSON_TEXT [EXTRA_ARGS...] -> sets BACKEND_URL
+# (the JSXC API), BACKEND_ORIGIN (http://127.0.0.1:PORT: the OCS API's base,
+# and the JSON API's at /json), BACKEND_CONTROL and BACKEND_PID
 start_backend() {
     local dir=$1 secret=$2 users=$3 line
+    shift 3
     printf '%s\n' "$users" > "$dir/users.json"
     mkfifo "$dir/backend.ready"
-    "$BIN_DIR/jsxc-test-backend" --secret "$secret" --users "$dir/users.json" --quiet \
+    "$BIN_DIR/jsxc-test-backend" --secret "$secret" --users "$dir/users.json" --quiet "$@" \
         > "$dir/backend.ready" 2> "$dir/backend.log" &
     BACKEND_PID=$!
     on_exit "kill $BACKEND_PID"
@@ -66,6 +69,8 @@ start_backend() {
     line=${line#READY api=}
     BACKEND_URL=${line%% control=*}
     BACKEND_CONTROL=${line##* control=}
+    BACKEND_ORIGIN=${BACKEND_URL%"${BACKEND_URL#http://*/}"}
+    BACKEND_ORIGIN=${BACKEND_ORIGIN%/}
     [ -n "$BACKEND_URL" ] && [ -n "$BACKEND_CONTROL" ]
 }
 
@@ -73,8 +78,15 @@ fault() { # fault MODE [MS]
     curl -sf -X POST "$BACKEND_CONTROL/fault?mode=$1${2:+&ms=$2}" >/dev/null
 }
 
-backend_count() { # backend_count OP -> requests of that operation so far
+backend_count() { # backend_count OP -> requests of that operation (a /stats key) so far
     curl -sf "$BACKEND_CONTROL/stats" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+throttle() { # throttle on|off [SCALE_MS_PER_S]: Nextcloud's brute-force throttle, emulated
+    local on=0
+    [ "$1" = on ] && on=1
+    curl -sf -X POST "$BACKEND_CONTROL/throttle?on=$on${2:+&scale_ms_per_s=$2}" >/dev/null &&
+        curl -sf -X POST "$BACKEND_CONTROL/throttle/reset" >/dev/null
 }
 
 # --- ejabberd ----------------------------------------------------------------
