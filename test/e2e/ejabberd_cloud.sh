@@ -99,8 +99,9 @@ token_ms() {
 base_token=$(token_ms)
 base_probe=$(ev "$PROBE")
 # 200 password logins (200 users, so no two share a cloud request) against a
-# cloud answering after 5 s (timeout raised so that they succeed).
-sed -i "s/^auth_cloud_timeout: .*/auth_cloud_timeout: 8/" "$E/etc/ejabberd.yml"
+# cloud answering after 5 s (timeout raised so that they succeed) that has
+# the workers for all of them (so the concurrency limit lets 200 through).
+sed -i "s/^auth_cloud_timeout: .*/auth_cloud_timeout: 8\nauth_cloud_concurrency: 200/" "$E/etc/ejabberd.yml"
 "$SANDBOX" ctl "$E" reload_config >/dev/null 2>&1
 fault delay 5000
 auth_before=$(backend_count auth)
