@@ -140,6 +140,7 @@ host_config:
   nc.localhost:
     auth_cloud_backend: nextcloud
     auth_cloud_url: "$BACKEND_ORIGIN"
+    auth_cloud_roster_sync: true
     auth_cloud_service_user: svc
     auth_cloud_service_password_file: "$W/svc-pw"
     auth_cloud_tokens: [totp, jsxc]
@@ -166,6 +167,17 @@ expect "vm nc.localhost: user_exists of an unknown user" "{nocache,false}" \
     "$(ev 'ejabberd_auth_cloud:user_exists(<<"mallory">>, <<"nc.localhost">>).')"
 expect "vm json.localhost: user_exists (POST /exists)" "{nocache,true}" \
     "$(ev 'ejabberd_auth_cloud:user_exists(<<"bob">>, <<"json.localhost">>).')"
+# alice's logins provisioned her Nextcloud group "staff" (alice, bob) as a
+# shared roster group, through the service account.
+STAFF='lists:sort([U || G <- mod_shared_roster:list_groups(<<"nc.localhost">>), proplists:get_value(label, mod_shared_roster:get_group_opts(<<"nc.localhost">>, G)) == <<"staff">>, {U, _} <- mod_shared_roster:get_group_explicit_users(<<"nc.localhost">>, G)]).'
+members=""
+for _ in $(seq 50); do
+    members=$(ev "$STAFF")
+    [ "$members" = '[<<"alice">>,<<"bob">>]' ] && break
+    sleep 0.2
+done
+expect "vm nc.localhost: Nextcloud group staff provisioned as a shared roster group (service account)" \
+    '[<<"alice">>,<<"bob">>]' "$members"
 VLOG="$VM/log/ejabberd.log"
 grep -q "service account" "$VLOG" && ok "vm: the log says isuser and the shared roster need a service account" \
     || not_ok "vm: no service account line in ejabberd's log"
