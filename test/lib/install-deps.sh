@@ -3,7 +3,7 @@
 # ejabberd (and Erlang headers + rebar3 for the in-VM module), slixmpp for
 # Debian's python3, Prosody (+ prosody-modules, lua-cyrussasl for its Cyrus
 # SASL path), testsaslauthd (sasl2-bin), postmap (postfix),
-# systemd-socket-activate, curl.
+# systemd-socket-activate, curl, logrotate.
 # As root it runs apt-get; otherwise it says what to install and fails.
 set -u
 need=()
@@ -19,6 +19,7 @@ dpkg -s lua-cyrussasl >/dev/null 2>&1 || need+=(lua-cyrussasl)
 [ -x /usr/sbin/testsaslauthd ] || need+=(sasl2-bin)
 [ -x /usr/sbin/postmap ] || need+=(postfix)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
 [ -x /usr/bin/systemd-socket-activate ] || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -153,6 +153,9 @@ impl Cli {
 }
 
 const AFTER_HELP: &str = "\
+Exit status: -A and -I: 0 yes, 1 no, 2 the backend could not tell (trouble).
+78: the configuration cannot be used (the message names what is missing or
+wrong). 70: serving failed. 0: the session ended (EOF, quit, SIGTERM).
 -A takes precedence over -I over -R over -t. -A, -I and -R log to stderr.
 Command line beats the config file, which beats the defaults; config keys are
 the long option names (without dashes; _ and - alike).

@@ -17,6 +17,7 @@ use thiserror::Error;
 use crate::cli::Cli;
 use crate::config_file;
 use crate::listen::{parse_spec, ListenSpec};
+use crate::logging;
 
 /// Config file read when `-c` is not given (and it exists).
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
@@ -98,6 +99,8 @@ impl Protocol {
 pub enum LogTarget {
     /// Standard error (`-i`, one-shot checks).
     Stderr,
+    /// Standard error connected to systemd's journal, with priority prefixes.
+    Journal,
     /// `<dir>/cloudauth.log`.
     Dir(PathBuf),
 }
@@ -186,7 +189,10 @@ impl Config {
         let protocol = v.text(TYPE).map(Protocol::parse).transpose()?;
         let one_shot = cli.one_shot();
         let interactive = v.flag(INTERACTIVE) || one_shot;
+        // Under systemd the journal is the place, unless a log directory
+        // was configured (xcauth's setups have one in xcauth.conf).
         let log = match (interactive, v.path(LOG)) {
+            (false, _) if v.is_default(LOG) && logging::stderr_is_journal() => LogTarget::Journal,
             (false, Some(dir)) => LogTarget::Dir(dir.to_path_buf()),
             _ => LogTarget::Stderr,
         };

@@ -1,13 +1,20 @@
-//! Log set-up: `<dir>/cloudauth.log`, or stderr. Never stdout, which
-//! carries only replies.
+//! Log set-up: `<dir>/cloudauth.log`, the journal (under systemd, when no
+//! log directory is configured), or stderr. Never stdout, which carries
+//! only replies.
 //!
 //! File lines are buffered: warnings and errors are flushed at once, other
 //! lines within [`FLUSH_EVERY`] (call [`flush`] periodically and at exit),
 //! so that a decision does not cost a write(2) of its own.
+//!
+//! Log rotation works without telling us, as with xcauth's
+//! `WatchedFileHandler` (xcauth's logrotate file has no postrotate): every
+//! flush tick checks whether the path still names the open file, and
+//! reopens it when it was moved or removed. `SIGHUP` reopens at once.
 
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,13 +34,36 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// The open log file, shared by all writers, swappable on reopen.
 struct LogFile {
     path: PathBuf,
-    out: Mutex<BufWriter<File>>,
+    out: Mutex<Open>,
+}
+
+/// The file as opened: its writer and which inode it is.
+struct Open {
+    writer: BufWriter<File>,
+    id: (u64, u64),
+}
+
+impl Open {
+    fn new(file: File) -> io::Result<Self> {
+        let m = file.metadata()?;
+        Ok(Open {
+            id: (m.dev(), m.ino()),
+            writer: BufWriter::with_capacity(64 * 1024, file),
+        })
+    }
 }
 
 static LOG: OnceLock<Arc<LogFile>> = OnceLock::new();
 
+/// Opens for appending, created 0640, never through a symlink (a log
+/// directory writable by someone else must not redirect our writes).
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Hands out one writer per log event.
@@ -53,9 +83,9 @@ impl Write for LogLine {
             .out
             .lock()
             .map_err(|_| io::Error::other("log lock poisoned"))?;
-        out.write_all(buf)?;
+        out.writer.write_all(buf)?;
         if self.urgent {
-            out.flush()?;
+            out.writer.flush()?;
         }
         Ok(buf.len())
     }
@@ -110,6 +140,48 @@ impl FormatTime for UtcMicros {
     }
 }
 
+/// Lines for the journal: `<N>` syslog priority prefixes (sd-daemon(3)),
+/// no timestamp (the journal has its own).
+struct JournalLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            _ => 7,
+        };
+        write!(w, "<{priority}>")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// True when standard error is connected to the journal: systemd sets
+/// `JOURNAL_STREAM` to its device and inode (systemd.exec(5)).
+pub fn stderr_is_journal() -> bool {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let Ok(m) = fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(m.dev()) && ino.parse() == Ok(m.ino())
+}
+
 /// Installs the global logger. Returns a warning when the log file could
 /// not be opened and stderr is used instead.
 pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
@@ -124,13 +196,23 @@ pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
             builder.with_writer(io::stderr).init();
             None
         }
+        LogTarget::Journal => {
+            builder
+                .event_format(JournalLine)
+                .with_writer(io::stderr)
+                .init();
+            None
+        }
         LogTarget::Dir(dir) => {
             let path = dir.join(LOG_FILE);
-            match fs::create_dir_all(dir).and_then(|()| open_append(&path)) {
-                Ok(file) => {
+            let opened = fs::create_dir_all(dir)
+                .and_then(|()| open_append(&path))
+                .and_then(Open::new);
+            match opened {
+                Ok(open) => {
                     let log = Arc::new(LogFile {
                         path,
-                        out: Mutex::new(BufWriter::with_capacity(64 * 1024, file)),
+                        out: Mutex::new(open),
                     });
                     let _ = LOG.set(Arc::clone(&log));
                     builder.with_writer(LogHandle(log)).init();
@@ -152,18 +234,39 @@ pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
 pub fn flush() {
     if let Some(log) = LOG.get() {
         if let Ok(mut out) = log.out.lock() {
-            let _ = out.flush();
+            let _ = out.writer.flush();
         }
     }
 }
 
-/// Flushes every [`FLUSH_EVERY`], forever (spawn it on the runtime).
+/// Flushes every [`FLUSH_EVERY`] and follows a rotated or removed log
+/// file, forever (spawn it on the runtime).
 pub async fn flush_periodically() {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         flush();
+        if rotated() {
+            match reopen() {
+                Ok(_) => tracing::info!("log file was moved or removed: reopened"),
+                Err(e) => tracing::warn!("log file was moved or removed; cannot reopen it: {e}"),
+            }
+        }
+    }
+}
+
+/// True when the log path no longer names the open file.
+fn rotated() -> bool {
+    let Some(log) = LOG.get() else {
+        return false;
+    };
+    let now = fs::symlink_metadata(&log.path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    match log.out.lock() {
+        Ok(out) => now != Some(out.id),
+        Err(_) => false,
     }
 }
 
@@ -173,12 +276,31 @@ pub fn reopen() -> io::Result<bool> {
     let Some(log) = LOG.get() else {
         return Ok(false);
     };
-    let fresh = open_append(&log.path)?;
+    let fresh = Open::new(open_append(&log.path)?)?;
     let mut out = log
         .out
         .lock()
         .map_err(|_| io::Error::other("log lock poisoned"))?;
-    out.flush()?;
-    *out = BufWriter::with_capacity(64 * 1024, fresh);
+    out.writer.flush()?;
+    *out = fresh;
     Ok(true)
+}
+
+/// Reopens the log file on every `SIGHUP`, forever (spawn it on the
+/// runtime): what logrotate's postrotate and systemd's ExecReload send.
+pub async fn reopen_on_hangup() {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot handle SIGHUP (log reopening): {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match reopen() {
+            Ok(true) => tracing::info!("SIGHUP: log file reopened"),
+            Ok(false) => tracing::debug!("SIGHUP: not logging to a file"),
+            Err(e) => tracing::warn!("SIGHUP: cannot reopen the log file: {e}"),
+        }
+    }
 }

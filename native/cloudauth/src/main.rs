@@ -34,13 +34,27 @@ use crate::config::Config;
 use crate::handler::Handler;
 use crate::roster_sync::RosterSync;
 
+/// Exit status for a configuration that cannot be used (sysexits'
+/// EX_CONFIG): apart from 2, which the one-shot checks use for backend trouble.
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit status for a failure while serving (sysexits' EX_SOFTWARE).
+pub const EXIT_FAILURE: u8 = 70;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error is a configuration error too (clap would exit 2, which
+    // means backend trouble here); --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_CONFIG } else { 0 });
+        }
+    };
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cloudauth: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     if let Some(Command::Token {
@@ -75,7 +89,7 @@ fn mint_token(
 ) -> ExitCode {
     let fail = |why: String| {
         eprintln!("cloudauth: token: {why}");
-        ExitCode::from(2)
+        ExitCode::from(EXIT_CONFIG)
     };
     let now = SystemClock.now_unix();
     let ttl = match expiry {
@@ -181,7 +195,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         Err(e) => {
             error!("{e}");
             eprintln!("cloudauth: {e}");
-            return 2;
+            return EXIT_CONFIG;
         }
     };
     // One worker thread: cloud requests, timers and socket connections run
@@ -194,7 +208,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         Ok(r) => r,
         Err(e) => {
             error!("cannot start the async runtime: {e}");
-            return 2;
+            return EXIT_FAILURE;
         }
     };
     let exit = |c: i32| u8::try_from(c).unwrap_or(2);
@@ -211,7 +225,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
             Err(e) => {
                 error!("shared roster sync off: {e}");
                 eprintln!("cloudauth: shared roster sync off: {e}");
-                return 2;
+                return EXIT_CONFIG;
             }
         },
     };
@@ -221,7 +235,8 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     let handler = Arc::new(Handler::new(Arc::new(auth), config.on_trouble, roster));
     let drain = config.timeouts.total + std::time::Duration::from_secs(2);
     runtime.spawn(logging::flush_periodically());
-    let result = runtime.block_on(async {
+    runtime.spawn(logging::reopen_on_hangup());
+    let listeners = runtime.block_on(async {
         let mut listeners = listen::from_systemd().map_err(|e| e.to_string())?;
         for spec in &config.listen {
             listeners.push((
@@ -231,18 +246,41 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         }
         Ok::<_, String>(listeners)
     });
+    let listeners = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("cloudauth: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    if listeners.is_empty() && config.protocol.is_none() {
+        let e = "nothing to do: give -t TYPE, --listen PROTO=ADDR, -A, -I, -R or the token subcommand (see --help)";
+        error!("{e}");
+        eprintln!("cloudauth: {e}");
+        return EXIT_CONFIG;
+    }
+    let result = Ok(listeners);
     let result = match result {
         Ok(listeners) if !listeners.is_empty() => {
             info!("socket mode, version {}", env!("CARGO_PKG_VERSION"));
             runtime
-                .block_on(sockets::run(listeners, Arc::clone(&handler), drain, config.idle_timeout))
+                .block_on(sockets::run(
+                    listeners,
+                    Arc::clone(&handler),
+                    drain,
+                    config.idle_timeout,
+                ))
                 .map(|()| serve::End::Shutdown)
                 .map_err(|e| e.to_string())
         }
         Ok(_) => match config.protocol {
-            None => Err("nothing to do: give -t TYPE, --listen PROTO=ADDR, -A, -I, -R or the token subcommand (see --help)".to_string()),
+            None => Err("nothing to serve".to_string()),
             Some(protocol) => {
-                info!("serving {protocol:?} protocol on stdin/stdout (version {})", env!("CARGO_PKG_VERSION"));
+                info!(
+                    "serving {protocol:?} protocol on stdin/stdout (version {})",
+                    env!("CARGO_PKG_VERSION")
+                );
                 protocols::serve_stdio_protocol(protocol, Arc::clone(&handler), runtime.handle())
                     .map_err(|e| e.to_string())
             }
@@ -257,7 +295,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         Err(e) => {
             error!("{e}");
             eprintln!("cloudauth: {e}");
-            2
+            EXIT_FAILURE
         }
     }
 }

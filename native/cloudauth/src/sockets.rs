@@ -15,7 +15,6 @@ use tracing::{debug, info, warn};
 use crate::config::Protocol;
 use crate::handler::Handler;
 use crate::listen::Listener;
-use crate::logging;
 use crate::protocols::serve_protocol;
 
 /// Open connections per listener before that listener pauses accepting.
@@ -60,19 +59,9 @@ pub async fn run(
     }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => {
-                match logging::reopen() {
-                    Ok(true) => info!("SIGHUP: log file reopened"),
-                    Ok(false) => debug!("SIGHUP: not logging to a file"),
-                    Err(e) => warn!("SIGHUP: cannot reopen the log file: {e}"),
-                }
-            }
-        }
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
     }
     let _ = stop_tx.send(true);
     for a in acceptors {

@@ -297,7 +297,11 @@ fn missing_settings_fail_loudly() {
         .args(["-c", "/dev/null", "-t", "ejabberd", "-i"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "configuration errors exit 78, not 2"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("backend jsxc needs url"));
     // Half a configuration names the half that is missing.
     let out = Command::new(BIN)
@@ -312,14 +316,54 @@ fn missing_settings_fail_loudly() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "configuration errors exit 78, not 2"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("backend jsxc needs secret"));
     let out = Command::new(BIN)
         .args(["-c", "/nonexistent/xcauth.conf", "-t", "ejabberd"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "configuration errors exit 78, not 2"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+    // A URL without a scheme is refused at start-up, naming the setting.
+    let out = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-t",
+            "ejabberd",
+            "-i",
+            "-s",
+            "k",
+            "-u",
+            "cloud.example.org/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "a usage error is a configuration error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--url"));
+    let conf = workdir("badurl").join("xcauth.conf");
+    std::fs::write(
+        &conf,
+        "url = cloud.example.org/x\nsecret = k\ntype = ejabberd\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-i")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("invalid url in config file"), "{text}");
 }
 
 /// A cloud answering `auth` after a delay chosen by the user name:
@@ -481,4 +525,71 @@ fn totp_tokens_are_single_use_across_an_extauth_pool() {
     let log = log_text(&dir);
     assert!(log.contains("TOTP token already used"), "{log}");
     assert!(!log.contains(&token), "tokens are never logged");
+}
+
+/// Under systemd (JOURNAL_STREAM names standard error) with no log
+/// directory configured, lines go to the journal: priority prefixes, no
+/// timestamps of our own; with `-l DIR` the file wins.
+#[test]
+fn journal_under_systemd_unless_a_log_directory_is_configured() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = workdir("journal");
+    let stderr_path = dir.join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let m = stderr.metadata().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "-u",
+            &dead_url(),
+            "-t",
+            "generic",
+        ])
+        .env("JOURNAL_STREAM", format!("{}:{}", m.dev(), m.ino()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(format!("auth:alice:localhost:{}\n", tok("alice", "localhost")).as_bytes())
+        .unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+    let text = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("<6>auth alice@localhost: yes via token")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Z  INFO"),
+        "no timestamps of our own: {text}"
+    );
+    // An explicit log directory beats the journal.
+    let logdir = dir.join("log");
+    let out = Command::new(BIN)
+        .args([
+            "-c",
+            "/dev/null",
+            "-s",
+            SECRET,
+            "-u",
+            &dead_url(),
+            "-t",
+            "generic",
+            "-l",
+        ])
+        .arg(&logdir)
+        .env("JOURNAL_STREAM", format!("{}:{}", m.dev(), m.ino()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(log_text(&logdir).contains("serving Generic protocol"));
 }
