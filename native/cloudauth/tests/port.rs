@@ -347,7 +347,11 @@ fn missing_settings_fail_loudly() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(78), "a usage error is a configuration error");
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "a usage error is a configuration error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--url"));
     let conf = workdir("badurl").join("xcauth.conf");
     std::fs::write(
