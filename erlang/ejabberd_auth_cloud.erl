@@ -43,6 +43,9 @@
 %%%----------------------------------------------------------------------
 -spec start(binary()) -> ok.
 start(Host) ->
+    %% Not from here directly: ejabberd_sup may be starting this very
+    %% process (ejabberd_auth) and would not answer start_child until done.
+    {ok, _} = timer:apply_after(0, ejabberd_auth_cloud_log, ensure_started, []),
     case ejabberd_config:get_option({auth_cloud_roster_sync, Host}) of
 	true -> ejabberd_auth_cloud_roster:start(Host);
 	_ -> ok

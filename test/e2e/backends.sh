@@ -179,8 +179,9 @@ done
 expect "vm nc.localhost: Nextcloud group staff provisioned as a shared roster group (service account)" \
     '[<<"alice">>,<<"bob">>]' "$members"
 VLOG="$VM/log/ejabberd.log"
-grep -q "service account" "$VLOG" && ok "vm: the log says isuser and the shared roster need a service account" \
-    || not_ok "vm: no service account line in ejabberd's log"
+grep -q "cloudauth: Nextcloud at .* no service account, so isuser cannot find out .* to turn them on" "$VLOG" \
+    && ok "vm: the core's own warning (no service account, how to turn isuser on) reached ejabberd's log" \
+    || not_ok "vm: the core's service account warning is not in ejabberd's log"
 "$SANDBOX" status "$VM" >/dev/null 2>&1; expect "vm: ejabberd still running" 0 $?
 
 # --- Prosody through a socket-mode cloudauth ------------------------------------------

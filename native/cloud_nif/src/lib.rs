@@ -12,6 +12,7 @@
 //! precheck | recent`, `Detail` a binary for the log (never a password).
 
 mod host;
+mod log;
 mod reply;
 mod roster;
 mod runtime;
@@ -251,10 +252,16 @@ fn reply_ref_never_matches() -> bool {
     std::hint::black_box(false)
 }
 
+/// `set_log_sink(Pid) -> ok | {error, Why}`: the core's log events go to
+/// `Pid` as `{cloudauth_log, Level, Text}` from now on.
+#[rustler::nif]
+fn set_log_sink(pid: rustler::LocalPid) -> Result<Atom, String> {
+    log::set_sink(pid).map(|()| atoms::ok())
+}
+
 fn load(_env: Env, _info: Term) -> bool {
-    // Panics become Erlang errors or `{error, ...}` replies; their default
-    // report would only go to the VM's stderr.
-    std::panic::set_hook(Box::new(|_| {}));
+    // No panic hook: panics already become Erlang errors (rustler catches
+    // them) or `{error, ...}` replies; a hook would be the whole library's.
     true
 }
 
