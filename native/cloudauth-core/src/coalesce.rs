@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
@@ -25,6 +26,7 @@ type Slot = Arc<OnceCell<Answer>>;
 pub struct Coalescer {
     digester: Digester,
     inflight: Mutex<HashMap<Key, Slot>>,
+    joined: AtomicU64,
 }
 
 impl Coalescer {
@@ -33,7 +35,13 @@ impl Coalescer {
         Some(Coalescer {
             digester: Digester::random()?,
             inflight: Mutex::default(),
+            joined: AtomicU64::new(0),
         })
+    }
+
+    /// Callers so far that joined a request already in flight.
+    pub fn joined(&self) -> u64 {
+        self.joined.load(Ordering::Relaxed)
     }
 
     /// Number of distinct requests in flight.
@@ -59,7 +67,13 @@ impl Coalescer {
                 Ok(m) => m,
                 Err(p) => p.into_inner(),
             };
-            Arc::clone(map.entry(key).or_default())
+            match map.get(&key) {
+                Some(s) => {
+                    self.joined.fetch_add(1, Ordering::Relaxed);
+                    Arc::clone(s)
+                }
+                None => Arc::clone(map.entry(key).or_default()),
+            }
         };
         let answer = slot.get_or_init(make).await.clone();
         // The first to finish retires the slot (unless a newer one replaced it).

@@ -66,6 +66,18 @@ pub enum Path {
 }
 
 impl Path {
+    /// One word, for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Path::Token => "token",
+            Path::Backend => "backend",
+            Path::Cache => "cache",
+            Path::Fallback => "fallback",
+            Path::Refused => "precheck",
+            Path::Recent => "recent",
+        }
+    }
+
     /// A short word for logs.
     pub fn word(&self) -> &'static str {
         match self {
@@ -134,6 +146,11 @@ impl Authenticator {
     pub fn with_cache(mut self, cache: PasswordCache) -> Self {
         self.cache = Some(Arc::new(cache));
         self
+    }
+
+    /// Checks that joined an identical one in flight instead of asking the backend again.
+    pub fn coalesced(&self) -> u64 {
+        self.coalescer.as_ref().map_or(0, Coalescer::joined)
     }
 
     /// The password cache, if any.

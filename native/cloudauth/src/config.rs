@@ -76,9 +76,32 @@ pub enum Protocol {
     Saslauthd,
     /// Postfix tcp_table lookups (`get user@domain`).
     Postfix,
+    /// OpenMetrics text over HTTP (`--listen metrics=ADDR` only).
+    Metrics,
 }
 
 impl Protocol {
+    /// Its name, for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Protocol::Ejabberd => "ejabberd",
+            Protocol::Generic => "generic",
+            Protocol::Saslauthd => "saslauthd",
+            Protocol::Postfix => "postfix",
+            Protocol::Metrics => "metrics",
+        }
+    }
+
+    /// Its request syntax.
+    pub fn dialect(&self) -> crate::request::Dialect {
+        use crate::request::Dialect;
+        match self {
+            Protocol::Ejabberd | Protocol::Generic | Protocol::Metrics => Dialect::Colon,
+            Protocol::Saslauthd => Dialect::Saslauthd,
+            Protocol::Postfix => Dialect::Postfix,
+        }
+    }
+
     /// Reads a protocol name (`prosody` is `generic`).
     pub fn parse(v: &str) -> Result<Self, ConfigError> {
         match v.trim().to_ascii_lowercase().as_str() {
@@ -86,6 +109,7 @@ impl Protocol {
             "generic" | "prosody" => Ok(Protocol::Generic),
             "saslauthd" => Ok(Protocol::Saslauthd),
             "postfix" => Ok(Protocol::Postfix),
+            "metrics" => Ok(Protocol::Metrics),
             _ => Err(ConfigError::Value {
                 key: TYPE,
                 why: format!("{v:?}: expected ejabberd, generic, prosody, saslauthd or postfix"),
@@ -187,6 +211,12 @@ impl Config {
         }
 
         let protocol = v.text(TYPE).map(Protocol::parse).transpose()?;
+        if protocol == Some(Protocol::Metrics) {
+            return Err(ConfigError::Value {
+                key: TYPE,
+                why: "metrics is served on a socket: --listen metrics=127.0.0.1:PORT".into(),
+            });
+        }
         let one_shot = cli.one_shot();
         let interactive = v.flag(INTERACTIVE) || one_shot;
         // Under systemd the journal is the place, unless a log directory

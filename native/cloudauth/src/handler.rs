@@ -9,7 +9,8 @@ use cloudauth_core::{Authenticator, Decision, Path, Verdict};
 use tracing::{info, warn};
 
 use crate::codec::{Incoming, Reply};
-use crate::config::TroublePolicy;
+use crate::config::{Protocol, TroublePolicy};
+use crate::monitor::Monitor;
 use crate::request::{self, Dialect, Request};
 use crate::roster_sync::RosterSync;
 
@@ -29,6 +30,7 @@ pub struct Handler {
     auth: Arc<Authenticator>,
     on_trouble: TroublePolicy,
     roster: Option<Arc<RosterSync>>,
+    monitor: Arc<Monitor>,
 }
 
 /// The protocol answer for a verdict under a trouble policy.
@@ -99,12 +101,19 @@ impl Handler {
         auth: Arc<Authenticator>,
         on_trouble: TroublePolicy,
         roster: Option<Arc<RosterSync>>,
+        monitor: Arc<Monitor>,
     ) -> Self {
         Handler {
             auth,
             on_trouble,
             roster,
+            monitor,
         }
+    }
+
+    /// What is counted for monitoring.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
     }
 
     /// After a login confirmed by a token, the cloud or a fresh cache entry
@@ -126,7 +135,8 @@ impl Handler {
 
     /// Decides whatever needs no cloud: bad frames, unsupported commands,
     /// `quit`, token logins and password-cache hits (a lookup, no bcrypt).
-    pub fn triage(&self, incoming: Incoming, dialect: Dialect) -> Step {
+    pub fn triage(&self, incoming: Incoming, protocol: Protocol) -> Step {
+        let dialect = protocol.dialect();
         let parsed = match (incoming, dialect) {
             (Incoming::Bad(problem), _) => {
                 warn!("bad input: {problem}; answered no");
@@ -163,6 +173,7 @@ impl Handler {
                 match quick {
                     Some(d) => {
                         self.after_login(&user, &domain, &d);
+                        self.monitor.requests.record(protocol.label(), "auth", &d);
                         Step::Answer(
                             reply_for(&d.verdict, self.on_trouble),
                             Some(Note::new("auth", user, domain, d, started)),
@@ -180,7 +191,7 @@ impl Handler {
     }
 
     /// Decides a request that needs the cloud; emit the note once the reply is written.
-    pub async fn ask(&self, req: Request) -> (Reply, Option<Note>) {
+    pub async fn ask(&self, req: Request, protocol: Protocol) -> (Reply, Option<Note>) {
         let started = Instant::now();
         let (op, user, domain, d) = match req {
             Request::Auth {
@@ -198,6 +209,7 @@ impl Handler {
             }
             Request::Quit | Request::Unsupported { .. } => return (Reply::No, None),
         };
+        self.monitor.requests.record(protocol.label(), op, &d);
         let reply = reply_for(&d.verdict, self.on_trouble);
         (reply, Some(Note::new(op, user, domain, d, started)))
     }

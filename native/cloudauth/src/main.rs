@@ -9,6 +9,7 @@ mod config_file;
 mod handler;
 mod listen;
 mod logging;
+mod monitor;
 mod oneshot;
 mod protocols;
 mod request;
@@ -101,7 +102,7 @@ fn mint_token(
     };
     // The domain's own settings when per-domain settings give them; minting
     // needs no backend, so the token formats are built on their own.
-    let values = domain_table(config)
+    let values = domain_table(config, &http_client(config))
         .ok()
         .and_then(|t| t.resolve(domain))
         .map(|s| s.values.clone())
@@ -152,14 +153,19 @@ fn token_context(config: &Config) -> TokenContext {
     TokenContext { replay }
 }
 
+/// The process's one HTTP client, with its limits on requests in flight.
+fn http_client(config: &Config) -> Arc<HttpClient> {
+    Arc::new(HttpClient::with_limits(
+        config.timeouts,
+        Arc::new(cloudauth_core::settings::limits(&config.values)),
+    ))
+}
+
 /// Settings per domain: the state database's `domains` table (when the file
 /// exists or was configured), the per-domain file, the global settings.
-fn domain_table(config: &Config) -> Result<DomainTable, String> {
+fn domain_table(config: &Config, http: &Arc<HttpClient>) -> Result<DomainTable, String> {
     let builder = Builder {
-        http: Arc::new(HttpClient::with_limits(
-            config.timeouts,
-            Arc::new(cloudauth_core::settings::limits(&config.values)),
-        )),
+        http: Arc::clone(http),
         tokens: token_context(config),
     };
     let (db, explicit) = &config.db;
@@ -179,9 +185,9 @@ fn domain_table(config: &Config) -> Result<DomainTable, String> {
     Ok(table)
 }
 
-fn authenticator(config: &Config) -> Result<Authenticator, String> {
+fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticator, String> {
     let cache = config.cache.open(&config.db.0).map_err(|e| e.to_string())?;
-    let table = domain_table(config)?;
+    let table = domain_table(config, http)?;
     let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock));
     Ok(match cache {
         Some(c) => auth.with_cache(c),
@@ -190,7 +196,8 @@ fn authenticator(config: &Config) -> Result<Authenticator, String> {
 }
 
 fn run(cli: &Cli, config: &Config) -> u8 {
-    let auth = match authenticator(config) {
+    let http = http_client(config);
+    let auth = match authenticator(config, &http) {
         Ok(a) => a,
         Err(e) => {
             error!("{e}");
@@ -232,7 +239,9 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     if let Some([user, domain]) = cli.roster_test.as_deref() {
         return exit(runtime.block_on(oneshot::roster(&auth, roster.as_deref(), user, domain)));
     }
-    let handler = Arc::new(Handler::new(Arc::new(auth), config.on_trouble, roster));
+    let auth = Arc::new(auth);
+    let monitor = Arc::new(monitor::Monitor::new(Arc::clone(&auth), http));
+    let handler = Arc::new(Handler::new(auth, config.on_trouble, roster, monitor));
     let drain = config.timeouts.total + std::time::Duration::from_secs(2);
     runtime.spawn(logging::flush_periodically());
     runtime.spawn(logging::reopen_on_hangup());

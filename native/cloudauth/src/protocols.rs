@@ -13,7 +13,6 @@ use crate::codec::postfix::PostfixCodec;
 use crate::codec::saslauthd::SaslauthdCodec;
 use crate::config::Protocol;
 use crate::handler::Handler;
-use crate::request::Dialect;
 use crate::serve::{serve, End};
 use crate::stdio_serve::serve_stdio;
 
@@ -33,27 +32,18 @@ where
 {
     match protocol {
         Protocol::Ejabberd => {
-            serve::<_, _, EjabberdCodec>(reader, writer, handler, Dialect::Colon, shutdown, idle)
-                .await
+            serve::<_, _, EjabberdCodec>(reader, writer, handler, protocol, shutdown, idle).await
         }
         Protocol::Generic => {
-            serve::<_, _, LineCodec>(reader, writer, handler, Dialect::Colon, shutdown, idle).await
+            serve::<_, _, LineCodec>(reader, writer, handler, protocol, shutdown, idle).await
         }
         Protocol::Postfix => {
-            serve::<_, _, PostfixCodec>(reader, writer, handler, Dialect::Postfix, shutdown, idle)
-                .await
+            serve::<_, _, PostfixCodec>(reader, writer, handler, protocol, shutdown, idle).await
         }
         Protocol::Saslauthd => {
-            serve::<_, _, SaslauthdCodec>(
-                reader,
-                writer,
-                handler,
-                Dialect::Saslauthd,
-                shutdown,
-                idle,
-            )
-            .await
+            serve::<_, _, SaslauthdCodec>(reader, writer, handler, protocol, shutdown, idle).await
         }
+        Protocol::Metrics => crate::monitor::serve_scrape(reader, writer, &handler).await,
     }
 }
 
@@ -65,9 +55,10 @@ pub fn serve_stdio_protocol(
     runtime: &tokio::runtime::Handle,
 ) -> io::Result<End> {
     match protocol {
-        Protocol::Ejabberd => serve_stdio::<EjabberdCodec>(handler, Dialect::Colon, runtime),
-        Protocol::Generic => serve_stdio::<LineCodec>(handler, Dialect::Colon, runtime),
-        Protocol::Postfix => serve_stdio::<PostfixCodec>(handler, Dialect::Postfix, runtime),
-        Protocol::Saslauthd => serve_stdio::<SaslauthdCodec>(handler, Dialect::Saslauthd, runtime),
+        Protocol::Ejabberd => serve_stdio::<EjabberdCodec>(handler, protocol, runtime),
+        Protocol::Generic => serve_stdio::<LineCodec>(handler, protocol, runtime),
+        Protocol::Postfix => serve_stdio::<PostfixCodec>(handler, protocol, runtime),
+        Protocol::Saslauthd => serve_stdio::<SaslauthdCodec>(handler, protocol, runtime),
+        Protocol::Metrics => Err(io::Error::other("metrics is served on a socket only")),
     }
 }

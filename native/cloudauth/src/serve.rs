@@ -19,8 +19,8 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tracing::{debug, warn};
 
 use crate::codec::{Incoming, Reply};
+use crate::config::Protocol;
 use crate::handler::{Handler, Note, Step};
-use crate::request::Dialect;
 
 /// Requests decided concurrently on one stream before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -53,7 +53,7 @@ pub async fn serve<R, W, C>(
     reader: R,
     writer: W,
     handler: Arc<Handler>,
-    dialect: Dialect,
+    protocol: Protocol,
     mut shutdown: watch::Receiver<bool>,
     idle: Option<Duration>,
 ) -> io::Result<End>
@@ -114,7 +114,7 @@ where
                     }
                 };
                 rearm(quiet.as_mut());
-                match handler.triage(incoming, dialect) {
+                match handler.triage(incoming, protocol) {
                     Step::Quit => {
                         debug!("quit requested");
                         end = Some(End::Quit);
@@ -132,7 +132,7 @@ where
                     Step::Ask(req) => {
                         let h = Arc::clone(&handler);
                         // A task of its own: a panic in a decision cannot take the session down.
-                        let task = tokio::spawn(async move { h.ask(req).await });
+                        let task = tokio::spawn(async move { h.ask(req, protocol).await });
                         pending.push_back(Box::pin(async move {
                             task.await.unwrap_or_else(|e| {
                                 warn!("a decision task failed ({e}); answered no");

@@ -107,7 +107,9 @@ async fn accept_loop(
             shared.stop.clone(),
             shared.idle,
         );
+        let monitor = Arc::clone(h.monitor());
         shared.connections.spawn(async move {
+            let _open = monitor.connection(protocol);
             debug!("{protocol:?} connection from {peer}");
             match serve_protocol(protocol, reader, writer, h, s, Some(idle)).await {
                 Ok(end) => debug!("{protocol:?} connection from {peer} ended ({end:?})"),

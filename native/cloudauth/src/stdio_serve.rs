@@ -25,8 +25,8 @@ use tokio_util::codec::{Decoder, Encoder};
 use tracing::{debug, warn};
 
 use crate::codec::{Incoming, Reply};
+use crate::config::Protocol;
 use crate::handler::{Handler, Note, Step};
-use crate::request::Dialect;
 use crate::serve::{End, MAX_IN_FLIGHT};
 
 /// Bytes asked for per read.
@@ -118,7 +118,11 @@ impl<C: Encoder<Reply, Error = io::Error>> Ordered<C> {
 /// Serves `protocol`'s codec on the process's stdin/stdout until EOF or
 /// `quit`; every request read is answered before returning. Cloud
 /// questions are spawned on `runtime`, which must run on other threads.
-pub fn serve_stdio<C>(handler: Arc<Handler>, dialect: Dialect, runtime: &Handle) -> io::Result<End>
+pub fn serve_stdio<C>(
+    handler: Arc<Handler>,
+    protocol: Protocol,
+    runtime: &Handle,
+) -> io::Result<End>
 where
     C: Decoder<Item = Incoming, Error = io::Error>
         + Encoder<Reply, Error = io::Error>
@@ -155,7 +159,7 @@ where
             };
             let Some(item) = item else { break };
             let seq = issued;
-            match handler.triage(item, dialect) {
+            match handler.triage(item, protocol) {
                 Step::Quit => {
                     debug!("quit requested");
                     break 'session End::Quit;
@@ -173,7 +177,7 @@ where
                     let (h, o) = (Arc::clone(&handler), Arc::clone(&ordered));
                     runtime.spawn(async move {
                         // Every request gets its reply, or the order would stall.
-                        let (reply, note) = AssertUnwindSafe(h.ask(req))
+                        let (reply, note) = AssertUnwindSafe(h.ask(req, protocol))
                             .catch_unwind()
                             .await
                             .unwrap_or_else(|_| {

@@ -380,3 +380,61 @@ fn systemd_socket_activation_names_select_protocols() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// `--listen metrics=SOCKET`: OpenMetrics text for any GET, counting the
+/// decisions made so far by protocol, operation, outcome and path, the open
+/// connections, and backend trouble.
+#[test]
+fn metrics_listener_counts_decisions_connections_and_backend_trouble() {
+    let dir =
+        std::env::temp_dir().join(format!("cloudauth-sock-{}-metricsdir", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let metrics_sock = dir.join("metrics.sock");
+    let listen = format!("metrics={}", metrics_sock.display());
+    let srv = start_with("metrics", &dead_cloud(), &["--listen", &listen]);
+    let scrape = || {
+        let mut s = UnixStream::connect(&metrics_sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let mut c = connect(srv.ports[0]);
+    let t = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    for (payload, want) in [
+        (format!("auth:alice:example.org:{t}"), [0, 2, 0, 1]),
+        (format!("auth:bob:example.org:{t}"), [0, 2, 0, 0]),
+        ("auth:carol:example.org:password".to_string(), [0, 2, 0, 2]),
+    ] {
+        c.write_all(&frame(payload.as_bytes())).unwrap();
+        let mut reply = [0u8; 4];
+        c.read_exact(&mut reply).unwrap();
+        assert_eq!(reply, want, "{payload}");
+    }
+    let text = scrape();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("application/openmetrics-text"));
+    for line in [
+        "cloudauth_requests_total{protocol=\"ejabberd\",operation=\"auth\",outcome=\"yes\",path=\"token\"} 1",
+        "cloudauth_requests_total{protocol=\"ejabberd\",operation=\"auth\",outcome=\"no\",path=\"token\"} 1",
+        "cloudauth_requests_total{protocol=\"ejabberd\",operation=\"auth\",outcome=\"trouble\",path=\"backend\"} 1",
+        "cloudauth_open_connections{protocol=\"ejabberd\"} 1",
+        "cloudauth_open_connections{protocol=\"metrics\"} 1",
+        "cloudauth_backend_failures_total 1",
+        "cloudauth_backend_request_seconds_count 1",
+        "cloudauth_coalesced_total 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(scrape().contains("cloudauth_open_connections{protocol=\"ejabberd\"} 0"));
+    let mut s = UnixStream::connect(&metrics_sock).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+}

@@ -60,6 +60,18 @@ impl Limits {
         (self.concurrency, self.queue)
     }
 
+    /// (host, requests in flight, requests waiting) for every host seen.
+    pub fn snapshot(&self) -> Vec<(String, usize, usize)> {
+        let gates = match self.gates.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        gates
+            .iter()
+            .map(|(h, g)| (h.clone(), g.in_flight(), g.waiting()))
+            .collect()
+    }
+
     /// No limit (tests, tools).
     pub fn unlimited() -> Self {
         Limits::new(0, 0)

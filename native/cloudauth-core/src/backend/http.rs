@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::gate::Limits;
 use super::{printable_snippet, BackendError};
+use crate::metrics::BackendStats;
 
 /// Largest reply body read from the cloud.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -59,6 +60,7 @@ impl HttpReply {
 pub struct HttpClient {
     timeouts: Timeouts,
     limits: Arc<Limits>,
+    stats: Arc<BackendStats>,
     http: OnceLock<Result<reqwest::Client, BackendError>>,
 }
 
@@ -74,8 +76,14 @@ impl HttpClient {
         HttpClient {
             timeouts,
             limits,
+            stats: Arc::default(),
             http: OnceLock::new(),
         }
+    }
+
+    /// What this client saw of the backends (latency, failures, throttling).
+    pub fn stats(&self) -> &Arc<BackendStats> {
+        &self.stats
     }
 
     /// The limits in force.
@@ -148,10 +156,17 @@ impl HttpClient {
                 elapsed: started.elapsed(),
             })
         };
-        match tokio::time::timeout(deadline + Duration::from_millis(250), work).await {
+        let result = match tokio::time::timeout(deadline + Duration::from_millis(250), work).await {
             Ok(r) => r,
             Err(_) => Err(BackendError::Timeout(deadline)),
+        };
+        self.stats.latency.observe(started.elapsed());
+        if result.is_err() {
+            self.stats
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        result
     }
 }
 

@@ -638,6 +638,11 @@ impl Nextcloud {
     }
 
     fn warn_throttled(&self, url: &reqwest::Url, took: Duration, timed_out: bool) {
+        // Counted for metrics every time; warned about once in a while.
+        self.http
+            .stats()
+            .throttling_seen
+            .fetch_add(1, Ordering::Relaxed);
         if !self.latency.claim_warning() {
             return;
         }

@@ -1,0 +1,235 @@
+//! Counters for monitoring, rendered as OpenMetrics text: decisions by
+//! protocol, operation, outcome and path; backend request latency; requests
+//! in flight and waiting per backend host; coalesced requests; throttling
+//! noticed. Recording is a few atomic adds or one short lock, small next to
+//! the cheapest decision (a token check).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::decision::Decision;
+
+/// Upper bounds of the backend latency buckets, in seconds: a Nextcloud
+/// password check takes ~0.4 s, its brute-force throttle up to 25 s.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_count {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+    }
+}
+
+/// What the HTTP client saw of the backends.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    /// Time of each backend request (after its wait for a place in flight).
+    pub latency: Histogram,
+    /// Requests that ended in trouble (no answer, or not the API's).
+    pub failures: AtomicU64,
+    /// Times a backend was noticed throttling this server (Nextcloud's brute-force protection).
+    pub throttling_seen: AtomicU64,
+}
+
+type RequestKey = (&'static str, &'static str, &'static str, &'static str);
+
+/// Decisions, by protocol, operation, outcome and path.
+#[derive(Debug, Default)]
+pub struct Requests(Mutex<BTreeMap<RequestKey, u64>>);
+
+impl Requests {
+    /// Counts one decision.
+    pub fn record(&self, protocol: &'static str, op: &'static str, d: &Decision) {
+        let key = (protocol, op, d.verdict.word(), d.path.label());
+        let mut m = match self.0.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        *m.entry(key).or_insert(0) += 1;
+    }
+
+    fn render(&self, out: &mut String) {
+        let m = match self.0.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let _ = writeln!(
+            out,
+            "# TYPE cloudauth_requests counter\n# HELP cloudauth_requests Decisions by protocol, operation, outcome (yes, no, trouble) and path (token, cache, backend, fallback, precheck, recent)."
+        );
+        for ((protocol, op, outcome, path), n) in m.iter() {
+            let _ = writeln!(
+                out,
+                "cloudauth_requests_total{{protocol=\"{protocol}\",operation=\"{op}\",outcome=\"{outcome}\",path=\"{path}\"}} {n}"
+            );
+        }
+        let hits: u64 = m
+            .iter()
+            .filter(|((_, _, outcome, path), _)| {
+                *outcome == "yes" && matches!(*path, "cache" | "fallback")
+            })
+            .map(|(_, n)| *n)
+            .sum();
+        let _ = writeln!(
+            out,
+            "# TYPE cloudauth_cache_hits counter\n# HELP cloudauth_cache_hits Logins admitted by the password cache (fresh, or standing in for an unreachable backend).\ncloudauth_cache_hits_total {hits}"
+        );
+    }
+}
+
+/// One gauge or counter value for [`render`].
+pub struct Sample<'a> {
+    /// Metric name (without `_total`).
+    pub name: &'a str,
+    /// `gauge` or `counter`.
+    pub kind: &'a str,
+    /// One line of help.
+    pub help: &'a str,
+    /// `label="value"` pairs, already escaped, or empty.
+    pub labels: String,
+    /// The value.
+    pub value: u64,
+}
+
+/// The whole exposition: decisions, backend latency and failures, and
+/// `extra` samples (connections, requests in flight, coalesced, …), ending
+/// with `# EOF` as OpenMetrics requires.
+pub fn render(requests: &Requests, backend: &BackendStats, extra: &[Sample<'_>]) -> String {
+    let mut out = String::new();
+    requests.render(&mut out);
+    let _ = writeln!(
+        out,
+        "# TYPE cloudauth_backend_request_seconds histogram\n# HELP cloudauth_backend_request_seconds Time of each backend request."
+    );
+    backend
+        .latency
+        .render(&mut out, "cloudauth_backend_request_seconds");
+    for (name, help, v) in [
+        (
+            "cloudauth_backend_failures",
+            "Backend requests that ended in trouble.",
+            &backend.failures,
+        ),
+        (
+            "cloudauth_backend_throttling_seen",
+            "Times a backend was noticed throttling this server (Nextcloud's brute-force protection).",
+            &backend.throttling_seen,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# TYPE {name} counter\n# HELP {name} {help}\n{name}_total {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    let mut declared: Vec<&str> = Vec::new();
+    for s in extra {
+        if !declared.contains(&s.name) {
+            declared.push(s.name);
+            let _ = writeln!(
+                out,
+                "# TYPE {} {}\n# HELP {} {}",
+                s.name, s.kind, s.name, s.help
+            );
+        }
+        let suffix = if s.kind == "counter" { "_total" } else { "" };
+        let labels = if s.labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", s.labels)
+        };
+        let _ = writeln!(out, "{}{suffix}{labels} {}", s.name, s.value);
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+pub fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{Path, Verdict};
+
+    #[test]
+    fn exposition_counts_and_buckets() {
+        let r = Requests::default();
+        let yes = Decision {
+            verdict: Verdict::Yes,
+            path: Path::Token,
+            reason: None,
+        };
+        r.record("ejabberd", "auth", &yes);
+        r.record("ejabberd", "auth", &yes);
+        let cached = Decision {
+            verdict: Verdict::Yes,
+            path: Path::Cache,
+            reason: None,
+        };
+        r.record("generic", "auth", &cached);
+        let b = BackendStats::default();
+        b.latency.observe(Duration::from_millis(400));
+        b.latency.observe(Duration::from_secs(60));
+        b.throttling_seen.fetch_add(1, Ordering::Relaxed);
+        let text = render(
+            &r,
+            &b,
+            &[Sample {
+                name: "cloudauth_connections",
+                kind: "gauge",
+                help: "Open connections.",
+                labels: "listener=\"ejabberd\"".into(),
+                value: 3,
+            }],
+        );
+        assert!(text.contains(
+            "cloudauth_requests_total{protocol=\"ejabberd\",operation=\"auth\",outcome=\"yes\",path=\"token\"} 2"
+        ));
+        assert!(text.contains("cloudauth_cache_hits_total 1"));
+        assert!(text.contains("cloudauth_backend_request_seconds_bucket{le=\"0.25\"} 0"));
+        assert!(text.contains("cloudauth_backend_request_seconds_bucket{le=\"0.5\"} 1"));
+        assert!(text.contains("cloudauth_backend_request_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("cloudauth_backend_request_seconds_count 2"));
+        assert!(text.contains("cloudauth_backend_throttling_seen_total 1"));
+        assert!(text.contains("cloudauth_connections{listener=\"ejabberd\"} 3"));
+        assert!(text.ends_with("# EOF\n"));
+        assert_eq!(label_value("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

@@ -1,0 +1,144 @@
+//! Monitoring: what the handler and the sockets count, rendered with the
+//! core's metrics as OpenMetrics text, served on `--listen metrics=ADDR`
+//! (loopback or a unix socket, like every listener) to any `GET`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudauth_core::metrics::{self, label_value, Requests, Sample};
+use cloudauth_core::{Authenticator, HttpClient};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::config::Protocol;
+use crate::handler::Handler;
+use crate::serve::End;
+
+/// Longest request head read from a scraper.
+const MAX_HEAD: usize = 8 * 1024;
+/// A scraper that sends nothing for this long is dropped.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything counted for monitoring in this process.
+pub struct Monitor {
+    /// Decisions by protocol, operation, outcome and path.
+    pub requests: Requests,
+    connections: [AtomicU64; 5],
+    auth: Arc<Authenticator>,
+    http: Arc<HttpClient>,
+}
+
+/// Counts one open connection while alive.
+pub struct OpenConnection<'a>(&'a AtomicU64);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+const LISTENERS: [Protocol; 5] = [
+    Protocol::Ejabberd,
+    Protocol::Generic,
+    Protocol::Saslauthd,
+    Protocol::Postfix,
+    Protocol::Metrics,
+];
+
+impl Monitor {
+    /// Counters for a process deciding with `auth` over `http`.
+    pub fn new(auth: Arc<Authenticator>, http: Arc<HttpClient>) -> Self {
+        Monitor {
+            requests: Requests::default(),
+            connections: Default::default(),
+            auth,
+            http,
+        }
+    }
+
+    /// Counts a connection on a `protocol` listener until the guard is dropped.
+    pub fn connection(&self, protocol: Protocol) -> OpenConnection<'_> {
+        let i = LISTENERS.iter().position(|p| *p == protocol).unwrap_or(0);
+        self.connections[i].fetch_add(1, Ordering::Relaxed);
+        OpenConnection(&self.connections[i])
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut extra = Vec::new();
+        for (p, c) in LISTENERS.iter().zip(&self.connections) {
+            extra.push(Sample {
+                name: "cloudauth_open_connections",
+                kind: "gauge",
+                help: "Open connections, by listener protocol.",
+                labels: format!("protocol=\"{}\"", p.label()),
+                value: c.load(Ordering::Relaxed),
+            });
+        }
+        for (host, in_flight, waiting) in self.http.limits().snapshot() {
+            let labels = format!("backend=\"{}\"", label_value(&host));
+            extra.push(Sample {
+                name: "cloudauth_backend_in_flight",
+                kind: "gauge",
+                help: "Backend requests in flight, by backend host.",
+                labels: labels.clone(),
+                value: u64::try_from(in_flight).unwrap_or(u64::MAX),
+            });
+            extra.push(Sample {
+                name: "cloudauth_backend_waiting",
+                kind: "gauge",
+                help: "Backend requests waiting for a place (cloud-concurrency), by backend host.",
+                labels,
+                value: u64::try_from(waiting).unwrap_or(u64::MAX),
+            });
+        }
+        extra.push(Sample {
+            name: "cloudauth_coalesced",
+            kind: "counter",
+            help: "Checks that joined an identical one in flight instead of asking the backend again.",
+            labels: String::new(),
+            value: self.auth.coalesced(),
+        });
+        metrics::render(&self.requests, self.http.stats(), &extra)
+    }
+}
+
+/// Answers one scraper: reads the request head (bounded in size and time),
+/// writes the exposition, closes.
+pub async fn serve_scrape<R, W>(
+    mut reader: R,
+    mut writer: W,
+    handler: &Handler,
+) -> std::io::Result<End>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    if tokio::time::timeout(READ_TIMEOUT, read_head).await.is_err() {
+        return Ok(End::Idle);
+    }
+    let response = if head.starts_with(b"GET ") {
+        let body = handler.monitor().render();
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    } else {
+        "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+    };
+    writer.write_all(response.as_bytes()).await?;
+    writer.shutdown().await?;
+    Ok(End::Eof)
+}
