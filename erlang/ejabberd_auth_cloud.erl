@@ -31,8 +31,11 @@
 -export([options/0, opt_type/1]).
 %% Pure helpers, exported for the tests and the benchmark.
 -export([nif_config/1, authzid_allowed/2, answer/2]).
+%% The ejabberd command cloud_auth_stats.
+-export([stats/1]).
 
 -include("logger.hrl").
+-include("ejabberd_commands.hrl").
 
 %% How much longer than the NIF's reply budget a caller waits: the NIF
 %% always replies within its budget, so nothing arrives after we gave up.
@@ -46,6 +49,7 @@ start(Host) ->
     %% Not from here directly: ejabberd_sup may be starting this very
     %% process (ejabberd_auth) and would not answer start_child until done.
     {ok, _} = timer:apply_after(0, ejabberd_auth_cloud_log, ensure_started, []),
+    ejabberd_commands:register_commands(?MODULE, commands()),
     case ejabberd_config:get_option({auth_cloud_roster_sync, Host}) of
 	true -> ejabberd_auth_cloud_roster:start(Host);
 	_ -> ok
@@ -55,6 +59,10 @@ start(Host) ->
 -spec stop(binary()) -> ok.
 stop(Host) ->
     _ = persistent_term:erase(handle_key(Host)),
+    case [K || {{?MODULE, _} = K, _} <- persistent_term:get()] of
+	[] -> ejabberd_commands:unregister_commands(commands());
+	_ -> ok
+    end,
     ok.
 
 -spec reload(binary()) -> ok.
@@ -153,6 +161,30 @@ options() ->
 		auth_cloud_api_token_file, auth_cloud_service_user,
 		auth_cloud_service_password_file,
 		auth_cloud_totp_seed_file, auth_cloud_totp_secret_file]].
+
+%%%----------------------------------------------------------------------
+%%% ejabberd command: ejabberdctl cloud_auth_stats HOST
+%%%----------------------------------------------------------------------
+-spec commands() -> [ejabberd_commands()].
+commands() ->
+    [#ejabberd_commands{name = cloud_auth_stats, tags = [accounts, statistics],
+			desc = "Cloud authentication counters of a vhost (OpenMetrics text)",
+			longdesc = "Decisions by operation, outcome and path (token, cache, "
+			"backend, fallback, precheck, recent), backend request latency "
+			"and failures, requests in flight and waiting per backend host, "
+			"coalesced checks, throttling noticed.",
+			module = ?MODULE, function = stats,
+			args = [{host, binary}], args_example = [<<"example.org">>],
+			args_desc = ["Virtual host using auth_method: cloud"],
+			result = {stats, string}}].
+
+%% The vhost's counters, or why there are none.
+-spec stats(binary()) -> string().
+stats(Host) ->
+    case persistent_term:get(handle_key(Host), undefined) of
+	undefined -> "# cloud authentication is not set up for this host\n# EOF\n";
+	{Handle, _} -> binary_to_list(ejabberd_auth_cloud_nif:stats(Handle))
+    end.
 
 %%%----------------------------------------------------------------------
 %%% Pure helpers

@@ -12,7 +12,7 @@
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud_nif).
 
--export([new_host/1, schema/0, set_log_sink/1, check_token/4, auth/5, is_user/4,
+-export([new_host/1, schema/0, set_log_sink/1, stats/1, check_token/4, auth/5, is_user/4,
 	 roster_fetch/4, roster_plan/6,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
@@ -49,6 +49,10 @@ new_host(_Options) -> erlang:nif_error(nif_not_loaded).
 %% The core's log events go to Pid as {cloudauth_log, Level, Text}.
 -spec set_log_sink(pid()) -> ok | {error, binary()}.
 set_log_sink(_Pid) -> erlang:nif_error(nif_not_loaded).
+
+%% The host's counters as OpenMetrics text.
+-spec stats(reference()) -> binary().
+stats(_Host) -> erlang:nif_error(nif_not_loaded).
 
 %% Every option of the core's settings schema with its default (text) or nil.
 -spec schema() -> [{binary(), binary() | nil}].

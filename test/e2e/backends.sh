@@ -182,6 +182,12 @@ VLOG="$VM/log/ejabberd.log"
 grep -q "cloudauth: Nextcloud at .* no service account, so isuser cannot find out .* to turn them on" "$VLOG" \
     && ok "vm: the core's own warning (no service account, how to turn isuser on) reached ejabberd's log" \
     || not_ok "vm: the core's service account warning is not in ejabberd's log"
+"$SANDBOX" ctl "$VM" cloud_auth_stats nc.localhost > "$W/stats.txt" 2>&1
+grep -q 'cloudauth_requests_total{protocol="vm",operation="auth",outcome="yes",path="token"}' "$W/stats.txt" \
+    && grep -q 'cloudauth_requests_total{protocol="vm",operation="auth",outcome="no",path="recent"}' "$W/stats.txt" \
+    && grep -q 'cloudauth_backend_throttling_seen_total [1-9]' "$W/stats.txt" \
+    && ok "vm: ejabberdctl cloud_auth_stats counts token logins, recent refusals and the throttling seen" \
+    || not_ok "vm: cloud_auth_stats said: $(head -c 600 "$W/stats.txt")"
 "$SANDBOX" status "$VM" >/dev/null 2>&1; expect "vm: ejabberd still running" 0 $?
 
 # --- Prosody through a socket-mode cloudauth ------------------------------------------

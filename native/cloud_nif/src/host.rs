@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use cloudauth_core::backend::gate::Limits;
 use cloudauth_core::domains::Builder;
+use cloudauth_core::metrics::{self, Requests};
 use cloudauth_core::roster::GroupPolicy;
 use cloudauth_core::settings::schema::{self, Spec, Vm};
 use cloudauth_core::settings::values::{Layer, Origin, Values};
@@ -25,6 +26,10 @@ use rustler::{Resource, Term, TermType};
 pub struct Host {
     /// Token, cache and cloud decisions.
     pub auth: Authenticator,
+    /// Decisions made, for `stats`.
+    pub requests: Requests,
+    /// The host's HTTP client (its stats and limits).
+    http: Arc<HttpClient>,
     /// Which Nextcloud groups become shared roster groups.
     pub policy: GroupPolicy,
     /// Longest time before an asynchronous reply is sent.
@@ -93,6 +98,11 @@ fn term_text(t: Term) -> Option<String> {
 }
 
 impl Host {
+    /// The host's counters as OpenMetrics text.
+    pub fn render_stats(&self) -> String {
+        metrics::render_for(&self.requests, &self.http, &self.auth, Vec::new())
+    }
+
     /// Builds a host from its options; also returns warnings for the log.
     pub fn new(options: Vec<(String, Term)>) -> Result<(Host, Vec<String>), String> {
         let mut layer = Layer::new(Origin::Ejabberd);
@@ -105,8 +115,9 @@ impl Host {
         let v = resolved.values;
         let mut warnings = resolved.warnings;
         let timeouts = timeouts(&v);
+        let http = Arc::new(HttpClient::with_limits(timeouts, shared_limits(&v)));
         let builder = Builder {
-            http: Arc::new(HttpClient::with_limits(timeouts, shared_limits(&v))),
+            http: Arc::clone(&http),
             tokens: TokenContext {
                 replay: replay_guard(),
             },
@@ -126,6 +137,8 @@ impl Host {
         Ok((
             Host {
                 auth,
+                requests: Requests::default(),
+                http,
                 policy: roster_policy(&v),
                 budget,
             },

@@ -104,7 +104,10 @@ fn check_token(
         return Ok(refused("not UTF-8"));
     };
     match host.auth.check_token(&user, &server, &password) {
-        Some(d) => Ok(decision_term(&d, started)),
+        Some(d) => {
+            host.requests.record("vm", "auth", &d);
+            Ok(decision_term(&d, started))
+        }
         None => Err(atoms::not_token()),
     }
 }
@@ -129,6 +132,7 @@ fn auth<'a>(
             return refused("not UTF-8");
         };
         let d = host.auth.auth_backend(&user, &server, &password).await;
+        host.requests.record("vm", "auth", &d);
         decision_term(&d, started)
     })
 }
@@ -150,6 +154,7 @@ fn is_user<'a>(
             return refused("not UTF-8");
         };
         let d = host.auth.is_user(&user, &server).await;
+        host.requests.record("vm", "isuser", &d);
         decision_term(&d, started)
     })
 }
@@ -211,6 +216,14 @@ fn schema() -> Vec<(String, Option<String>)> {
         .filter(|s| host::in_vm(s))
         .filter_map(|s| s.vm_name().map(|n| (n, s.default.map(str::to_string))))
         .collect()
+}
+
+/// `stats(Handle) -> Text`: the host's counters as OpenMetrics text
+/// (decisions, backend latency and failures, requests in flight and
+/// waiting per backend host, coalesced checks, throttling noticed).
+#[rustler::nif]
+fn stats(host: ResourceArc<Host>) -> String {
+    host.render_stats()
 }
 
 /// `noop() -> ok`: the floor of a NIF call, for benchmarks.

@@ -176,6 +176,48 @@ pub fn render(requests: &Requests, backend: &BackendStats, extra: &[Sample<'_>])
     out
 }
 
+/// The exposition of one decision maker and its HTTP client: [`render`]
+/// with requests in flight and waiting per backend host and coalesced
+/// checks added to `extra` (an adapter's own samples, e.g. connections).
+pub fn render_for(
+    requests: &Requests,
+    http: &crate::HttpClient,
+    auth: &crate::Authenticator,
+    mut extra: Vec<Sample<'static>>,
+) -> String {
+    for (backend, in_flight, waiting) in http.limits().snapshot() {
+        let labels = format!("backend=\"{}\"", label_value(&backend));
+        for (name, help, value) in [
+            (
+                "cloudauth_backend_in_flight",
+                "Backend requests in flight, by backend host.",
+                in_flight,
+            ),
+            (
+                "cloudauth_backend_waiting",
+                "Backend requests waiting for a place (cloud-concurrency), by backend host.",
+                waiting,
+            ),
+        ] {
+            extra.push(Sample {
+                name,
+                kind: "gauge",
+                help,
+                labels: labels.clone(),
+                value: u64::try_from(value).unwrap_or(u64::MAX),
+            });
+        }
+    }
+    extra.push(Sample {
+        name: "cloudauth_coalesced",
+        kind: "counter",
+        help: "Checks that joined an identical one in flight instead of asking the backend again.",
+        labels: String::new(),
+        value: auth.coalesced(),
+    });
+    render(requests, http.stats(), &extra)
+}
+
 /// A label value with `\`, `"` and newlines escaped.
 pub fn label_value(v: &str) -> String {
     v.replace('\\', "\\\\")

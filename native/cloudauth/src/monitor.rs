@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cloudauth_core::metrics::{self, label_value, Requests, Sample};
+use cloudauth_core::metrics::{self, Requests, Sample};
 use cloudauth_core::{Authenticator, HttpClient};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -75,31 +75,7 @@ impl Monitor {
                 value: c.load(Ordering::Relaxed),
             });
         }
-        for (host, in_flight, waiting) in self.http.limits().snapshot() {
-            let labels = format!("backend=\"{}\"", label_value(&host));
-            extra.push(Sample {
-                name: "cloudauth_backend_in_flight",
-                kind: "gauge",
-                help: "Backend requests in flight, by backend host.",
-                labels: labels.clone(),
-                value: u64::try_from(in_flight).unwrap_or(u64::MAX),
-            });
-            extra.push(Sample {
-                name: "cloudauth_backend_waiting",
-                kind: "gauge",
-                help: "Backend requests waiting for a place (cloud-concurrency), by backend host.",
-                labels,
-                value: u64::try_from(waiting).unwrap_or(u64::MAX),
-            });
-        }
-        extra.push(Sample {
-            name: "cloudauth_coalesced",
-            kind: "counter",
-            help: "Checks that joined an identical one in flight instead of asking the backend again.",
-            labels: String::new(),
-            value: self.auth.coalesced(),
-        });
-        metrics::render(&self.requests, self.http.stats(), &extra)
+        metrics::render_for(&self.requests, &self.http, &self.auth, extra)
     }
 }
 
