@@ -271,7 +271,7 @@ pub static CORE: &[Spec] = &[
     Spec::new(TYPE, Kind::Choice(PROTOCOLS), "Protocol on stdin/stdout: ejabberd, generic (alias prosody), saslauthd, postfix")
         .short('t')
         .value_name("PROTO"),
-    Spec::new(LISTEN, Kind::List, "Serve sockets instead of stdin/stdout: PROTO=ADDR, repeatable (sockets passed by systemd are served too)")
+    Spec::new(LISTEN, Kind::List, "Serve sockets instead of stdin/stdout: PROTO=ADDR, repeatable; PROTO is ejabberd, generic, saslauthd, postfix or metrics (sockets passed by systemd are served too)")
         .value_name("PROTO=ADDR"),
     Spec::new(IDLE_TIMEOUT, Kind::Duration, "Socket mode: close connections that sent nothing for this long")
         .default("5m")
