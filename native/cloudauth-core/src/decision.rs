@@ -16,6 +16,7 @@ use crate::backend::{Account, BackendError};
 use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
+use crate::jid;
 use crate::refusals::RecentRefusals;
 use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
@@ -161,6 +162,11 @@ impl Authenticator {
     /// Checks only the token formats; `None` when none of the domain's
     /// formats takes the password for a token (or the domain is not served).
     pub fn check_token(&self, user: &str, domain: &str, password: &str) -> Option<Decision> {
+        let (user, domain) = match jid::canonical(user, domain) {
+            Ok(pair) => pair,
+            Err(why) => return Some(Decision::new(Verdict::No, Path::Refused, Some(why))),
+        };
+        let (user, domain) = (user.as_ref(), domain.as_ref());
         let settings = self.settings.resolve(domain)?;
         let now = self.clock.now_unix();
         settings
@@ -188,7 +194,8 @@ impl Authenticator {
         if user.is_empty() || password.is_empty() {
             return None;
         }
-        self.settings.resolve(domain)?;
+        let (user, domain) = jid::canonical(user, domain).ok()?;
+        self.settings.resolve(&domain)?;
         let jid = format!("{user}@{domain}");
         match cache.lookup(&jid, password, self.clock.now_unix(), Rules::Normal) {
             Lookup::Hit => Some(Decision::new(Verdict::Yes, Path::Cache, None)),
@@ -215,6 +222,11 @@ impl Authenticator {
         if user.is_empty() || domain.is_empty() || password.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
         }
+        let (user, domain) = match jid::canonical(user, domain) {
+            Ok(pair) => pair,
+            Err(why) => return Decision::new(Verdict::No, Path::Refused, Some(why)),
+        };
+        let (user, domain) = (user.as_ref(), domain.as_ref());
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
@@ -320,6 +332,11 @@ impl Authenticator {
         if user.is_empty() || domain.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
         }
+        let (user, domain) = match jid::canonical(user, domain) {
+            Ok(pair) => pair,
+            Err(why) => return Decision::new(Verdict::No, Path::Refused, Some(why)),
+        };
+        let (user, domain) = (user.as_ref(), domain.as_ref());
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
@@ -343,6 +360,8 @@ impl Authenticator {
         user: &str,
         domain: &str,
     ) -> Result<SharedRoster, BackendError> {
+        let (user, domain) = jid::canonical(user, domain).map_err(BackendError::Unsupported)?;
+        let (user, domain) = (user.as_ref(), domain.as_ref());
         let settings = self
             .settings
             .resolve(domain)

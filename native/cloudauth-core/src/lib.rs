@@ -16,6 +16,7 @@ pub mod decision;
 pub mod digest;
 pub mod domains;
 pub mod duration;
+pub mod jid;
 pub mod metrics;
 pub mod refusals;
 pub mod roster;

@@ -597,3 +597,49 @@ fn journal_under_systemd_unless_a_log_directory_is_configured() {
     assert!(out.status.success());
     assert!(log_text(&logdir).contains("serving Generic protocol"));
 }
+
+/// One canonical JID form for every protocol: a domain's own settings
+/// apply whatever its letter case or a trailing dot, and '@' in the user
+/// or domain cannot make one JID's token pass for another's.
+#[test]
+fn domain_case_trailing_dot_and_at_signs_cannot_switch_settings_or_jids() {
+    let dir = workdir("canonical");
+    let domains = dir.join("domains");
+    let secret_a = "secret-of-a";
+    std::fs::write(&domains, format!("a.example {secret_a} {}\n", dead_url())).unwrap();
+    let ask = |lines: &str| -> String {
+        let mut child = cloudauth(&dead_url(), "1", &dir)
+            .arg("-p")
+            .arg(&domains)
+            .args(["-t", "generic"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(lines.as_bytes()).unwrap();
+        drop(input);
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    let exp = now() + 600;
+    let a_token = token::mint(&Secret::new(secret_a), "alice", "a.example", exp);
+    // a.example's token, asked as A.EXAMPLE and a.example.: a.example's settings decide.
+    assert_eq!(
+        ask(&format!(
+            "auth:alice:a.example:{a_token}\nauth:alice:A.EXAMPLE:{a_token}\nauth:Alice:a.example.:{a_token}\n"
+        )),
+        "1\n1\n1\n"
+    );
+    // A token minted for `alice@x` at example.org (MAC over "alice@x@example.org")
+    // does not admit alice at `x@example.org`, nor the other way round.
+    let at_user = token::mint(&Secret::new(SECRET), "alice@x", "example.org", exp);
+    let at_domain = token::mint(&Secret::new(SECRET), "alice", "x@example.org", exp);
+    assert_eq!(
+        ask(&format!(
+            "auth:alice:x@example.org:{at_user}\nisuser:alice:x@example.org\nauth:alice@x:example.org:{at_domain}\n"
+        )),
+        "0\n0\n0\n"
+    );
+    let log = log_text(&dir);
+    assert!(log.contains("characters a JID"), "{log}");
+}
