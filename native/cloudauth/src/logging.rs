@@ -76,6 +76,54 @@ struct LogLine {
     urgent: bool,
 }
 
+/// One formatted event with every control character but its final newline
+/// escaped (`\n`, `\r`, `\xNN`, C1 controls as `\u{..}`): a user name or a
+/// backend message with a line break cannot forge a log line.
+pub fn sanitize(buf: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+    let is_c1 = |w: &[u8]| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]);
+    let clean =
+        !body.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) && !body.windows(2).any(is_c1);
+    if clean {
+        return std::borrow::Cow::Borrowed(buf);
+    }
+    let mut out = Vec::with_capacity(buf.len() + 16);
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.push(b),
+            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            0xc2 if i + 1 < body.len() && is_c1(&body[i..i + 2]) => {
+                out.extend_from_slice(format!("\\u{{{:x}}}", body[i + 1]).as_bytes());
+                i += 1;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    if body.len() < buf.len() {
+        out.push(b'\n');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Standard error, each event sanitized.
+struct SafeStderr;
+
+impl Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write_all(&sanitize(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut out = self
@@ -83,7 +131,7 @@ impl Write for LogLine {
             .out
             .lock()
             .map_err(|_| io::Error::other("log lock poisoned"))?;
-        out.writer.write_all(buf)?;
+        out.writer.write_all(&sanitize(buf))?;
         if self.urgent {
             out.writer.flush()?;
         }
@@ -193,13 +241,13 @@ pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
         .with_timer(UtcMicros);
     match target {
         LogTarget::Stderr => {
-            builder.with_writer(io::stderr).init();
+            builder.with_writer(|| SafeStderr).init();
             None
         }
         LogTarget::Journal => {
             builder
                 .event_format(JournalLine)
-                .with_writer(io::stderr)
+                .with_writer(|| SafeStderr)
                 .init();
             None
         }
@@ -219,7 +267,7 @@ pub fn init(target: &LogTarget, debug: bool) -> Option<String> {
                     None
                 }
                 Err(e) => {
-                    builder.with_writer(io::stderr).init();
+                    builder.with_writer(|| SafeStderr).init();
                     Some(format!(
                         "cannot open log file {}: {e}; logging to stderr",
                         path.display()
@@ -302,5 +350,29 @@ pub async fn reopen_on_hangup() {
             Ok(false) => tracing::debug!("SIGHUP: not logging to a file"),
             Err(e) => tracing::warn!("SIGHUP: cannot reopen the log file: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_but_the_line_end_stays() {
+        assert!(matches!(
+            sanitize(b"plain line\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let forged = b"auth mallory\n2026-01-01 INFO auth admin@x: yes\r@localhost: no\n";
+        assert_eq!(
+            &*sanitize(forged),
+            &b"auth mallory\\n2026-01-01 INFO auth admin@x: yes\\r@localhost: no\n"[..]
+        );
+        assert_eq!(&*sanitize(b"a\x1b[31mb\x7f\n"), &b"a\\x1b[31mb\\x7f\n"[..]);
+        assert_eq!(&*sanitize("x\u{85}y".as_bytes()), &b"x\\u{85}y"[..]);
+        assert_eq!(
+            &*sanitize("jürgen\tok\n".as_bytes()),
+            "jürgen\tok\n".as_bytes()
+        );
     }
 }

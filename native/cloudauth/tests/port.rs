@@ -643,3 +643,19 @@ fn domain_case_trailing_dot_and_at_signs_cannot_switch_settings_or_jids() {
     let log = log_text(&dir);
     assert!(log.contains("characters a JID"), "{log}");
 }
+
+/// A line break in what a client sends cannot forge a log line (the
+/// Postfix protocol percent-decodes `%0a`).
+#[test]
+fn a_forged_log_line_stays_inside_its_own_line() {
+    let dir = workdir("loginject");
+    let forged = "get mallory%0a2026-01-01T00:00:00.000000Z  INFO auth admin@localhost: yes via token in 1 us%0d@localhost\n";
+    let out = run(&["-t", "postfix"], forged.as_bytes(), &dir);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("500 "));
+    let log = log_text(&dir);
+    assert!(log.contains("mallory\\n2026-01-01"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00")),
+        "a forged line: {log}"
+    );
+}
