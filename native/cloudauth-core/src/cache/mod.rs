@@ -173,6 +173,12 @@ impl PasswordCache {
     /// The slow part (blocking): bcrypt-compares `password` with `pwhash`;
     /// a match is remembered in memory and recorded as a hit.
     pub fn verify_slow(&self, jid: &str, password: &str, pwhash: &str, now: u64) -> bool {
+        // bcrypt reads only the first 72 bytes: a row xcauth stored for a
+        // longer password would admit any password sharing that prefix.
+        // Such passwords are never cached; a row can only match a prefix.
+        if password.len() > BCRYPT_MAX_PASSWORD {
+            return false;
+        }
         let ok = bcrypt::verify(password, pwhash).unwrap_or(false);
         if ok {
             self.remember(jid, password, pwhash);

@@ -149,6 +149,24 @@ fn long_passwords_are_not_cached() {
     assert_eq!(c.lookup("a@b", &long, T0, Rules::Normal), Lookup::Miss);
 }
 
+/// An xcauth row for a password longer than bcrypt reads holds the hash of
+/// its first 72 bytes (Python's bcrypt truncated silently): another password
+/// with the same 72-byte prefix must not be admitted by it.
+#[test]
+fn an_old_row_for_a_long_password_admits_no_password_sharing_its_prefix() {
+    let c = memory_cache();
+    let long = format!(
+        "{}-the-rest-of-a-long-passphrase",
+        "p".repeat(BCRYPT_MAX_PASSWORD)
+    );
+    let prefix = &long[..BCRYPT_MAX_PASSWORD];
+    let truncated_hash = bcrypt::hash(prefix, 4).unwrap();
+    c.record_verified("a@b", prefix, &truncated_hash, T0);
+    let other = format!("{prefix}-something-else");
+    assert!(!check(&c, "a@b", &other, T0 + 1, Rules::Normal));
+    assert!(!check(&c, "a@b", &long, T0 + 1, Rules::Unreachable));
+}
+
 fn temp_db(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cloudauth-cache-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
