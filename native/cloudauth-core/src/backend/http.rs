@@ -23,15 +23,6 @@ pub struct Timeouts {
     pub total: Duration,
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(5),
-            total: Duration::from_secs(5),
-        }
-    }
-}
-
 /// A reply as the backend sent it (status 2xx/4xx/5xx; redirects are errors).
 #[derive(Debug, Clone)]
 pub struct HttpReply {

@@ -1048,7 +1048,9 @@ mod tests {
     }
 
     fn build_err(kv: &[(&str, &str)]) -> SettingsError {
-        let http = Arc::new(HttpClient::new(Default::default()));
+        let http = Arc::new(HttpClient::new(crate::settings::timeouts(
+            &Values::defaults(),
+        )));
         match build(&values(kv), &http) {
             Ok(_) => panic!("built from {kv:?}"),
             Err(e) => e,
@@ -1062,7 +1064,9 @@ mod tests {
         let f = dir.join("svc");
         std::fs::write(&f, "svc-secret\n").unwrap();
         let f = f.to_str().unwrap();
-        let http = Arc::new(HttpClient::new(Default::default()));
+        let http = Arc::new(HttpClient::new(crate::settings::timeouts(
+            &Values::defaults(),
+        )));
         let base = ("url", "https://cloud.example.org");
         assert!(build(&values(&[base]), &http).is_ok());
         assert!(build(

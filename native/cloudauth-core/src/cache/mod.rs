@@ -39,12 +39,9 @@ pub struct CacheTtls {
 }
 
 impl Default for CacheTtls {
+    /// The settings schema's defaults (1 h, 1 d, 1 w: xcauth's).
     fn default() -> Self {
-        CacheTtls {
-            query: Duration::from_secs(3600),
-            verification: Duration::from_secs(86_400),
-            unreachable: Duration::from_secs(604_800),
-        }
+        crate::settings::cache_settings(&crate::settings::values::Values::defaults()).ttls
     }
 }
 

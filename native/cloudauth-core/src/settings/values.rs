@@ -324,6 +324,14 @@ impl Values {
         Ok(out)
     }
 
+    /// The schema's defaults alone (every default parses: a unit test of the
+    /// schema checks it).
+    pub fn defaults() -> Values {
+        Values::resolve(&[], |_| true)
+            .map(|r| r.values)
+            .unwrap_or_default()
+    }
+
     /// Values from `(key, text)` pairs set by the program itself (tests,
     /// benchmarks, tools), over the defaults.
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Values, SettingsError> {
