@@ -14,12 +14,36 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::store::{CacheEntry, CacheStore, StoreError};
 use crate::timestamp;
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS authcache (
+/// xcauth's whole schema, created (where missing) by whoever opens the state
+/// database first: a database cloudauth made stays one xcauth can use, so
+/// admins can fall back to xcauth (which stops at the first missing table).
+const XCAUTH_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS domains (
+    xmppdomain TEXT PRIMARY KEY,
+    authsecret TEXT,
+    authurl    TEXT,
+    authdomain TEXT,
+    regcontact TEXT,
+    regfirst   TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    reglatest  TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS authcache (
     jid        TEXT PRIMARY KEY,
     pwhash     TEXT,
     firstauth  TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
     remoteauth TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    anyauth    TIMESTAMP DEFAULT CURRENT_TIMESTAMP)";
+    anyauth    TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS rosterinfo (
+    jid          TEXT PRIMARY KEY,
+    fullname     TEXT,
+    grouplist    TEXT,
+    responsehash TEXT,
+    last_update  TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS rostergroups (
+    groupname TEXT PRIMARY KEY,
+    userlist  TEXT);";
+
+/// Mode of a state database cloudauth creates: it holds password hashes.
+pub const DB_MODE: u32 = 0o640;
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError(e.to_string())
@@ -57,6 +81,21 @@ fn patiently<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Resu
 /// a busy timeout, synchronous=NORMAL (durable against process crashes).
 /// Several processes may open (and create) the same file at once.
 pub fn open_shared(path: &Path) -> Result<Connection, StoreError> {
+    // Created here with its mode (SQLite would make it 0644 under the usual
+    // umask); another process creating it at the same time is fine.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(DB_MODE)
+            .open(path);
+        if let Err(e) = created {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(StoreError(format!("{}: {e}", path.display())));
+            }
+        }
+    }
     let conn =
         Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(OPEN_PATIENCE).map_err(db_err)?;
@@ -70,6 +109,7 @@ pub fn open_shared(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     patiently(|| conn.pragma_update(None, "synchronous", "NORMAL")).map_err(db_err)?;
+    patiently(|| conn.execute_batch(XCAUTH_SCHEMA)).map_err(db_err)?;
     Ok(conn)
 }
 
@@ -82,7 +122,6 @@ impl SqliteStore {
     /// Opens (creating if needed) the table in the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_shared(path)?;
-        patiently(|| conn.execute_batch(SCHEMA)).map_err(db_err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })

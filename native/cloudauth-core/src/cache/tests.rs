@@ -372,3 +372,24 @@ fn processes_opening_a_new_database_at_once_all_succeed() {
         }
     }
 }
+
+/// A state database cloudauth creates has xcauth's whole schema (xcauth
+/// stops at the first missing table) and is not readable by others.
+#[test]
+fn a_database_cloudauth_creates_is_one_xcauth_can_use() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = temp_db("schema");
+    let _ = std::fs::remove_file(&path);
+    let _store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for query in [
+        "SELECT xmppdomain, authsecret, authurl, authdomain, regcontact, regfirst, reglatest FROM domains",
+        "SELECT jid, pwhash, firstauth, remoteauth, anyauth FROM authcache",
+        "SELECT jid, fullname, grouplist, responsehash FROM rosterinfo",
+        "SELECT groupname, userlist FROM rostergroups",
+    ] {
+        assert!(conn.prepare(query).is_ok(), "{query}");
+    }
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}

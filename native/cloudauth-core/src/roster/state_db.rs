@@ -23,17 +23,6 @@ use crate::cache::sqlite::open_shared;
 use crate::cache::StoreError;
 use crate::timestamp;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS rosterinfo (
-    jid          TEXT PRIMARY KEY,
-    fullname     TEXT,
-    grouplist    TEXT,
-    responsehash TEXT,
-    last_update  TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
-CREATE TABLE IF NOT EXISTS rostergroups (
-    groupname TEXT PRIMARY KEY,
-    userlist  TEXT);";
-
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError(e.to_string())
 }
@@ -80,7 +69,6 @@ impl RosterDb {
     /// Opens (creating the tables if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_shared(path)?;
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(RosterDb {
             conn: Mutex::new(conn),
         })
