@@ -14,6 +14,48 @@ use crate::monitor::Monitor;
 use crate::request::{self, Dialect, Request};
 use crate::roster_sync::RosterSync;
 
+/// Bad-input warnings per second, at most; the rest are counted and the
+/// count is logged with the next warning, so that a flood of garbage cannot
+/// flood the log (or slow the process down writing it).
+const BAD_INPUT_WARNINGS_PER_SECOND: u64 = 10;
+
+/// Rate limit of bad-input warnings.
+#[derive(Default)]
+struct BadInputLog {
+    /// (second of the current window, warnings in it, suppressed since the last one written)
+    state: std::sync::Mutex<(u64, u64, u64)>,
+}
+
+impl BadInputLog {
+    /// Logs `what` unless this second had its share; says how many were left out.
+    fn warn(&self, what: std::fmt::Arguments<'_>) {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let suppressed = {
+            let mut s = match self.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            if s.0 != second {
+                s.0 = second;
+                s.1 = 0;
+            }
+            if s.1 >= BAD_INPUT_WARNINGS_PER_SECOND {
+                s.2 += 1;
+                return;
+            }
+            s.1 += 1;
+            std::mem::take(&mut s.2)
+        };
+        if suppressed > 0 {
+            warn!("{what} ({suppressed} more bad inputs not logged)");
+        } else {
+            warn!("{what}");
+        }
+    }
+}
+
 /// What to do with one incoming unit.
 #[derive(Debug)]
 pub enum Step {
@@ -31,6 +73,7 @@ pub struct Handler {
     on_trouble: TroublePolicy,
     roster: Option<Arc<RosterSync>>,
     monitor: Arc<Monitor>,
+    bad_input: BadInputLog,
 }
 
 /// The protocol answer for a verdict under a trouble policy.
@@ -108,6 +151,7 @@ impl Handler {
             on_trouble,
             roster,
             monitor,
+            bad_input: BadInputLog::default(),
         }
     }
 
@@ -139,20 +183,24 @@ impl Handler {
         let dialect = protocol.dialect();
         let parsed = match (incoming, dialect) {
             (Incoming::Bad(problem), _) => {
-                warn!("bad input: {problem}; answered no");
+                self.bad_input
+                    .warn(format_args!("bad input: {problem}; answered no"));
                 return Step::Answer(Reply::No, None);
             }
             (Incoming::Payload(p), Dialect::Colon) => request::parse(&p),
             (Incoming::Payload(p), Dialect::Postfix) => request::parse_postfix(&p),
             (Incoming::Fields(f), Dialect::Saslauthd) => request::parse_saslauthd(&f),
             (Incoming::Payload(_) | Incoming::Fields(_), _) => {
-                warn!("bad input: frame does not fit the {dialect:?} protocol; answered no");
+                self.bad_input.warn(format_args!(
+                    "bad input: frame does not fit the {dialect:?} protocol; answered no"
+                ));
                 return Step::Answer(Reply::No, None);
             }
         };
         match parsed {
             Err(e) => {
-                warn!("bad request: {e}; answered no");
+                self.bad_input
+                    .warn(format_args!("bad request: {e}; answered no"));
                 Step::Answer(Reply::No, None)
             }
             Ok(Request::Quit) => Step::Quit,

@@ -31,6 +31,10 @@ use crate::serve::{End, MAX_IN_FLIGHT};
 
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Replies decided but not yet written (waiting behind a slower one), at
+/// most: past it the reader stops reading until they are written, so a
+/// flood of cheap requests behind one slow request cannot grow memory.
+pub const MAX_PENDING_REPLIES: u64 = 1024;
 
 /// Replies not yet written, and where they go.
 struct Pending<C> {
@@ -165,6 +169,11 @@ where
                     break 'session End::Quit;
                 }
                 Step::Answer(reply, note) => {
+                    if issued - ordered.lock().next >= MAX_PENDING_REPLIES
+                        && ordered.wait_below(issued, MAX_PENDING_REPLIES).is_err()
+                    {
+                        break 'session End::Eof;
+                    }
                     issued += 1;
                     ordered.complete(seq, reply, note);
                 }

@@ -1,7 +1,7 @@
 //! The `cloudauth` binary over real pipes: framing, bad input, ordering,
 //! stdout purity, log hygiene, one-shot exit codes.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -384,7 +384,6 @@ fn delaying_cloud() -> String {
 }
 
 fn serve_http(mut conn: std::net::TcpStream) {
-    use std::io::Read;
     let mut data = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -658,4 +657,69 @@ fn a_forged_log_line_stays_inside_its_own_line() {
         !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00")),
         "a forged line: {log}"
     );
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One slow cloud request, then a flood of empty frames (each answered at
+/// once, but only after the slow one): the process stops reading while
+/// too many replies wait, instead of keeping them all in memory; every
+/// request still gets its reply, in order.
+#[test]
+fn replies_waiting_behind_a_slow_request_are_bounded() {
+    let dir = workdir("pending");
+    // A cloud that accepts connections and never answers: the first request
+    // waits for its 3 s deadline.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", hole.local_addr().unwrap());
+    let mut child = cloudauth(&url, "3", &dir)
+        .args(["-t", "ejabberd"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    const FLOOD: usize = 300_000;
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = output.read_to_end(&mut all);
+        all
+    });
+    let writer = std::thread::spawn(move || {
+        let mut data = frame(b"auth:alice:localhost:password");
+        data.extend(std::iter::repeat_n([0u8, 0u8], FLOOD).flatten());
+        let _ = input.write_all(&data);
+    });
+    let mut peak = 0;
+    while !writer.is_finished() || peak == 0 {
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().unwrap();
+    let replies = reader.join().unwrap();
+    let _ = child.wait();
+    drop(hole);
+    assert!(
+        peak > 0 && peak < 24 * 1024,
+        "peak RSS {peak} KiB while replies waited"
+    );
+    assert_eq!(replies.len(), 4 * (FLOOD + 1));
+    assert_eq!(
+        &replies[..4],
+        &TEMPFAIL,
+        "the slow request's reply comes first"
+    );
+    assert!(replies[4..].chunks(4).all(|r| r == NO));
 }
