@@ -203,7 +203,17 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
     let t = text.trim();
     match spec.kind {
         Kind::Text => Ok(Value::Text(t.to_string())),
-        Kind::Url => parse_url(t).map(Value::Url),
+        Kind::Url => {
+            let url = parse_url(t)?;
+            if url.scheme() == "http" && !is_loopback(&url) {
+                warnings.push(format!(
+                    "{} is plain http to another machine: anyone on the way can read the \
+                     passwords and answer \"yes\" for any user; use https",
+                    spec.key
+                ));
+            }
+            Ok(Value::Url(url))
+        }
         Kind::Path => {
             if t.is_empty() {
                 Err("is empty".into())
@@ -263,6 +273,16 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
             .ok_or_else(|| format!("{t:?} is not a boolean")),
         Kind::Obsolete => Ok(Value::Text(t.to_string())),
     }
+}
+
+/// Whether a URL's host is this machine (where plain http crosses no network).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|h| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -644,6 +664,25 @@ mod tests {
             assert!(
                 Values::resolve(&[layer(Origin::CommandLine, &[(k, v)])], all).is_err(),
                 "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_warned_about() {
+        for (url, warned) in [
+            ("http://cloud.example.org/x", true),
+            ("http://10.1.2.3/x", true),
+            ("https://cloud.example.org/x", false),
+            ("http://127.0.0.1:8080/x", false),
+            ("http://localhost/x", false),
+            ("http://[::1]/x", false),
+        ] {
+            let r = Values::resolve(&[layer(Origin::CommandLine, &[("url", url)])], all).unwrap();
+            assert_eq!(
+                r.warnings.iter().any(|w| w.contains("plain http")),
+                warned,
+                "{url}"
             );
         }
     }
