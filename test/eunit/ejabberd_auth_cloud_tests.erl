@@ -163,7 +163,16 @@ tokens() ->
     ?assertEqual({error, not_token},
 		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, <<"password">>)),
     ?assertMatch({ok, {no, precheck, _, _}},
-		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, <<255, 254>>)).
+		 ejabberd_auth_cloud_nif:check_token(H, <<"alice">>, <<"example.org">>, <<255, 254>>)),
+    %% A 100 MB "password" is refused by its length, without being copied:
+    %% the call stays far below a normal scheduler's 1 ms budget.
+    Huge = binary:copy(<<"x">>, 100 * 1024 * 1024),
+    {Us, Refused} = timer:tc(fun() ->
+				     ejabberd_auth_cloud_nif:check_token(H, <<"alice">>,
+									 <<"example.org">>, Huge)
+			     end),
+    ?assertMatch({ok, {no, precheck, _, _}}, Refused),
+    ?assert(Us < 1000).
 
 trouble_is_a_reply() ->
     {H, Budget} = host(url(dead_port()), <<"1">>),
