@@ -291,82 +291,39 @@ fn config_file_and_secret_file() {
     assert!(!log_text(&dir).contains(SECRET));
 }
 
+/// Runs cloudauth with `args`, expects the configuration-error exit
+/// status, and returns what it said on stderr.
+fn config_error(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "configuration errors exit 78, not 2: {args:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn missing_settings_fail_loudly() {
-    let out = Command::new(BIN)
-        .args(["-c", "/dev/null", "-t", "ejabberd", "-i"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "configuration errors exit 78, not 2"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("backend jsxc needs url"));
+    let base = ["-c", "/dev/null", "-t", "ejabberd", "-i"];
+    assert!(config_error(&base).contains("backend jsxc needs url"));
     // Half a configuration names the half that is missing.
-    let out = Command::new(BIN)
-        .args([
-            "-c",
-            "/dev/null",
-            "-t",
-            "ejabberd",
-            "-i",
-            "-u",
-            "http://127.0.0.1:9/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "configuration errors exit 78, not 2"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("backend jsxc needs secret"));
-    let out = Command::new(BIN)
-        .args(["-c", "/nonexistent/xcauth.conf", "-t", "ejabberd"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "configuration errors exit 78, not 2"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
-    // A URL without a scheme is refused at start-up, naming the setting.
-    let out = Command::new(BIN)
-        .args([
-            "-c",
-            "/dev/null",
-            "-t",
-            "ejabberd",
-            "-i",
-            "-s",
-            "k",
-            "-u",
-            "cloud.example.org/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "a usage error is a configuration error"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--url"));
+    let half = [&base[..], &["-u", "http://127.0.0.1:9/x"]].concat();
+    assert!(config_error(&half).contains("backend jsxc needs secret"));
+    let missing = ["-c", "/nonexistent/xcauth.conf", "-t", "ejabberd"];
+    assert!(config_error(&missing).contains("cannot read config file"));
+    // A URL without a scheme is refused at start-up, naming the setting:
+    // on the command line (a usage error) and in the config file.
+    let bad_url = [&base[..], &["-s", "k", "-u", "cloud.example.org/x"]].concat();
+    assert!(config_error(&bad_url).contains("--url"));
     let conf = workdir("badurl").join("xcauth.conf");
     std::fs::write(
         &conf,
         "url = cloud.example.org/x\nsecret = k\ntype = ejabberd\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .arg("-i")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let text = String::from_utf8_lossy(&out.stderr);
+    let conf = conf.to_str().unwrap();
+    let text = config_error(&["-c", conf, "-i"]);
     assert!(text.contains("invalid url in config file"), "{text}");
 }
 
