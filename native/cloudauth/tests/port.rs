@@ -680,3 +680,51 @@ fn replies_waiting_behind_a_slow_request_are_bounded() {
     );
     assert!(replies[4..].chunks(4).all(|r| r == NO));
 }
+
+/// A cloud whose error page echoes the request (form body, password
+/// included): the log shows the reply's length and masked start, never the
+/// password.
+#[test]
+fn a_reply_echoing_the_request_never_puts_the_password_in_the_log() {
+    let dir = workdir("echo");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in l.incoming().flatten() {
+            let mut data = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // The form body ends with the password field.
+            while !String::from_utf8_lossy(&data).ends_with("-pw") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => data.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = format!(
+                "<html><body>Bad request: {}</body></html>",
+                String::from_utf8_lossy(&data)
+            );
+            let _ = conn.write_all(
+                format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+            );
+        }
+    });
+    let out = {
+        let mut child = cloudauth(&url, "3", &dir)
+            .args(["-t", "generic"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input
+            .write_all(b"auth:alice:localhost:hunter2-secret-pw\n")
+            .unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    let log = log_text(&dir);
+    assert!(log.contains("reply is not JSON"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}

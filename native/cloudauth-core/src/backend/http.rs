@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::gate::Limits;
-use super::{printable_snippet, BackendError};
+use super::BackendError;
 use crate::metrics::BackendStats;
 
 /// Largest reply body read from the cloud.
@@ -41,7 +41,7 @@ impl HttpReply {
     pub fn unexpected(&self) -> BackendError {
         BackendError::HttpStatus {
             status: self.status,
-            snippet: printable_snippet(&self.body, 120),
+            snippet: super::body_shape(&self.body),
         }
     }
 }

@@ -210,8 +210,53 @@ pub enum DecodeError {
 /// Reads a JSON reply body, or says what it was instead.
 pub fn decode_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
     serde_json::from_slice(body).map_err(|_| DecodeError::NotJson {
-        snippet: printable_snippet(body, 120),
+        snippet: body_shape(body),
     })
+}
+
+/// A reply body as it may be logged: its length and its start with every
+/// value masked (`key=…`, `"key": "…"`), since an error page may echo the
+/// request, password included.
+pub fn body_shape(body: &[u8]) -> String {
+    let start = printable_snippet(body, 80);
+    let mut masked = String::with_capacity(start.len());
+    let mut chars = start.chars().peekable();
+    let mut in_value = false;
+    let mut quote = false;
+    while let Some(c) = chars.next() {
+        if in_value {
+            let ends = if quote {
+                c == '"'
+            } else {
+                matches!(c, '&' | ' ' | '<' | '>' | '"' | '\'' | ',' | '}' | ';')
+            };
+            if ends {
+                in_value = false;
+                masked.push(c);
+            } else if !masked.ends_with('*') {
+                masked.push('*');
+            }
+            continue;
+        }
+        masked.push(c);
+        if c == '=' {
+            in_value = true;
+            quote = false;
+        } else if c == ':' {
+            // JSON: `"key": "value"` — mask a quoted value after the colon.
+            while chars.peek() == Some(&' ') {
+                masked.push(' ');
+                chars.next();
+            }
+            if chars.peek() == Some(&'"') {
+                masked.push('"');
+                chars.next();
+                in_value = true;
+                quote = true;
+            }
+        }
+    }
+    format!("{} bytes: {masked:?}", body.len())
 }
 
 /// The first `max` characters of `bytes`, lossily decoded, control
@@ -240,6 +285,19 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), BACKENDS.len());
         assert!(find("jsxc").is_some() && find("nope").is_none());
+    }
+
+    #[test]
+    fn body_shapes_never_show_values() {
+        let page = b"<html><body>Bad request: operation=auth&username=alice&password=hunter2 {\"password\": \"hunter2\"}</body></html>";
+        let shape = body_shape(page);
+        assert!(!shape.contains("hunter2"), "{shape}");
+        assert!(!shape.contains("alice"), "{shape}");
+        assert!(
+            shape.starts_with(&format!("{} bytes: ", page.len())),
+            "{shape}"
+        );
+        assert!(shape.contains("password=*"), "{shape}");
     }
 
     #[test]
