@@ -700,10 +700,9 @@ fn a_reply_echoing_the_request_never_puts_the_password_in_the_log() {
                     Ok(n) => data.extend_from_slice(&chunk[..n]),
                 }
             }
-            let body = format!(
-                "<html><body>Bad request: {}</body></html>",
-                String::from_utf8_lossy(&data)
-            );
+            let text = String::from_utf8_lossy(&data);
+            let form = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let body = format!("<html><body>Bad request: {form}</body></html>");
             let _ = conn.write_all(
                 format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
             );
