@@ -6,6 +6,7 @@ mod cli;
 mod codec;
 mod config;
 mod config_file;
+mod doctor;
 mod handler;
 mod listen;
 mod logging;
@@ -36,6 +37,10 @@ use crate::roster_sync::RosterSync;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the settings load: reporting why they do not is part of its job.
+    if let Some(Command::Doctor { domain }) = &cli.command {
+        return ExitCode::from(doctor::run(&cli, domain.as_deref()));
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
