@@ -475,6 +475,19 @@ pub enum TlsProblem {
     Other(String),
 }
 
+/// A name as webpki presents it (`DnsName("cloud.example.org")`,
+/// `IpAddress(192.0.2.1)`), as it would be written in a URL.
+fn presented_name(p: &str) -> String {
+    let inner = p
+        .strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .or_else(|| {
+            p.strip_prefix("IpAddress(")
+                .and_then(|r| r.strip_suffix(')'))
+        });
+    inner.unwrap_or(p).to_string()
+}
+
 /// Sorts a rustls error into what the admin must do.
 pub fn classify_tls(e: &rustls::Error) -> TlsProblem {
     use rustls::CertificateError as C;
@@ -483,7 +496,9 @@ pub fn classify_tls(e: &rustls::Error) -> TlsProblem {
         rustls::Error::InvalidCertificate(c) => match c {
             C::UnknownIssuer | C::BadSignature => TlsProblem::Untrusted(text),
             C::NotValidForName => TlsProblem::WrongName(Vec::new()),
-            C::NotValidForNameContext { presented, .. } => TlsProblem::WrongName(presented.clone()),
+            C::NotValidForNameContext { presented, .. } => {
+                TlsProblem::WrongName(presented.iter().map(|p| presented_name(p)).collect())
+            }
             C::Expired
             | C::ExpiredContext { .. }
             | C::NotValidYet
@@ -589,12 +604,16 @@ fn tls_check(url: &reqwest::Url, outcome: Result<TlsInfo, TlsProblem>) -> Check 
             "install the CA that signed it on this machine (copy it to /usr/local/share/ca-certificates/NAME.crt and run update-ca-certificates), or give the web server a certificate from a public CA",
         ),
         Err(TlsProblem::WrongName(names)) => {
-            let fix = match names.first() {
+            let port_part = match url.port() {
+                Some(p) => format!(":{p}"),
+                None => String::new(),
+            };
+            // A wildcard does not cover its own parent: suggest a plain name.
+            let fix = match names.iter().find(|n| !n.starts_with("*.")) {
                 Some(n) => format!(
-                    "use the name on the certificate in url (https://{}/…), or get a certificate for {host}",
-                    n.trim_start_matches("*.")
+                    "use the name on the certificate in url (https://{n}{port_part}/…), or get a certificate for {host}"
                 ),
-                None => format!("use the name on the certificate in url, or get a certificate for {host}"),
+                None => format!("use a name the certificate covers in url, or get a certificate for {host}"),
             };
             let names = if names.is_empty() {
                 "other names".to_string()
@@ -1029,6 +1048,17 @@ mod tests {
             classify_tls(&rustls::Error::InvalidCertificate(C::NotValidForName)),
             TlsProblem::WrongName(_)
         ));
+        let named = rustls::Error::InvalidCertificate(C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("a.example").unwrap(),
+            presented: vec![
+                "DnsName(\"cloud.example.org\")".into(),
+                "IpAddress(192.0.2.1)".into(),
+            ],
+        });
+        assert_eq!(
+            classify_tls(&named),
+            TlsProblem::WrongName(vec!["cloud.example.org".into(), "192.0.2.1".into()])
+        );
         assert!(matches!(
             classify_tls(&rustls::Error::InvalidMessage(
                 rustls::InvalidMessage::InvalidContentType

@@ -860,30 +860,8 @@ impl Nextcloud {
         match reply.status {
             200 => {
                 let data = ocs_data(&reply.body).unwrap_or_default();
-                let strings = |k: &str| -> Option<Vec<String>> {
-                    data.get(k)?.as_array().map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                };
-                let check = match (strings("groups"), strings("subadmin")) {
-                    (Some(g), _) if g.iter().any(|g| g == "admin") => {
-                        Check::pass(name, format!("{who} logs in and is an admin"))
-                    }
-                    (_, Some(s)) if !s.is_empty() => Check::pass(
-                        name,
-                        format!("{who} logs in and is a subadmin of {} (isuser and rosters for their members only)", s.join(", ")),
-                    ),
-                    (Some(_), Some(_)) => Check::fail(
-                        name,
-                        format!("{who} logs in but is neither admin nor subadmin: Nextcloud shows it no other users"),
-                        HINT_RIGHTS,
-                    ),
-                    _ => Check::pass(name, format!("{who} logs in")),
-                };
-                report.checks.push(check);
+                let rights = self.doctor_rights(svc).await;
+                report.checks.push(service_check(who, &data, rights));
             }
             401 => {
                 report.checks.push(Check::fail(
@@ -919,6 +897,67 @@ impl Nextcloud {
             )
         });
         report
+    }
+}
+
+impl Nextcloud {
+    /// Whether the service account may look up other users: the details
+    /// of a group nobody has need admin or subadmin rights (403 without,
+    /// before Nextcloud looks for the group; 404 with them).
+    async fn doctor_rights(&self, svc: &ServiceAccount) -> Result<bool, BackendError> {
+        let group = doctor::probe_user();
+        let Some(url) = ocs_url(&self.base, &["cloud", "groups", &group, "users", "details"])
+        else {
+            return Err(BackendError::Api("group URL".into()));
+        };
+        let reply = self.service_get(svc, &url).await?;
+        match reply.status {
+            200 | 404 => Ok(true),
+            403 => Ok(false),
+            _ => Err(reply.unexpected()),
+        }
+    }
+}
+
+/// The service account's line: its own record (`data`) says admin or
+/// subadmin, `rights` whether Nextcloud lets it look up others.
+fn service_check(who: &str, data: &Value, rights: Result<bool, BackendError>) -> Check {
+    const NAME: &str = "service account";
+    let strings = |k: &str| -> Vec<String> {
+        data.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match rights {
+        Ok(true) if strings("groups").iter().any(|g| g == "admin") => {
+            Check::pass(NAME, format!("{who} logs in and is an admin"))
+        }
+        Ok(true) => match strings("subadmin") {
+            s if !s.is_empty() => Check::pass(
+                NAME,
+                format!(
+                    "{who} logs in and is a subadmin of {} (isuser and rosters for their members only)",
+                    s.join(", ")
+                ),
+            ),
+            _ => Check::pass(NAME, format!("{who} logs in and may look up users")),
+        },
+        Ok(false) => Check::fail(
+            NAME,
+            format!("{who} logs in but is neither admin nor subadmin: Nextcloud shows it no other users"),
+            HINT_RIGHTS,
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            format!("{who} logs in, but asking for a group's members failed: {e}"),
+            HINT_RIGHTS,
+        ),
     }
 }
 
