@@ -458,6 +458,11 @@ pub enum TlsProblem {
     /// The chain does not lead to a trusted root (self-signed, private CA).
     #[error("the certificate is not trusted (self-signed or unknown CA): {0}")]
     Untrusted(String),
+    /// The server presents a CA certificate as its own (a self-signed
+    /// certificate with `CA:TRUE`, as `openssl req -x509` makes by default),
+    /// which webpki refuses even when it is installed as a root.
+    #[error("the server presents a CA certificate as its own: {0}")]
+    CaAsServer(String),
     /// The certificate is for other names.
     #[error("the certificate is not valid for this name (it names {0:?})")]
     WrongName(Vec<String>),
@@ -503,11 +508,9 @@ pub fn classify_tls(e: &rustls::Error) -> TlsProblem {
             | C::ExpiredContext { .. }
             | C::NotValidYet
             | C::NotValidYetContext { .. } => TlsProblem::Expired(text),
-            // webpki's CaUsedAsEndEntity (a self-signed CA certificate
-            // served as the server's own) has no variant of its own.
-            _ if text.contains("CaUsedAsEndEntity") || text.contains("UnknownIssuer") => {
-                TlsProblem::Untrusted(text)
-            }
+            // webpki's CaUsedAsEndEntity has no variant of its own.
+            _ if text.contains("CaUsedAsEndEntity") => TlsProblem::CaAsServer(text),
+            _ if text.contains("UnknownIssuer") => TlsProblem::Untrusted(text),
             _ => TlsProblem::Other(text),
         },
         rustls::Error::InvalidMessage(_) => TlsProblem::NotTls(text),
@@ -602,6 +605,11 @@ fn tls_check(url: &reqwest::Url, outcome: Result<TlsInfo, TlsProblem>) -> Check 
             NAME,
             format!("the certificate of {host} is not trusted (self-signed or unknown CA: {detail})"),
             "install the CA that signed it on this machine (copy it to /usr/local/share/ca-certificates/NAME.crt and run update-ca-certificates), or give the web server a certificate from a public CA",
+        ),
+        Err(TlsProblem::CaAsServer(detail)) => Check::fail(
+            NAME,
+            format!("the certificate of {host} is not trusted: it is a self-signed CA certificate (CA:TRUE, as `openssl req -x509` makes by default), never accepted as a server's own, installed or not ({detail})"),
+            "give the web server a certificate signed by a CA (your own: install that CA with update-ca-certificates; or a public one), or a self-signed one made with -addext basicConstraints=critical,CA:FALSE, installed with update-ca-certificates",
         ),
         Err(TlsProblem::WrongName(names)) => {
             let port_part = match url.port() {

@@ -119,7 +119,12 @@ pub fn client_config() -> Result<ClientConfig, rustls::Error> {
 /// plainer to say.
 pub fn hint(detail: &str) -> &'static str {
     let d = detail.to_ascii_lowercase();
-    if ["unknownissuer", "causedasendentity", "badsignature"]
+    if d.contains("causedasendentity") {
+        " (the server presents a CA certificate as its own, as `openssl req -x509` makes by \
+         default: never accepted, installed or not; give it a certificate signed by a CA, or one \
+         made with basicConstraints=CA:FALSE, and install that CA or certificate with \
+         update-ca-certificates)"
+    } else if ["unknownissuer", "badsignature"]
         .iter()
         .any(|k| d.contains(k))
     {
@@ -145,7 +150,7 @@ mod tests {
         assert!(hint("invalid peer certificate: UnknownIssuer").contains("update-ca-certificates"));
         assert!(
             hint("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))")
-                .contains("not trusted")
+                .contains("CA certificate as its own")
         );
         assert!(hint("invalid peer certificate: certificate not valid for name \"x\"; certificate is only valid for y")
             .contains("another name"));

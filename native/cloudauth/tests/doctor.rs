@@ -558,7 +558,9 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// In `dir`: `ca.pem` (a CA), `leaf.pem`/`leaf.key` (signed by it, for
-/// `name`), `self.pem`/`self.key` (self-signed, for `name`).
+/// `name`), `self.pem`/`self.key` (self-signed, for `name`, a CA
+/// certificate as `openssl req -x509` makes by default), `plain.pem`/
+/// `plain.key` (self-signed, for `name`, `CA:FALSE`).
 fn make_certs(dir: &Path, name: &str) {
     let ec = [
         "-newkey",
@@ -621,6 +623,20 @@ fn make_certs(dir: &Path, name: &str) {
     own.extend(ec);
     own.extend(["-keyout", "self.key", "-out", "self.pem"]);
     openssl(dir, &own);
+    let mut plain = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=plain",
+        "-addext",
+        san.as_str(),
+    ];
+    plain.extend(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    plain.extend(ec);
+    plain.extend(["-keyout", "plain.key", "-out", "plain.pem"]);
+    openssl(dir, &plain);
 }
 
 /// A TLS server on 127.0.0.1 with `cert`/`key`, passing each request to
@@ -729,13 +745,43 @@ fn tls_trusted_untrusted_wrong_name_and_plain_http_port() {
         &format!("https://localhost:{trusted}/"),
     ]);
 
-    // A self-signed certificate nobody installed.
-    let url = format!("https://localhost:{own}{path}");
-    let r = doctor_env(&dir, &["-u", &url, "--secret-file", &secret], &with_ca);
+    // A certificate from a CA this machine does not know.
+    let url = format!("https://localhost:{trusted}{path}");
+    let plain_root = dir.join("plain.pem");
+    let other_roots = [("SSL_CERT_FILE", plain_root.as_path())];
+    let r = doctor_env(&dir, &["-u", &url, "--secret-file", &secret], &other_roots);
     r.assert_one_failure(&[
         "✗ TLS: the certificate of localhost is not trusted (self-signed or unknown CA",
         "update-ca-certificates",
     ]);
+
+    // A self-signed certificate as `openssl req -x509` makes it (CA:TRUE):
+    // refused as a server's own even where it is a trusted root.
+    let url = format!("https://localhost:{own}{path}");
+    let self_root = dir.join("self.pem");
+    let r = doctor_env(
+        &dir,
+        &["-u", &url, "--secret-file", &secret],
+        &[("SSL_CERT_FILE", self_root.as_path())],
+    );
+    r.assert_one_failure(&[
+        "✗ TLS: the certificate of localhost is not trusted: it is a self-signed CA certificate",
+        "CA:FALSE",
+    ]);
+
+    // What that line advises works: self-signed with CA:FALSE, installed.
+    let plain = tls_front(
+        &dir.join("plain.pem"),
+        &dir.join("plain.key"),
+        b.addr.clone(),
+    );
+    let url = format!("https://localhost:{plain}{path}");
+    doctor_env(
+        &dir,
+        &["-u", &url, "--secret-file", &secret],
+        &[("SSL_CERT_FILE", plain_root.as_path())],
+    )
+    .assert_all_pass();
 
     // https:// to the backend's plain-http port.
     let url = b.api.replace("http://", "https://");
