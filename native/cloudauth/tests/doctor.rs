@@ -481,6 +481,53 @@ fn secret_files_readable_by_others_or_unreadable_fail() {
     assert!(!run.out.contains(SECRET));
 }
 
+/// A secret file this user cannot read: mode 000 for an ordinary user; as
+/// root (who reads anything), run as nobody (uid 65534) through setpriv.
+#[test]
+fn an_unreadable_secret_file_fails() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = workdir("unreadable");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = secret_file(&dir, SECRET);
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    let mut cmd = if root {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("skipped: running as root and no setpriv to drop to another user");
+            return;
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+        Command::new(BIN)
+    };
+    let out = cmd
+        .args([
+            "doctor",
+            "-c",
+            "/dev/null",
+            "-u",
+            "http://127.0.0.1:9/x",
+            "--secret-file",
+            &secret,
+        ])
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+    };
+    run.assert_one_failure(&[
+        "✗ secret-file:",
+        "not readable by this user",
+        "run the doctor as the server's user",
+    ]);
+    assert!(!run.out.contains(SECRET));
+}
+
 #[test]
 fn an_unwritable_log_directory_fails() {
     let dir = workdir("logdir");
