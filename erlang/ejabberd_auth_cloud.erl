@@ -20,6 +20,11 @@
 %%% waits in a receive (with a deadline) and no scheduler is ever held.
 %%% With auth_cloud_roster_sync: true, a login also provisions the user's
 %%% Nextcloud groups as shared roster groups (ejabberd_auth_cloud_roster).
+%%%
+%%% `ejabberdctl cloud_auth_doctor HOST` checks a host's set-up, one line
+%%% per check as `cloudauth doctor` prints them (the same checks, from the
+%%% core), plus what only the VM knows: auth_method, the NIF, the host's
+%%% state. Exit status 0 when nothing is broken, 1 otherwise.
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud).
 
@@ -31,8 +36,8 @@
 -export([options/0, opt_type/1]).
 %% Pure helpers, exported for the tests and the benchmark.
 -export([nif_config/1, authzid_allowed/2, answer/2]).
-%% The ejabberd command cloud_auth_stats.
--export([stats/1]).
+%% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
+-export([stats/1, doctor/1, doctor_text/1]).
 
 -include("logger.hrl").
 -include("ejabberd_commands.hrl").
@@ -49,11 +54,12 @@ start(Host) ->
     %% Not from here directly: ejabberd_sup may be starting this very
     %% process (ejabberd_auth) and would not answer start_child until done.
     {ok, _} = timer:apply_after(0, ejabberd_auth_cloud_log, ensure_started, []),
-    ejabberd_commands:register_commands(?MODULE, commands()),
     case ejabberd_config:get_option({auth_cloud_roster_sync, Host}) of
 	true -> ejabberd_auth_cloud_roster:start(Host);
 	_ -> ok
     end,
+    %% Once per node would do; registering again only replaces the entry.
+    _ = ejabberd_commands:register_commands(?MODULE, commands()),
     install(Host).
 
 -spec stop(binary()) -> ok.
@@ -163,7 +169,7 @@ options() ->
 		auth_cloud_totp_seed_file, auth_cloud_totp_secret_file]].
 
 %%%----------------------------------------------------------------------
-%%% ejabberd command: ejabberdctl cloud_auth_stats HOST
+%%% ejabberd commands: ejabberdctl cloud_auth_stats HOST, cloud_auth_doctor HOST
 %%%----------------------------------------------------------------------
 -spec commands() -> [ejabberd_commands()].
 commands() ->
@@ -176,7 +182,7 @@ commands() ->
 			module = ?MODULE, function = stats,
 			args = [{host, binary}], args_example = [<<"example.org">>],
 			args_desc = ["Virtual host using auth_method: cloud"],
-			result = {stats, string}}].
+			result = {stats, string}} | doctor_commands()].
 
 %% The vhost's counters, or why there are none.
 -spec stats(binary()) -> string().
@@ -209,6 +215,134 @@ answer(_, {yes, _, _, _}) -> true;
 answer(_, {no, _, _, _}) -> false;
 answer(check_password, {trouble, _, _, _}) -> false;
 answer(user_exists, {trouble, _, _, _}) -> {error, db_failure}.
+
+%%%----------------------------------------------------------------------
+%%% ejabberdctl cloud_auth_doctor HOST
+%%%----------------------------------------------------------------------
+-spec doctor_commands() -> [ejabberd_commands()].
+doctor_commands() ->
+    [#ejabberd_commands{
+	name = cloud_auth_doctor, tags = [server],
+	desc = "Check the cloud authentication set-up of a host",
+	longdesc = "One line per check (fine, should change, or broken with what to do): "
+		   "auth_method, the NIF, the options in effect, secret files, URL, DNS, TCP, TLS, "
+		   "the backend's API and credentials, the clock, token formats. "
+		   "Exit status 0 when nothing is broken, 1 otherwise.",
+	module = ?MODULE, function = doctor,
+	args = [{host, binary}], args_desc = ["Virtual host"],
+	args_example = [<<"example.org">>],
+	result = {res, restuple},
+	result_desc = "The checks, one per line"}].
+
+%% {ok, Text} when nothing failed, else {1, Text}: ejabberdctl prints Text
+%% and exits with 0 or 1 (an error atom would add an "Error:" line).
+-spec doctor(binary()) -> {ok | 1, string()}.
+doctor(Host) ->
+    Checks = doctor_checks(Host),
+    Text = for_device(doctor_text(Checks)),
+    case lists:keymember(fail, 1, Checks) of
+	false -> {ok, Text};
+	true -> {1, Text}
+    end.
+
+%% ejabberdctl prints the text with ~ts on its own standard output (the
+%% group leader of this call). On a latin1 device (OTP 25's default for
+%% erl -noinput) characters above 255 would come out as \x{2713}; their
+%% UTF-8 bytes come out as they are, which a UTF-8 terminal shows right.
+-spec for_device(string()) -> string().
+for_device(Chars) ->
+    case io:getopts() of
+	Opts when is_list(Opts) ->
+	    case lists:keyfind(encoding, 1, Opts) of
+		{encoding, unicode} -> Chars;
+		_ -> binary_to_list(unicode:characters_to_binary(Chars))
+	    end;
+	_ ->
+	    binary_to_list(unicode:characters_to_binary(Chars))
+    end.
+
+%% The lines, then a summary line.
+-spec doctor_text([{pass | warn | fail, binary()}]) -> string().
+doctor_text(Checks) ->
+    Failed = length([F || {fail, _} = F <- Checks]),
+    Summary = case Failed of
+		  0 -> io_lib:format("all ~B checks passed", [length(Checks)]);
+		  _ -> io_lib:format("~B of ~B checks failed", [Failed, length(Checks)])
+	      end,
+    unicode:characters_to_list([lists:join("\n", [L || {_, L} <- Checks]), "\n", Summary]).
+
+-spec check(pass | warn | fail, iodata(), iodata(), iodata()) -> {pass | warn | fail, binary()}.
+check(pass, Name, Detail, _) ->
+    {pass, unicode:characters_to_binary([<<"✓ "/utf8>>, Name, ": ", Detail])};
+check(warn, Name, Detail, Fix) ->
+    {warn, unicode:characters_to_binary([<<"! "/utf8>>, Name, ": ", Detail, <<" — "/utf8>>, Fix])};
+check(fail, Name, Detail, Fix) ->
+    {fail, unicode:characters_to_binary([<<"✗ "/utf8>>, Name, ": ", Detail, <<" — "/utf8>>, Fix])}.
+
+doctor_checks(Host) ->
+    Methods = try ejabberd_config:get_option({auth_method, Host})
+	      catch _:_ -> [] end,
+    Method = case lists:member(cloud, Methods) of
+		 true ->
+		     check(pass, "auth_method", "cloud", "");
+		 false ->
+		     check(fail, "auth_method",
+			   io_lib:format("~p for ~ts: cloud authentication is not used", [Methods, Host]),
+			   "set auth_method: cloud (top level, or for this host in host_config)")
+	     end,
+    Lib = ejabberd_auth_cloud_nif:library_path() ++ ".so",
+    try ejabberd_auth_cloud_nif:noop() of
+	ok when element(1, Method) == fail ->
+	    %% Nothing of this host goes through the module: its options do not matter.
+	    [Method, check(pass, "NIF", ["loaded from ", Lib], "")];
+	ok ->
+	    Nif = check(pass, "NIF", ["loaded from ", Lib], ""),
+	    [Method, Nif | doctor_host(Host)]
+    catch
+	error:nif_not_loaded ->
+	    [Method, check(fail, "NIF", ["not loaded: ", Lib],
+			   "install it with erlang/install.sh; why it did not load is in ejabberd's log at start")]
+    end.
+
+%% The running state of the host, then the core's checks through it. A host
+%% that is not set up is checked with its options as they are now.
+doctor_host(Host) ->
+    Get = fun(Opt) -> ejabberd_config:get_option({Opt, Host}) end,
+    case persistent_term:get(handle_key(Host), undefined) of
+	{Handle, _} ->
+	    [check(pass, "set-up", "the host is set up (options as at start or the last reload_config)", "")
+	     | doctor_nif(Handle, Host)];
+	undefined ->
+	    try ejabberd_auth_cloud_nif:new_host(nif_config(Get)) of
+		{ok, {Handle, _, _}} ->
+		    [check(fail, "set-up", "the host is not set up, though its options build now",
+			   "ejabberdctl reload_config (the error at start is in ejabberd's log)")
+		     | doctor_nif(Handle, Host)];
+		{error, Why} ->
+		    [check(fail, "set-up", ["the options cannot be used: ", Why],
+			   "fix the auth_cloud_* option named, then ejabberdctl reload_config")]
+	    catch
+		Class:Reason ->
+		    [check(fail, "set-up", io_lib:format("~p:~p", [Class, Reason]),
+			   "see ejabberd's log")]
+	    end
+    end.
+
+doctor_nif(Handle, Host) ->
+    Ref = make_ref(),
+    case ejabberd_auth_cloud_nif:doctor(Handle, Ref, Host) of
+	{ok, BudgetMs} ->
+	    receive
+		{Ref, {error, Why}} ->
+		    [check(fail, "doctor", Why, "see ejabberd's log")];
+		{Ref, Checks} ->
+		    Checks
+	    after BudgetMs + ?REPLY_MARGIN ->
+		    [check(fail, "doctor", "no answer from the NIF in time", "see ejabberd's log")]
+	    end;
+	{error, Why} ->
+	    [check(fail, "doctor", Why, "see ejabberd's log")]
+    end.
 
 %%%----------------------------------------------------------------------
 %%% Internal functions

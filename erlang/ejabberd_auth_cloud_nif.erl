@@ -13,7 +13,7 @@
 -module(ejabberd_auth_cloud_nif).
 
 -export([new_host/1, schema/0, set_log_sink/1, stats/1, check_token/4, auth/5, is_user/4,
-	 roster_fetch/4, roster_plan/6,
+	 roster_fetch/4, roster_plan/6, doctor/3,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
 
@@ -78,6 +78,11 @@ roster_fetch(_Host, _Ref, _User, _Server) -> erlang:nif_error(nif_not_loaded).
 -spec roster_plan({binary(), binary()}, list(), list(), list(), [binary()], list()) -> list().
 roster_plan(_Login, _Groups, _Names, _Members, _LoginGroups, _KnownNames) ->
     erlang:nif_error(nif_not_loaded).
+
+%% The host's set-up checked (ejabberdctl cloud_auth_doctor). Later
+%% {Ref, [{pass | warn | fail, Line}]}, within BudgetMs.
+-spec doctor(reference(), reference(), binary()) -> {ok, non_neg_integer()} | {error, binary()}.
+doctor(_Host, _Ref, _Server) -> erlang:nif_error(nif_not_loaded).
 
 -spec noop() -> ok.
 noop() -> erlang:nif_error(nif_not_loaded).

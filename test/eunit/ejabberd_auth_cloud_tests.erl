@@ -115,11 +115,32 @@ nif_test_() ->
 	    {timeout, 60,
 	     [fun options_match_the_core_schema/0, fun new_host_errors/0, fun tokens/0, fun trouble_is_a_reply/0,
 	      fun async_waits_hold_no_scheduler/0, fun panics/0, fun noop/0,
-	      fun roster_plan_terms/0]};
+	      fun roster_plan_terms/0, fun doctor/0]};
 	{error, Why} ->
 	    ?debugFmt("NIF not loadable (~p): skipped", [Why]),
 	    []
     end.
+
+%% The core's checks through the NIF: the options in effect (never the
+%% secret), nothing listening at the URL, the token format; then the text
+%% ejabberdctl prints.
+doctor() ->
+    {H, _} = host(url(dead_port()), <<"1">>),
+    Ref = make_ref(),
+    {ok, BudgetMs} = ejabberd_auth_cloud_nif:doctor(H, Ref, <<"example.org">>),
+    Checks = await(Ref, BudgetMs + 1000),
+    ?assert(is_list(Checks)),
+    Lines = [L || {_, L} <- Checks],
+    Line = fun(Prefix) -> [L || L <- Lines, binary:match(L, Prefix) =:= {0, byte_size(Prefix)}] end,
+    ?assertMatch([_], Line(<<"✓ options: backend jsxc, url http://127.0.0.1:"/utf8>>)),
+    ?assertMatch([_], Line(<<"✗ TCP: connection refused"/utf8>>)),
+    ?assertMatch([_], Line(<<"✓ token jsxc: "/utf8>>)),
+    ?assertEqual(nomatch, binary:match(iolist_to_binary(Lines), ?SECRET)),
+    ?assertEqual([fail], lists:usort([S || {S, _} <- Checks, S =/= pass])),
+    Text = ejabberd_auth_cloud:doctor_text(Checks),
+    ?assertMatch({match, _}, re:run(Text, "1 of [0-9]+ checks failed$", [unicode])),
+    ?assertEqual("✓ a\nall 1 checks passed",
+		 ejabberd_auth_cloud:doctor_text([{pass, <<"✓ a"/utf8>>}])).
 
 %% The module's option list is the core's settings schema: same names, and
 %% the core has the defaults (checked above: the module has none).

@@ -20,6 +20,7 @@ dpkg -s lua-cyrussasl >/dev/null 2>&1 || need+=(lua-cyrussasl)
 [ -x /usr/sbin/postmap ] || need+=(postfix)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/systemd-socket-activate ] || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -11,12 +11,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cloudauth_core::backend::gate::Limits;
+use cloudauth_core::doctor::{self, Check};
 use cloudauth_core::domains::Builder;
 use cloudauth_core::metrics::{self, Requests};
 use cloudauth_core::roster::GroupPolicy;
 use cloudauth_core::settings::schema::{self, Spec, Vm};
 use cloudauth_core::settings::values::{Layer, Origin, Values};
-use cloudauth_core::settings::{cache_settings, keys, limits, roster_policy, timeouts};
+use cloudauth_core::settings::{
+    cache_settings, keys, limits, roster_policy, timeouts, CacheStorage,
+};
 use cloudauth_core::token::{MemoryReplayGuard, ReplayGuard, TokenContext};
 use cloudauth_core::{Authenticator, HttpClient, SingleDomain, SystemClock};
 use rustler::{Resource, Term, TermType};
@@ -28,12 +31,21 @@ pub struct Host {
     pub auth: Authenticator,
     /// Decisions made, for `stats`.
     pub requests: Requests,
-    /// The host's HTTP client (its stats and limits).
-    http: Arc<HttpClient>,
     /// Which Nextcloud groups become shared roster groups.
     pub policy: GroupPolicy,
     /// Longest time before an asynchronous reply is sent.
     pub budget: Duration,
+    /// Longest time before the doctor's reply is sent: it may wait on DNS,
+    /// TCP and TLS set-up and on up to three requests.
+    pub doctor_budget: Duration,
+    /// The settings in effect (for the doctor).
+    values: Values,
+    /// The options as ejabberd gave them (for the doctor: which are set,
+    /// which name secret files).
+    options: Layer,
+    /// The host's HTTP client (its stats and limits; the doctor asks the
+    /// cloud through it).
+    http: Arc<HttpClient>,
 }
 
 #[rustler::resource_impl]
@@ -111,7 +123,8 @@ impl Host {
             let text = term_text(value).ok_or_else(|| format!("{name}: unreadable value"))?;
             layer.set(spec.key, text);
         }
-        let resolved = Values::resolve(&[layer], in_vm).map_err(|e| e.to_string())?;
+        let resolved =
+            Values::resolve(std::slice::from_ref(&layer), in_vm).map_err(|e| e.to_string())?;
         let v = resolved.values;
         let mut warnings = resolved.warnings;
         let timeouts = timeouts(&v);
@@ -133,16 +146,78 @@ impl Host {
             None => auth,
         };
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
+        let doctor_budget = timeouts.connect * 4 + timeouts.total * 3 + BUDGET_MARGIN;
         warnings.retain(|w| !w.is_empty());
         Ok((
             Host {
                 auth,
                 requests: Requests::default(),
-                http,
                 policy: roster_policy(&v),
                 budget,
+                doctor_budget,
+                values: v,
+                options: layer,
+                http,
             },
             warnings,
         ))
+    }
+
+    /// The doctor's checks for this host serving `server`: the options in
+    /// effect, the secret files they name, the cache database when used,
+    /// then the core's checks of the settings (URL, DNS, TCP, TLS, the
+    /// backend, the clock, the token formats).
+    pub async fn doctor(&self, server: &str) -> Vec<Check> {
+        let mut out = vec![Check::pass("options", self.summary())];
+        // Named as in ejabberd.yml.
+        out.extend(
+            doctor::secret_files([&self.options])
+                .into_iter()
+                .map(|mut c| {
+                    if let Some(n) = schema::find(&c.name).and_then(|s| s.vm_name()) {
+                        c.name = n;
+                    }
+                    c
+                }),
+        );
+        let cache = cache_settings(&self.values);
+        if cache.storage == CacheStorage::Db {
+            if let Some(db) = self.values.path(keys::DB) {
+                out.push(doctor::state_db(db));
+            }
+        }
+        out.extend(doctor::check_domain(&self.values, server, &self.http).await);
+        out
+    }
+
+    /// The options in effect, in a line: the main ones with their values
+    /// (never a secret's), then the names of those set.
+    fn summary(&self) -> String {
+        let v = &self.values;
+        let t = timeouts(v);
+        let set: Vec<String> = self
+            .options
+            .entries
+            .iter()
+            .filter_map(|(k, _)| schema::find(k).and_then(|s| s.vm_name()))
+            .collect();
+        format!(
+            "backend {}, url {}, tokens {}, cache {}, timeout {}+{} s; set: {}",
+            v.text(keys::BACKEND).unwrap_or("jsxc"),
+            v.url(keys::URL)
+                .map_or_else(|| "none".to_string(), doctor::shown_url),
+            match v.list(keys::TOKENS) {
+                [] => "none".to_string(),
+                l => l.join(","),
+            },
+            v.text(keys::CACHE_STORAGE).unwrap_or("none"),
+            t.connect.as_secs_f64(),
+            t.total.as_secs_f64(),
+            if set.is_empty() {
+                "nothing (all defaults)".to_string()
+            } else {
+                set.join(", ")
+            }
+        )
     }
 }

@@ -19,6 +19,7 @@ mod runtime;
 
 use std::time::Instant;
 
+use cloudauth_core::doctor::Status;
 use cloudauth_core::roster::{answer_hash, desired, plan, Jid};
 use cloudauth_core::{Decision, Path, Verdict};
 use rustler::{Atom, Binary, Env, NifResult, ResourceArc, Term};
@@ -29,7 +30,7 @@ use crate::roster::Fetched;
 
 mod atoms {
     rustler::atoms! {
-        ok, error, not_token,
+        ok, error, not_token, pass, warn, fail,
         yes, no, trouble,
         token, backend, cache, fallback, precheck, recent,
         create_group, add_member, remove_member, set_name,
@@ -214,6 +215,38 @@ fn roster_plan<'a>(
         .iter()
         .map(|a| roster::action_term(env, a))
         .collect()
+}
+
+/// `doctor(Handle, Ref, Server) -> {ok, BudgetMs}`, then `{Ref, [{Status,
+/// Line}]}` within `BudgetMs`: the core's checks of this host's set-up
+/// (`ejabberdctl cloud_auth_doctor HOST`), `Status` `pass | warn | fail`,
+/// `Line` as `cloudauth doctor` prints it (never a secret).
+#[rustler::nif]
+fn doctor<'a>(
+    env: Env<'a>,
+    host: ResourceArc<Host>,
+    reply_ref: Term<'a>,
+    server: String,
+) -> NifResult<(Atom, u64)> {
+    let budget = host.doctor_budget;
+    spawn_reply(env, reply_ref, budget, async move {
+        host.doctor(&server)
+            .await
+            .into_iter()
+            .map(|c| {
+                let status = match c.status {
+                    Status::Pass => atoms::pass(),
+                    Status::Warn => atoms::warn(),
+                    Status::Fail => atoms::fail(),
+                };
+                (status, c.to_string())
+            })
+            .collect::<Vec<(Atom, String)>>()
+    })?;
+    Ok((
+        atoms::ok(),
+        u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+    ))
 }
 
 /// `schema() -> [{Option, Default | nil}]`: every ejabberd option the core's

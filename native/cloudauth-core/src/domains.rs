@@ -198,6 +198,18 @@ pub fn read_domain_table(
     Ok(rows)
 }
 
+/// Reads the rows of the database at `path` once (for a look at them, as
+/// the doctor takes; serving watches the database instead).
+pub fn read_domain_db(path: &Path) -> Result<Vec<DomainRow>, DomainSourceError> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| DomainSourceError::Db {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    let _ = conn.busy_timeout(Duration::from_secs(2));
+    read_domain_table(&conn, path)
+}
+
 /// A watched source of rows.
 trait Source: Send {
     /// True when the source changed since the last load (or was never loaded).

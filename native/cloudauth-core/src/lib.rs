@@ -14,6 +14,7 @@ pub mod clock;
 pub mod coalesce;
 pub mod decision;
 pub mod digest;
+pub mod doctor;
 pub mod domains;
 pub mod duration;
 pub mod jid;

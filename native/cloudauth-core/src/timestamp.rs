@@ -1,5 +1,7 @@
 //! SQLite timestamps as xcauth stores them: UTC `YYYY-MM-DD HH:MM:SS`,
-//! optionally with fractional seconds (Python's datetime adapter) or a `T`.
+//! optionally with fractional seconds (Python's datetime adapter) or a `T`;
+//! and HTTP's `Date` header (IMF-fixdate), which the doctor compares with
+//! the local clock.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -79,9 +81,90 @@ pub fn parse(text: &str) -> Option<u64> {
     u64::try_from(secs).ok()
 }
 
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Formats Unix seconds as an HTTP date (RFC 9110 IMF-fixdate),
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn format_http_date(unix: u64) -> String {
+    let secs = i64::try_from(unix).unwrap_or(i64::MAX / 2);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month = MONTHS[usize::try_from(m - 1).unwrap_or(0)];
+    format!(
+        "{weekday}, {d:02} {month} {y:04} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses an HTTP date in IMF-fixdate form (the only one servers may send
+/// today); the weekday is not checked. `None` if unreadable.
+pub fn parse_http_date(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (_weekday, rest) = t.split_once(", ")?;
+    let mut f = rest.split(' ');
+    let (d, mon, y, hms, zone) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    if f.next().is_some() || zone != "GMT" || d.len() != 2 || y.len() != 4 || hms.len() != 8 {
+        return None;
+    }
+    let num = |s: &str| -> Option<i64> {
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let m = i64::try_from(MONTHS.iter().position(|x| *x == mon)? + 1).ok()?;
+    let (d, y) = (num(d)?, num(y)?);
+    let mut parts = hms.split(':');
+    let (h, mi, s) = (
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+    );
+    if !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + s;
+    u64::try_from(secs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        // RFC 9110's example.
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            format_http_date(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        for t in [0u64, 951_782_400, 1_700_000_000, 4_102_444_800] {
+            assert_eq!(parse_http_date(&format_http_date(t)), Some(t), "{t}");
+        }
+        for g in [
+            "",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 8:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(g), None, "{g}");
+        }
+    }
 
     #[test]
     fn known_points() {

@@ -114,9 +114,49 @@ pub fn client_config() -> Result<ClientConfig, rustls::Error> {
     Ok(config)
 }
 
+/// What to do about a TLS failure, from rustls's description of it (the
+/// HTTP client's errors carry only that text): `""` when there is nothing
+/// plainer to say.
+pub fn hint(detail: &str) -> &'static str {
+    let d = detail.to_ascii_lowercase();
+    if d.contains("causedasendentity") {
+        " (the server presents a CA certificate as its own, as `openssl req -x509` makes by \
+         default: never accepted, installed or not; give it a certificate signed by a CA, or one \
+         made with basicConstraints=CA:FALSE, and install that CA or certificate with \
+         update-ca-certificates)"
+    } else if ["unknownissuer", "badsignature"]
+        .iter()
+        .any(|k| d.contains(k))
+    {
+        " (the certificate is not trusted: self-signed or an unknown CA; install the CA on this \
+         machine with update-ca-certificates, or use a certificate from a public CA)"
+    } else if d.contains("notvalidforname") || d.contains("not valid for name") {
+        " (the certificate is for another name: use the name on the certificate in the URL)"
+    } else if d.contains("expired") || d.contains("not valid yet") || d.contains("notvalidyet") {
+        " (the certificate has expired or is not valid yet: renew it, or check this machine's clock)"
+    } else if d.contains("invalidcontenttype") || d.contains("corrupt message") {
+        " (the port seems to speak plain HTTP: use http:// for it, or the TLS port)"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_in_plain_words() {
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("update-ca-certificates"));
+        assert!(
+            hint("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))")
+                .contains("CA certificate as its own")
+        );
+        assert!(hint("invalid peer certificate: certificate not valid for name \"x\"; certificate is only valid for y")
+            .contains("another name"));
+        assert!(hint("received corrupt message of type InvalidContentType").contains("plain HTTP"));
+        assert_eq!(hint("something else"), "");
+    }
 
     #[test]
     fn building_the_config_loads_no_roots() {

@@ -53,6 +53,16 @@ pub enum Command {
         #[arg(long)]
         expiry: Option<u64>,
     },
+    /// Check the set-up, one line per check (✓ fine, ! works but should
+    /// change, ✗ broken, with what to do): files, directories, the way to
+    /// the backend (URL, DNS, TCP, TLS), its API and credentials, the
+    /// clock, token formats. Run it as the user the server runs as. Exit 0
+    /// when nothing is broken, 1 otherwise.
+    Doctor {
+        /// Only this XMPP domain (default: the global settings and every
+        /// domain of the per-domain file and database).
+        domain: Option<String>,
+    },
 }
 
 /// The settings given on the command line, as `(key, text)` in schema form.
@@ -157,6 +167,7 @@ Exit status: -A and -I: 0 yes, 1 no, 2 the backend could not tell (trouble).
 78: the configuration cannot be used (the message names what is missing or
 wrong). 70: serving failed. 0: the session ended (EOF, quit, SIGTERM).
 -A takes precedence over -I over -R over -t. -A, -I and -R log to stderr.
+`cloudauth doctor` checks the set-up (exit 0: all fine, 1: something broken).
 Command line beats the config file, which beats the defaults; config keys are
 the long option names (without dashes; _ and - alike).
 ejabberd: extauth_program: \"/usr/bin/cloudauth -t ejabberd -c /etc/xcauth.conf\"";

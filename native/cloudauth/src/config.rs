@@ -163,11 +163,9 @@ pub struct Config {
 }
 
 /// The config file's settings as a layer, and its path when one was read.
-fn load_file(cli: &Cli) -> Result<Option<(PathBuf, Layer)>, ConfigError> {
-    let path = match &cli.config_file {
-        Some(p) => p.clone(),
-        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
-        None => return Ok(None),
+pub fn load_file(cli: &Cli) -> Result<Option<(PathBuf, Layer)>, ConfigError> {
+    let Some(path) = config_path(cli) else {
+        return Ok(None);
     };
     let text = fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
         path: path.clone(),
@@ -184,14 +182,29 @@ fn load_file(cli: &Cli) -> Result<Option<(PathBuf, Layer)>, ConfigError> {
     Ok(Some((path, layer)))
 }
 
+/// The settings given on the command line, as a layer.
+pub fn command_line_layer(cli: &Cli) -> Layer {
+    let mut layer = Layer::new(Origin::CommandLine);
+    for (k, v) in &cli.settings.given {
+        layer.set(k.as_str(), v.as_str());
+    }
+    layer
+}
+
+/// The config file `cli` names, or the default one when it exists.
+pub fn config_path(cli: &Cli) -> Option<PathBuf> {
+    match &cli.config_file {
+        Some(p) => Some(p.clone()),
+        None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+        None => None,
+    }
+}
+
 impl Config {
     /// Merges the command line, the config file and the defaults.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let file = load_file(cli)?;
-        let mut command_line = Layer::new(Origin::CommandLine);
-        for (k, v) in &cli.settings.given {
-            command_line.set(k.as_str(), v.as_str());
-        }
+        let command_line = command_line_layer(cli);
         let mut layers = Vec::new();
         if let Some((_, l)) = &file {
             layers.push(l.clone());

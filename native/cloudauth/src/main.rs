@@ -6,6 +6,7 @@ mod cli;
 mod codec;
 mod config;
 mod config_file;
+mod doctor;
 mod handler;
 mod listen;
 mod logging;
@@ -51,6 +52,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_CONFIG } else { 0 });
         }
     };
+    // Before the settings load: reporting why they do not is part of its job.
+    if let Some(Command::Doctor { domain }) = &cli.command {
+        return ExitCode::from(doctor::run(&cli, domain.as_deref()));
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -25,6 +25,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/stats/reset", post(reset))
         .route("/throttle", get(throttle_state).post(set_throttle))
         .route("/throttle/reset", post(reset_throttle))
+        .route("/clock", get(clock_state).post(set_clock))
         .route("/health", get(|| async { "ok" }))
         .with_state(app)
 }
@@ -126,4 +127,29 @@ async fn reset_throttle(
     };
     app.throttle.reset(ip);
     Json(app.throttle.snapshot()).into_response()
+}
+
+async fn clock_state(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "offset_s": app.clock.get() }))
+}
+
+/// `offset_s=N`: the `Date` header of API answers is N seconds off from now on.
+async fn set_clock(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match q.get("offset_s").map(|v| v.parse::<i64>()) {
+        Some(Ok(s)) => {
+            app.clock.set(s);
+            if !app.quiet {
+                eprintln!("jsxc-test-backend: clock offset {s} s");
+            }
+            Json(serde_json::json!({ "offset_s": s })).into_response()
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "offset_s=N (seconds, may be negative)\n",
+        )
+            .into_response(),
+    }
 }

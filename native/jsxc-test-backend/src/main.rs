@@ -10,6 +10,7 @@
 //! `http://ADDR`, ADDR being the host and port of the JSXC URL.
 
 mod api;
+mod clock;
 mod control;
 mod faults;
 mod json_api;
@@ -35,6 +36,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::clock::ClockOffset;
 use crate::faults::Fault;
 use crate::state::App;
 use crate::stats::Stats;
@@ -83,6 +85,10 @@ struct Cli {
     /// real Nextcloud (0: none).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Seconds the `Date` header of API answers is off the real time
+    /// (negative: behind), like a cloud whose clock is wrong.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    clock_offset_s: i64,
 }
 
 fn api_router(app: Arc<App>, path: &str) -> Router {
@@ -94,6 +100,10 @@ fn api_router(app: Arc<App>, path: &str) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             workers::admit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            clock::stamp,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -202,6 +212,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         api_token,
         throttle: Throttle::default(),
         workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
+        clock: ClockOffset::new(cli.clock_offset_s),
     });
     let api_listener = TcpListener::bind(cli.listen)
         .await

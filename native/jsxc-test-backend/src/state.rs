@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use cloudauth_core::Secret;
 use tokio::sync::watch;
 
+use crate::clock::ClockOffset;
 use crate::faults::Fault;
 use crate::stats::Stats;
 use crate::throttle::Throttle;
@@ -34,6 +35,8 @@ pub struct App {
     pub throttle: Throttle,
     /// Concurrency limit and work time of the API (`--workers`, `--delay-ms`).
     pub workers: Workers,
+    /// How far the `Date` header is off (`--clock-offset-s`, `POST /clock`).
+    pub clock: ClockOffset,
 }
 
 impl App {

@@ -34,6 +34,10 @@ pub struct HttpReply {
     pub body: Vec<u8>,
     /// Time from sending to the last byte.
     pub elapsed: Duration,
+    /// The `Date` header as Unix seconds, when the server sent a readable
+    /// one (the doctor compares it with the local clock: tokens carry
+    /// absolute times).
+    pub date: Option<u64>,
 }
 
 impl HttpReply {
@@ -139,12 +143,18 @@ impl HttpClient {
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
+            let date = resp
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::timestamp::parse_http_date);
             let body = read_capped(resp, &host, deadline).await?;
             Ok(HttpReply {
                 status,
                 content_type,
                 body,
                 elapsed: started.elapsed(),
+                date,
             })
         };
         let result = match tokio::time::timeout(deadline + Duration::from_millis(250), work).await {

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tracing::debug;
 
-use super::http::HttpClient;
+use super::http::{HttpClient, HttpReply};
 use super::{
-    decode_json, Account, Backend, BackendEntry, BackendError, BackendFuture, DecodeError,
+    decode_json, printable_snippet, Account, Backend, BackendEntry, BackendError, BackendFuture,
+    DecodeError, DoctorFuture,
 };
+use crate::doctor::{self, BackendReport, Check};
 use crate::secret::Secret;
 use crate::settings::keys;
 use crate::settings::schema::{Kind, Spec};
@@ -75,7 +77,8 @@ pub fn decode_success(body: &[u8]) -> Result<(bool, Option<String>), DecodeError
 }
 
 impl JsonApi {
-    async fn post(&self, url: &reqwest::Url, body: Value) -> Result<bool, BackendError> {
+    /// Posts `body` to `url` (with the bearer token, if any); the reply as it came.
+    async fn send(&self, url: &reqwest::Url, body: Value) -> Result<HttpReply, BackendError> {
         let mut request = self
             .http
             .request(reqwest::Method::POST, url)?
@@ -86,7 +89,11 @@ impl JsonApi {
             let value = format!("Bearer {}", String::from_utf8_lossy(t.expose()));
             request = request.header(reqwest::header::AUTHORIZATION, value);
         }
-        let reply = self.http.send(request, url).await?;
+        self.http.send(request, url).await
+    }
+
+    async fn post(&self, url: &reqwest::Url, body: Value) -> Result<bool, BackendError> {
+        let reply = self.send(url, body).await?;
         match reply.status {
             200 => {}
             401 | 403 => {
@@ -105,6 +112,81 @@ impl JsonApi {
     }
 }
 
+impl JsonApi {
+    /// `exists` for a name nobody has: a 200 with `{"success": bool}` tells
+    /// the URL is right and the token (if any) accepted; 401/403 that the
+    /// API is there but wants another token.
+    async fn doctor_op(&self, domain: &str) -> BackendReport {
+        const API: &str = "JSON API";
+        let shown = doctor::shown_url(&self.exists);
+        let wrong_path = "url must be the API's base: POST {url}/login and {url}/exists must answer {\"success\": true|false}";
+        let mut report = BackendReport::default();
+        let user = format!("{}@{domain}", doctor::probe_user());
+        let reply = match self.send(&self.exists, json!({ "username": user })).await {
+            Ok(r) => r,
+            Err(e) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!("no answer from {shown}: {e}"),
+                    "check url and that the API is up",
+                ));
+                return report;
+            }
+        };
+        report.date = reply.date;
+        let answers = Check::pass(
+            API,
+            format!("answers at {shown} in {}", doctor::took(reply.elapsed)),
+        );
+        match reply.status {
+            200 => match decode_success(&reply.body) {
+                Ok(_) => {
+                    report.checks.push(answers);
+                    if self.token.is_some() {
+                        report.checks.push(Check::pass("API token", "accepted"));
+                    }
+                }
+                Err(e) => report.checks.push(Check::fail(
+                    API,
+                    format!("{shown} answered HTTP 200 but not {{\"success\": bool}}: {e}"),
+                    wrong_path,
+                )),
+            },
+            401 | 403 => {
+                report.checks.push(answers);
+                report.checks.push(match self.token {
+                    Some(_) => Check::fail(
+                        "API token",
+                        format!("the API refused our token (HTTP {})", reply.status),
+                        "check api-token-file against the token the API expects",
+                    ),
+                    None => Check::fail(
+                        "API token",
+                        format!("the API wants a token (HTTP {})", reply.status),
+                        "put the API's token in a file and give it as api-token-file",
+                    ),
+                });
+            }
+            status => report.checks.push(Check::fail(
+                API,
+                format!(
+                    "no JSON API at {shown}: HTTP {status} {:?}",
+                    printable_snippet(&reply.body, 80)
+                ),
+                wrong_path,
+            )),
+        }
+        if reply.elapsed > doctor::SLOW {
+            report.checks.push(Check::warn(
+                "latency",
+                format!("the API took {}", doctor::took(reply.elapsed)),
+                "the API is overloaded or slow: logins will be too",
+            ));
+        }
+        report
+    }
+}
+
 impl Backend for JsonApi {
     fn name(&self) -> &'static str {
         ENTRY.name
@@ -119,6 +201,10 @@ impl Backend for JsonApi {
     fn is_user<'a>(&'a self, who: Account<'a>) -> BackendFuture<'a, bool> {
         let body = json!({"username": format!("{}@{}", who.user, who.domain)});
         Box::pin(self.post(&self.exists, body))
+    }
+
+    fn doctor<'a>(&'a self, domain: &'a str) -> DoctorFuture<'a> {
+        Box::pin(self.doctor_op(domain))
     }
 }
 

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::http::HttpClient;
+use super::http::{HttpClient, HttpReply};
 use super::{
     decode_json, Account, Backend, BackendEntry, BackendError, BackendFuture, DecodeError,
+    DoctorFuture,
 };
+use crate::doctor::{self, BackendReport, Check};
 use crate::roster::SharedRoster;
 use crate::secret::Secret;
 use crate::settings::keys;
@@ -54,6 +56,12 @@ impl Jsxc {
 
     /// Sends `op`, signed, and decodes the envelope; `result: error` is trouble.
     pub async fn call(&self, op: Operation<'_>) -> Result<Envelope, BackendError> {
+        let reply = self.send(op).await?;
+        envelope_of(&reply)
+    }
+
+    /// Sends `op`, signed; the reply as it came.
+    async fn send(&self, op: Operation<'_>) -> Result<HttpReply, BackendError> {
         let body = op.body();
         let signature = sign(&self.secret, body.as_bytes());
         let request = self
@@ -65,22 +73,96 @@ impl Jsxc {
             )
             .header(SIGNATURE_HEADER, signature)
             .body(body);
-        let reply = self.http.send(request, &self.url).await?;
-        if reply.status != 200 {
-            if let Ok(Envelope::Error(msg)) = decode_envelope(&reply.body) {
-                if msg.to_ascii_lowercase().contains("signature") {
-                    return Err(BackendError::SignatureRejected {
-                        status: reply.status,
-                        msg,
-                    });
-                }
+        self.http.send(request, &self.url).await
+    }
+
+    /// `isuser` of a name nobody has, signed: an answer at all tells the
+    /// URL is right, a `success` that the secret is (ojsxc checks the
+    /// signature before anything else and refuses it with HTTP 500
+    /// "Signature does not match").
+    async fn doctor_op(&self, domain: &str) -> BackendReport {
+        const API: &str = "JSXC API";
+        let user = doctor::probe_user();
+        let shown = doctor::shown_url(&self.url);
+        let wrong_path = "url must be the JSXC external API, https://CLOUD/index.php/apps/ojsxc/ajax/externalApi.php \
+                          (is the JSXC app installed and enabled in Nextcloud?)";
+        let mut report = BackendReport::default();
+        let op = Operation::IsUser {
+            username: &user,
+            domain,
+        };
+        let reply = match self.send(op).await {
+            Ok(r) => r,
+            Err(e) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!("no answer from {shown}: {e}"),
+                    "check url and that the cloud is up",
+                ));
+                return report;
             }
-            return Err(reply.unexpected());
+        };
+        report.date = reply.date;
+        let answers = Check::pass(
+            API,
+            format!("answers at {shown} in {}", doctor::took(reply.elapsed)),
+        );
+        match envelope_of(&reply) {
+            Ok(Envelope::Success(data)) if decode_is_user(&data).is_ok() => {
+                report.checks.push(answers);
+                report.checks.push(Check::pass(
+                    "signature",
+                    "accepted: the secret is the cloud's",
+                ));
+            }
+            Err(BackendError::SignatureRejected { msg, .. }) => {
+                report.checks.push(answers);
+                report.checks.push(Check::fail(
+                    "signature",
+                    format!("wrong secret: the API answered, but refused our signature ({msg:?})"),
+                    "copy the secret from the JSXC admin page (Nextcloud: Administration → JSXC → API secret) into the secret file",
+                ));
+            }
+            Err(BackendError::HttpStatus { status, snippet }) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!("no JSXC API at {shown}: HTTP {status} {snippet:?}"),
+                    wrong_path,
+                ));
+            }
+            Err(BackendError::Decode(e)) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!(
+                        "no JSXC API at {shown}: HTTP {} {}, {e}",
+                        reply.status, reply.content_type
+                    ),
+                    wrong_path,
+                ));
+            }
+            Ok(other) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!("{shown} answered isuser with {other:?}, not with data.isUser"),
+                    wrong_path,
+                ));
+            }
+            Err(e) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!("{shown}: {e}"),
+                    "see the cloud's log (Nextcloud: Administration → Logging)",
+                ));
+            }
         }
-        match decode_envelope(&reply.body)? {
-            Envelope::Error(msg) => Err(BackendError::Api(msg)),
-            other => Ok(other),
+        if reply.elapsed > doctor::SLOW {
+            report.checks.push(Check::warn(
+                "latency",
+                format!("the API took {}", doctor::took(reply.elapsed)),
+                "the cloud is overloaded or slow: logins will be too",
+            ));
         }
+        report
     }
 
     async fn auth_op(&self, who: Account<'_>, password: &str) -> Result<bool, BackendError> {
@@ -123,6 +205,27 @@ impl Jsxc {
     }
 }
 
+/// The envelope of a reply; `result: error` is trouble, and a refused
+/// signature (any status but 200, with "signature" in the message) is told
+/// apart from other errors.
+fn envelope_of(reply: &HttpReply) -> Result<Envelope, BackendError> {
+    if reply.status != 200 {
+        if let Ok(Envelope::Error(msg)) = decode_envelope(&reply.body) {
+            if msg.to_ascii_lowercase().contains("signature") {
+                return Err(BackendError::SignatureRejected {
+                    status: reply.status,
+                    msg,
+                });
+            }
+        }
+        return Err(reply.unexpected());
+    }
+    match decode_envelope(&reply.body)? {
+        Envelope::Error(msg) => Err(BackendError::Api(msg)),
+        other => Ok(other),
+    }
+}
+
 impl Backend for Jsxc {
     fn name(&self) -> &'static str {
         ENTRY.name
@@ -138,6 +241,10 @@ impl Backend for Jsxc {
 
     fn shared_roster<'a>(&'a self, who: Account<'a>) -> Option<BackendFuture<'a, SharedRoster>> {
         Some(Box::pin(self.roster_op(who)))
+    }
+
+    fn doctor<'a>(&'a self, domain: &'a str) -> DoctorFuture<'a> {
+        Box::pin(self.doctor_op(domain))
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::doctor::{self, BackendReport, Check};
 use crate::roster::SharedRoster;
 use crate::settings::schema::Spec;
 use crate::settings::values::{SettingsError, Values};
@@ -28,6 +29,9 @@ pub use http::{HttpClient, Timeouts};
 
 /// What a backend call returns, boxed so that backends can live behind `dyn`.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// What [`Backend::doctor`] returns.
+pub type DoctorFuture<'a> = Pin<Box<dyn Future<Output = BackendReport> + Send + 'a>>;
 
 /// Whom a question is about: the user's local part as the XMPP server sent
 /// it and the domain as the backend knows it (the auth domain).
@@ -61,6 +65,48 @@ pub trait Backend: Send + Sync {
     /// counts every failure against the XMPP server's address).
     fn repeat_refusal_window(&self) -> Option<Duration> {
         None
+    }
+
+    /// This backend's own checks for `cloudauth doctor`, asking as the
+    /// server would for users of `domain` (the auth domain): does its API
+    /// answer at the URL in the expected format, are the server's own
+    /// credentials (secret, token, service account) accepted. Never with a
+    /// real user's account, and never a failed login (a login throttle
+    /// would count it). The default asks whether a user that surely does
+    /// not exist exists, and tells only whether that worked.
+    fn doctor<'a>(&'a self, domain: &'a str) -> DoctorFuture<'a> {
+        Box::pin(generic_doctor(self, domain))
+    }
+}
+
+/// [`Backend::doctor`]'s default: one `is_user` for a name nobody has.
+async fn generic_doctor<B: Backend + ?Sized>(backend: &B, domain: &str) -> BackendReport {
+    let user = doctor::probe_user();
+    let name = format!("{} API", backend.name());
+    let started = std::time::Instant::now();
+    let check = match backend
+        .is_user(Account {
+            user: &user,
+            domain,
+        })
+        .await
+    {
+        Ok(_) => Check::pass(
+            name,
+            format!(
+                "answers (isuser of an unknown name) in {}",
+                doctor::took(started.elapsed())
+            ),
+        ),
+        Err(e) => Check::fail(
+            name,
+            e.to_string(),
+            "check url and the backend's credentials",
+        ),
+    };
+    BackendReport {
+        checks: vec![check],
+        date: None,
     }
 }
 
@@ -107,7 +153,7 @@ pub enum BackendError {
         host: String,
     },
     /// TLS failed (certificate not trusted, name mismatch, protocol error).
-    #[error("TLS failure with {host}: {detail}")]
+    #[error("TLS failure with {host}: {detail}{}", crate::tls::hint(detail))]
     Tls {
         /// Host of the URL.
         host: String,

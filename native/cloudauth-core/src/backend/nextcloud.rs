@@ -38,8 +38,9 @@ use tracing::{debug, warn};
 use super::http::{host_of, HttpClient, HttpReply};
 use super::{
     decode_json, printable_snippet, Account, Backend, BackendEntry, BackendError, BackendFuture,
-    DecodeError,
+    DecodeError, DoctorFuture,
 };
+use crate::doctor::{self, BackendReport, Check};
 use crate::roster::{RosterMember, SharedRoster};
 use crate::secret::Secret;
 use crate::settings::keys;
@@ -761,6 +762,216 @@ impl Nextcloud {
     }
 }
 
+impl Nextcloud {
+    /// Without credentials, `cloud/user`: Nextcloud's OCS API answers 401
+    /// "not logged in" in its own envelope, which tells it is there without
+    /// a login the brute-force throttle could count. Then, with a service
+    /// account, that account's own record: it logs in, has the rights, and
+    /// how long its login took (the throttle delays logins only).
+    async fn doctor_op(&self) -> BackendReport {
+        const API: &str = "OCS API";
+        let mut report = BackendReport::default();
+        let base = shown(&self.base);
+        let url = &self.current_user;
+        let request = self.http.request(reqwest::Method::GET, url).map(|r| {
+            r.header(OCS_API_REQUEST, "true")
+                .header(ACCEPT, "application/json")
+        });
+        let reply = match request {
+            Ok(r) => self.http.send(r, url).await,
+            Err(e) => Err(e),
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!("no answer from {}: {e}", shown(url)),
+                    "check url and that Nextcloud is up",
+                ));
+                return report;
+            }
+        };
+        report.date = reply.date;
+        let is_ocs = ocs_statuscode(&reply.body).is_some() || reply.body.starts_with(b"<ocs>");
+        match reply.status {
+            401 if is_ocs => report.checks.push(Check::pass(
+                API,
+                format!(
+                    "Nextcloud answers at {} (not logged in, as asked) in {}",
+                    shown(url),
+                    doctor::took(reply.elapsed)
+                ),
+            )),
+            412 => {
+                report.checks.push(Check::fail(
+                    API,
+                    csrf_stripped().to_string(),
+                    "configure the proxy in front of Nextcloud to pass the OCS-APIRequest header",
+                ));
+                return report;
+            }
+            status => {
+                report.checks.push(Check::fail(
+                    API,
+                    format!(
+                        "no Nextcloud OCS API under {base}: {} answered HTTP {status} {:?}",
+                        shown(url),
+                        printable_snippet(&reply.body, 80)
+                    ),
+                    "url must be Nextcloud's base URL (where /ocs/v2.php lives), e.g. https://cloud.example.org or https://example.org/nextcloud",
+                ));
+                return report;
+            }
+        }
+        let Some(svc) = &self.service else {
+            report.checks.push(Check::pass(
+                "service account",
+                "none: passwords only; isuser cannot tell and the shared roster is off \
+                 (set service-user and service-password-file to turn them on)",
+            ));
+            return report;
+        };
+        let name = "service account";
+        let Some(url) = ocs_url(&self.base, &["cloud", "users", svc.user()]) else {
+            report.checks.push(Check::fail(
+                name,
+                format!("{:?} cannot be put in a URL", svc.user()),
+                HINT_CREDENTIALS,
+            ));
+            return report;
+        };
+        let reply = match self.service_get(svc, &url).await {
+            Ok(r) => r,
+            Err(BackendError::Timeout(d)) => {
+                report.checks.push(Check::fail(
+                    "throttle",
+                    format!(
+                        "the service account's login got no answer within {}",
+                        doctor::took(d)
+                    ),
+                    throttle_fix(),
+                ));
+                return report;
+            }
+            Err(e) => {
+                report
+                    .checks
+                    .push(Check::fail(name, e.to_string(), HINT_CREDENTIALS));
+                return report;
+            }
+        };
+        let who = svc.user();
+        match reply.status {
+            200 => {
+                let data = ocs_data(&reply.body).unwrap_or_default();
+                let rights = self.doctor_rights(svc).await;
+                report.checks.push(service_check(who, &data, rights));
+            }
+            401 => {
+                report.checks.push(Check::fail(
+                    name,
+                    format!("Nextcloud refused the login of {who} (HTTP 401)"),
+                    "check service-user and service-password-file (best an app password of that account: Personal settings → Security)",
+                ));
+            }
+            412 => report.checks.push(Check::fail(
+                name,
+                csrf_stripped().to_string(),
+                "configure the proxy in front of Nextcloud to pass the OCS-APIRequest header",
+            )),
+            _ => report.checks.push(Check::fail(
+                name,
+                reply.unexpected().to_string(),
+                HINT_RIGHTS,
+            )),
+        }
+        report.checks.push(if reply.elapsed > self.latency.floor {
+            Check::fail(
+                "throttle",
+                format!(
+                    "the service account's login took {}: Nextcloud's brute-force protection is delaying this server's address",
+                    doctor::took(reply.elapsed)
+                ),
+                throttle_fix(),
+            )
+        } else {
+            Check::pass(
+                "throttle",
+                format!("not throttled (a login took {})", doctor::took(reply.elapsed)),
+            )
+        });
+        report
+    }
+}
+
+impl Nextcloud {
+    /// Whether the service account may look up other users: the details
+    /// of a group nobody has need admin or subadmin rights (403 without,
+    /// before Nextcloud looks for the group; 404 with them).
+    async fn doctor_rights(&self, svc: &ServiceAccount) -> Result<bool, BackendError> {
+        let group = doctor::probe_user();
+        let Some(url) = ocs_url(&self.base, &["cloud", "groups", &group, "users", "details"])
+        else {
+            return Err(BackendError::Api("group URL".into()));
+        };
+        let reply = self.service_get(svc, &url).await?;
+        match reply.status {
+            200 | 404 => Ok(true),
+            403 => Ok(false),
+            _ => Err(reply.unexpected()),
+        }
+    }
+}
+
+/// The service account's line: its own record (`data`) says admin or
+/// subadmin, `rights` whether Nextcloud lets it look up others.
+fn service_check(who: &str, data: &Value, rights: Result<bool, BackendError>) -> Check {
+    const NAME: &str = "service account";
+    let strings = |k: &str| -> Vec<String> {
+        data.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match rights {
+        Ok(true) if strings("groups").iter().any(|g| g == "admin") => {
+            Check::pass(NAME, format!("{who} logs in and is an admin"))
+        }
+        Ok(true) => match strings("subadmin") {
+            s if !s.is_empty() => Check::pass(
+                NAME,
+                format!(
+                    "{who} logs in and is a subadmin of {} (isuser and rosters for their members only)",
+                    s.join(", ")
+                ),
+            ),
+            _ => Check::pass(NAME, format!("{who} logs in and may look up users")),
+        },
+        Ok(false) => Check::fail(
+            NAME,
+            format!("{who} logs in but is neither admin nor subadmin: Nextcloud shows it no other users"),
+            HINT_RIGHTS,
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            format!("{who} logs in, but asking for a group's members failed: {e}"),
+            HINT_RIGHTS,
+        ),
+    }
+}
+
+/// What to do about Nextcloud's brute-force throttle.
+fn throttle_fix() -> &'static str {
+    "whitelist the XMPP server's address in Nextcloud (Administration → Security, app bruteforcesettings), \
+     then run `occ security:bruteforce:reset ADDRESS`"
+}
+
 impl Backend for Nextcloud {
     fn name(&self) -> &'static str {
         ENTRY.name
@@ -786,6 +997,10 @@ impl Backend for Nextcloud {
 
     fn repeat_refusal_window(&self) -> Option<Duration> {
         Some(REPEAT_REFUSAL_WINDOW)
+    }
+
+    fn doctor<'a>(&'a self, _domain: &'a str) -> DoctorFuture<'a> {
+        Box::pin(self.doctor_op())
     }
 }
 
