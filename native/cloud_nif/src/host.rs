@@ -140,7 +140,11 @@ impl Host {
         let cache = cache_settings(&v)
             .open(cache_db)
             .map_err(|e| format!("password cache: {e}"))?;
-        let auth = Authenticator::new(Arc::new(SingleDomain(settings)), Arc::new(SystemClock));
+        // The decision's own deadline ends before the reply budget, so a
+        // slow decision is answered as trouble with its cause.
+        let deadline = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN / 2;
+        let auth = Authenticator::new(Arc::new(SingleDomain(settings)), Arc::new(SystemClock))
+            .with_deadline(deadline);
         let auth = match cache {
             Some(c) => auth.with_cache(c),
             None => auth,

@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use tracing::warn;
+use std::time::Duration;
+
+use tracing::{debug, warn};
 
 use crate::backend::{Account, BackendError};
 use crate::cache::{Lookup, PasswordCache, Rules};
@@ -129,7 +131,23 @@ pub struct Authenticator {
     cache: Option<Arc<PasswordCache>>,
     coalescer: Option<Coalescer>,
     refusals: Option<RecentRefusals>,
+    /// bcrypt runs at once, at most: each takes a core for ~0.25 s (cost 12).
+    bcrypt_slots: Arc<tokio::sync::Semaphore>,
+    /// Longest a decision may take, waits for bcrypt and the backend included.
+    deadline: Option<Duration>,
 }
+
+/// How long a wrong password is answered "no" from memory when the backend
+/// asks for nothing longer: a client retrying a stale password then costs
+/// neither a bcrypt run against the cache nor a backend request each time.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+
+/// Longest an answer waits for its password to be stored in the cache.
+pub const STORE_WAIT: Duration = Duration::from_secs(1);
+
+/// Longest wait for a bcrypt slot; past it the cache is not consulted (the
+/// backend decides), so a flood of wrong passwords cannot delay others.
+pub const BCRYPT_WAIT: Duration = Duration::from_millis(500);
 
 impl Authenticator {
     /// Builds the decision maker from its parts (no cache).
@@ -140,7 +158,18 @@ impl Authenticator {
             cache: None,
             coalescer: Coalescer::new(),
             refusals: RecentRefusals::new(),
+            bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+            deadline: None,
         }
+    }
+
+    /// Bounds every decision by `deadline` (the request timeout and a
+    /// margin): past it the answer is "cannot tell", whatever was waited for.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Adds a password cache.
@@ -219,6 +248,25 @@ impl Authenticator {
     /// cache, then the cloud (coalesced), then the cache's outage rules.
     /// For callers that already ran [`Authenticator::check_token`] and got `None`.
     pub async fn auth_backend(&self, user: &str, domain: &str, password: &str) -> Decision {
+        self.within_deadline(self.auth_backend_unbounded(user, domain, password))
+            .await
+    }
+
+    async fn within_deadline(&self, work: impl std::future::Future<Output = Decision>) -> Decision {
+        match self.deadline {
+            None => work.await,
+            Some(d) => match tokio::time::timeout(d, work).await {
+                Ok(decision) => decision,
+                Err(_) => Decision::new(
+                    Verdict::Trouble(BackendError::Timeout(d)),
+                    Path::Backend,
+                    Some("no decision within the deadline"),
+                ),
+            },
+        }
+    }
+
+    async fn auth_backend_unbounded(&self, user: &str, domain: &str, password: &str) -> Decision {
         if user.is_empty() || domain.is_empty() || password.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
         }
@@ -231,11 +279,12 @@ impl Authenticator {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
         let jid = format!("{user}@{domain}");
-        if self.cache_admits(&jid, password, Rules::Normal).await {
-            return Decision::new(Verdict::Yes, Path::Cache, None);
-        }
-        let window = settings.backend.repeat_refusal_window();
-        let refusals = self.refusals.as_ref().filter(|_| window.is_some());
+        // Before the cache: a refused password costs no bcrypt run either.
+        let window = settings
+            .backend
+            .repeat_refusal_window()
+            .unwrap_or(REFUSAL_WINDOW);
+        let refusals = self.refusals.as_ref();
         let now = self.clock.now_unix();
         if refusals.is_some_and(|r| r.remembers(&jid, password, now)) {
             return Decision::new(
@@ -244,14 +293,17 @@ impl Authenticator {
                 Some("the same wrong password as a moment ago; not sent to the backend again"),
             );
         }
+        if self.cache_admits(&jid, password, Rules::Normal).await {
+            return Decision::new(Verdict::Yes, Path::Cache, None);
+        }
         match self.ask_auth(&settings, user, domain, &jid, password).await {
             Ok(true) => {
                 self.cache_store(&jid, password).await;
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
             Ok(false) => {
-                if let (Some(r), Some(w)) = (refusals, window) {
-                    r.remember(&jid, password, now.saturating_add(w.as_secs()), now);
+                if let Some(r) = refusals {
+                    r.remember(&jid, password, now.saturating_add(window.as_secs()), now);
                 }
                 Decision::new(Verdict::No, Path::Backend, None)
             }
@@ -295,15 +347,30 @@ impl Authenticator {
             Lookup::Hit => true,
             Lookup::Miss => false,
             Lookup::Verify { pwhash } => {
+                let slot = tokio::time::timeout(
+                    BCRYPT_WAIT,
+                    Arc::clone(&self.bcrypt_slots).acquire_owned(),
+                )
+                .await;
+                let Ok(Ok(slot)) = slot else {
+                    debug!("{jid}: no bcrypt slot within {BCRYPT_WAIT:?}; the cache is skipped");
+                    return false;
+                };
                 let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
-                tokio::task::spawn_blocking(move || c.verify_slow(&j, &p, &pwhash, now))
-                    .await
-                    .unwrap_or(false)
+                tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
+                    c.verify_slow(&j, &p, &pwhash, now)
+                })
+                .await
+                .unwrap_or(false)
             }
         }
     }
 
     /// Stores a password the cloud accepted (bcrypt only when it changed).
+    /// The answer waits for the hash while that is quick (so the entry is
+    /// there for the next login), at most [`STORE_WAIT`]: behind a flood of
+    /// bcrypt work the hash is finished in the background.
     async fn cache_store(&self, jid: &str, password: &str) {
         let Some(cache) = &self.cache else { return };
         let now = self.clock.now_unix();
@@ -312,23 +379,37 @@ impl Authenticator {
             return;
         }
         let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
-        let stored = tokio::task::spawn_blocking(move || match c.hash(&p) {
-            Some(h) => {
-                c.record_verified(&j, &p, &h, now);
-                true
+        let slots = Arc::clone(&self.bcrypt_slots);
+        let store = tokio::spawn(async move {
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let jid = j.clone();
+            let stored = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                match c.hash(&p) {
+                    Some(h) => {
+                        c.record_verified(&j, &p, &h, now);
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .await;
+            if !matches!(stored, Ok(true)) {
+                warn!("{jid}: password not cached (hashing failed or password longer than bcrypt takes)");
             }
-            None => false,
-        })
-        .await;
-        if !matches!(stored, Ok(true)) {
-            warn!(
-                "{jid}: password not cached (hashing failed or password longer than bcrypt takes)"
-            );
-        }
+        });
+        let _ = tokio::time::timeout(STORE_WAIT, store).await;
     }
 
     /// Does `user@domain` exist?
     pub async fn is_user(&self, user: &str, domain: &str) -> Decision {
+        self.within_deadline(self.is_user_unbounded(user, domain))
+            .await
+    }
+
+    async fn is_user_unbounded(&self, user: &str, domain: &str) -> Decision {
         if user.is_empty() || domain.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
         }

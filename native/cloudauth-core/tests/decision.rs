@@ -514,3 +514,85 @@ mod repeated_refusals {
         assert_eq!(asked(), 4);
     }
 }
+
+mod bcrypt_flood {
+    use super::*;
+    use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
+    use std::time::Instant;
+
+    /// A cloud accepting `<user>-pw` for every user.
+    async fn accepting() -> Server {
+        start(|req| {
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            let user = body
+                .split('&')
+                .find_map(|f| f.strip_prefix("username="))
+                .unwrap_or("")
+                .to_string();
+            if body.ends_with(&format!("password={user}-pw")) {
+                json(200, r#"{"result":"success","data":{"uid":"x"}}"#)
+            } else {
+                json(200, r#"{"result":"noauth"}"#)
+            }
+        })
+        .await
+    }
+
+    /// Twenty different wrong passwords at once for a user the cache knows
+    /// (bcrypt cost 12, ~0.25 s of CPU each) cannot hold up another user's
+    /// login (it waited 7.3 s before bcrypt runs were bounded), and every
+    /// answer comes within the deadline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_passwords_for_a_cached_user_cannot_hold_up_others() {
+        let srv = accepting().await;
+        let cache =
+            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 12).unwrap();
+        let a = Arc::new(
+            authenticator(&srv.url, Arc::new(FixedClock::new(NOW)))
+                .with_cache(cache)
+                .with_deadline(Duration::from_secs(3)),
+        );
+        assert!(a.auth("alice", "x", "alice-pw").await.verdict.is_yes());
+        let started = Instant::now();
+        let mut floods = Vec::new();
+        for i in 0..20 {
+            let a = Arc::clone(&a);
+            floods.push(tokio::spawn(async move {
+                a.auth("alice", "x", &format!("wrong-{i}")).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let carol_started = Instant::now();
+        let carol = a.auth("carol", "x", "carol-pw").await;
+        let carol_took = carol_started.elapsed();
+        for f in floods {
+            let d = f.await.unwrap();
+            assert_eq!(d.verdict, Verdict::No, "a wrong password is never admitted");
+        }
+        let all_took = started.elapsed();
+        assert!(carol.verdict.is_yes());
+        assert!(
+            carol_took < Duration::from_millis(1500),
+            "carol waited {carol_took:?} behind the bcrypt flood"
+        );
+        assert!(all_took < Duration::from_millis(3500), "{all_took:?}");
+    }
+
+    /// The same wrong password again within the refusal window costs
+    /// neither a bcrypt run nor a backend request.
+    #[tokio::test]
+    async fn a_repeated_wrong_password_is_answered_from_memory() {
+        let srv = accepting().await;
+        let cache =
+            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 4).unwrap();
+        let a = authenticator(&srv.url, Arc::new(FixedClock::new(NOW))).with_cache(cache);
+        assert!(a.auth("alice", "x", "alice-pw").await.verdict.is_yes());
+        assert_eq!(a.auth("alice", "x", "stale").await.path, Path::Backend);
+        let asked = srv.seen.lock().unwrap().len();
+        for _ in 0..5 {
+            let d = a.auth("alice", "x", "stale").await;
+            assert_eq!((d.verdict, d.path), (Verdict::No, Path::Recent));
+        }
+        assert_eq!(srv.seen.lock().unwrap().len(), asked);
+    }
+}
