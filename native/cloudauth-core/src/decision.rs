@@ -347,13 +347,18 @@ impl Authenticator {
             Lookup::Hit => true,
             Lookup::Miss => false,
             Lookup::Verify { pwhash } => {
-                let slot = tokio::time::timeout(
-                    BCRYPT_WAIT,
-                    Arc::clone(&self.bcrypt_slots).acquire_owned(),
-                )
-                .await;
+                // With the backend there to decide, a busy cache is skipped;
+                // standing in for an unreachable backend, it is waited for
+                // (within the decision's deadline).
+                let wait = match rules {
+                    Rules::Normal => BCRYPT_WAIT,
+                    Rules::Unreachable => Duration::from_secs(86_400),
+                };
+                let slot =
+                    tokio::time::timeout(wait, Arc::clone(&self.bcrypt_slots).acquire_owned())
+                        .await;
                 let Ok(Ok(slot)) = slot else {
-                    debug!("{jid}: no bcrypt slot within {BCRYPT_WAIT:?}; the cache is skipped");
+                    debug!("{jid}: no bcrypt slot within {wait:?}; the cache is skipped");
                     return false;
                 };
                 let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
