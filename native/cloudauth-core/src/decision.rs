@@ -286,7 +286,10 @@ impl Authenticator {
             .unwrap_or(REFUSAL_WINDOW);
         let refusals = self.refusals.as_ref();
         let now = self.clock.now_unix();
-        if refusals.is_some_and(|r| r.remembers(&jid, password, now)) {
+        // Keyed by the settings' generation too: after the domain is pointed
+        // at another backend, its refusals are not this one's.
+        let refusal_key = format!("{jid}\0{}", settings.generation);
+        if refusals.is_some_and(|r| r.remembers(&refusal_key, password, now)) {
             return Decision::new(
                 Verdict::No,
                 Path::Recent,
@@ -303,7 +306,12 @@ impl Authenticator {
             }
             Ok(false) => {
                 if let Some(r) = refusals {
-                    r.remember(&jid, password, now.saturating_add(window.as_secs()), now);
+                    r.remember(
+                        &refusal_key,
+                        password,
+                        now.saturating_add(window.as_secs()),
+                        now,
+                    );
                 }
                 Decision::new(Verdict::No, Path::Backend, None)
             }

@@ -491,6 +491,7 @@ mod repeated_refusals {
             tokens: Vec::new(),
             auth_domain: None,
             values: Values::default(),
+            generation: 1,
         };
         let clock = Arc::new(FixedClock::new(NOW));
         let a = Authenticator::new(

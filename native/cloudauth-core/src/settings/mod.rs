@@ -124,6 +124,15 @@ pub struct DomainSettings {
     pub auth_domain: Option<String>,
     /// The settings it was built from (for diagnostics; secrets stay redacted).
     pub values: Values,
+    /// Distinct for every build: what was learnt from one backend (a
+    /// refused password) is not taken for another's after a settings change.
+    pub generation: u64,
+}
+
+/// The next [`DomainSettings::generation`].
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for DomainSettings {
@@ -177,6 +186,7 @@ impl DomainSettings {
                 .filter(|d| !d.is_empty())
                 .map(str::to_string),
             values: v.clone(),
+            generation: next_generation(),
         })
     }
 
