@@ -196,7 +196,7 @@ pub enum BackendError {
         hint: &'static str,
     },
     /// Any other status than the ones the API promises.
-    #[error("HTTP status {status}: {snippet:?}")]
+    #[error("HTTP status {status}{}: {snippet}", status_hint(*status))]
     HttpStatus {
         /// The status code.
         status: u16,
@@ -243,7 +243,7 @@ pub enum BackendError {
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// Not JSON at all (an HTML error page, a proxy's answer, …).
-    #[error("reply is not JSON: {snippet:?}")]
+    #[error("reply is not JSON{}: {snippet}", page_hint(snippet))]
     NotJson {
         /// The start of the body, made printable.
         snippet: String,
@@ -251,6 +251,25 @@ pub enum DecodeError {
     /// JSON, but without the fields this operation needs.
     #[error("unexpected reply shape: {0}")]
     Shape(String),
+}
+
+/// What an unexpected status usually means, for the admin.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        404 => " (nothing at this URL: check its path, e.g. /index.php/apps/ojsxc/ajax/externalApi.php for jsxc, Nextcloud's base URL for nextcloud)",
+        401 | 403 => " (the web server or a proxy refused us before the API: check its access rules)",
+        500..=599 => " (the backend failed: see its log, e.g. Nextcloud's nextcloud.log)",
+        _ => "",
+    }
+}
+
+/// What a web page where JSON was expected usually means.
+fn page_hint(snippet: &str) -> &'static str {
+    if snippet.contains("\"<") {
+        " but a web page (a login or error page: the URL points at the site, not the API; check its path)"
+    } else {
+        ""
+    }
 }
 
 /// Reads a JSON reply body, or says what it was instead.
@@ -331,6 +350,19 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), BACKENDS.len());
         assert!(find("jsxc").is_some() && find("nope").is_none());
+    }
+
+    #[test]
+    fn messages_say_what_to_check() {
+        let e = BackendError::HttpStatus {
+            status: 404,
+            snippet: body_shape(b""),
+        };
+        assert!(e.to_string().contains("check its path"), "{e}");
+        let e = BackendError::from(decode_json(b"<!DOCTYPE html><html>Log in</html>").unwrap_err());
+        assert!(e.to_string().contains("a web page"), "{e}");
+        let e = BackendError::from(decode_json(b"oops").unwrap_err());
+        assert!(!e.to_string().contains("a web page"), "{e}");
     }
 
     #[test]
