@@ -12,7 +12,7 @@ use cloudauth_core::settings::values::{parse_timeouts, truthy};
 
 /// XMPP and mail server authentication against Nextcloud (xcauth-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "cloudauth", version, about, after_help = AFTER_HELP)]
+#[command(name = "cloudauth", version, about, override_usage = USAGE, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Config file (xcauth.conf syntax); default /etc/xcauth.conf if it exists.
     #[arg(short = 'c', long = "config-file", global = true)]
@@ -152,11 +152,42 @@ impl Cli {
     }
 }
 
-const AFTER_HELP: &str = "\
+/// The ways to run cloudauth (clap's own usage line would list every setting).
+const USAGE: &str = "\
+cloudauth -t <PROTO> [OPTIONS]
+       cloudauth --listen <PROTO=ADDR>... [OPTIONS]
+       cloudauth -A <USER> <DOMAIN> <PASSWORD> [OPTIONS]
+       cloudauth -I <USER> <DOMAIN> [OPTIONS]
+       cloudauth -R <USER> <DOMAIN> [OPTIONS]
+       cloudauth token [OPTIONS] <USER> <DOMAIN>";
+
+/// Exit codes, for `--help` and the man page (a macro: `concat!` takes
+/// only literals).
+macro_rules! exit_status {
+    () => {
+        "\
+0  yes (-A, -I), or done: end of input, shut down, roster or token printed
+1  no (-A: refused: wrong password, unknown user; -I: no such user)
+2  backend trouble (the backend could not tell; -R: a failed roster sync),
+   or a bad command line or configuration"
+    };
+}
+
+/// Exit codes, one per line: the code, two spaces, its meaning.
+#[allow(dead_code)] // read by examples/man.rs (the man page's EXIT STATUS)
+pub const EXIT_STATUS: &str = exit_status!();
+
+const AFTER_HELP: &str = concat!(
+    "\
 -A takes precedence over -I over -R over -t. -A, -I and -R log to stderr.
 Command line beats the config file, which beats the defaults; config keys are
 the long option names (without dashes; _ and - alike).
-ejabberd: extauth_program: \"/usr/bin/cloudauth -t ejabberd -c /etc/xcauth.conf\"";
+ejabberd: extauth_program: \"/usr/bin/cloudauth -t ejabberd -c /etc/xcauth.conf\"
+
+Exit status:
+",
+    exit_status!()
+);
 
 #[cfg(test)]
 mod tests {
