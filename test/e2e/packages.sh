@@ -1,9 +1,9 @@
 #!/bin/bash
 # End to end, from the Debian packages. packaging/build-debs.sh builds them
 # (CLOUDAUTH_DEB_DIR=DIR reuses packages built before), apt installs
-# cloudauth and cloudauth-ejabberd into a clean Debian 12 root made by
-# mmdebstrap (cached in test/.work/roots/ under the hash of its recipe, for a
-# week), and everything below uses the installed files only:
+# cloudauth, cloudauth-ejabberd and cloudauth-prosody into a clean Debian 12
+# root made by mmdebstrap (cached in test/.work/roots/ under the hash of its
+# recipe, for a week), and everything below uses the installed files only:
 #  - in the root (chroot): versions, man pages, unit files (systemd-analyze
 #    verify), the xcauth user and its directories, logrotate, the AppArmor
 #    rules parsed within ejabberd's profile, the module's ext_mod symlink;
@@ -15,7 +15,9 @@
 #    the host;
 #  - the root booted with systemd-nspawn: cloudauth.service, hardened as
 #    packaged, socket-activated, answers ejabberd's protocol and logs to
-#    /var/log/xcauth; logrotate rotates that log and the service reopens it.
+#    /var/log/xcauth; Prosody in the booted root, with the installed
+#    mod_auth_cloudauth, logs in through the service's prosody socket;
+#    logrotate rotates the log and the service reopens it.
 # Needs root (chroot, mount), mmdebstrap, systemd-nspawn (systemd-container).
 set -u
 . "$(dirname "$0")/../lib/common.sh"
@@ -47,8 +49,8 @@ if [ -z "$DEBS" ]; then
     }
     timing "packaging/build-debs.sh"
 fi
-for p in cloudauth cloudauth-ejabberd; do
-    ls "$DEBS/${p}_${VERSION}"-*"_$ARCH.deb" >/dev/null 2>&1 || die_setup "no ${p}_${VERSION}-*_$ARCH.deb in $DEBS"
+for p in cloudauth_"$ARCH" cloudauth-ejabberd_"$ARCH" cloudauth-prosody_all; do
+    ls "$DEBS/${p%_*}_${VERSION}"-*"_${p##*_}.deb" >/dev/null 2>&1 || die_setup "no ${p%_*}_${VERSION}-*_${p##*_}.deb in $DEBS"
 done
 
 # --- a clean Debian 12 root -----------------------------------------------------------
@@ -56,9 +58,9 @@ SUITE=bookworm
 MIRROR=${CLOUDAUTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${CLOUDAUTH_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 SOURCES=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY $SUITE-security main")
-# ejabberd; systemd for sysusers/tmpfiles, systemd-analyze and booting the
-# root; logrotate and apparmor to check their files
-INCLUDE=ejabberd,systemd,logrotate,apparmor
+# ejabberd, prosody; systemd for sysusers/tmpfiles, systemd-analyze and
+# booting the root; logrotate and apparmor to check their files
+INCLUDE=ejabberd,prosody,systemd,logrotate,apparmor
 KEY=$(printf '%s\n' mmdebstrap-apt "$SUITE" "$INCLUDE" "${SOURCES[@]}" | sha256sum | cut -c1-16)
 CACHE=$ROOT/test/.work/roots/$SUITE-$KEY.tar
 mkdir -p "$(dirname "$CACHE")"
@@ -86,15 +88,16 @@ in_root() { chroot "$R" "$@"; }
 
 # --- apt install ----------------------------------------------------------------------
 mkdir -p "$R/tmp/debs"
-cp "$DEBS"/cloudauth_"$VERSION"-*_"$ARCH".deb "$DEBS"/cloudauth-ejabberd_"$VERSION"-*_"$ARCH".deb "$R/tmp/debs/"
-in_root sh -c 'cd /tmp/debs && DEBIAN_FRONTEND=noninteractive apt -o Dpkg::Use-Pty=0 install -y ./cloudauth_*.deb ./cloudauth-ejabberd_*.deb' \
+cp "$DEBS"/cloudauth_"$VERSION"-*_"$ARCH".deb "$DEBS"/cloudauth-ejabberd_"$VERSION"-*_"$ARCH".deb \
+    "$DEBS"/cloudauth-prosody_"$VERSION"-*_all.deb "$R/tmp/debs/"
+in_root sh -c 'cd /tmp/debs && DEBIAN_FRONTEND=noninteractive apt -o Dpkg::Use-Pty=0 install -y ./cloudauth_*.deb ./cloudauth-ejabberd_*.deb ./cloudauth-prosody_*.deb' \
     > "$W/apt.log" 2>&1
 rc=$?
-expect "apt install ./cloudauth_*.deb ./cloudauth-ejabberd_*.deb in a clean $SUITE root" 0 $rc
+expect "apt install ./cloudauth_*.deb ./cloudauth-ejabberd_*.deb ./cloudauth-prosody_*.deb in a clean $SUITE root" 0 $rc
 [ "$rc" = 0 ] || { tail -n 30 "$W/apt.log" | sed 's/^/#   /'; finish; }
 grep -E '^(cloudauth|dpkg|E):' "$W/apt.log" | sed 's/^/#   /'
-expect "packages installed" "install ok installed|install ok installed" \
-    "$(in_root dpkg-query -W -f '${Status}|' cloudauth cloudauth-ejabberd | sed 's/|$//')"
+expect "packages installed" "install ok installed|install ok installed|install ok installed" \
+    "$(in_root dpkg-query -W -f '${Status}|' cloudauth cloudauth-ejabberd cloudauth-prosody | sed 's/|$//')"
 timing "apt install"
 
 # --- installed files ----------------------------------------------------------------------
@@ -277,15 +280,40 @@ grep -q "yes via token" "$LOG.1" 2>/dev/null && ok "rotated: the old log is clou
 timing "ejabberd in the root, auth_method: external"
 
 # --- the root booted: cloudauth.service ----------------------------------------------------
-# ejabberd's own service would listen on 5222 and 4369 (the network is the
-# host's): masked. cloudauth-ejabberd.socket on a free port instead of 23662.
+# ejabberd's and Prosody's own services would listen on 5222, 5269 and 4369
+# (the network is the host's): masked. cloudauth's ejabberd and prosody
+# sockets on free ports instead of 23662 and 23664.
 SPORT=$(free_port)
-in_root systemctl mask ejabberd.service epmd.service epmd.socket >/dev/null 2>&1
-mkdir -p "$R/etc/systemd/system/cloudauth-ejabberd.socket.d"
-printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$SPORT" \
-    > "$R/etc/systemd/system/cloudauth-ejabberd.socket.d/test-port.conf"
-in_root systemctl enable cloudauth-ejabberd.socket >/dev/null 2>&1
-expect "systemctl enable cloudauth-ejabberd.socket" enabled "$(in_root systemctl is-enabled cloudauth-ejabberd.socket 2>&1)"
+PPORT=$(free_port)
+in_root systemctl mask ejabberd.service epmd.service epmd.socket prosody.service >/dev/null 2>&1
+for s in "ejabberd $SPORT" "prosody $PPORT"; do
+    mkdir -p "$R/etc/systemd/system/cloudauth-${s% *}.socket.d"
+    printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "${s#* }" \
+        > "$R/etc/systemd/system/cloudauth-${s% *}.socket.d/test-port.conf"
+    in_root systemctl enable "cloudauth-${s% *}.socket" >/dev/null 2>&1
+    expect "systemctl enable cloudauth-${s% *}.socket" enabled "$(in_root systemctl is-enabled "cloudauth-${s% *}.socket" 2>&1)"
+done
+# Prosody with the installed module, from its default plugin path
+XPORT=$(free_port)
+install -d "$R/var/lib/prosody-test/data"
+cat > "$R/var/lib/prosody-test/prosody.cfg.lua" <<LUA
+pidfile = "/var/lib/prosody-test/prosody.pid"
+data_path = "/var/lib/prosody-test/data"
+log = { info = "/var/lib/prosody-test/prosody.log" }
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_ports = { $XPORT }
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+modules_enabled = { "roster", "saslauth", "disco", "ping" }
+modules_disabled = { "s2s", "offline" }
+
+VirtualHost "localhost"
+    authentication = "cloudauth"
+    cloudauth_host = "127.0.0.1"
+    cloudauth_port = $PPORT
+LUA
+in_root chown -R prosody:prosody /var/lib/prosody-test
 umount_proc
 MACHINE=cloudauth-pkgtest-$$
 systemd-nspawn -q -D "$R" --boot --register=no --keep-unit --machine="$MACHINE" --console=passive \
@@ -346,6 +374,22 @@ PY
     exposure=$(in_ct systemd-analyze security --no-pager cloudauth.service 2>/dev/null | sed -n 's/.*Overall exposure level for cloudauth.service: //p')
     echo "# systemd-analyze security cloudauth.service: ${exposure:-?}"
     case "$exposure" in [0-2].*) ok "hardened: exposure $exposure";; *) not_ok "exposure '$exposure' (expected below 3)";; esac
+    in_ct systemd-run -q --unit=prosody-test --uid=prosody --gid=prosody \
+        prosody -F --config /var/lib/prosody-test/prosody.cfg.lua
+    for _ in $(seq 100); do
+        (exec 3<> "/dev/tcp/127.0.0.1/$XPORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    if (exec 3<> "/dev/tcp/127.0.0.1/$XPORT") 2>/dev/null; then
+        ok "Prosody in the booted root (authentication = \"cloudauth\") listens"
+        login alice@localhost alice-pw "$XPORT"; expect "Prosody: password -> session" 0 $?
+        login alice@localhost wrong-pw "$XPORT"; expect "Prosody: wrong password -> refused" 1 $?
+        login alice@localhost "$ALICE_TOKEN" "$XPORT"; expect "Prosody: JSXC token -> session" 0 $?
+    else
+        not_ok "Prosody in the booted root did not listen on $XPORT"
+        tail -n 20 "$R/var/lib/prosody-test/prosody.log" 2>/dev/null | sed 's/^/#   /'
+        in_ct journalctl -u prosody-test --no-pager 2>/dev/null | tail -n 10 | sed 's/^/#   /'
+    fi
     sleep 0.5
     grep -q "socket mode, version $VERSION" "$LOG" && ok "cloudauth.service logs to /var/log/xcauth/cloudauth.log" \
         || not_ok "no 'socket mode' line in /var/log/xcauth/cloudauth.log"
