@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs every end-to-end test in test/e2e/ and sums their closing lines.
-# Binaries come from target/release (override with CLOUDAUTH_BIN_DIR).
+# Binaries come from target/release, or $CARGO_TARGET_DIR/release (override
+# with CLOUDAUTH_BIN_DIR).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 passed=0

@@ -3,7 +3,10 @@
 
 E2E_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E_LIB/../.." && pwd)
-BIN_DIR=${CLOUDAUTH_BIN_DIR:-$ROOT/target/release}
+# cargo's target directory: $CARGO_TARGET_DIR (relative to the repo) or target/
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR;; esac
+BIN_DIR=${CLOUDAUTH_BIN_DIR:-$TARGET_DIR/release}
 SANDBOX="$E2E_LIB/ejabberd-sandbox"
 PASS=0
 FAIL=0

@@ -3,7 +3,9 @@
 # ejabberd (and Erlang headers + rebar3 for the in-VM module), slixmpp for
 # Debian's python3, Prosody (+ prosody-modules, lua-cyrussasl for its Cyrus
 # SASL path), testsaslauthd (sasl2-bin), postmap (postfix),
-# systemd-socket-activate, curl, logrotate.
+# systemd-socket-activate, curl, logrotate, openssl; for the packages' test
+# (test/e2e/packages.sh): mmdebstrap (a clean Debian root), systemd-nspawn
+# (booting it), dpkg-dev (dpkg-shlibdeps, for packaging/build-debs.sh).
 # As root it runs apt-get; otherwise it says what to install and fails.
 set -u
 need=()
@@ -22,6 +24,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/systemd-socket-activate ] || need+=(systemd)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

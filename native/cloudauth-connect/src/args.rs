@@ -254,6 +254,25 @@ mod tests {
     }
 
     #[test]
+    fn the_man_page_describes_every_option_of_the_help() {
+        let man = include_str!("../cloudauth-connect.1").replace("\\-", "-");
+        let options: Vec<&str> = HELP
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '`' | '|'))
+            .filter(|w| w.starts_with('-') && w.len() > 1 && *w != "--")
+            .collect();
+        assert!(options.contains(&"--on-trouble") && options.contains(&"-V"));
+        for option in options {
+            assert!(
+                man.contains(option),
+                "{option} missing from cloudauth-connect.1"
+            );
+        }
+        let default = format!("default {}", DEFAULT_TIMEOUT.as_secs());
+        assert!(man.contains(&default) && HELP.contains(&default));
+        assert!(man.contains(&format!("at most {MAX_TIMEOUT_SECS}")));
+    }
+
+    #[test]
     fn double_dash_ends_options() {
         let s = settings(&["--", "./-odd.sock"]);
         assert_eq!(s.target, Target::Unix("./-odd.sock".into()));

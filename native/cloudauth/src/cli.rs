@@ -12,7 +12,7 @@ use cloudauth_core::settings::values::{parse_timeouts, truthy};
 
 /// XMPP and mail server authentication against Nextcloud (xcauth-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "cloudauth", version, about, after_help = AFTER_HELP)]
+#[command(name = "cloudauth", version, about, override_usage = USAGE, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Config file (xcauth.conf syntax); default /etc/xcauth.conf if it exists.
     #[arg(short = 'c', long = "config-file", global = true)]
@@ -162,15 +162,46 @@ impl Cli {
     }
 }
 
-const AFTER_HELP: &str = "\
-Exit status: -A and -I: 0 yes, 1 no, 2 the backend could not tell (trouble).
-78: the configuration cannot be used (the message names what is missing or
-wrong). 70: serving failed. 0: the session ended (EOF, quit, SIGTERM).
+/// The ways to run cloudauth (clap's own usage line would list every setting).
+const USAGE: &str = "\
+cloudauth -t <PROTO> [OPTIONS]
+       cloudauth --listen <PROTO=ADDR>... [OPTIONS]
+       cloudauth -A <USER> <DOMAIN> <PASSWORD> [OPTIONS]
+       cloudauth -I <USER> <DOMAIN> [OPTIONS]
+       cloudauth -R <USER> <DOMAIN> [OPTIONS]
+       cloudauth token [OPTIONS] <USER> <DOMAIN>";
+
+/// Exit codes, for `--help` and the man page (a macro: `concat!` takes
+/// only literals).
+macro_rules! exit_status {
+    () => {
+        "\
+0  yes (-A, -I), or done: end of input, shut down, roster or token printed;
+   doctor: every check passed
+1  no (-A: refused: wrong password, unknown user; -I: no such user);
+   doctor: a check failed
+2  backend trouble (the backend could not tell; -R: a failed roster sync)
+70 serving failed (e.g. a listener stopped)
+78 a bad command line or configuration (the message names the setting)"
+    };
+}
+
+/// Exit codes, one per line: the code, two spaces, its meaning.
+#[allow(dead_code)] // read by examples/man.rs (the man page's EXIT STATUS)
+pub const EXIT_STATUS: &str = exit_status!();
+
+const AFTER_HELP: &str = concat!(
+    "\
 -A takes precedence over -I over -R over -t. -A, -I and -R log to stderr.
 `cloudauth doctor` checks the set-up (exit 0: all fine, 1: something broken).
 Command line beats the config file, which beats the defaults; config keys are
 the long option names (without dashes; _ and - alike).
-ejabberd: extauth_program: \"/usr/bin/cloudauth -t ejabberd -c /etc/xcauth.conf\"";
+ejabberd: extauth_program: \"/usr/bin/cloudauth -t ejabberd -c /etc/xcauth.conf\"
+
+Exit status:
+",
+    exit_status!()
+);
 
 #[cfg(test)]
 mod tests {
