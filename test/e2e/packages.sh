@@ -17,7 +17,8 @@
 #    packaged, socket-activated, answers ejabberd's protocol and logs to
 #    /var/log/xcauth; Prosody in the booted root, with the installed
 #    mod_auth_cloudauth, logs in through the service's prosody socket;
-#    logrotate rotates the log and the service reopens it.
+#    logrotate rotates the log and the service reopens it;
+#  - apt purge removes what the packages added and keeps xcauth's data.
 # Needs root (chroot, mount), mmdebstrap, systemd-nspawn (systemd-container).
 set -u
 . "$(dirname "$0")/../lib/common.sh"
@@ -406,5 +407,21 @@ PY
 fi
 stop_nspawn
 timing "cloudauth.service under systemd"
+
+# --- apt purge ---------------------------------------------------------------------------------
+mount_proc || die_setup "cannot mount /proc in the root again"
+in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt -o Dpkg::Use-Pty=0 purge -y cloudauth cloudauth-ejabberd cloudauth-prosody' \
+    > "$W/purge.log" 2>&1
+expect "apt purge cloudauth cloudauth-ejabberd cloudauth-prosody" 0 $? "$(grep -E '^(E|dpkg):' "$W/purge.log" | head -n 3)"
+[ ! -e "$R/var/lib/ejabberd/.ejabberd-modules/ejabberd_auth_cloud" ] && [ ! -e "$R$MODULE" ] \
+    && ok "purged: the module and its symlink are gone" || not_ok "purged: the module or its symlink is left"
+! grep -qF "$INCLUDE_LINE" "$R/etc/apparmor.d/local/usr.sbin.ejabberdctl" && [ ! -e "$R/etc/apparmor.d/local/cloudauth-ejabberd" ] \
+    && ok "purged: the AppArmor include line and rules are gone" || not_ok "purged: AppArmor include or rules left"
+parsed=$(in_root apparmor_parser -Q -K -T /etc/apparmor.d/usr.sbin.ejabberdctl 2>&1 | grep -v 'Cache read/write disabled')
+expect "purged: ejabberd's profile still parses" "" "$parsed"
+ls "$R"/var/log/xcauth/cloudauth.log* >/dev/null 2>&1 && not_ok "purged: the log is left" || ok "purged: the log is gone"
+[ -d "$R/var/lib/xcauth" ] && in_root getent passwd xcauth >/dev/null && [ -f "$R/etc/xcauth.conf" ] \
+    && ok "purged: the xcauth user, /var/lib/xcauth and /etc/xcauth.conf stay" || not_ok "purged: xcauth's user, state or config is gone"
+timing "apt purge"
 echo "# timing: total $(( $(date +%s) - T0 )) s"
 finish
