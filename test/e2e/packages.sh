@@ -247,6 +247,9 @@ cat > "$R/etc/xcauth.conf" <<CONF
 url = $BACKEND_URL
 secret-file = /etc/cloudauth/secret
 timeout = 3,5
+# Without it the service would log to the journal (systemd) and extauth to
+# /var/log/xcauth; with it both use the directory, as xcauth did.
+log = /var/log/xcauth
 CONF
 in_root chown root:xcauth /etc/xcauth.conf
 chmod 0640 "$R/etc/xcauth.conf"
