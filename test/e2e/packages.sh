@@ -141,7 +141,7 @@ grep -q '^SystemCallFilter=@system-service' "$R/lib/systemd/system/cloudauth.ser
 expect "user xcauth (sysusers.d): home, shell" "/var/lib/xcauth:/usr/sbin/nologin" \
     "$(in_root getent passwd xcauth | cut -d: -f6,7)"
 in_root getent group xcauth >/dev/null; expect "group xcauth" 0 $?
-for d in "/var/log/xcauth 770" "/var/lib/xcauth 770" "/run/cloudauth 755"; do
+for d in "/var/log/xcauth 2770" "/var/lib/xcauth 770" "/run/cloudauth 755"; do
     expect "directory ${d% *} (tmpfiles.d)" "xcauth:xcauth ${d#* }" "$(in_root stat -c '%U:%G %a' "${d% *}" 2>&1)"
 done
 logrotate_debug=$(in_root logrotate -d /etc/logrotate.d/cloudauth 2>&1)
