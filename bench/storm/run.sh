@@ -3,7 +3,9 @@
 # logging in within 5 s (evenly spread), as after an XMPP server restart,
 # against the test backend standing in for a Nextcloud with 8 PHP workers:
 # 8 password checks at once, 400 ms each, more wait inside it (PHP-FPM's
-# listen queue). Physical limit of a storm: N x 0.4 s / 8.
+# listen queue). Physical limit of a storm: N x 0.4 s / 8. Everything talks
+# to the backend through `storm proxy`, a relay that counts the requests at
+# the backend at once (the backend's own count stops at its 8 workers).
 #
 # Rows (ids for --rows):
 #   xcauth         2 x `cloudauth -t ejabberd`, each driven one request at a
@@ -23,12 +25,14 @@
 # Groups: all (default), cold, warm, warm12, warm4. A warm row runs its fill.
 #
 # usage: bench/storm/run.sh [--users N] [--rows LIST] [--quick] [--out FILE]
-#                           [--large-users N] [--queue Q]
+#                           [--large-users N] [--queue Q] [--timeout C,T]
 #   --users N        logins per storm (default 2000; 5000, 10000 work too)
 #   --quick          400 users, vm-large 1000 (for development)
 #   --out FILE       the JSON written (default bench/.work/storm-DATE.json)
 #   --large-users N  the vm-large row's users (default 2.5 x N)
 #   --queue Q        cloudauth's --cloud-queue / auth_cloud_queue (default 1000)
+#   --timeout C,T    cloudauth's --timeout / auth_cloud_timeout (default 5,600:
+#                    queued requests wait within the total)
 # Prints one line per row, then the table (Markdown), the goals (PASS/FAIL)
 # and notes. Goals that fail do not fail the script; a setup that fails does.
 # Needs the release build (built here when missing: cargo build --release
@@ -42,7 +46,7 @@ cd "$ROOT" || exit 2
 
 USERS=2000 LARGE="" ROWS=all OUT="" QUEUE=1000
 DELAY_MS=400 WORKERS=8 CONCURRENCY=8 SPREAD_S=5 TIMEOUT=5,600
-usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
         --users) USERS=${2:-}; shift 2 ;;
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=${2:-}; shift 2 ;;
         --large-users) LARGE=${2:-}; shift 2 ;;
         --queue) QUEUE=${2:-}; shift 2 ;;
+        --timeout) TIMEOUT=${2:-}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $1" >&2; usage ;;
     esac
@@ -127,14 +132,24 @@ SECRET="storm-secret-$$-$RANDOM"
 write_secret "$W/secret" "$SECRET"
 start_backend "$W" "$SECRET" "$(cat "$W/users.json")" --delay-ms "$DELAY_MS" --workers "$WORKERS" \
     || { echo "test backend did not start" >&2; exit 2; }
+# The relay in front of the backend; cloudauth and the VM use CLOUD_URL.
+mkfifo "$W/proxy.ready"
+"$STORM" proxy --to "${BACKEND_ORIGIN#http://}" > "$W/proxy.ready" 2> "$W/proxy.log" &
+PROXY_PID=$!
+on_exit "kill $PROXY_PID"
+read -r -t 10 line < "$W/proxy.ready" || { echo "storm proxy did not start" >&2; exit 2; }
+line=${line#READY listen=}
+PROXY_CONTROL=${line##* control=}
+CLOUD_URL="http://${line%% control=*}/${BACKEND_URL#http://*/}"
 
 if wants_vm; then
     EXT="$W/ext"
     bg timeout 1800 erlang/install.sh "$EXT" >/dev/null 2>"$W/install.log" || { cat "$W/install.log" >&2; exit 2; }
-    # rebar.config copies the NIF from target/release: with CARGO_TARGET_DIR
-    # elsewhere that copy may be stale. Say so rather than measure old code.
-    if [ -f "$BIN_DIR/libcloud_nif.so" ] && ! cmp -s "$BIN_DIR/libcloud_nif.so" "$EXT/ejabberd_auth_cloud/priv/ejabberd_auth_cloud_nif.so"; then
-        echo "warning: the installed NIF differs from $BIN_DIR/libcloud_nif.so (rebar3 copies target/release/libcloud_nif.so)" >&2
+    # rebar.config's hook builds the NIF with cargo (into CARGO_TARGET_DIR
+    # when set) and copies target/release/libcloud_nif.so: elsewhere, that
+    # copy may be an old build. Say so rather than measure old code.
+    if [ -n "${CARGO_TARGET_DIR:-}" ] && ! [ "$ROOT/target/release/libcloud_nif.so" -ef "$CARGO_TARGET_DIR/release/libcloud_nif.so" ]; then
+        echo "warning: CARGO_TARGET_DIR is set, but rebar3 installs target/release/libcloud_nif.so: the NIF measured may be an old build" >&2
     fi
     mkdir -p "$W/ebin"
     erlc -o "$W/ebin" bench/ejabberd/cloudauth_storm.erl || exit 2
@@ -148,7 +163,7 @@ row_failed() { echo "  $1: row failed: $2"; }
 common() { # common ID LABEL MODE KIND COST USERS [QUEUE] -> COMMON=(...)
     local a=(--row "$1" --label "$2" --mode "$3" --kind "$4" --users "$6"
         --spread-s "$SPREAD_S" --deadline-s "$(deadline "$6")" --concurrency "$CONCURRENCY"
-        --queue "${7:-$QUEUE}" --backend-url "$BACKEND_URL" --control "$BACKEND_CONTROL" --out "$ROWS_FILE")
+        --queue "${7:-$QUEUE}" --control "$BACKEND_CONTROL" --proxy-control "$PROXY_CONTROL" --out "$ROWS_FILE")
     [ "$5" != - ] && a+=(--cost "$5")
     COMMON=("${a[@]}")
 }
@@ -165,7 +180,7 @@ start_server() { # start_server ID CACHE_ARGS...
     shift
     mkdir -p "$W/$id/log"
     SOCK="$W/$id/ejabberd.sock"
-    "$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/$id/log" \
+    "$BIN_DIR/cloudauth" -c /dev/null -u "$CLOUD_URL" --secret-file "$W/secret" -l "$W/$id/log" \
         --timeout "$TIMEOUT" --cloud-concurrency "$CONCURRENCY" --cloud-queue "$QUEUE" \
         --listen "ejabberd=$SOCK" "$@" </dev/null >/dev/null 2>"$W/$id/server.stderr" &
     SERVER_PID=$!
@@ -186,7 +201,7 @@ xcauth_row() { # xcauth_row ID KIND COST LABEL
     common "$id" "$label" xcauth-style "$kind" "$cost" "$USERS"
     cache_args "$cost" "$W/$id.sqlite3"
     run_storm port "${COMMON[@]}" --procs 2 --stderr-log "$W/$id/stderr" -- \
-        "$BIN_DIR/cloudauth" -c /dev/null -t ejabberd -u "$BACKEND_URL" --secret-file "$W/secret" \
+        "$BIN_DIR/cloudauth" -c /dev/null -t ejabberd -u "$CLOUD_URL" --secret-file "$W/secret" \
         -l "$W/$id/log" --timeout "$TIMEOUT" "${CACHE[@]}" || row_failed "$id" "driver failed"
 }
 
@@ -195,7 +210,7 @@ xcauth_py_row() {
     mkdir -p "$W/$id/log"
     common "$id" "xcauth (Python), 2 processes, one request at a time" xcauth cold - "$USERS"
     run_storm port "${COMMON[@]}" --procs 2 --stderr-log "$W/$id/stderr" -- \
-        "$XCAUTH_DIR/xcauth.py" -c /dev/null -t ejabberd -u "$BACKEND_URL" -s "$SECRET" \
+        "$XCAUTH_DIR/xcauth.py" -c /dev/null -t ejabberd -u "$CLOUD_URL" -s "$SECRET" \
         -l "$W/$id/log" --timeout 600 || row_failed "$id" "driver failed"
 }
 
@@ -221,7 +236,7 @@ vm_row() { # vm_row ID KIND COST USERS QUEUE LABEL [YAML_LINE...]
         echo "  - localhost"
         echo "loglevel: warning"
         echo "auth_method: cloud"
-        echo "auth_cloud_url: \"$BACKEND_URL\""
+        echo "auth_cloud_url: \"$CLOUD_URL\""
         echo "auth_cloud_secret_file: \"$W/secret\""
         echo "auth_cloud_timeout: \"$TIMEOUT\""
         echo "auth_cloud_concurrency: $CONCURRENCY"

@@ -14,6 +14,10 @@
 //! * `storm vm` runs the storm inside a sandbox ejabberd
 //!   (`bench/ejabberd/cloudauth_storm.erl`, through `ejabberd-sandbox eval`).
 //! * `storm report` prints the table and the goals and writes the JSON.
+//! * `storm proxy` relays TCP to the backend and counts the requests the
+//!   client side has there at once (sent, not yet answered): the backend's
+//!   own `peak_in_flight` counts only what its 8 workers took, so it cannot
+//!   show a client sending more.
 //!
 //! Each row is appended to `--out` as one JSON line: the answers (yes, no,
 //! could not find out, unanswered), the time until the last answer, the
@@ -25,7 +29,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -76,6 +80,18 @@ enum Cmd {
     Vm(VmArgs),
     /// The table, the goals and the JSON document, from the rows.
     Report(ReportArgs),
+    /// A TCP relay in front of the backend that counts requests at it.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// The backend's address (host:port).
+    #[arg(long)]
+    to: String,
+    /// The relay ends after this many seconds, whatever happens.
+    #[arg(long, default_value_t = 14_400)]
+    max_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -112,12 +128,13 @@ struct RowArgs {
     /// Waiting requests per backend host the row was given (for the table).
     #[arg(long)]
     queue: Option<usize>,
-    /// The test backend's API URL (connections to its port are counted).
-    #[arg(long)]
-    backend_url: String,
     /// The test backend's control server (its stats are reset and read).
     #[arg(long)]
     control: String,
+    /// The control address of the `storm proxy` in front of the backend
+    /// (its peak is reset and read).
+    #[arg(long)]
+    proxy_control: Option<String>,
     /// The row is appended to this file, one JSON object per line.
     #[arg(long)]
     out: PathBuf,
@@ -256,64 +273,168 @@ fn backend_stats(base: &str) -> Result<Value, String> {
     serde_json::from_str(&body).map_err(|e| format!("stats {body:?}: {e}"))
 }
 
-/// The port of an `http://host:port/...` URL.
-fn port_of(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split('/').next()?;
-    authority.rsplit(':').next()?.parse().ok()
+// --- the relay that counts requests at the backend ------------------------------------
+
+/// Requests at the backend: sent by a client, not yet answered.
+#[derive(Debug, Default)]
+struct Counting {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    requests: AtomicUsize,
 }
 
-// --- watching connections and memory ------------------------------------------------
-
-/// Established TCP connections whose local port is `port`: the server side
-/// of every connection to the backend. A client sends at most one request
-/// at a time on a connection (HTTP/1.1), so the peak of this count bounds
-/// the requests it had at the backend at once, whether the backend's
-/// workers had taken them yet or not.
-fn established_to(port: u16) -> usize {
-    let mut n = 0;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
+/// Copies one direction of a relayed connection. Client to backend: the
+/// first bytes after an answer start a request (HTTP/1.1 without
+/// pipelining, as every client here); backend to client: the first bytes
+/// of the answer end it.
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    outstanding: Arc<AtomicBool>,
+    counting: Arc<Counting>,
+    upstream: bool,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
         };
-        for line in text.lines().skip(1) {
-            let mut f = line.split_whitespace();
-            let local = f.nth(1);
-            let state = f.nth(1);
-            let local_port = local
-                .and_then(|l| l.rsplit(':').next())
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if state == Some("01") && local_port == Some(port) {
-                n += 1;
+        if upstream {
+            if !outstanding.swap(true, Ordering::SeqCst) {
+                let now = counting.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                counting.peak.fetch_max(now, Ordering::SeqCst);
+                counting.requests.fetch_add(1, Ordering::SeqCst);
             }
+        } else if outstanding.swap(false, Ordering::SeqCst) {
+            counting.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
         }
     }
-    n
+    let _ = to.shutdown().await;
 }
 
-/// Samples connections to the backend and the peak RSS of processes while a
-/// row runs.
+async fn proxy(a: &ProxyArgs) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io)?;
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io)?;
+    println!(
+        "READY listen={} control={}",
+        listener.local_addr().map_err(io)?,
+        control.local_addr().map_err(io)?
+    );
+    std::io::stdout().flush().map_err(io)?;
+    let counting = Arc::new(Counting::default());
+    let c = Arc::clone(&counting);
+    // Control: a line "reset" (peak := in flight now) or "stats", one JSON line back.
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = control.accept().await {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let (r, mut w) = conn.into_split();
+                let mut line = String::new();
+                let mut r = tokio::io::BufReader::new(r);
+                if tokio::io::AsyncBufReadExt::read_line(&mut r, &mut line)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if line.trim() == "reset" {
+                    c.peak
+                        .store(c.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+                    c.requests.store(0, Ordering::SeqCst);
+                }
+                let answer = json!({
+                    "in_flight": c.in_flight.load(Ordering::SeqCst),
+                    "peak": c.peak.load(Ordering::SeqCst),
+                    "requests": c.requests.load(Ordering::SeqCst),
+                });
+                let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
+            });
+        }
+    });
+    let to = a.to.clone();
+    let serve = async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                continue;
+            };
+            let (to, counting) = (to.clone(), Arc::clone(&counting));
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&to).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let outstanding = Arc::new(AtomicBool::new(false));
+                tokio::join!(
+                    relay(
+                        cr,
+                        sw,
+                        Arc::clone(&outstanding),
+                        Arc::clone(&counting),
+                        true
+                    ),
+                    relay(
+                        sr,
+                        cw,
+                        Arc::clone(&outstanding),
+                        Arc::clone(&counting),
+                        false
+                    ),
+                );
+                // A request whose answer never came (the client gave up).
+                if outstanding.swap(false, Ordering::SeqCst) {
+                    counting.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(a.max_seconds), serve).await;
+    Ok(())
+}
+
+/// One line to the relay's control port; its JSON answer.
+fn proxy_control(addr: &str, command: &str) -> Result<Value, String> {
+    let err = |e: std::io::Error| format!("proxy control {addr}: {e}");
+    let mut conn = TcpStream::connect(addr).map_err(err)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    conn.write_all(format!("{command}\n").as_bytes())
+        .map_err(err)?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).map_err(err)?;
+    serde_json::from_str(answer.trim()).map_err(|e| format!("proxy control {answer:?}: {e}"))
+}
+
+// --- watching memory ------------------------------------------------------------------
+
+/// Samples the peak RSS of processes while a row runs.
 struct Watch {
     stop: Arc<AtomicBool>,
     pids: Arc<Mutex<Vec<(String, u32)>>>,
-    thread: JoinHandle<(usize, BTreeMap<String, u64>)>,
+    thread: JoinHandle<BTreeMap<String, u64>>,
 }
 
 impl Watch {
-    fn start(backend_port: Option<u16>) -> Watch {
+    fn start() -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let pids: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
         let (s, p) = (Arc::clone(&stop), Arc::clone(&pids));
         let thread = std::thread::spawn(move || {
-            let mut peak_conns = 0;
             let mut rss: BTreeMap<String, u64> = BTreeMap::new();
-            let mut tick = 0u64;
             loop {
                 let last = s.load(Ordering::SeqCst);
-                if let Some(port) = backend_port {
-                    peak_conns = peak_conns.max(established_to(port));
-                }
-                if last || tick.is_multiple_of(8) {
+                {
                     let list = p.lock().map(|l| l.clone()).unwrap_or_default();
                     for (name, pid) in list {
                         // VmHWM only grows; the last reading before the
@@ -325,10 +446,9 @@ impl Watch {
                     }
                 }
                 if last {
-                    return (peak_conns, rss);
+                    return rss;
                 }
-                tick += 1;
-                std::thread::sleep(Duration::from_millis(25));
+                std::thread::sleep(Duration::from_millis(200));
             }
         });
         Watch { stop, pids, thread }
@@ -340,8 +460,8 @@ impl Watch {
         }
     }
 
-    /// Peak connections to the backend and peak RSS (KiB) per process.
-    fn finish(self) -> (usize, BTreeMap<String, u64>) {
+    /// Peak RSS (KiB) per process.
+    fn finish(self) -> BTreeMap<String, u64> {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.join().unwrap_or_default()
     }
@@ -630,18 +750,25 @@ fn run_row(
     storm: impl FnOnce(&Watch) -> Result<(Vec<Outcome>, Value), String>,
 ) -> Result<Value, String> {
     control(&row.control, "POST", "/stats/reset")?;
+    if let Some(p) = &row.proxy_control {
+        proxy_control(p, "reset")?;
+    }
     let load_before = loadavg();
-    let watch = Watch::start(port_of(&row.backend_url));
+    let watch = Watch::start();
     let result = storm(&watch);
-    let (peak_conns, rss) = watch.finish();
+    let rss = watch.finish();
     let (outcomes, extra) = result?;
     let stats = backend_stats(&row.control)?;
+    let relayed = match &row.proxy_control {
+        Some(p) => proxy_control(p, "stats")?,
+        None => Value::Null,
+    };
     let mut v = summarize(row, &outcomes);
     let field = |k: &str| stats[k].as_u64().unwrap_or(0);
     v["backend_auth"] = field("auth").into();
     v["backend_total"] = field("total").into();
     v["backend_peak_in_flight"] = field("peak_in_flight").into();
-    v["backend_peak_connections"] = peak_conns.into();
+    v["backend_peak_requests"] = relayed["peak"].clone();
     v["rss_kib"] = rss.values().sum::<u64>().into();
     v["rss_detail_kib"] = json!(rss);
     if let Value::Object(fields) = extra {
@@ -658,9 +785,9 @@ fn run_row(
 
 fn print_row(v: &Value) {
     println!(
-        "  {}: {} s, yes {}, no {}, could not find out {}, unanswered {}, backend requests {}, peak in flight {} (connections {}), peak RSS {} KiB, p50 {} ms, p99 {} ms",
+        "  {}: {} s, yes {}, no {}, could not find out {}, unanswered {}, backend requests {}, peak at the backend {} (its workers {}), peak RSS {} KiB, p50 {} ms, p99 {} ms",
         v["row"], v["time_s"], v["yes"], v["no"], v["tempfail"], v["unanswered"],
-        v["backend_auth"], v["backend_peak_in_flight"], v["backend_peak_connections"],
+        v["backend_auth"], v["backend_peak_requests"], v["backend_peak_in_flight"],
         v["rss_kib"], v["p50_ms"], v["p99_ms"]
     );
 }
@@ -738,7 +865,7 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
     // The table, as Markdown (README.md carries it as printed).
     println!();
     println!(
-        "| row | N | time (s) | × limit | yes | no | could not find out | backend requests | without backend | peak at backend: in flight / connections | peak RSS (MiB) |"
+        "| row | N | time (s) | × limit | yes | no | could not find out | backend requests | without backend | peak at the backend: requests / in its workers | peak RSS (MiB) |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &rows {
@@ -759,8 +886,8 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
             u(&r["tempfail"]),
             u(&r["backend_auth"]),
             f(&r["without_backend_pct"]),
+            r["backend_peak_requests"],
             u(&r["backend_peak_in_flight"]),
-            u(&r["backend_peak_connections"]),
             u(&r["rss_kib"]) as f64 / 1024.0
         );
     }
@@ -835,9 +962,10 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
 
     // Peak backend concurrency.
     if !rows.is_empty() {
-        let max_conns = rows
+        let counted = rows.iter().all(|r| r["backend_peak_requests"].is_u64());
+        let max_requests = rows
             .iter()
-            .map(|r| u(&r["backend_peak_connections"]))
+            .map(|r| u(&r["backend_peak_requests"]))
             .max()
             .unwrap_or(0);
         let max_flight = rows
@@ -846,10 +974,13 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
             .max()
             .unwrap_or(0);
         goals.push(Goal {
-            ok: Some(max_conns <= a.workers as u64 && max_flight <= a.workers as u64),
+            ok: counted.then_some(max_requests <= a.workers as u64),
             text: format!(
-                "peak backend concurrency never above {}: at most {max_conns} connections to the backend in any row (each carries one request at a time, so this bounds what cloudauth had at the backend); the backend's peak_in_flight at most {max_flight} (it counts only requests its {} workers have taken, so it cannot exceed {} whatever the client does)",
-                a.workers, a.workers, a.workers
+                "peak backend concurrency never above {}: at most {max_requests} requests at the backend at once in any row (sent and not yet answered, counted by a relay in front of it{}); its own peak_in_flight at most {max_flight} (it counts only what its {} workers took, so it cannot exceed {} whatever the client sends)",
+                a.workers,
+                if counted { "" } else { " — not counted in every row" },
+                a.workers,
+                a.workers
             ),
         });
         let wrong: u64 = rows.iter().map(|r| u(&r["no"]) + u(&r["invalid"])).sum();
@@ -967,7 +1098,7 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
         format!("bcrypt verification on this machine: cost 12 {b12:.0} ms, cost 4 {b4:.2} ms; {cores} cores"),
         "in-VM rows: N Erlang processes call ejabberd_auth:check_password(User, <<\"\">>, Host, Password) inside the sandbox ejabberd; real XMPP clients (TCP, TLS, SASL, a c2s process each) for thousands of users do not fit a 2-core machine next to the server and the backend".to_string(),
         "ejabberd 23.01's extauth sends one request at a time per pool process and waits for its answer (it does not pipeline), and gives up on a call after 30 s; the port rows' driver waits as long as the row's deadline instead, so that the table shows when the last login would be answered".to_string(),
-        "peak at backend: in flight = the backend's peak_in_flight (requests its workers were processing; capped at its workers); connections = established connections to its port, sampled every 25 ms (an upper bound of the requests the client side had there at once)".to_string(),
+        "peak at the backend: requests = sent to it and not yet answered, whether its workers had taken them or they waited in its queue (counted by `storm proxy`, a TCP relay in front of it; HTTP/1.1 without pipelining, so one per connection at a time); in its workers = its own peak_in_flight".to_string(),
     ];
     let notes: Vec<String> = notes.into_iter().chain(fill_notes).collect();
     for n in &notes {
@@ -1034,6 +1165,13 @@ fn run(cli: Cli) -> Result<bool, String> {
             Ok(true)
         }
         Cmd::Report(a) => report(&a),
+        Cmd::Proxy(a) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(proxy(&a)).map(|()| true)
+        }
     }
 }
 
