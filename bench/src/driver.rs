@@ -58,7 +58,8 @@ pub fn spawn(argv: &[String], stderr_log: &std::path::Path) -> std::io::Result<C
         .spawn()
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+/// An extauth frame: 2-byte big-endian length, then the payload.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
     let mut v = len.to_be_bytes().to_vec();
     v.extend_from_slice(payload);
