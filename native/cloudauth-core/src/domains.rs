@@ -295,8 +295,14 @@ impl Builder {
     }
 }
 
+/// A served domain: the row it was built from and what was built.
+struct Served {
+    row: Layer,
+    settings: Arc<DomainSettings>,
+}
+
 struct Snapshot {
-    domains: HashMap<String, Arc<DomainSettings>>,
+    domains: HashMap<String, Served>,
     checked: Instant,
 }
 
@@ -348,7 +354,7 @@ impl DomainTable {
                 checked: Instant::now(),
             }),
         };
-        let domains = table.load_all()?;
+        let domains = table.load_all(&HashMap::new())?;
         if let Ok(mut s) = table.snapshot.write() {
             s.domains = domains;
         }
@@ -370,28 +376,46 @@ impl DomainTable {
         self.global.as_ref().err()
     }
 
-    fn merge(&self, row: &DomainRow) -> Result<Arc<DomainSettings>, SettingsError> {
-        let resolved = self.global_values.overlay(&row.layer)?;
+    fn merge(&self, row: &Layer) -> Result<Arc<DomainSettings>, SettingsError> {
+        let resolved = self.global_values.overlay(row)?;
         for w in resolved.warnings {
             warn!("{w}");
         }
         self.builder.build(&resolved.values)
     }
 
-    fn load_all(&self) -> Result<HashMap<String, Arc<DomainSettings>>, DomainSourceError> {
+    /// Reads every source. A domain whose row is unchanged from `previous`
+    /// keeps its built settings, generation included: a source is re-read
+    /// whenever anything commits to its database (the password cache's own
+    /// writes too), and what was learnt from a backend (a refused password)
+    /// must outlive a reload that changed nothing.
+    fn load_all(
+        &self,
+        previous: &HashMap<String, Served>,
+    ) -> Result<HashMap<String, Served>, DomainSourceError> {
         let mut sources = match self.sources.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        let mut domains = HashMap::new();
+        let mut rows: HashMap<String, Layer> = HashMap::new();
         for src in sources.iter_mut() {
             for row in src.load()? {
-                match self.merge(&row) {
-                    Ok(s) => {
-                        domains.insert(row.domain, s);
-                    }
-                    Err(e) => warn!("domain {}: not served: {e}", row.domain),
+                // Later sources override earlier rows.
+                rows.insert(row.domain, row.layer);
+            }
+        }
+        let mut domains = HashMap::new();
+        for (domain, row) in rows {
+            if let Some(old) = previous.get(&domain).filter(|old| old.row == row) {
+                let settings = Arc::clone(&old.settings);
+                domains.insert(domain, Served { row, settings });
+                continue;
+            }
+            match self.merge(&row) {
+                Ok(settings) => {
+                    domains.insert(domain, Served { row, settings });
                 }
+                Err(e) => warn!("domain {domain}: not served: {e}"),
             }
         }
         Ok(domains)
@@ -410,18 +434,34 @@ impl DomainTable {
             Ok(mut s) => s.iter_mut().any(|src| src.changed()),
             Err(_) => false,
         };
-        let reloaded = if changed { Some(self.load_all()) } else { None };
+        if !changed {
+            if let Ok(mut snap) = self.snapshot.write() {
+                snap.checked = Instant::now();
+            }
+            return;
+        }
+        let reloaded = match self.snapshot.read() {
+            Ok(snap) => self.load_all(&snap.domains),
+            Err(_) => self.load_all(&HashMap::new()),
+        };
         if let Ok(mut snap) = self.snapshot.write() {
             snap.checked = Instant::now();
             match reloaded {
-                Some(Ok(domains)) => {
-                    info!("per-domain settings reloaded: {} domains", domains.len());
+                Ok(domains) => {
+                    let same = domains.len() == snap.domains.len()
+                        && domains.iter().all(|(d, s)| {
+                            snap.domains
+                                .get(d)
+                                .is_some_and(|old| Arc::ptr_eq(&old.settings, &s.settings))
+                        });
+                    if !same {
+                        info!("per-domain settings reloaded: {} domains", domains.len());
+                    }
                     snap.domains = domains;
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     warn!("per-domain settings not reloaded, keeping the previous ones: {e}")
                 }
-                None => {}
             }
         }
     }
@@ -434,7 +474,7 @@ impl SettingsResolver for DomainTable {
             .snapshot
             .read()
             .ok()
-            .and_then(|s| s.domains.get(xmpp_domain).cloned());
+            .and_then(|s| s.domains.get(xmpp_domain).map(|d| Arc::clone(&d.settings)));
         own.or_else(|| self.global.as_ref().ok().cloned())
     }
 }
@@ -603,6 +643,43 @@ mod tests {
         std::thread::sleep(RECHECK + Duration::from_millis(50));
         assert_eq!(url_of(&t, "a.example"), "https://a/2");
         assert_eq!(url_of(&t, "n.example"), "https://n/");
+    }
+
+    #[test]
+    fn unrelated_commits_keep_the_built_settings() {
+        // The password cache shares the database: its writes change
+        // data_version, which must not make every domain "new" (and forget
+        // the passwords its backend refused a moment ago).
+        let d = dir("unrelated");
+        let db = d.join("xcauth.sqlite3");
+        let writer = Connection::open(&db).unwrap();
+        writer
+            .execute_batch(
+                "CREATE TABLE domains (xmppdomain TEXT PRIMARY KEY, authsecret TEXT, authurl TEXT, authdomain TEXT);
+                 INSERT INTO domains VALUES ('a.example', 'one', 'https://a/1', NULL);
+                 INSERT INTO domains VALUES ('b.example', 'two', 'https://b/1', NULL);
+                 CREATE TABLE authcache (jid TEXT);",
+            )
+            .unwrap();
+        let t = table(global(), None, Some(&db));
+        let (a, b) = (
+            t.resolve("a.example").unwrap().generation,
+            t.resolve("b.example").unwrap().generation,
+        );
+        writer
+            .execute("INSERT INTO authcache VALUES ('x@a.example')", [])
+            .unwrap();
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        assert_eq!(t.resolve("a.example").unwrap().generation, a);
+        writer
+            .execute(
+                "UPDATE domains SET authurl = 'https://a/2' WHERE xmppdomain = 'a.example'",
+                [],
+            )
+            .unwrap();
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        assert_ne!(t.resolve("a.example").unwrap().generation, a, "a changed");
+        assert_eq!(t.resolve("b.example").unwrap().generation, b, "b did not");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub enum Value {
 }
 
 /// One layer: settings from one place, as `(key, text)` in schema form.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
     /// Where they come from.
     pub origin: Origin,
