@@ -382,8 +382,12 @@ impl Authenticator {
 
     /// Stores a password the cloud accepted (bcrypt only when it changed).
     /// The answer waits for the hash while that is quick (so the entry is
-    /// there for the next login), at most [`STORE_WAIT`]: behind a flood of
-    /// bcrypt work the hash is finished in the background.
+    /// there for the next login): only when a bcrypt slot is free now, and
+    /// at most [`STORE_WAIT`]. Behind a flood of bcrypt work (a login storm
+    /// with the db cache) the hash is finished in the background: a client
+    /// driving one request at a time (ejabberd's extauth) would otherwise
+    /// wait for bcrypt on every answer and slow the storm below what the
+    /// backend allows.
     async fn cache_store(&self, jid: &str, password: &str) {
         let Some(cache) = &self.cache else { return };
         let now = self.clock.now_unix();
@@ -391,6 +395,7 @@ impl Authenticator {
             cache.record_verified(jid, password, &h, now);
             return;
         }
+        let quick = self.bcrypt_slots.available_permits() > 0;
         let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
         let slots = Arc::clone(&self.bcrypt_slots);
         let store = tokio::spawn(async move {
@@ -413,7 +418,9 @@ impl Authenticator {
                 warn!("{jid}: password not cached (hashing failed or password longer than bcrypt takes)");
             }
         });
-        let _ = tokio::time::timeout(STORE_WAIT, store).await;
+        if quick {
+            let _ = tokio::time::timeout(STORE_WAIT, store).await;
+        }
     }
 
     /// Does `user@domain` exist?

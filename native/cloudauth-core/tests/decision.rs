@@ -579,6 +579,45 @@ mod bcrypt_flood {
         assert!(all_took < Duration::from_millis(3500), "{all_took:?}");
     }
 
+    /// In a login storm with a bcrypt-12 cache every confirmed password is
+    /// hashed (~0.25 s of CPU). With every bcrypt slot busy the answers do
+    /// not wait for their hash (the entry is stored in the background): a
+    /// client sending one request at a time, like ejabberd's extauth, would
+    /// otherwise get at most one answer per second per connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_do_not_wait_for_hashes_behind_busy_bcrypt_slots() {
+        let srv = accepting().await;
+        let cache =
+            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 12).unwrap();
+        let a = Arc::new(authenticator(&srv.url, Arc::new(FixedClock::new(NOW))).with_cache(cache));
+        let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Fill every slot with hashes of other users' new passwords.
+        let mut fill = Vec::new();
+        for i in 0..slots * 4 {
+            let a = Arc::clone(&a);
+            fill.push(tokio::spawn(async move {
+                let user = format!("u{i}");
+                a.auth(&user, "x", &format!("{user}-pw")).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // One request at a time, each answered without waiting for its hash.
+        let started = Instant::now();
+        for i in 0..6 {
+            let user = format!("seq{i}");
+            let d = a.auth(&user, "x", &format!("{user}-pw")).await;
+            assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(1500),
+            "6 sequential logins took {took:?} behind busy bcrypt slots"
+        );
+        for f in fill {
+            assert!(f.await.unwrap().verdict.is_yes());
+        }
+    }
+
     /// The same wrong password again within the refusal window costs
     /// neither a bcrypt run nor a backend request.
     #[tokio::test]
