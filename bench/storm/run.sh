@@ -221,7 +221,21 @@ socket_row() { # socket_row ID KIND COST PROCS LABEL
     common "$id" "$label" socket "$kind" "$cost" "$USERS"
     run_storm port "${COMMON[@]}" --procs "$procs" --pipeline --rss-pid "cloudauth=$SERVER_PID" \
         --stderr-log "$W/$id/stderr" -- "$BIN_DIR/cloudauth-connect" "$SOCK" || row_failed "$id" "driver failed"
+    # Answers do not wait for their hash while bcrypt is busy: the entries
+    # of a fill are finished in the background. The "restart" comes when
+    # they are all stored, so that the warm rows measure a full cache.
+    [ "$kind" = fill ] && wait_cache_rows "$W/$id.sqlite3" "$USERS"
     stop_server
+}
+
+wait_cache_rows() { # wait_cache_rows DB N: until the authcache has N rows (at most 900 s)
+    local start=$SECONDS n=0
+    while [ $((SECONDS - start)) -lt 900 ]; do
+        n=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from authcache").fetchone()[0])' "$1" 2>/dev/null || echo 0)
+        [ "$n" -ge "$2" ] && break
+        sleep 1
+    done
+    echo "  $n cache entries stored $((SECONDS - start)) s after the storm's last answer"
 }
 
 vm_row() { # vm_row ID KIND COST USERS QUEUE LABEL [YAML_LINE...]

@@ -1074,13 +1074,13 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
         let per = if cost >= 12 { b12 } else { b4 };
         let n = u(&r["backend_auth"]) as f64;
         fill_notes.push(format!(
-            "{}: {:.1} s = {:.2}× the limit; every login the backend confirms is hashed at bcrypt cost {cost} before its answer ({per:.1} ms of CPU each): {n} × that / {cores} cores = {:.1} s of CPU{}",
+            "{}: {:.1} s = {:.2}× the limit; every login the backend confirms is hashed at bcrypt cost {cost} ({per:.1} ms of CPU each; the answer waits for it only while a bcrypt slot is free): {n} × that / {cores} cores = {:.1} s of CPU{}",
             label(r),
             f(&r["time_s"]),
             f(&r["ratio"]),
             n * per / 1000.0 / cores as f64,
             if n * per / 1000.0 / cores as f64 > limit(n) {
-                ", more than the backend's limit: at this cost a cold storm with the cache on is bound by this machine's CPU, not by the backend"
+                ", more than the backend's limit: the hashing competes with the storm for this machine's CPU and is finished after it"
             } else {
                 ""
             }
