@@ -83,6 +83,35 @@ scenario() {
     curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null
 }
 
+# own_leave NAME PORT LOG: alice's login puts bob into Team; bob leaves Team
+# in Nextcloud; bob's own login (and no other member's) takes him out.
+own_leave() {
+    local name=$1 port=$2 log=$3 team members n
+    users '["Team"]' > "$W/users.json"
+    curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null || not_ok "$name: backend reload"
+    n=$(grep -c "roster of alice@$D synced" "$log")
+    login "alice@$D" alice-pw "$port"; expect "$name: alice logs in (bob back in Team)" 0 $?
+    wait_count "$log" "roster of alice@$D synced" $(( n + 1 )) 20
+    team=$("$SANDBOX" ctl "$4" srg_list "$D" | grep '^team-' | head -n1)
+    members=$("$SANDBOX" ctl "$4" srg_get_members "$team" "$D" | tr '\n' ' ')
+    case " $members" in
+        *" bob@$D "*) ok "$name: alice's login put bob into $team ($members)" ;;
+        *) not_ok "$name: bob not in $team after alice's login: $members" ;;
+    esac
+    users '[]' > "$W/users.json"
+    curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null || not_ok "$name: backend reload"
+    n=$(grep -c "roster of bob@$D synced" "$log")
+    login "bob@$D" bob-pw "$port"; expect "$name: bob logs in after leaving Team" 0 $?
+    wait_count "$log" "roster of bob@$D synced" $(( n + 1 )) 20
+    members=$("$SANDBOX" ctl "$4" srg_get_members "$team" "$D" | tr '\n' ' ')
+    case " $members" in
+        *" bob@$D "*) not_ok "$name: bob's own login left him in $team: $members" ;;
+        *) ok "$name: bob's own login took him out of $team ($members)" ;;
+    esac
+    users '["Team"]' > "$W/users.json"
+    curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null
+}
+
 # --- in the VM ---------------------------------------------------------------------
 VM="$W/vm"
 "$ROOT/erlang/install.sh" "$VM/ext" >/dev/null 2>"$W/install.log" || { cat "$W/install.log"; die_setup "install.sh failed"; }
@@ -95,6 +124,7 @@ auth_cloud_roster_sync: true
 YML
 start_ejabberd "$VM" "$PORT_VM" "$W/vm.yml" || die_setup "ejabberd (vm) did not start"
 scenario vm "$PORT_VM" "$VM/log/ejabberd.log"
+own_leave vm "$PORT_VM" "$VM/log/ejabberd.log" "$VM"
 TEAM=$("$SANDBOX" eval "$VM" '[G || G <- mod_shared_roster:list_groups(<<"localhost">>), proplists:get_value(label, mod_shared_roster:get_group_opts(<<"localhost">>, G)) == <<"Team">>].')
 case "$TEAM" in
     '[<<"team-'*) ok "vm: the group id is lowercase and safe, the label is Team ($TEAM)" ;;
@@ -120,6 +150,7 @@ auth_use_cache: false
 YML
 start_ejabberd "$PT" "$PORT_PT" "$W/port.yml" || die_setup "ejabberd (port) did not start"
 scenario port "$PORT_PT" "$W/log/cloudauth.log"
+own_leave port "$PORT_PT" "$W/log/cloudauth.log" "$PT"
 rows=$(/usr/bin/python3 - "$W/xcauth.sqlite3" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])

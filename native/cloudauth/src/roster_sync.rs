@@ -159,16 +159,21 @@ impl RosterSync {
         for (group, why) in &want.skipped {
             debug!("shared roster of {login}: group {group:?} left out ({why})");
         }
+        // The groups he is in: from his own last sync, and from the member
+        // lists other members' syncs wrote (alice's login may have put bob
+        // into a group he has left since: his own login must take him out).
+        let mut login_groups = self.db.login_groups(&login)?;
+        login_groups.extend(self.db.groups_listing(&login)?);
         let mut current = Current {
-            login_groups: self.db.login_groups(&login)?,
             names: self.db.names(want.names.keys())?,
             ..Current::default()
         };
-        for id in want.groups.keys() {
+        for id in want.groups.keys().chain(login_groups.iter()) {
             if let Some(m) = self.db.members(id, domain)? {
                 current.members.insert(id.clone(), m);
             }
         }
+        current.login_groups = login_groups;
         let actions = plan(&want, &login, &current);
         let mut failed = 0;
         let mut after = current.clone();

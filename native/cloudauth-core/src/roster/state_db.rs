@@ -107,6 +107,34 @@ impl RosterDb {
         Ok(text.map(|t| split_tabs(t).filter_map(|j| Jid::parse(&j)).collect()))
     }
 
+    /// Ids of the groups of `jid`'s domain whose stored member list has
+    /// `jid`: also those another member's sync put it in, which its own
+    /// `grouplist` does not know about.
+    pub fn groups_listing(&self, jid: &Jid) -> Result<BTreeSet<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT groupname, userlist FROM rostergroups")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(db_err)?;
+        let me = jid.to_string();
+        let suffix = format!("@{}", jid.domain);
+        let mut out = BTreeSet::new();
+        for row in rows {
+            let (key, list) = row.map_err(db_err)?;
+            let Some(id) = key.strip_suffix(&suffix) else {
+                continue;
+            };
+            if split_tabs(list).any(|m| m == me) {
+                out.insert(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
     /// Groups `jid` was put in at its last sync.
     pub fn login_groups(&self, jid: &Jid) -> Result<BTreeSet<String>, StoreError> {
         let conn = self.conn()?;
@@ -281,5 +309,37 @@ mod tests {
         outcome.hash = None;
         db.save(&alice, &outcome, 2).unwrap();
         assert_eq!(db.hash(&alice).unwrap().as_deref(), Some("one"));
+    }
+
+    /// alice's sync put bob into a group: bob's own grouplist does not
+    /// know, the group's member list does (the groups of his domain only).
+    #[test]
+    fn groups_another_members_sync_put_him_in() {
+        let db = RosterDb::open(&temp_db("listing")).unwrap();
+        let (alice, bob) = (Jid::new("alice", "d"), Jid::new("bob", "d"));
+        let outcome = SyncOutcome {
+            login_groups: ["team".to_string()].into(),
+            members: [
+                ("team".to_string(), [alice.clone(), bob.clone()].into()),
+                ("solo".to_string(), [alice.clone()].into()),
+            ]
+            .into(),
+            ..SyncOutcome::default()
+        };
+        db.save(&alice, &outcome, 1).unwrap();
+        let other = SyncOutcome {
+            members: [("team".to_string(), [Jid::new("bob", "d")].into())].into(),
+            ..SyncOutcome::default()
+        };
+        db.save(&Jid::new("carol", "e"), &other, 1).unwrap();
+        assert!(db.login_groups(&bob).unwrap().is_empty());
+        assert_eq!(
+            db.groups_listing(&bob).unwrap(),
+            ["team".to_string()].into()
+        );
+        assert_eq!(
+            db.groups_listing(&alice).unwrap(),
+            ["solo".to_string(), "team".to_string()].into()
+        );
     }
 }
