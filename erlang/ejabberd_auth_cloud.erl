@@ -58,6 +58,10 @@ start(Host) ->
 	true -> ejabberd_auth_cloud_roster:start(Host);
 	_ -> ok
     end,
+    case ejabberd_config:get_option({auth_cloud_cache_storage, Host}) of
+	mnesia -> ejabberd_auth_cloud_cluster:start(Host);
+	_ -> ok
+    end,
     %% Once per node would do; registering again only replaces the entry.
     _ = ejabberd_commands:register_commands(?MODULE, commands()),
     install(Host).
@@ -131,7 +135,7 @@ opt_type(auth_cloud_timeout) -> duration();
 opt_type(auth_cloud_connect_timeout) -> duration();
 opt_type(auth_cloud_concurrency) -> econf:non_neg_int();
 opt_type(auth_cloud_queue) -> econf:non_neg_int();
-opt_type(auth_cloud_cache_storage) -> econf:enum([none, memory, db]);
+opt_type(auth_cloud_cache_storage) -> econf:enum([none, memory, db, mnesia]);
 opt_type(auth_cloud_cache_db) -> econf:binary();
 opt_type(auth_cloud_cache_query_ttl) -> duration();
 opt_type(auth_cloud_cache_verification_ttl) -> duration();
@@ -421,7 +425,14 @@ ask(auth, Handle, Wait, User, Server, Password) ->
     case ejabberd_auth_cloud_nif:check_token(Handle, User, Server, Password) of
 	{ok, Decision} ->
 	    Decision;
+	{claim, Claim, IfNew, IfUsed} ->
+	    ejabberd_auth_cloud_cluster:claim(Claim, IfNew, IfUsed,
+					      <<User/binary, "@", Server/binary>>);
 	{error, not_token} ->
+	    case ejabberd_config:get_option({auth_cloud_cache_storage, Server}) of
+		mnesia -> ejabberd_auth_cloud_cluster:lend(Handle, User, Server);
+		_ -> ok
+	    end,
 	    await(Wait, fun(Ref) ->
 				ejabberd_auth_cloud_nif:auth(Handle, Ref, User, Server, Password)
 			end)

@@ -13,6 +13,7 @@
 -module(ejabberd_auth_cloud_nif).
 
 -export([new_host/1, schema/0, set_log_sink/1, stats/1, check_token/4, auth/5, is_user/4,
+	 cache_lend/4, set_cache_writer/1,
 	 roster_fetch/4, roster_plan/6, doctor/3,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
@@ -58,9 +59,23 @@ stats(_Host) -> erlang:nif_error(nif_not_loaded).
 -spec schema() -> [{binary(), binary() | nil}].
 schema() -> erlang:nif_error(nif_not_loaded).
 
+%% With auth_cloud_cache_storage: mnesia, a one-time token new on this
+%% node is a claim: insert Key in the cluster's table unless it is there
+%% (ejabberd_auth_cloud_cluster:claim/4), then IfNew or IfUsed is the answer.
 -spec check_token(reference(), binary(), binary(), binary()) ->
-			 {ok, decision()} | {error, not_token}.
+			 {ok, decision()} | {error, not_token} |
+			 {claim, {binary(), non_neg_integer()}, decision(), decision()}.
 check_token(_Host, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded).
+
+%% The user's password cache row from Mnesia ({PwHash, FirstAuth,
+%% RemoteAuth, AnyAuth} or none), right before auth/5 (storage mnesia).
+-spec cache_lend(reference(), binary(), binary(),
+		 {binary(), non_neg_integer(), non_neg_integer(), non_neg_integer()} | none) -> ok.
+cache_lend(_Host, _User, _Server, _Row) -> erlang:nif_error(nif_not_loaded).
+
+%% Rows the password cache writes go to Pid as {cloudauth_cache, Jid, Row}.
+-spec set_cache_writer(pid()) -> ok.
+set_cache_writer(_Pid) -> erlang:nif_error(nif_not_loaded).
 
 %% For a password check_token/4 called not_token: the cache, then the cloud.
 %% Later {Ref, Decision}.

@@ -115,7 +115,7 @@ nif_test_() ->
 	    {timeout, 60,
 	     [fun options_match_the_core_schema/0, fun new_host_errors/0, fun tokens/0, fun trouble_is_a_reply/0,
 	      fun async_waits_hold_no_scheduler/0, fun panics/0, fun noop/0,
-	      fun roster_plan_terms/0, fun doctor/0]};
+	      fun roster_plan_terms/0, fun doctor/0, fun mnesia_storage/0]};
 	{error, Why} ->
 	    ?debugFmt("NIF not loadable (~p): skipped", [Why]),
 	    []
@@ -141,6 +141,27 @@ doctor() ->
     ?assertMatch({match, _}, re:run(Text, "1 of [0-9]+ checks failed$", [unicode])),
     ?assertEqual("✓ a\nall 1 checks passed",
 		 ejabberd_auth_cloud:doctor_text([{pass, <<"✓ a"/utf8>>}])).
+
+%% auth_cloud_cache_storage: mnesia builds (the port program refuses it);
+%% rows are lent in the shape ejabberd_auth_cloud_cluster reads them; with
+%% the cloud down and no row lent, a password is trouble, not yes.
+mnesia_storage() ->
+    C = ejabberd_auth_cloud:nif_config(
+	  getter(#{auth_cloud_url => url(dead_port()), auth_cloud_secret => ?SECRET,
+		   auth_cloud_timeout => <<"1">>, auth_cloud_cache_storage => mnesia})),
+    {ok, {H, Budget, []}} = ejabberd_auth_cloud_nif:new_host(C),
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:set_cache_writer(self())),
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:cache_lend(H, <<"a">>, <<"example.org">>, none)),
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:cache_lend(H, <<"a">>, <<"example.org">>,
+							 {<<"$2b$04$x">>, 1, 2, 3})),
+    Ref = make_ref(),
+    ok = ejabberd_auth_cloud_nif:auth(H, Ref, <<"a">>, <<"example.org">>, <<"pw">>),
+    ?assertMatch({trouble, backend, _, _}, await(Ref, Budget + 1000)),
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:cache_lend(H, <<"a">>, <<"example.org">>, bad)),
+    %% A valid JSXC token is no one-time token: decided at once, no claim.
+    Valid = mint(<<"a">>, <<"example.org">>, now_s() + 600),
+    ?assertMatch({ok, {yes, token, _, _}},
+		 ejabberd_auth_cloud_nif:check_token(H, <<"a">>, <<"example.org">>, Valid)).
 
 %% The module's option list is the core's settings schema: same names, and
 %% the core has the defaults (checked above: the module has none).

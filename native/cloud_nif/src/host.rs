@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cloudauth_core::backend::gate::Limits;
+use cloudauth_core::cache::{LentStore, PasswordCache};
 use cloudauth_core::doctor::{self, Check};
 use cloudauth_core::domains::Builder;
 use cloudauth_core::metrics::{self, Requests};
@@ -20,7 +21,7 @@ use cloudauth_core::settings::values::{Layer, Origin, Values};
 use cloudauth_core::settings::{
     cache_settings, keys, limits, roster_policy, timeouts, CacheStorage,
 };
-use cloudauth_core::token::{MemoryReplayGuard, ReplayGuard, TokenContext};
+use cloudauth_core::token::{ClaimReplayGuard, MemoryReplayGuard, ReplayGuard, TokenContext};
 use cloudauth_core::{Authenticator, HttpClient, SingleDomain, SystemClock};
 use rustler::{Resource, Term, TermType};
 
@@ -38,6 +39,9 @@ pub struct Host {
     /// Longest time before the doctor's reply is sent: it may wait on DNS,
     /// TCP and TLS set-up and on up to three requests.
     pub doctor_budget: Duration,
+    /// With `auth_cloud_cache_storage: mnesia`: the cache's rows, lent by
+    /// Erlang from Mnesia before each password check.
+    pub lent: Option<Arc<LentStore>>,
     /// The settings in effect (for the doctor).
     values: Values,
     /// The options as ejabberd gave them (for the doctor: which are set,
@@ -72,6 +76,14 @@ pub fn in_vm(spec: &Spec) -> bool {
 fn replay_guard() -> Arc<dyn ReplayGuard> {
     static GUARD: OnceLock<Arc<MemoryReplayGuard>> = OnceLock::new();
     let g = GUARD.get_or_init(|| Arc::new(MemoryReplayGuard::default()));
+    Arc::clone(g) as Arc<dyn ReplayGuard>
+}
+
+/// The same for hosts whose state is the cluster's (cache storage mnesia):
+/// a token new on this node is a claim for the cluster's Mnesia table.
+fn claim_guard() -> Arc<dyn ReplayGuard> {
+    static GUARD: OnceLock<Arc<ClaimReplayGuard>> = OnceLock::new();
+    let g = GUARD.get_or_init(|| Arc::new(ClaimReplayGuard::default()));
     Arc::clone(g) as Arc<dyn ReplayGuard>
 }
 
@@ -129,17 +141,32 @@ impl Host {
         let mut warnings = resolved.warnings;
         let timeouts = timeouts(&v);
         let http = Arc::new(HttpClient::with_limits(timeouts, shared_limits(&v)));
+        let caching = cache_settings(&v);
+        let in_cluster = caching.storage == CacheStorage::Mnesia;
         let builder = Builder {
             http: Arc::clone(&http),
             tokens: TokenContext {
-                replay: replay_guard(),
+                replay: if in_cluster {
+                    claim_guard()
+                } else {
+                    replay_guard()
+                },
             },
         };
         let settings = builder.build(&v).map_err(|e| e.to_string())?;
-        let cache_db = v.path(keys::DB).unwrap_or(Path::new(""));
-        let cache = cache_settings(&v)
-            .open(cache_db)
-            .map_err(|e| format!("password cache: {e}"))?;
+        let (cache, lent) = if in_cluster {
+            let lent = crate::cluster::lent_store();
+            let store = Box::new(Arc::clone(&lent));
+            let cache = PasswordCache::new(store, caching.ttls, caching.rounds())
+                .ok_or("password cache: the OS gave no random bytes for the cache key")?;
+            (Some(cache), Some(lent))
+        } else {
+            let cache_db = v.path(keys::DB).unwrap_or(Path::new(""));
+            let cache = caching
+                .open(cache_db)
+                .map_err(|e| format!("password cache: {e}"))?;
+            (cache, None)
+        };
         // The decision's own deadline ends before the reply budget, so a
         // slow decision is answered as trouble with its cause.
         let deadline = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN / 2;
@@ -159,6 +186,7 @@ impl Host {
                 policy: roster_policy(&v),
                 budget,
                 doctor_budget,
+                lent,
                 values: v,
                 options: layer,
                 http,

@@ -11,6 +11,7 @@
 //! `yes | no | trouble`, `Path` is `token | backend | cache | fallback |
 //! precheck | recent`, `Detail` a binary for the log (never a password).
 
+mod cluster;
 mod host;
 mod log;
 mod reply;
@@ -21,8 +22,8 @@ use std::time::Instant;
 
 use cloudauth_core::doctor::Status;
 use cloudauth_core::roster::{answer_hash, desired, plan, Jid};
-use cloudauth_core::{Decision, Path, Verdict};
-use rustler::{Atom, Binary, Env, NifResult, ResourceArc, Term};
+use cloudauth_core::{Decision, Path, TokenAnswer, Verdict};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::host::Host;
 use crate::reply::spawn_reply;
@@ -30,7 +31,7 @@ use crate::roster::Fetched;
 
 mod atoms {
     rustler::atoms! {
-        ok, error, not_token, pass, warn, fail,
+        ok, error, not_token, pass, warn, fail, claim,
         yes, no, trouble,
         token, backend, cache, fallback, precheck, recent,
         create_group, add_member, remove_member, set_name,
@@ -97,28 +98,75 @@ fn new_host(options: Vec<(Term, Term)>) -> Result<(ResourceArc<Host>, u64, Vec<S
     Ok((ResourceArc::new(host), budget_ms, warnings))
 }
 
-/// `check_token(Handle, User, Server, Password) -> not_token | Decision`:
-/// the token path only, answered at once.
+/// `check_token(Handle, User, Server, Password) -> {ok, Decision} |
+/// {error, not_token} | {claim, {Key, Until}, IfNew, IfUsed}`: the token
+/// path only, answered at once. A claim comes only with cache storage
+/// mnesia, for a one-time token new on this node: Erlang inserts `Key`
+/// (hex) in the cluster's table unless it is there, in a transaction, and
+/// answers `IfNew` if it inserted, `IfUsed` if not. Keys may be swept
+/// after `Until` (Unix seconds).
 #[rustler::nif]
-fn check_token(
+fn check_token<'a>(
+    env: Env<'a>,
     host: ResourceArc<Host>,
     user: Binary,
     server: Binary,
     password: Binary,
-) -> Result<DecisionTerm, Atom> {
+) -> Term<'a> {
     let started = Instant::now();
     let Some([user, server, password]) =
         text_fields([user.as_slice(), server.as_slice(), password.as_slice()])
     else {
-        return Ok(refused("not UTF-8, or longer than 4096 bytes"));
+        return (atoms::ok(), refused("not UTF-8, or longer than 4096 bytes")).encode(env);
     };
-    match host.auth.check_token(&user, &server, &password) {
-        Some(d) => {
+    match host.auth.check_token_claiming(&user, &server, &password) {
+        Some(TokenAnswer::Decided(d)) => {
             host.requests.record("vm", "auth", &d);
-            Ok(decision_term(&d, started))
+            (atoms::ok(), decision_term(&d, started)).encode(env)
         }
-        None => Err(atoms::not_token()),
+        Some(TokenAnswer::Claim {
+            claim,
+            if_new,
+            if_used,
+        }) => {
+            let key: String = claim.key.iter().map(|b| format!("{b:02x}")).collect();
+            (
+                atoms::claim(),
+                (key, claim.until),
+                decision_term(&if_new, started),
+                decision_term(&if_used, started),
+            )
+                .encode(env)
+        }
+        None => (atoms::error(), atoms::not_token()).encode(env),
     }
+}
+
+/// `cache_lend(Handle, User, Server, Row) -> ok`: with cache storage
+/// mnesia, the row Mnesia holds for the user (`{PwHash, FirstAuth,
+/// RemoteAuth, AnyAuth}`, or `none`), read by Erlang right before `auth`.
+#[rustler::nif]
+fn cache_lend(host: ResourceArc<Host>, user: Binary, server: Binary, row: Term) -> Atom {
+    let Some(lent) = &host.lent else {
+        return atoms::ok();
+    };
+    let Some([user, server]) = text_fields([user.as_slice(), server.as_slice()]) else {
+        return atoms::ok();
+    };
+    let Ok((user, server)) = cloudauth_core::jid::canonical(&user, &server) else {
+        return atoms::ok();
+    };
+    let row = row.decode::<cluster::RowTerm>().ok();
+    lent.lend(&format!("{user}@{server}"), cluster::entry(row));
+    atoms::ok()
+}
+
+/// `set_cache_writer(Pid) -> ok`: rows the password cache writes (cache
+/// storage mnesia) go to `Pid` as `{cloudauth_cache, Jid, Row}`.
+#[rustler::nif]
+fn set_cache_writer(pid: rustler::LocalPid) -> Atom {
+    cluster::set_writer(pid);
+    atoms::ok()
 }
 
 /// `auth(Handle, Ref, User, Server, Password) -> ok`, then `{Ref, Decision}`:

@@ -22,7 +22,8 @@ use crate::jid;
 use crate::refusals::RecentRefusals;
 use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
-use crate::token::TokenCheck;
+use crate::token::replay::USED_ELSEWHERE;
+use crate::token::{Claim, TokenCheck};
 
 /// The answer to one question: yes, no, or the cloud could not tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,24 @@ impl Decision {
     }
 }
 
+/// What the token formats made of a password, for callers that record
+/// one-time tokens' use in a shared store themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// Decided.
+    Decided(Decision),
+    /// A one-time token new here: `if_new` when the shared store records
+    /// the claim (none in force there), `if_used` when it holds one already.
+    Claim {
+        /// What to record.
+        claim: Claim,
+        /// The decision when the claim was recorded.
+        if_new: Decision,
+        /// The decision when a claim was in force already.
+        if_used: Decision,
+    },
+}
+
 /// Answers `auth` and `isuser` questions for any served domain.
 pub struct Authenticator {
     settings: Arc<dyn SettingsResolver>,
@@ -190,28 +209,63 @@ impl Authenticator {
 
     /// Checks only the token formats; `None` when none of the domain's
     /// formats takes the password for a token (or the domain is not served).
+    /// A one-time token whose use a shared store must confirm (a
+    /// [`ClaimReplayGuard`](crate::token::ClaimReplayGuard)) cannot be
+    /// confirmed here: that is "cannot tell"; such callers use
+    /// [`Authenticator::check_token_claiming`].
     pub fn check_token(&self, user: &str, domain: &str, password: &str) -> Option<Decision> {
+        self.check_token_claiming(user, domain, password)
+            .map(|answer| match answer {
+                TokenAnswer::Decided(d) => d,
+                TokenAnswer::Claim { .. } => Decision::new(
+                    Verdict::Trouble(BackendError::LocalState(
+                        "one-time token: its use was not confirmed by the shared store",
+                    )),
+                    Path::Token,
+                    None,
+                ),
+            })
+    }
+
+    /// The token formats' answer, where a one-time token new on this node
+    /// comes back as a [`Claim`] with the decision for either outcome of
+    /// recording it in the shared store (insert if absent): the caller
+    /// only records, the decisions are made here.
+    pub fn check_token_claiming(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &str,
+    ) -> Option<TokenAnswer> {
         let (user, domain) = match jid::canonical(user, domain) {
             Ok(pair) => pair,
-            Err(why) => return Some(Decision::new(Verdict::No, Path::Refused, Some(why))),
+            Err(why) => {
+                return Some(TokenAnswer::Decided(Decision::new(
+                    Verdict::No,
+                    Path::Refused,
+                    Some(why),
+                )))
+            }
         };
         let (user, domain) = (user.as_ref(), domain.as_ref());
         let settings = self.settings.resolve(domain)?;
         let now = self.clock.now_unix();
+        let token = |verdict, why| TokenAnswer::Decided(Decision::new(verdict, Path::Token, why));
         settings
             .tokens
             .iter()
             .find_map(|format| match format.check(user, domain, password, now) {
                 TokenCheck::NotToken => None,
-                TokenCheck::Valid => Some(Decision::new(Verdict::Yes, Path::Token, None)),
-                TokenCheck::Refused(why) => {
-                    Some(Decision::new(Verdict::No, Path::Token, Some(why)))
+                TokenCheck::Valid => Some(token(Verdict::Yes, None)),
+                TokenCheck::Refused(why) => Some(token(Verdict::No, Some(why))),
+                TokenCheck::Unknown(why) => {
+                    Some(token(Verdict::Trouble(BackendError::LocalState(why)), None))
                 }
-                TokenCheck::Unknown(why) => Some(Decision::new(
-                    Verdict::Trouble(BackendError::LocalState(why)),
-                    Path::Token,
-                    None,
-                )),
+                TokenCheck::Claim(claim) => Some(TokenAnswer::Claim {
+                    claim,
+                    if_new: Decision::new(Verdict::Yes, Path::Token, None),
+                    if_used: Decision::new(Verdict::No, Path::Token, Some(USED_ELSEWHERE)),
+                }),
             })
     }
 

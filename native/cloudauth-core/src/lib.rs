@@ -30,6 +30,6 @@ pub mod token;
 
 pub use backend::{Backend, BackendError, HttpClient, Timeouts};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use decision::{Authenticator, Decision, Path, Verdict};
+pub use decision::{Authenticator, Decision, Path, TokenAnswer, Verdict};
 pub use secret::Secret;
 pub use settings::{DomainSettings, SettingsResolver, SingleDomain};

@@ -439,6 +439,71 @@ mod totp {
         assert_eq!(srv.seen.lock().unwrap().len(), 1);
     }
 
+    /// Two nodes of a cluster (two authenticators with claim guards) and
+    /// the shared table (a map here, Mnesia in ejabberd): the token is
+    /// admitted once in the whole cluster; the decisions come from the core.
+    #[tokio::test]
+    async fn cluster_nodes_claim_totp_tokens_in_a_shared_table() {
+        use cloudauth_core::token::{ClaimReplayGuard, TokenContext};
+        use cloudauth_core::TokenAnswer;
+        use std::collections::HashMap;
+        let (seed, secret) = files();
+        let values = Values::from_pairs(&[
+            ("url", "http://127.0.0.1:9/"),
+            ("secret", "k"),
+            ("tokens", "totp"),
+            ("totp-seed-file", &seed),
+            ("totp-secret-file", &secret),
+        ])
+        .unwrap();
+        let node = || {
+            let mut b = builder();
+            b.tokens = TokenContext {
+                replay: Arc::new(ClaimReplayGuard::default()),
+            };
+            Authenticator::new(
+                Arc::new(SingleDomain(b.build(&values).unwrap())),
+                Arc::new(FixedClock::new(MINTED + 5)),
+            )
+        };
+        let (n1, n2) = (node(), node());
+        let mut table: HashMap<[u8; 32], u64> = HashMap::new();
+        // What ejabberd_auth_cloud_cluster does: insert if absent.
+        let mut record = |answer: Option<TokenAnswer>| match answer {
+            Some(TokenAnswer::Claim {
+                claim,
+                if_new,
+                if_used,
+            }) => match table.insert(claim.key, claim.until) {
+                Some(_) => if_used,
+                None => if_new,
+            },
+            other => panic!("expected a claim, got {other:?}"),
+        };
+        let d = record(n1.check_token_claiming("alice", "example.org", TOKEN));
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Token));
+        let d = record(n2.check_token_claiming("alice", "example.org", TOKEN));
+        assert_eq!(
+            (d.verdict, d.reason),
+            (
+                Verdict::No,
+                Some("one-time token already used (on another node)")
+            )
+        );
+        // On the node that admitted it, a replay is refused without asking the table.
+        let d = n1.check_token_claiming("alice", "example.org", TOKEN);
+        assert!(
+            matches!(&d, Some(TokenAnswer::Decided(d)) if d.reason == Some("TOTP token already used")),
+            "{d:?}"
+        );
+        // Without a caller to record claims, a claim is "cannot tell", never yes.
+        let d = node().check_token("alice", "example.org", TOKEN);
+        assert!(
+            matches!(d.map(|d| d.verdict), Some(Verdict::Trouble(_))),
+            "a claim unconfirmed is not admitted"
+        );
+    }
+
     #[tokio::test]
     async fn explicit_totp_without_its_files_is_a_settings_error() {
         let values = Values::from_pairs(&[

@@ -11,6 +11,7 @@
 //! bcrypt work is blocking: run [`PasswordCache::verify_slow`] and
 //! [`PasswordCache::hash`] off the async threads.
 
+pub mod lent;
 pub mod sqlite;
 pub mod store;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::digest::{Digester, PairDigest};
+pub use lent::{LentStore, RowSink};
 pub use store::{CacheEntry, CacheStore, MemoryStore, StoreError};
 
 /// bcrypt ignores bytes past 72; longer passwords are never cached.

@@ -34,6 +34,21 @@ pub trait CacheStore: Send + Sync {
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError>;
 }
 
+/// A store shared with its owner (who may also lend rows to it).
+impl<T: CacheStore> CacheStore for std::sync::Arc<T> {
+    fn get(&self, jid: &str) -> Result<Option<CacheEntry>, StoreError> {
+        (**self).get(jid)
+    }
+
+    fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError> {
+        (**self).record_verified(jid, pwhash, now)
+    }
+
+    fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        (**self).record_query(jid, now)
+    }
+}
+
 /// Entries in process memory only (`--cache-storage memory`).
 #[derive(Debug, Default)]
 pub struct MemoryStore(Mutex<HashMap<String, CacheEntry>>);

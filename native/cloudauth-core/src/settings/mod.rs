@@ -57,6 +57,9 @@ pub enum CacheStorage {
     Memory,
     /// The `authcache` table of the state database.
     Db,
+    /// A Mnesia table of ejabberd's cluster (in the VM only): the NIF gets
+    /// each user's row with the request and hands back the rows to write.
+    Mnesia,
 }
 
 /// Password cache settings.
@@ -87,6 +90,11 @@ impl CacheSettings {
             CacheStorage::None => return Ok(None),
             CacheStorage::Memory => Storage::Memory,
             CacheStorage::Db => Storage::Sqlite(db),
+            CacheStorage::Mnesia => {
+                return Err(StoreError(
+                    "cache storage mnesia exists only inside ejabberd (auth_method: cloud)".into(),
+                ))
+            }
         };
         PasswordCache::open(storage, self.ttls, self.rounds()).map(Some)
     }
@@ -97,6 +105,7 @@ pub fn cache_settings(v: &Values) -> CacheSettings {
     let storage = match v.text(keys::CACHE_STORAGE) {
         Some("memory") => CacheStorage::Memory,
         Some("db") => CacheStorage::Db,
+        Some("mnesia") => CacheStorage::Mnesia,
         _ => CacheStorage::None,
     };
     let ttl = |k| v.duration(k).unwrap_or_default();

@@ -174,7 +174,7 @@ impl Spec {
 }
 
 /// Where cached passwords live.
-pub const CACHE_STORAGES: &[&str] = &["none", "memory", "db"];
+pub const CACHE_STORAGES: &[&str] = &["none", "memory", "db", "mnesia"];
 /// What to answer when the backend cannot say yes or no.
 pub const TROUBLE_POLICIES: &[&str] = &["tempfail", "fail"];
 /// Wire protocols on standard input and output.
@@ -227,7 +227,7 @@ pub static CORE: &[Spec] = &[
         .default("tempfail")
         .value_name("POLICY"),
     // Password cache.
-    Spec::new(CACHE_STORAGE, Kind::Choice(CACHE_STORAGES), "Password cache: none, memory, or db (the authcache table of --db)")
+    Spec::new(CACHE_STORAGE, Kind::Choice(CACHE_STORAGES), "Password cache: none, memory, db (the authcache table of --db), or mnesia (in ejabberd only: a table shared by the cluster's nodes)")
         .default("none")
         .vm()
         .value_name("STORAGE"),

@@ -16,7 +16,7 @@ use crate::settings::schema::Spec;
 use crate::settings::values::{SettingsError, Values};
 
 pub use jsxc::{mint, verify, TokenKey, TokenVerdict};
-pub use replay::{MemoryReplayGuard, ReplayGuard, SqliteReplayGuard};
+pub use replay::{Claim, ClaimReplayGuard, MemoryReplayGuard, ReplayGuard, SqliteReplayGuard, Use};
 
 /// What a format made of a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub enum TokenCheck {
     /// A token of this format whose fate cannot be told now (the replay
     /// guard's storage failed): neither yes nor no.
     Unknown(&'static str),
+    /// A valid one-time token, new on this node: valid only if the
+    /// cluster's shared table takes the claim (else refused as replayed).
+    Claim(Claim),
 }
 
 /// One token format, configured for one domain.

@@ -17,6 +17,71 @@ pub trait ReplayGuard: Send + Sync {
     /// first time, `Ok(false)` when it was already used. An error means the
     /// guard could not tell: the token must not be accepted.
     fn first_use(&self, key: &str, until: u64, now: u64) -> Result<bool, StoreError>;
+
+    /// Like [`ReplayGuard::first_use`], for guards whose last word is said
+    /// by a store the core cannot reach (ejabberd's cluster-wide Mnesia
+    /// table): those answer [`Use::Claim`], to be confirmed there.
+    fn check_use(&self, key: &str, until: u64, now: u64) -> Result<Use, StoreError> {
+        Ok(match self.first_use(key, until, now)? {
+            true => Use::First,
+            false => Use::Again,
+        })
+    }
+}
+
+/// What a guard knows of a token's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Not used before (now recorded).
+    First,
+    /// Used before.
+    Again,
+    /// Not used before here; first only if the shared store takes the claim.
+    Claim(Claim),
+}
+
+/// Why a one-time token another node of the cluster admitted is refused.
+pub const USED_ELSEWHERE: &str = "one-time token already used (on another node)";
+
+/// A one-time token's use, for a shared store to record if absent: the
+/// token counts as used the first time only if no record of the key is
+/// there. Records can go after `until`: a token is refused as expired by
+/// then, before any guard is asked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// SHA-256 of the replay key (no token material).
+    pub key: [u8; 32],
+    /// Unix second after which the token is refused anyway (the record can go).
+    pub until: u64,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Claim({}, until {})", hex::encode(self.key), self.until)
+    }
+}
+
+/// The guard of one ejabberd node in a cluster: a token used on this node
+/// is refused here at once; a token new here is a [`Claim`] for the
+/// cluster's shared table (insert if absent, in a transaction).
+#[derive(Debug, Default)]
+pub struct ClaimReplayGuard(MemoryReplayGuard);
+
+impl ReplayGuard for ClaimReplayGuard {
+    /// Alone (no shared store to confirm), it is the node's memory guard.
+    fn first_use(&self, key: &str, until: u64, now: u64) -> Result<bool, StoreError> {
+        self.0.first_use(key, until, now)
+    }
+
+    fn check_use(&self, key: &str, until: u64, now: u64) -> Result<Use, StoreError> {
+        if !self.0.first_use(key, until, now)? {
+            return Ok(Use::Again);
+        }
+        Ok(Use::Claim(Claim {
+            key: Sha256::digest(key.as_bytes()).into(),
+            until,
+        }))
+    }
 }
 
 /// Keys above this count trigger a sweep of expired ones.
@@ -98,6 +163,22 @@ mod tests {
         assert_eq!(g.first_use("other", 100, 50), Ok(true));
         // After its validity the key is forgotten (the token is refused as expired anyway).
         assert_eq!(g.first_use("k", 200, 101), Ok(true));
+    }
+
+    #[test]
+    fn the_cluster_guard_claims_new_tokens_and_refuses_ones_used_here() {
+        let g = ClaimReplayGuard::default();
+        let Ok(Use::Claim(c)) = g.check_use("k", 100, 10) else {
+            panic!("a new token is a claim");
+        };
+        assert_eq!(c.until, 100);
+        assert_eq!(c.key, <[u8; 32]>::from(Sha256::digest(b"k")));
+        assert_eq!(g.check_use("k", 100, 50), Ok(Use::Again));
+        assert!(matches!(g.check_use("k2", 100, 50), Ok(Use::Claim(_))));
+        assert_eq!(
+            MemoryReplayGuard::default().check_use("k", 100, 10),
+            Ok(Use::First)
+        );
     }
 
     #[test]

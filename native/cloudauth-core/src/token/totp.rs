@@ -29,9 +29,12 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use super::{ReplayGuard, TokenCheck, TokenContext, TokenEntry, TokenFormat};
+use super::{ReplayGuard, TokenCheck, TokenContext, TokenEntry, TokenFormat, Use};
 use crate::settings::schema::{Kind, Spec};
 use crate::settings::values::{SettingsError, Values};
+
+/// Why a token used before is refused (here, or on another node of a cluster).
+pub const REPLAYED: &str = "TOTP token already used";
 
 /// `totp-seed-file`: the base32 `otp_seed`.
 pub const TOTP_SEED_FILE: &str = "totp-seed-file";
@@ -102,9 +105,10 @@ impl TokenFormat for Totp {
                 // Accepted up to the end of step + 1: remember it that long.
                 let until = step.saturating_add(SKEW_STEPS + 1).saturating_mul(INTERVAL);
                 let key = format!("totp\0{user}@{domain}\0{replay_key}");
-                match self.replay.first_use(&key, until, now) {
-                    Ok(true) => TokenCheck::Valid,
-                    Ok(false) => TokenCheck::Refused("TOTP token already used"),
+                match self.replay.check_use(&key, until, now) {
+                    Ok(Use::First) => TokenCheck::Valid,
+                    Ok(Use::Again) => TokenCheck::Refused(REPLAYED),
+                    Ok(Use::Claim(c)) => TokenCheck::Claim(c),
                     Err(_) => TokenCheck::Unknown("TOTP replay guard storage failed"),
                 }
             }

@@ -1,0 +1,176 @@
+%%%----------------------------------------------------------------------
+%%% File    : ejabberd_auth_cloud_cluster.erl
+%%% Purpose : auth_cloud_cache_storage: mnesia — the password cache and the
+%%%           TOTP replay guard shared by every node of a cluster
+%%%
+%%% The rules (TTLs, bcrypt, which row to write, whether a token is valid)
+%%% are the cloudauth core's, in the NIF; a NIF cannot call Mnesia, so this
+%%% module only moves rows:
+%%% * lend/3: before a password check, the user's cache row is read here
+%%%   and handed to the NIF (cache_lend);
+%%% * the NIF sends every row its cache writes as {cloudauth_cache, Jid,
+%%%   Row} to this process, which writes it in a transaction;
+%%% * claim/4: a one-time token new on this node comes from check_token as
+%%%   a claim with the decision for each outcome; the key is inserted here
+%%%   if absent, in a transaction, and the matching decision answered.
+%%% Both tables are disc_copies on every node that uses this storage
+%%% (ejabberd_mnesia adds the local copy at start, join_cluster copies
+%%% them). Keys of TOTP tokens are swept a minute after they expired.
+%%% One process per node, under ejabberd_sup.
+%%%----------------------------------------------------------------------
+-module(ejabberd_auth_cloud_cluster).
+
+-behaviour(gen_server).
+
+-export([start/1, start_link/0, ensure_started/0, lend/3, claim/4]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
+	 code_change/3]).
+
+-include("logger.hrl").
+
+-record(ejabberd_auth_cloud_cache,
+	{jid :: binary(),
+	 pwhash :: binary(),
+	 firstauth :: non_neg_integer(),
+	 remoteauth :: non_neg_integer(),
+	 anyauth :: non_neg_integer()}).
+
+-record(ejabberd_auth_cloud_replay,
+	{key :: binary(),
+	 until :: non_neg_integer()}).
+
+-define(SWEEP_EVERY, 60000).
+
+-type row() :: {binary(), non_neg_integer(), non_neg_integer(), non_neg_integer()}.
+
+%%%----------------------------------------------------------------------
+%%% gen_server callbacks
+%%%----------------------------------------------------------------------
+-spec init([]) -> {ok, undefined}.
+init([]) ->
+    case catch ejabberd_auth_cloud_nif:set_cache_writer(self()) of
+	ok -> ok;
+	Other -> ?ERROR_MSG("The password cache cannot write to Mnesia: ~p", [Other])
+    end,
+    erlang:send_after(?SWEEP_EVERY, self(), sweep),
+    {ok, undefined}.
+
+-spec handle_call(term(), gen_server:from(), undefined) -> {reply, ok, undefined}.
+handle_call(_Request, _From, State) ->
+    {reply, ok, State}.
+
+-spec handle_cast(term(), undefined) -> {noreply, undefined}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), undefined) -> {noreply, undefined}.
+handle_info({cloudauth_cache, Jid, {PwHash, First, Remote, Any}}, State) ->
+    Row = #ejabberd_auth_cloud_cache{jid = Jid, pwhash = PwHash, firstauth = First,
+				     remoteauth = Remote, anyauth = Any},
+    case mnesia:transaction(fun() -> mnesia:write(Row) end) of
+	{atomic, ok} -> ok;
+	{aborted, Why} -> ?WARNING_MSG("Password cache row of ~ts not stored: ~p", [Jid, Why])
+    end,
+    {noreply, State};
+handle_info(sweep, State) ->
+    sweep(erlang:system_time(second)),
+    erlang:send_after(?SWEEP_EVERY, self(), sweep),
+    {noreply, State};
+handle_info(Info, State) ->
+    ?WARNING_MSG("Unexpected message: ~p", [Info]),
+    {noreply, State}.
+
+-spec terminate(term(), undefined) -> ok.
+terminate(_Reason, _State) ->
+    ok.
+
+-spec code_change(term(), undefined, term()) -> {ok, undefined}.
+code_change(_OldVsn, State, _Extra) ->
+    {ok, State}.
+
+%%%----------------------------------------------------------------------
+%%% API
+%%%----------------------------------------------------------------------
+
+%% Creates the tables (with a copy on this node) and starts the writer.
+-spec start(binary()) -> ok.
+start(_Host) ->
+    Create = fun(Name, Fields) ->
+		     case ejabberd_mnesia:create(?MODULE, Name,
+						 [{disc_copies, [node()]}, {attributes, Fields}]) of
+			 {atomic, ok} -> ok;
+			 Err -> ?ERROR_MSG("Cannot create the Mnesia table ~ts: ~p", [Name, Err])
+		     end
+	     end,
+    Create(ejabberd_auth_cloud_cache, record_info(fields, ejabberd_auth_cloud_cache)),
+    Create(ejabberd_auth_cloud_replay, record_info(fields, ejabberd_auth_cloud_replay)),
+    %% Not from here directly: ejabberd_sup may be starting this very
+    %% process (ejabberd_auth) and would not answer start_child until done.
+    {ok, _} = timer:apply_after(0, ?MODULE, ensure_started, []),
+    ok.
+
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% Starts the writer under ejabberd_sup unless it runs already.
+-spec ensure_started() -> ok.
+ensure_started() ->
+    Spec = #{id => ?MODULE, start => {?MODULE, start_link, []},
+	     restart => permanent, shutdown => 1000, type => worker,
+	     modules => [?MODULE]},
+    case supervisor:start_child(ejabberd_sup, Spec) of
+	{ok, _} -> ok;
+	{error, {already_started, _}} -> ok;
+	{error, already_present} -> _ = supervisor:restart_child(ejabberd_sup, ?MODULE), ok;
+	{error, Why} -> ?ERROR_MSG("The password cache's Mnesia writer did not start: ~p", [Why])
+    end.
+
+%% Hands the user's cache row to the NIF, before a password check.
+-spec lend(reference(), binary(), binary()) -> ok.
+lend(Handle, User, Server) ->
+    Row = lookup(<<User/binary, "@", Server/binary>>),
+    ejabberd_auth_cloud_nif:cache_lend(Handle, User, Server, Row).
+
+-spec lookup(binary()) -> row() | none.
+lookup(Jid) ->
+    try mnesia:dirty_read(ejabberd_auth_cloud_cache, Jid) of
+	[#ejabberd_auth_cloud_cache{pwhash = H, firstauth = F, remoteauth = R, anyauth = A}] ->
+	    {H, F, R, A};
+	[] ->
+	    none
+    catch _:Why ->
+	    ?WARNING_MSG("Password cache row of ~ts not read: ~p", [Jid, Why]),
+	    none
+    end.
+
+%% Records a one-time token's use cluster-wide; the core's decision for
+%% the outcome, or trouble when the transaction failed.
+-spec claim({binary(), non_neg_integer()}, Decision, Decision, binary()) -> Decision
+	when Decision :: ejabberd_auth_cloud_nif:decision().
+claim({Key, Until}, IfNew, IfUsed, Jid) ->
+    Insert = fun() ->
+		     case mnesia:read(ejabberd_auth_cloud_replay, Key, write) of
+			 [] -> mnesia:write(#ejabberd_auth_cloud_replay{key = Key, until = Until}), new;
+			 [_] -> used
+		     end
+	     end,
+    case mnesia:transaction(Insert) of
+	{atomic, new} -> IfNew;
+	{atomic, used} -> IfUsed;
+	{aborted, Why} ->
+	    ?WARNING_MSG("One-time token of ~ts not recorded: ~p", [Jid, Why]),
+	    {trouble, token, <<"one-time token: its use could not be recorded in Mnesia">>, 0}
+    end.
+
+%%%----------------------------------------------------------------------
+%%% Internal functions
+%%%----------------------------------------------------------------------
+-spec sweep(non_neg_integer()) -> ok.
+sweep(Now) ->
+    Match = [{#ejabberd_auth_cloud_replay{key = '$1', until = '$2'}, [{'<', '$2', Now}], ['$1']}],
+    try mnesia:dirty_select(ejabberd_auth_cloud_replay, Match) of
+	Expired -> lists:foreach(fun(K) -> mnesia:dirty_delete(ejabberd_auth_cloud_replay, K) end,
+				 Expired)
+    catch _:Why -> ?WARNING_MSG("Used one-time tokens not swept: ~p", [Why])
+    end.

@@ -1,0 +1,188 @@
+//! Entries that live in a store the core cannot reach itself (ejabberd's
+//! Mnesia, from inside a NIF): the caller lends each user's row before a
+//! check, and every row the cache's rules decide to write is handed to a
+//! sink that writes it there. The rules (TTLs, bcrypt, what to write when)
+//! stay those of [`super::PasswordCache`]; this store only carries rows.
+//!
+//! Between a lend and the check, the row is kept in memory under the JID, so
+//! that the lookup, the bcrypt verification and the writes of one check see
+//! one row; the next lend for that JID replaces it with the stored one.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::store::{CacheEntry, CacheStore, StoreError};
+
+/// Receives each row to write, with its JID.
+pub type RowSink = Box<dyn Fn(&str, &CacheEntry) + Send + Sync>;
+
+/// Rows lent by the caller; writes go to a [`RowSink`].
+pub struct LentStore {
+    rows: Mutex<HashMap<String, CacheEntry>>,
+    sink: RowSink,
+}
+
+impl LentStore {
+    /// A store whose writes go to `sink`.
+    pub fn new(sink: RowSink) -> Self {
+        LentStore {
+            rows: Mutex::new(HashMap::new()),
+            sink,
+        }
+    }
+
+    /// The row the shared store holds for `jid` now (`None`: no row).
+    pub fn lend(&self, jid: &str, row: Option<CacheEntry>) {
+        if let Ok(mut rows) = self.lock() {
+            match row {
+                Some(r) => rows.insert(jid.to_string(), r),
+                None => rows.remove(jid),
+            };
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, CacheEntry>>, StoreError> {
+        self.rows
+            .lock()
+            .map_err(|_| StoreError("lent store lock poisoned".into()))
+    }
+}
+
+impl CacheStore for LentStore {
+    fn get(&self, jid: &str) -> Result<Option<CacheEntry>, StoreError> {
+        Ok(self.lock()?.get(jid).cloned())
+    }
+
+    fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError> {
+        let row = {
+            let mut rows = self.lock()?;
+            let firstauth = rows.get(jid).map_or(now, |e| e.firstauth);
+            let row = CacheEntry {
+                pwhash: pwhash.to_string(),
+                firstauth,
+                remoteauth: now,
+                anyauth: now,
+            };
+            rows.insert(jid.to_string(), row.clone());
+            row
+        };
+        (self.sink)(jid, &row);
+        Ok(())
+    }
+
+    fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        let row = {
+            let mut rows = self.lock()?;
+            let Some(e) = rows.get_mut(jid) else {
+                return Ok(());
+            };
+            e.anyauth = now;
+            e.clone()
+        };
+        (self.sink)(jid, &row);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::{CacheTtls, Lookup, PasswordCache, Rules};
+
+    type Written = Arc<Mutex<Vec<(String, CacheEntry)>>>;
+
+    fn cache() -> (Arc<LentStore>, PasswordCache, Written) {
+        let written: Written = Arc::default();
+        let w = Arc::clone(&written);
+        let store = Arc::new(LentStore::new(Box::new(move |jid, row| {
+            w.lock().unwrap().push((jid.to_string(), row.clone()));
+        })));
+        let ttls = CacheTtls {
+            query: Duration::from_secs(3600),
+            verification: Duration::from_secs(86_400),
+            unreachable: Duration::from_secs(7 * 86_400),
+        };
+        let c = PasswordCache::new(Box::new(Arc::clone(&store)), ttls, 4).unwrap();
+        (store, c, written)
+    }
+
+    #[test]
+    fn a_verified_password_becomes_a_row_to_write_and_nothing_else_is_kept() {
+        let (_store, c, written) = cache();
+        let h = c.hash("pw").unwrap();
+        c.record_verified("a@x", "pw", &h, 100);
+        let w = written.lock().unwrap().clone();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, "a@x");
+        assert_eq!(
+            (w[0].1.firstauth, w[0].1.remoteauth, w[0].1.anyauth),
+            (100, 100, 100)
+        );
+        assert!(w[0].1.pwhash.starts_with("$2"), "a bcrypt hash only");
+        assert!(!w[0].1.pwhash.contains("pw"));
+    }
+
+    #[test]
+    fn a_row_from_another_node_admits_under_the_unchanged_rules() {
+        // Node 1 stored the row; node 2 (another cache, no memory of it) gets it lent.
+        let (_s1, c1, written) = cache();
+        let h = c1.hash("pw").unwrap();
+        c1.record_verified("a@x", "pw", &h, 1000);
+        let row = written.lock().unwrap()[0].1.clone();
+
+        let (s2, c2, written2) = cache();
+        assert_eq!(
+            c2.lookup("a@x", "pw", 1001, Rules::Normal),
+            Lookup::Miss,
+            "nothing lent"
+        );
+        s2.lend("a@x", Some(row.clone()));
+        let Lookup::Verify { pwhash } = c2.lookup("a@x", "pw", 1001, Rules::Normal) else {
+            panic!("a fresh lent row is verified by bcrypt");
+        };
+        assert!(c2.verify_slow("a@x", "pw", &pwhash, 1001));
+        assert_eq!(written2.lock().unwrap().last().unwrap().1.anyauth, 1001);
+        assert!(!c2.verify_slow("a@x", "wrong", &pwhash, 1002));
+
+        // Two days later only the outage rules admit it, and only within a week.
+        s2.lend("a@x", Some(row.clone()));
+        let later = 1000 + 2 * 86_400;
+        assert_eq!(c2.lookup("a@x", "pw", later, Rules::Normal), Lookup::Miss);
+        assert_ne!(
+            c2.lookup("a@x", "pw", later, Rules::Unreachable),
+            Lookup::Miss
+        );
+        let too_late = 1000 + 8 * 86_400;
+        assert_eq!(
+            c2.lookup("a@x", "pw", too_late, Rules::Unreachable),
+            Lookup::Miss
+        );
+
+        // A lend of "no row" forgets the entry.
+        s2.lend("a@x", None);
+        assert_eq!(
+            c2.lookup("a@x", "pw", 1001, Rules::Unreachable),
+            Lookup::Miss
+        );
+    }
+
+    #[test]
+    fn first_authentication_time_is_kept_across_verifications() {
+        let (s, c, written) = cache();
+        s.lend(
+            "a@x",
+            Some(CacheEntry {
+                pwhash: "$2b$04$old".into(),
+                firstauth: 5,
+                remoteauth: 50,
+                anyauth: 60,
+            }),
+        );
+        c.record_verified("a@x", "pw", "$2b$04$new", 70);
+        let w = written.lock().unwrap().last().unwrap().1.clone();
+        assert_eq!((w.firstauth, w.remoteauth, w.anyauth), (5, 70, 70));
+    }
+}

@@ -1,0 +1,275 @@
+#!/bin/bash
+# End to end: a two-node ejabberd 23.01 cluster on one machine (two node
+# names on loopback, a private epmd, join_cluster), auth_method: cloud on
+# both, auth_cloud_cache_storage: mnesia, shared roster sync, TOTP tokens.
+#   roster:  alice logs in on node 1, bob on node 2 -> each sees the other;
+#            a later login on the other node with unchanged groups sends no
+#            command (the digest another node wrote is read from Mnesia);
+#            removals from either node;
+#   cache:   a password the cloud confirmed through node 1 admits the user
+#            through node 2 while the cloud is down (Mnesia rows, bcrypt only);
+#   TOTP:    a token used on one node is refused on the other;
+#   crash:   node 2 killed (SIGKILL) in the middle of provisioning a group of
+#            801 members; the next login on node 1 completes the group;
+#   restart: node 2 started again has every committed row (cache, digests,
+#            what node 1 wrote while it was down).
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+
+SECRET="e2e-secret-$$-$RANDOM"
+W=$(workdir cluster)
+D=localhost
+CROWD=800   # members of the big group besides dave
+
+users() { # users ALICE_GROUPS BOB_GROUPS CAROL_GROUPS -> the users file
+    /usr/bin/python3 - "$1" "$2" "$3" "$CROWD" <<'PY'
+import json, sys
+a, b, c, n = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+users = [
+    {"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "groups": a},
+    {"uid": "bob", "password": "bob-pw", "name": "Bob Builder", "groups": b},
+    {"uid": "carol", "password": "carol-pw", "name": "Carol", "groups": c},
+    {"uid": "erin", "password": "erin-pw", "name": "Erin", "groups": []},
+    {"uid": "dave", "password": "dave-pw", "name": "Dave", "groups": ["Crowd"]},
+] + [{"uid": "m%04d" % i, "password": "x", "name": "Member %d" % i, "groups": ["Crowd"]}
+     for i in range(n)]
+print(json.dumps({"users": users}))
+PY
+}
+set_users() { # set_users ALICE_GROUPS BOB_GROUPS CAROL_GROUPS: the backend reloads them
+    users "$@" > "$W/users.json" && curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null
+}
+start_backend "$W" "$SECRET" "$(users '["Team"]' '["Team"]' '["Team"]')" || die_setup "test backend did not start"
+write_secret "$W/secret" "$SECRET"
+write_secret "$W/totp-seed" "PUL3GGUVO4KFVN4R"
+write_secret "$W/totp-secret" "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV"
+totp() { # totp USER: a fresh TOTP token
+    "$BIN_DIR/cloudauth" -c /dev/null --tokens totp --totp-seed-file "$W/totp-seed" \
+        --totp-secret-file "$W/totp-secret" token --format totp "$1" "$D"
+}
+
+# wait_line FILE PATTERN [SECONDS]: until a line matches (grep -E), or time is up.
+wait_line() {
+    local i
+    for i in $(seq $(( ${3:-15} * 10 ))); do
+        grep -qE -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+count() { grep -cE -- "$2" "$1" 2>/dev/null; }
+# wait_count FILE PATTERN N [SECONDS]: until at least N lines match.
+wait_count() {
+    local i
+    for i in $(seq $(( ${4:-15} * 10 ))); do
+        [ "$(count "$1" "$2")" -ge "$3" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- the cluster -------------------------------------------------------------------
+"$ROOT/erlang/install.sh" "$W/ext" >/dev/null 2>"$W/install.log" || { cat "$W/install.log"; die_setup "install.sh failed"; }
+export EJABBERD_SANDBOX_CONTRIB="$W/ext"
+export EJABBERD_SANDBOX_COOKIE="c$$$RANDOM$RANDOM"
+export EJABBERD_SANDBOX_EPMD_PORT
+EJABBERD_SANDBOX_EPMD_PORT=$(free_port)
+"$SANDBOX" epmd "$W/epmd" "$EJABBERD_SANDBOX_EPMD_PORT" || die_setup "private epmd did not start"
+on_exit "'$SANDBOX' epmd-stop '$W/epmd'"
+cat > "$W/node.yml" <<YML
+auth_method: cloud
+auth_cloud_url: "$BACKEND_URL"
+auth_cloud_secret_file: "$W/secret"
+auth_cloud_roster_sync: true
+auth_cloud_cache_storage: mnesia
+auth_cloud_cache_bcrypt_rounds: 6
+auth_cloud_cache_query_ttl: 1
+auth_cloud_timeout: 2
+auth_cloud_tokens: [totp, jsxc]
+auth_cloud_totp_seed_file: "$W/totp-seed"
+auth_cloud_totp_secret_file: "$W/totp-secret"
+YML
+N1="$W/n1"; N2="$W/n2"
+P1=$(free_port); P2=$(free_port)
+LOG1="$N1/log/ejabberd.log"; LOG2="$N2/log/ejabberd.log"
+start_ejabberd "$N1" "$P1" "$W/node.yml" || die_setup "node 1 did not start"
+start_ejabberd "$N2" "$P2" "$W/node.yml" || die_setup "node 2 did not start"
+"$SANDBOX" join "$N2" "$N1" > "$W/join.out" 2>&1 || { cat "$W/join.out"; die_setup "join_cluster failed"; }
+for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P2") 2>/dev/null && break; sleep 0.1; done
+ev() { "$SANDBOX" eval "$@" 2>&1; }
+NODE1=$(. "$N1/sandbox.env"; echo "$NODE"); NODE2=$(. "$N2/sandbox.env"; echo "$NODE")
+nodes=$(ev "$N1" 'lists:sort(mnesia:system_info(running_db_nodes)).')
+expect "cluster: both nodes run Mnesia together" "[$NODE1,$NODE2]" "$(echo "$nodes" | tr -d "' \n")"
+copies() { # copies DIR TABLE -> the sorted nodes holding disc copies
+    ev "$1" "lists:sort(mnesia:table_info($2, disc_copies))." | tr -d "' \n"
+}
+
+# --- roster: alice on node 1, bob on node 2 -----------------------------------------
+members() { # members DIR LABEL -> sorted member JIDs of the provisioned group with that label
+    ev "$1" "H = <<\"$D\">>, Gs = [G || G <- mod_shared_roster:list_groups(H),
+        proplists:get_value(label, mod_shared_roster:get_group_opts(H, G)) == <<\"$2\">>],
+        lists:sort([<<U/binary, \"@\", S/binary>> || G <- Gs, {U, S} <- mod_shared_roster:get_group_explicit_users(H, G)])."
+}
+ROSTER_A="$W/alice.roster"
+/usr/bin/python3 "$E2E_LIB/xmpp_roster.py" "alice@$D" alice-pw "$P1" "$ROSTER_A" --duration 120 &
+WATCH_A=$!
+on_exit "kill $WATCH_A"
+wait_line "$ROSTER_A" '^ready' 20 || not_ok "roster: alice's client on node 1 did not start"
+wait_count "$LOG1" "roster of alice@$D synced" 1 20 || not_ok "roster: no sync logged on node 1 for alice"
+login "bob@$D" bob-pw "$P2"; expect "roster: bob logs in on node 2" 0 $?
+wait_count "$LOG2" "roster of bob@$D (synced|unchanged)" 1 20
+wait_line "$ROSTER_A" "^(roster|push) bob@$D both Bob Builder \| Team$" 20 \
+    && ok "roster: alice (online on node 1) sees bob under Team with his Nextcloud name" \
+    || not_ok "roster: bob not in alice's roster: $(tr '\n' ';' < "$ROSTER_A")"
+ROSTER_B="$W/bob.roster"
+/usr/bin/python3 "$E2E_LIB/xmpp_roster.py" "bob@$D" bob-pw "$P2" "$ROSTER_B" --duration 5 >/dev/null
+grep -qE "^roster alice@$D both Alice Liddell \| Team$" "$ROSTER_B" \
+    && ok "roster: bob (on node 2) sees alice under Team with her Nextcloud name" \
+    || not_ok "roster: alice not in bob's roster: $(tr '\n' ';' < "$ROSTER_B")"
+expect "roster: Team's members, read on node 2" "[<<\"alice@$D\">>,<<\"bob@$D\">>,<<\"carol@$D\">>]" \
+    "$(members "$N2" Team | tr -d ' \n')"
+expect "roster: the digests table has a disc copy on both nodes" "[$NODE1,$NODE2]" \
+    "$(copies "$N2" ejabberd_auth_cloud_roster)"
+
+# alice again, now on node 2: node 1 synced her, the groups are unchanged.
+synced2=$(count "$LOG2" "roster of alice@$D synced")
+login "alice@$D" alice-pw "$P2"; expect "roster: alice logs in on node 2" 0 $?
+wait_line "$LOG2" "roster of alice@$D unchanged since its last sync" 15 \
+    && ok "roster: node 2 found node 1's digest of alice's groups: no command sent" \
+    || not_ok "roster: node 2 did not see the digest node 1 wrote"
+expect "roster: node 2 made no sync of its own for alice" "$synced2" "$(count "$LOG2" "roster of alice@$D synced")"
+synced1=$(count "$LOG1" "roster of bob@$D synced")
+login "bob@$D" bob-pw "$P1"; expect "roster: bob logs in on node 1" 0 $?
+wait_line "$LOG1" "roster of bob@$D unchanged since its last sync" 15 \
+    && ok "roster: node 1 found node 2's digest of bob's groups: no command sent" \
+    || not_ok "roster: node 1 did not see the digest node 2 wrote"
+expect "roster: node 1 made no sync of its own for bob" "$synced1" "$(count "$LOG1" "roster of bob@$D synced")"
+
+# Removal from node 2: carol leaves Team, alice logs in on node 2.
+set_users '["Team"]' '["Team"]' '[]' || not_ok "backend reload"
+login "alice@$D" alice-pw "$P2"; expect "removal: alice logs in on node 2" 0 $?
+wait_line "$ROSTER_A" "^push carol@$D remove " 20 \
+    && ok "removal via node 2: carol pushed out of alice's client on node 1" \
+    || not_ok "removal via node 2: no removal push for carol: $(tr '\n' ';' < "$ROSTER_A")"
+expect "removal via node 2: Team's members, read on node 1" "[<<\"alice@$D\">>,<<\"bob@$D\">>]" \
+    "$(members "$N1" Team | tr -d ' \n')"
+# Removal from node 1: bob leaves Team, alice logs in on node 1.
+set_users '["Team"]' '[]' '[]' || not_ok "backend reload"
+login "alice@$D" alice-pw "$P1"; expect "removal: alice logs in on node 1" 0 $?
+wait_line "$ROSTER_A" "^push bob@$D remove " 20 \
+    && ok "removal via node 1: bob pushed out of alice's client" \
+    || not_ok "removal via node 1: no removal push for bob: $(tr '\n' ';' < "$ROSTER_A")"
+expect "removal via node 1: Team's members, read on node 2" "[<<\"alice@$D\">>]" \
+    "$(members "$N2" Team | tr -d ' \n')"
+touch "$ROSTER_A.stop"; wait "$WATCH_A" 2>/dev/null
+
+# --- password cache in Mnesia --------------------------------------------------------
+expect "cache: the cache table has a disc copy on both nodes" "[$NODE1,$NODE2]" \
+    "$(copies "$N1" ejabberd_auth_cloud_cache)"
+login "carol@$D" carol-pw "$P1"; expect "cache: carol confirmed by the cloud through node 1" 0 $?
+row=""
+for i in $(seq 1 30); do
+    row=$(ev "$N2" "case mnesia:dirty_read(ejabberd_auth_cloud_cache, <<\"carol@$D\">>) of
+        [{_, _, <<\"\$2\", _/binary>> = H, F, R, A}] -> {bcrypt, binary:match(H, <<\"carol-pw\">>), F =< R, R == A};
+        Other -> Other end.")
+    [ "$row" = "{bcrypt,nomatch,true,true}" ] && break
+    sleep 0.2
+done
+expect "cache: node 2 holds carol's row, a bcrypt hash only" "{bcrypt,nomatch,true,true}" "$row"
+# The query TTL is 1 s: past it the cloud is asked first, and only the
+# outage rules (verification within the unreachable TTL) admit from the cache.
+sleep 1.2
+fault down || not_ok "backend fault"
+login "carol@$D" carol-pw "$P2"; expect "cache: cloud down, carol admitted through node 2" 0 $?
+grep -q "carol@$D: cloud unreachable, admitted by the password cache" "$LOG2" \
+    && ok "cache: node 2 logged the admission from the cache" || not_ok "cache: no fallback line in node 2's log"
+login "carol@$D" wrong-pw "$P2"; expect "cache: cloud down, a wrong password refused through node 2" 1 $?
+login "erin@$D" erin-pw "$P2"; expect "cache: cloud down, a user never confirmed is refused" 1 $?
+fault ok || not_ok "backend fault"
+ev "$N1" "mnesia:dirty_read(ejabberd_auth_cloud_cache, <<\"alice@$D\">>)." | grep -q '\$2' \
+    && ok "cache: alice's row (confirmed through both nodes) is there too" || not_ok "cache: no row for alice"
+
+# --- TOTP tokens are one-time in the whole cluster ----------------------------------
+T=$(totp alice)
+login "alice@$D" "$T" "$P1"; expect "totp: a fresh token through node 1 -> session" 0 $?
+login "alice@$D" "$T" "$P2"; expect "totp: the same token through node 2 -> refused" 1 $?
+login "alice@$D" "$T" "$P1"; expect "totp: the same token through node 1 again -> refused" 1 $?
+T=$(totp bob)
+login "bob@$D" "$T" "$P2"; expect "totp: another fresh token through node 2 -> session" 0 $?
+login "bob@$D" "$T" "$P1"; expect "totp: that token through node 1 -> refused" 1 $?
+
+# --- node 2 killed in the middle of a big group's sync --------------------------------
+PID2=$(cat "$N2/ejabberd.pid")
+# A watcher inside node 1: once the Crowd group exists with 50 members,
+# kill node 2 (SIGKILL), then report how far its sync had come.
+ev "$N1" "H = <<\"$D\">>,
+    Crowd = fun() -> [G || G <- mod_shared_roster:list_groups(H),
+        proplists:get_value(label, mod_shared_roster:get_group_opts(H, G)) == <<\"Crowd\">>] end,
+    Size = fun() -> case Crowd() of [G] -> length(mod_shared_roster:get_group_explicit_users(H, G)); _ -> 0 end end,
+    Wait = fun W(0) -> timeout; W(N) -> case Size() >= 50 of true -> ok; false -> timer:sleep(2), W(N - 1) end end,
+    case Wait(10000) of
+        ok -> os:cmd(\"kill -9 $PID2\"), timer:sleep(1000), {killed, Size()};
+        timeout -> timeout
+    end." > "$W/watch.out" &
+WATCH_K=$!
+sleep 1.5
+# The login itself may be cut by the kill: its sync, which only dave's login
+# on node 2 starts, is what the watcher sees.
+login "dave@$D" dave-pw "$P2"
+wait "$WATCH_K"
+at_kill=$(tr -d ' \n' < "$W/watch.out")
+case "$at_kill" in
+    "{killed,"*) n=${at_kill#\{killed,}; n=${n%\}}
+        if [ "$n" -lt $(( CROWD + 1 )) ]; then
+            ok "crash: node 2 killed mid-sync with Crowd half made ($n of $(( CROWD + 1 )) members)"
+        else
+            not_ok "crash: the sync had finished before the kill ($n members): make the group bigger"
+        fi ;;
+    *) not_ok "crash: the watcher did not kill node 2: $at_kill" ;;
+esac
+expect "crash: no digest for dave (the cut sync did not claim success)" "[]" \
+    "$(ev "$N1" "mnesia:dirty_read(ejabberd_auth_cloud_roster, {hash, {<<\"dave\">>, <<\"$D\">>}})." | tr -d ' \n')"
+login "dave@$D" dave-pw "$P1"; expect "crash: dave's next login, on node 1" 0 $?
+full=""
+for i in $(seq 1 100); do
+    full=$(members "$N1" Crowd | tr -d ' \n' | grep -o '@' | wc -l)
+    [ "$full" -eq $(( CROWD + 1 )) ] && break
+    sleep 0.3
+done
+expect "crash: node 1 completed Crowd" $(( CROWD + 1 )) "$full"
+wait_line "$LOG1" "roster of dave@$D synced: [0-9]+ changes, 0 failed" 30 \
+    && ok "crash: node 1's sync of dave succeeded ($(grep -oE "roster of dave@$D synced: [0-9]+ changes" "$LOG1" | tail -n1))" \
+    || not_ok "crash: no successful sync of dave logged on node 1"
+expect "crash: Crowd provisioned once (no second group under that label)" 1 \
+    "$(ev "$N1" "H = <<\"$D\">>, length([G || G <- mod_shared_roster:list_groups(H), proplists:get_value(label, mod_shared_roster:get_group_opts(H, G)) == <<\"Crowd\">>])." | tr -d ' \n')"
+
+# --- node 2 restarted: nothing committed is lost --------------------------------------
+"$SANDBOX" start "$N2" "$P2" "$W/node.yml" > "$W/restart.out" 2>&1 || { cat "$W/restart.out"; not_ok "restart: node 2 did not start again"; finish; }
+for i in $(seq 1 50); do
+    [ "$(ev "$N2" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ] && break
+    sleep 0.2
+done
+expect "restart: node 2 back in the cluster" "[$NODE1,$NODE2]" \
+    "$(ev "$N2" 'lists:sort(mnesia:system_info(running_db_nodes)).' | tr -d "' \n")"
+expect "restart: node 2 has dave's digest, written by node 1 while it was down" "true" \
+    "$(ev "$N2" "mnesia:dirty_read(ejabberd_auth_cloud_roster, {hash, {<<\"dave\">>, <<\"$D\">>}}) /= []." | tr -d ' \n')"
+sleep 1.2
+fault down || not_ok "backend fault"
+login "carol@$D" carol-pw "$P2"; expect "restart: cloud down, carol's cached password still admits her through node 2" 0 $?
+login "alice@$D" alice-pw "$P2"; expect "restart: cloud down, alice's too" 0 $?
+login "alice@$D" wrong-pw "$P2"; expect "restart: cloud down, a wrong password refused" 1 $?
+fault ok || not_ok "backend fault"
+# alice's groups have not changed since her last sync (on node 1, before the kill).
+unchanged=$(count "$LOG2" "roster of alice@$D unchanged since its last sync")
+login "alice@$D" alice-pw "$P2"; expect "restart: alice logs in on node 2, cloud up" 0 $?
+wait_count "$LOG2" "roster of alice@$D (unchanged since|synced)" $(( unchanged + 1 )) 15
+expect "restart: alice's digest survived: unchanged, no command sent" $(( unchanged + 1 )) \
+    "$(count "$LOG2" "roster of alice@$D unchanged since its last sync")"
+T=$(totp carol)
+login "carol@$D" "$T" "$P2"; expect "restart: a TOTP token through node 2 -> session" 0 $?
+login "carol@$D" "$T" "$P1"; expect "restart: that token through node 1 -> refused" 1 $?
+for n in "$N1" "$N2"; do
+    "$SANDBOX" status "$n" >/dev/null 2>&1; expect "still running: $(basename "$n")" 0 $?
+done
+grep -h "\[error\]" "$LOG1" "$LOG2" | grep -v "killed\|nodedown\|node_down\|Mnesia.*down\|connection_closed" | head -n 3 | sed 's/^/# /'
+finish
