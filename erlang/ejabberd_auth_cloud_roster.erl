@@ -98,6 +98,7 @@ reconcile(User, Server, Hash, Groups, Names, Started) ->
 	    Actions = ejabberd_auth_cloud_nif:roster_plan(US, Groups, Names, Members,
 							   LoginGroups, Known),
 	    Failed = length([A || A <- Actions, apply_action(Server, A) /= ok]),
+	    Reads3 = forget_stale(US, Server, Members, Actions),
 	    case Failed of
 		0 -> write({hash, US}, Hash);
 		_ -> ok   % retried at the next login
@@ -106,7 +107,7 @@ reconcile(User, Server, Hash, Groups, Names, Started) ->
 	    ?INFO_MSG("Shared roster of ~ts@~ts synced: ~B changes, ~B failed, in ~B us",
 		      [User, Server, length(Actions), Failed, Micros]),
 	    {ok, #{unchanged => false, actions => length(Actions), failed => Failed,
-		   calls => Reads1 + Reads2 + length(Actions), micros => Micros}}
+		   calls => Reads1 + Reads2 + Reads3 + length(Actions), micros => Micros}}
     end.
 
 %% Members of the desired groups that exist; and how many calls it took.
@@ -116,6 +117,26 @@ members(Host, Groups) ->
 		      mod_shared_roster:get_group_opts(Host, Id) /= error],
     {[{Id, mod_shared_roster:get_group_explicit_users(Host, Id)} || Id <- Existing],
      length(Groups) + length(Existing)}.
+
+%% Clears the digests this sync made stale (the core's stale_digests rule):
+%% those of the members, before and after, of every group whose membership
+%% it changed, but the login user's. A digest says "the shared roster
+%% matches this user's answer", and another user's sync may have undone
+%% that (bob put into a group by alice's sync and leaving it before his next
+%% login; alice's answer listing bob again after bob's own sync took him
+%% out). Attempted actions count too: a failed command may have done its
+%% part. Returns the number of group reads it took.
+-spec forget_stale(jid(), binary(), [{binary(), [jid()]}], list()) -> non_neg_integer().
+forget_stale(US, Host, Members, Actions) ->
+    Changes = [{Id, J} || {Op, Id, J} <- Actions, Op == add_member orelse Op == remove_member],
+    Changed = lists:usort([Id || {Id, _} <- Changes]),
+    %% Groups not read before the sync (those the login user left) are read now.
+    Unread = [Id || Id <- Changed, not lists:keymember(Id, 1, Members)],
+    Others = lists:append([M || {Id, M} <- Members, lists:member(Id, Changed)])
+	++ lists:append([mod_shared_roster:get_group_explicit_users(Host, Id) || Id <- Unread]),
+    Stale = lists:usort([J || {_, J} <- Changes] ++ Others) -- [US],
+    lists:foreach(fun(J) -> mnesia:dirty_delete(ejabberd_auth_cloud_roster, {hash, J}) end, Stale),
+    length(Unread).
 
 %% The provisioned groups the user is in now, read from the shared roster.
 -spec login_groups(jid(), binary()) -> {[binary()], non_neg_integer()}.

@@ -7,6 +7,10 @@
 # alice and bob share the Nextcloud group "Team": once alice logs in, her
 # (online) client sees bob under "Team" with his Nextcloud name; bob leaves
 # the group; alice's next login pushes him out of her roster.
+# Then the order of issue 12: alice's login puts bob into "Team" (bob has
+# never logged in), bob leaves the group, and bob's own login takes him out
+# (checked with srg_get_members); and the same once more after bob's own
+# login has stored a digest, which someone else's sync made stale.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -83,33 +87,47 @@ scenario() {
     curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null
 }
 
-# own_leave NAME PORT LOG: alice's login puts bob into Team; bob leaves Team
-# in Nextcloud; bob's own login (and no other member's) takes him out.
-own_leave() {
-    local name=$1 port=$2 log=$3 team members n
-    users '["Team"]' > "$W/users.json"
-    curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null || not_ok "$name: backend reload"
-    n=$(grep -c "roster of alice@$D synced" "$log")
-    login "alice@$D" alice-pw "$port"; expect "$name: alice logs in (bob back in Team)" 0 $?
-    wait_count "$log" "roster of alice@$D synced" $(( n + 1 )) 20
-    team=$("$SANDBOX" ctl "$4" srg_list "$D" | grep '^team-' | head -n1)
-    members=$("$SANDBOX" ctl "$4" srg_get_members "$team" "$D" | tr '\n' ' ')
-    case " $members" in
-        *" bob@$D "*) ok "$name: alice's login put bob into $team ($members)" ;;
-        *) not_ok "$name: bob not in $team after alice's login: $members" ;;
-    esac
-    users '[]' > "$W/users.json"
-    curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null || not_ok "$name: backend reload"
-    n=$(grep -c "roster of bob@$D synced" "$log")
-    login "bob@$D" bob-pw "$port"; expect "$name: bob logs in after leaving Team" 0 $?
-    wait_count "$log" "roster of bob@$D synced" $(( n + 1 )) 20
-    members=$("$SANDBOX" ctl "$4" srg_get_members "$team" "$D" | tr '\n' ' ')
-    case " $members" in
-        *" bob@$D "*) not_ok "$name: bob's own login left him in $team: $members" ;;
-        *) ok "$name: bob's own login took him out of $team ($members)" ;;
-    esac
-    users '["Team"]' > "$W/users.json"
+# team_members DIR: the members of the group "Team" as ejabberd has them
+# (srg_get_members), sorted, on one line.
+TEAM_ID="team-$(printf Team | sha256sum | cut -c1-8)"
+team_members() {
+    "$SANDBOX" ctl "$1" srg_get_members "$TEAM_ID" "$D" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# set_bob_groups JSON_LIST: bob's Nextcloud groups, at once.
+set_bob_groups() {
+    users "$1" > "$W/users.json"
     curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null
+}
+
+# own_login_leaves NAME PORT LOG DIR: bob leaves a group another member's
+# sync put him in; his own next login must take him out (issue 12).
+own_login_leaves() {
+    local name=$1 port=$2 log=$3 dir=$4 a b
+    set_bob_groups '["Team"]' || not_ok "$name: backend reload"
+    a=$(grep -c "roster of alice@$D synced" "$log")
+    b=$(grep -c "roster of bob@$D synced" "$log")
+    login "alice@$D" alice-pw "$port"; expect "$name: alice logs in (bob back in Team)" 0 $?
+    wait_count "$log" "roster of alice@$D synced" $(( a + 1 )) 20
+    expect "$name: alice's sync put bob into Team" "alice@$D bob@$D" "$(team_members "$dir")"
+    set_bob_groups '[]' || not_ok "$name: backend reload"
+    login "bob@$D" bob-pw "$port"; expect "$name: bob logs in after leaving Team" 0 $?
+    wait_count "$log" "roster of bob@$D synced" $(( b + 1 )) 20 \
+        || not_ok "$name: no sync logged for bob's login"
+    expect "$name: bob's own login took him out of Team" "alice@$D" "$(team_members "$dir")"
+
+    # bob's digest is stored now; alice's next sync puts him back, and his
+    # next login, with the same answer as the last one, must still see it.
+    set_bob_groups '["Team"]' || not_ok "$name: backend reload"
+    login "alice@$D" alice-pw "$port"; expect "$name: alice logs in again" 0 $?
+    wait_count "$log" "roster of alice@$D synced" $(( a + 2 )) 20
+    expect "$name: alice's sync put bob into Team again" "alice@$D bob@$D" "$(team_members "$dir")"
+    set_bob_groups '[]' || not_ok "$name: backend reload"
+    login "bob@$D" bob-pw "$port"; expect "$name: bob logs in again after leaving Team" 0 $?
+    wait_count "$log" "roster of bob@$D synced" $(( b + 2 )) 10 \
+        || not_ok "$name: bob's second login was taken for unchanged"
+    expect "$name: bob's own login with his last answer took him out of Team" "alice@$D" "$(team_members "$dir")"
+    set_bob_groups '["Team"]'
 }
 
 # --- in the VM ---------------------------------------------------------------------
@@ -124,12 +142,12 @@ auth_cloud_roster_sync: true
 YML
 start_ejabberd "$VM" "$PORT_VM" "$W/vm.yml" || die_setup "ejabberd (vm) did not start"
 scenario vm "$PORT_VM" "$VM/log/ejabberd.log"
-own_leave vm "$PORT_VM" "$VM/log/ejabberd.log" "$VM"
 TEAM=$("$SANDBOX" eval "$VM" '[G || G <- mod_shared_roster:list_groups(<<"localhost">>), proplists:get_value(label, mod_shared_roster:get_group_opts(<<"localhost">>, G)) == <<"Team">>].')
 case "$TEAM" in
     '[<<"team-'*) ok "vm: the group id is lowercase and safe, the label is Team ($TEAM)" ;;
     *) not_ok "vm: unexpected groups labelled Team: $TEAM" ;;
 esac
+own_login_leaves vm "$PORT_VM" "$VM/log/ejabberd.log" "$VM"
 "$SANDBOX" status "$VM" >/dev/null 2>&1; expect "vm: ejabberd still running" 0 $?
 
 # --- port mode: cloudauth runs ejabberdctl ------------------------------------------
@@ -150,7 +168,6 @@ auth_use_cache: false
 YML
 start_ejabberd "$PT" "$PORT_PT" "$W/port.yml" || die_setup "ejabberd (port) did not start"
 scenario port "$PORT_PT" "$W/log/cloudauth.log"
-own_leave port "$PORT_PT" "$W/log/cloudauth.log" "$PT"
 rows=$(/usr/bin/python3 - "$W/xcauth.sqlite3" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
@@ -162,6 +179,14 @@ print(info.get("alice@localhost", "").startswith("team-"), team == ["alice@local
 PY
 )
 expect "port: xcauth's tables hold alice's groups, Team's members and bob's name" "True True Bob Builder" "$rows"
+own_login_leaves port "$PORT_PT" "$W/log/cloudauth.log" "$PT"
+team=$(/usr/bin/python3 - "$W/xcauth.sqlite3" "$TEAM_ID@$D" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+print(c.execute("SELECT userlist FROM rostergroups WHERE groupname = ?", (sys.argv[2],)).fetchone())
+PY
+)
+expect "port: rostergroups lists Team without bob after his own login" "('alice@localhost',)" "$team"
 "$SANDBOX" status "$PT" >/dev/null 2>&1; expect "port: ejabberd still running" 0 $?
 grep -q "ejabberdctl .* failed" "$W/log/cloudauth.log" \
     && not_ok "port: an ejabberdctl call failed: $(grep 'ejabberdctl .* failed' "$W/log/cloudauth.log" | head -n1)" \

@@ -12,9 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cloudauth_core::roster::state_db::{RosterDb, SyncOutcome};
-use cloudauth_core::roster::{
-    answer_hash, desired, plan, Action, Current, GroupPolicy, Jid, MARKER,
-};
+use cloudauth_core::roster::{answer_hash, desired, plan, Action, GroupPolicy, Jid, MARKER};
 use cloudauth_core::{Authenticator, Clock, SystemClock};
 use thiserror::Error;
 use tokio::process::Command;
@@ -159,47 +157,19 @@ impl RosterSync {
         for (group, why) in &want.skipped {
             debug!("shared roster of {login}: group {group:?} left out ({why})");
         }
-        // The groups he is in: from his own last sync, and from the member
-        // lists other members' syncs wrote (alice's login may have put bob
-        // into a group he has left since: his own login must take him out).
-        let mut login_groups = self.db.login_groups(&login)?;
-        login_groups.extend(self.db.groups_listing(&login)?);
-        let mut current = Current {
-            names: self.db.names(want.names.keys())?,
-            ..Current::default()
-        };
-        for id in want.groups.keys().chain(login_groups.iter()) {
-            if let Some(m) = self.db.members(id, domain)? {
-                current.members.insert(id.clone(), m);
-            }
-        }
-        current.login_groups = login_groups;
+        let current = self.db.current(&login, &want)?;
         let actions = plan(&want, &login, &current);
         let mut failed = 0;
         let mut after = current.clone();
-        let mut names = std::collections::BTreeMap::new();
         for a in &actions {
             if self.run(&command_args(a, domain)).await {
                 after.apply(&login, a);
-                if let Action::SetName { jid, name } = a {
-                    names.insert(jid.clone(), name.clone());
-                }
             } else {
                 failed += 1;
             }
         }
-        let touched = want
-            .groups
-            .keys()
-            .chain(current.login_groups.iter())
-            .filter_map(|id| after.members.get(id).map(|m| (id.clone(), m.clone())))
-            .collect();
-        let outcome = SyncOutcome {
-            hash: (failed == 0).then_some(hash),
-            login_groups: after.login_groups,
-            members: touched,
-            names,
-        };
+        let hash = (failed == 0).then_some(hash);
+        let outcome = SyncOutcome::new(&login, &current, after, &actions, hash);
         self.db.save(&login, &outcome, SystemClock.now_unix())?;
         let stats = Stats {
             unchanged: false,

@@ -18,7 +18,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use group_id::group_id;
-pub use plan::{answer_hash, desired, plan, Action, Current, Desired, DesiredGroup};
+pub use plan::{answer_hash, desired, plan, stale_digests, Action, Current, Desired, DesiredGroup};
 pub use policy::{Glob, GroupPolicy, Skip};
 
 /// One member of a shared roster: display name and the groups shared with the asker.

@@ -227,6 +227,30 @@ pub fn plan(desired: &Desired, login: &Jid, current: &Current) -> Vec<Action> {
     actions
 }
 
+/// The users other than `login` whose stored digests `actions` (run by a
+/// sync of `login` that started from `current`) make stale: the members,
+/// before and after, of every group whose membership changed. A digest says
+/// "the server matches this user's answer", and a user's answer lists the
+/// members of his groups; after someone else's sync changed one of them, the
+/// same answer may need work again (bob put into a group by alice's sync
+/// and leaving it again before his next login; alice's answer listing bob
+/// again after bob's own sync took him out). Their next login then plans
+/// from the state instead of skipping, which costs no command when nothing
+/// differs.
+pub fn stale_digests(login: &Jid, current: &Current, actions: &[Action]) -> BTreeSet<Jid> {
+    let mut out = BTreeSet::new();
+    for a in actions {
+        if let Action::AddMember { group, member } | Action::RemoveMember { group, member } = a {
+            out.insert(member.clone());
+            if let Some(members) = current.members.get(group) {
+                out.extend(members.iter().cloned());
+            }
+        }
+    }
+    out.remove(login);
+    out
+}
+
 /// A digest of what a sync for `login` would do with `answer` under
 /// `policy`: equal digests mean nothing changed since the last sync.
 pub fn answer_hash(answer: &SharedRoster, login: &Jid, policy: &GroupPolicy) -> String {
@@ -478,6 +502,40 @@ mod tests {
             ["ops".to_string(), "team".to_string()].into()
         );
         assert_eq!(d.groups_of(&j("bob")), ["ops".to_string()].into());
+    }
+
+    #[test]
+    fn stale_digests_are_the_changed_groups_members_but_the_login_user() {
+        let mut state = Current::default();
+        state
+            .members
+            .insert("team".into(), set(&["alice", "carol"]));
+        state.members.insert("ops".into(), set(&["alice", "dave"]));
+        state.login_groups = ["team".to_string(), "ops".to_string()].into();
+        // bob joins team; ops is unchanged; a name alone changes no group.
+        let r = roster(&[
+            ("alice", "Alice", &["team", "ops"]),
+            ("bob", "Bob", &["team"]),
+            ("carol", "Carol", &["team"]),
+            ("dave", "Dave", &["ops"]),
+        ]);
+        let d = desired(&r, D, &GroupPolicy::default());
+        let actions = plan(&d, &alice(), &state);
+        assert_eq!(
+            stale_digests(&alice(), &state, &actions),
+            set(&["bob", "carol"])
+        );
+        let names_only = [Action::SetName {
+            jid: j("dave"),
+            name: "D".into(),
+        }];
+        assert!(stale_digests(&alice(), &state, &names_only).is_empty());
+        // The login user leaving a group: the others in it.
+        let gone = [Action::RemoveMember {
+            group: "ops".into(),
+            member: alice(),
+        }];
+        assert_eq!(stale_digests(&alice(), &state, &gone), set(&["dave"]));
     }
 
     #[test]
