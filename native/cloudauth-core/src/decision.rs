@@ -22,6 +22,7 @@ use crate::jid;
 use crate::refusals::RecentRefusals;
 use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
+use crate::throttle::{FailureThrottle, ThrottleSettings};
 use crate::token::TokenCheck;
 
 /// The answer to one question: yes, no, or the cloud could not tell.
@@ -66,6 +67,8 @@ pub enum Path {
     Refused,
     /// The backend refused the same password a moment ago.
     Recent,
+    /// Too many different wrong passwords for this user lately: paused.
+    Throttled,
 }
 
 impl Path {
@@ -78,6 +81,7 @@ impl Path {
             Path::Fallback => "fallback",
             Path::Refused => "precheck",
             Path::Recent => "recent",
+            Path::Throttled => "throttled",
         }
     }
 
@@ -90,6 +94,7 @@ impl Path {
             Path::Fallback => "cache (cloud unreachable)",
             Path::Refused => "precheck",
             Path::Recent => "recent refusal",
+            Path::Throttled => "throttle",
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct Authenticator {
     cache: Option<Arc<PasswordCache>>,
     coalescer: Option<Coalescer>,
     refusals: Option<RecentRefusals>,
+    /// Pauses password checks for users with many wrong passwords lately.
+    throttle: Option<FailureThrottle>,
     /// bcrypt runs at once, at most: each takes a core for ~0.25 s (cost 12).
     bcrypt_slots: Arc<tokio::sync::Semaphore>,
     /// Longest a decision may take, waits for bcrypt and the backend included.
@@ -158,6 +165,7 @@ impl Authenticator {
             cache: None,
             coalescer: Coalescer::new(),
             refusals: RecentRefusals::new(),
+            throttle: FailureThrottle::new(ThrottleSettings::default()),
             bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -169,6 +177,12 @@ impl Authenticator {
     /// margin): past it the answer is "cannot tell", whatever was waited for.
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Replaces the default password-guessing throttle (`failures` 0: none).
+    pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
+        self.throttle = FailureThrottle::new(settings);
         self
     }
 
@@ -296,15 +310,37 @@ impl Authenticator {
                 Some("the same wrong password as a moment ago; not sent to the backend again"),
             );
         }
+        // After the recent refusals (a stale password is no new guess),
+        // before bcrypt and the backend: a paused user costs neither.
+        // Tokens and cache hits were decided before (`check_token`,
+        // `check_cache`); the attempt is counted in flight until dropped.
+        let _attempt = match self.throttle.as_ref().map(|t| t.attempt(&refusal_key, password, now)) {
+            Some(Err(_until)) => {
+                return Decision::new(
+                    Verdict::No,
+                    Path::Throttled,
+                    Some("too many different wrong passwords for this user lately; not sent to the backend"),
+                )
+            }
+            Some(Ok(attempt)) => Some(attempt),
+            None => None,
+        };
         if self.cache_admits(&jid, password, Rules::Normal).await {
             return Decision::new(Verdict::Yes, Path::Cache, None);
         }
         match self.ask_auth(&settings, user, domain, &jid, password).await {
             Ok(true) => {
+                if let Some(t) = &self.throttle {
+                    t.admitted(&refusal_key);
+                }
                 self.cache_store(&jid, password).await;
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
             Ok(false) => {
+                // Trouble is never counted: "cannot tell" must not turn into "no".
+                if let Some(t) = &self.throttle {
+                    t.refused(&refusal_key, password, now);
+                }
                 if let Some(r) = refusals {
                     r.remember(
                         &refusal_key,

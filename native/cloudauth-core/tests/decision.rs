@@ -597,3 +597,166 @@ mod bcrypt_flood {
         assert_eq!(srv.seen.lock().unwrap().len(), asked);
     }
 }
+
+mod failure_throttle {
+    use super::*;
+    use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
+    use cloudauth_core::settings::DomainSettings;
+    use cloudauth_core::throttle::ThrottleSettings;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// "right" is alice's password; `down` makes every answer trouble.
+    struct Counting {
+        asked: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    impl Backend for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            let down = self.down.load(Ordering::SeqCst);
+            let yes = who.user == "alice" && password == "right";
+            Box::pin(async move {
+                if down {
+                    Err(BackendError::Timeout(Duration::from_secs(1)))
+                } else {
+                    Ok(yes)
+                }
+            })
+        }
+        fn is_user<'a>(&'a self, _who: Account<'a>) -> BackendFuture<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+    }
+
+    fn setup(failures: u32) -> (Arc<Counting>, Arc<FixedClock>, Authenticator) {
+        let backend = Arc::new(Counting {
+            asked: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+        });
+        let settings = DomainSettings {
+            backend: Arc::clone(&backend) as Arc<dyn Backend>,
+            tokens: vec![Arc::new(cloudauth_core::token::jsxc::TokenKey::new(
+                &Secret::new("k"),
+            ))],
+            auth_domain: None,
+            values: Values::default(),
+            generation: 1,
+        };
+        let clock = Arc::new(FixedClock::new(NOW));
+        let a = Authenticator::new(
+            Arc::new(SingleDomain::new(settings)),
+            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+        )
+        .with_throttle(ThrottleSettings {
+            failures,
+            window: Duration::from_secs(600),
+            max_delay: Duration::from_secs(60),
+        });
+        (backend, clock, a)
+    }
+
+    /// Guessing: after 5 different wrong passwords alice's password checks
+    /// pause (no backend request), tokens still work, and the right password
+    /// works once the pause is over, however many guesses were paused.
+    #[tokio::test]
+    async fn guesses_pause_but_never_lock_out_the_right_password_or_tokens() {
+        let (backend, clock, a) = setup(5);
+        let asked = || backend.asked.load(Ordering::SeqCst);
+        for i in 0..5 {
+            let d = a.auth("alice", "x", &format!("guess-{i}")).await;
+            assert_eq!(
+                (d.verdict, d.path),
+                (Verdict::No, Path::Backend),
+                "guess {i}"
+            );
+        }
+        assert_eq!(asked(), 5);
+        for i in 5..50 {
+            let d = a.auth("alice", "x", &format!("guess-{i}")).await;
+            assert_eq!((d.verdict, d.path), (Verdict::No, Path::Throttled));
+        }
+        // Paused too: the right password (the pause is the price of guessing).
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::No, Path::Throttled));
+        assert_eq!(asked(), 5, "paused checks never reach the backend");
+        // A token is no password: it still works.
+        let t = token::mint(&Secret::new("k"), "alice", "x", NOW + 60);
+        assert_eq!(a.auth("alice", "x", &t).await.verdict, Verdict::Yes);
+        // Another user is not paused.
+        assert_eq!(a.auth("bob", "x", "guess").await.path, Path::Backend);
+        // 1 s after the last refusal the right password gets through.
+        clock.set(NOW + 1);
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+        // ...and forgets the refusals.
+        assert_eq!(a.auth("alice", "x", "guess-x").await.path, Path::Backend);
+    }
+
+    #[tokio::test]
+    async fn pauses_grow_up_to_the_maximum_and_end_after_it() {
+        let (backend, clock, a) = setup(2);
+        let mut now = NOW;
+        let mut pauses = Vec::new();
+        for i in 0..10 {
+            // Wait for the end of the current pause, then guess once more.
+            let mut waited = 0;
+            while a
+                .auth("alice", "x", &format!("probe-{i}-{waited}"))
+                .await
+                .path
+                == Path::Throttled
+            {
+                now += 1;
+                waited += 1;
+                clock.set(now);
+            }
+            pauses.push(waited);
+        }
+        // The probes themselves were refused by the backend: 2 free, then 1, 2, 4 ... 60 s.
+        assert_eq!(pauses, vec![0, 0, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backend.asked.load(Ordering::SeqCst), 10);
+        // However long the guessing went on, max-delay after the last refusal the right password works.
+        clock.set(now + 60);
+        assert_eq!(a.auth("alice", "x", "right").await.verdict, Verdict::Yes);
+    }
+
+    #[tokio::test]
+    async fn trouble_is_never_counted_nor_answered_no() {
+        let (backend, _clock, a) = setup(2);
+        backend.down.store(true, Ordering::SeqCst);
+        for i in 0..10 {
+            let d = a.auth("alice", "x", &format!("pw-{i}")).await;
+            assert!(matches!(d.verdict, Verdict::Trouble(_)), "{i}: {d:?}");
+        }
+        backend.down.store(false, Ordering::SeqCst);
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+    }
+
+    #[tokio::test]
+    async fn a_stale_password_retried_forever_pauses_nobody() {
+        let (_backend, clock, a) = setup(2);
+        for s in 0..100 {
+            clock.set(NOW + s * 11);
+            assert_eq!(a.auth("alice", "x", "stale").await.verdict, Verdict::No);
+        }
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+    }
+
+    #[tokio::test]
+    async fn zero_failures_turns_it_off() {
+        let (backend, _clock, a) = setup(0);
+        for i in 0..30 {
+            assert_eq!(
+                a.auth("alice", "x", &format!("g{i}")).await.path,
+                Path::Backend
+            );
+        }
+        assert_eq!(backend.asked.load(Ordering::SeqCst), 30);
+    }
+}
