@@ -149,6 +149,12 @@ pub struct Authenticator {
 /// neither a bcrypt run against the cache nor a backend request each time.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
 
+/// Cache entries per user part for domains without settings of their own
+/// (global settings serve any domain name a client invents, and a backend
+/// that ignores the domain accepts the password at each): past it the one
+/// used longest ago goes, so invented domains cannot grow the cache.
+pub const UNLISTED_DOMAINS_PER_USER: usize = 4;
+
 /// Longest an answer waits for its password to be stored in the cache.
 pub const STORE_WAIT: Duration = Duration::from_secs(1);
 
@@ -333,7 +339,7 @@ impl Authenticator {
                 if let Some(t) = &self.throttle {
                     t.admitted(&refusal_key);
                 }
-                self.cache_store(&jid, password).await;
+                self.cache_store(user, domain, &jid, password).await;
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
             Ok(false) => {
@@ -420,9 +426,15 @@ impl Authenticator {
     /// The answer waits for the hash while that is quick (so the entry is
     /// there for the next login), at most [`STORE_WAIT`]: behind a flood of
     /// bcrypt work the hash is finished in the background.
-    async fn cache_store(&self, jid: &str, password: &str) {
+    async fn cache_store(&self, user: &str, domain: &str, jid: &str, password: &str) {
         let Some(cache) = &self.cache else { return };
         let now = self.clock.now_unix();
+        if !self.settings.listed(domain) {
+            let settings = &self.settings;
+            cache.make_room(jid, user, UNLISTED_DOMAINS_PER_USER, |d| {
+                !settings.listed(d)
+            });
+        }
         if let Some(h) = cache.reusable_hash(jid, password) {
             cache.record_verified(jid, password, &h, now);
             return;

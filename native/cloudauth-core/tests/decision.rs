@@ -760,3 +760,83 @@ mod failure_throttle {
         assert_eq!(backend.asked.load(Ordering::SeqCst), 30);
     }
 }
+
+/// Item 12b of issue 13: with only global settings every domain name is
+/// served, and a backend that ignores the domain (as ojsxc falls back to the
+/// bare user) accepts alice's password at each: every invented domain made a
+/// cache row. Now a user's rows for domains without settings of their own
+/// stay at UNLISTED_DOMAINS_PER_USER (the one used longest ago goes), and
+/// domains with their own settings are never counted or removed.
+mod invented_domains {
+    use super::*;
+    use cloudauth_core::cache::{CacheTtls, PasswordCache, Storage};
+    use cloudauth_core::decision::UNLISTED_DOMAINS_PER_USER;
+    use cloudauth_core::domains::DomainTable;
+
+    fn rows(db: &std::path::Path, like: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT jid FROM authcache WHERE jid LIKE ?1 ORDER BY jid")
+            .unwrap();
+        let jids = stmt
+            .query_map([like], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        jids
+    }
+
+    #[tokio::test]
+    async fn invented_domains_cannot_grow_the_cache() {
+        // Accepts alice's password whatever the domain.
+        let srv = start(|req| {
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            if body.contains("username=alice&") && body.ends_with("password=right") {
+                json(200, r#"{"result":"success","data":{"uid":"alice"}}"#)
+            } else {
+                json(200, r#"{"result":"noauth"}"#)
+            }
+        })
+        .await;
+        let dir = std::env::temp_dir().join(format!("cloudauth-invented-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("state.sqlite3");
+        let file = dir.join("domains");
+        std::fs::write(&file, format!("listed.example k {}\n", srv.url)).unwrap();
+        let global = Values::from_pairs(&[("url", &srv.url), ("secret", "k")]).unwrap();
+        let table = DomainTable::new(global, builder(), Some(&file), None).unwrap();
+        let clock = Arc::new(FixedClock::new(NOW));
+        let cache = PasswordCache::open(Storage::Sqlite(&db), CacheTtls::default(), 4).unwrap();
+        let a = Authenticator::new(
+            Arc::new(table),
+            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+        )
+        .with_cache(cache);
+        assert!(a
+            .auth("alice", "listed.example", "right")
+            .await
+            .verdict
+            .is_yes());
+        for i in 0..50 {
+            clock.set(NOW + i);
+            let d = a
+                .auth("alice", &format!("invented-{i:02}.example"), "right")
+                .await;
+            assert!(d.verdict.is_yes(), "{i}");
+        }
+        let alice = rows(&db, "alice@%");
+        assert_eq!(
+            alice.len(),
+            UNLISTED_DOMAINS_PER_USER + 1,
+            "the listed domain's row and the last unlisted ones: {alice:?}"
+        );
+        assert!(alice.contains(&"alice@listed.example".to_string()));
+        assert!(alice.contains(&"alice@invented-49.example".to_string()));
+        assert!(!alice.contains(&"alice@invented-00.example".to_string()));
+        // The rows kept still admit from the cache.
+        clock.set(NOW + 100);
+        let d = a.auth("alice", "invented-49.example", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Cache));
+    }
+}

@@ -212,6 +212,12 @@ impl DomainSettings {
 pub trait SettingsResolver: Send + Sync {
     /// Settings for `xmpp_domain`, or `None` when this domain is not served.
     fn resolve(&self, xmpp_domain: &str) -> Option<Arc<DomainSettings>>;
+
+    /// Whether `xmpp_domain` has settings of its own, rather than being
+    /// served by global settings that take any domain name a client invents.
+    fn listed(&self, _xmpp_domain: &str) -> bool {
+        true
+    }
 }
 
 /// The same settings for every domain (xcauth's global `--url`/`--secret`,
