@@ -4,11 +4,12 @@
 //! user within `window`, further password checks for that user are answered
 //! "no" without asking the backend (or running bcrypt) for a pause: 1 s after
 //! the last refusal, doubling with every further refusal, at most
-//! `max_delay`. What keeps a user from being locked out:
+//! `max_delay` (whole seconds from the end of the second of the refusal:
+//! time is counted in seconds, and a pause is never shorter than it says). What keeps a user from being locked out:
 //!
 //! * only refusals by the backend count, never trouble (so "cannot tell" is
 //!   never turned into "no"), never the throttle's own answers: a pause ends
-//!   `max_delay` after the last real refusal at the latest, and a right
+//!   `max_delay` (+1 s) after the last real refusal at the latest, and a right
 //!   password then gets through;
 //! * the same wrong password counts once (a client retrying a stale password
 //!   every few seconds does not pause its user's other devices);
@@ -148,7 +149,8 @@ impl FailureThrottle {
         r.forget_older_than(self.settings.window.as_secs(), now);
         let n = r.refused.len();
         if n >= limit {
-            let until = r.last_refusal().saturating_add(self.pause(n));
+            // The first second the pause is over.
+            let until = r.last_refusal().saturating_add(self.pause(n) + 1);
             if now < until {
                 return Err(until);
             }
@@ -270,14 +272,15 @@ mod tests {
                 "guess {pw} before the limit"
             );
         }
-        // 3 refusals, the last at 1002: paused 1 s.
-        assert_eq!(t.attempt("u", "probe", 1002).err(), Some(1003));
-        assert!(guess(&t, "u", "d", 1003));
-        // 4: paused 2 s after 1003.
-        assert_eq!(t.attempt("u", "probe", 1004).err(), Some(1005));
-        assert!(guess(&t, "u", "e", 1005));
-        assert_eq!(t.attempt("u", "probe", 1006).err(), Some(1009), "4 s");
-        let mut now = 1009;
+        // 3 refusals, the last at 1002: paused 1 s, from the end of that second.
+        assert_eq!(t.attempt("u", "probe", 1002).err(), Some(1004));
+        assert_eq!(t.attempt("u", "probe", 1003).err(), Some(1004));
+        assert!(guess(&t, "u", "d", 1004));
+        // 4: paused 2 s after 1004.
+        assert_eq!(t.attempt("u", "probe", 1005).err(), Some(1007));
+        assert!(guess(&t, "u", "e", 1007));
+        assert_eq!(t.attempt("u", "probe", 1008).err(), Some(1012), "4 s");
+        let mut now = 1012;
         for pw in 0..10 {
             assert!(guess(&t, "u", &format!("x{pw}"), now));
             now = t.attempt("u", "probe", now).err().unwrap();
@@ -286,14 +289,14 @@ mod tests {
         assert!(guess(&t, "u", "y", last));
         assert_eq!(
             t.attempt("u", "probe", last).err(),
-            Some(last + 60),
+            Some(last + 61),
             "capped"
         );
         // Throttled answers do not extend the pause: right after it, a check goes through.
-        for s in 0..60 {
+        for s in 0..61 {
             assert!(t.attempt("u", "probe", last + s).is_err());
         }
-        assert!(t.attempt("u", "probe", last + 60).is_ok());
+        assert!(t.attempt("u", "probe", last + 61).is_ok());
         // Other users are not affected.
         assert!(t.attempt("v", "probe", last).is_ok());
     }

@@ -688,8 +688,8 @@ mod failure_throttle {
         assert_eq!(a.auth("alice", "x", &t).await.verdict, Verdict::Yes);
         // Another user is not paused.
         assert_eq!(a.auth("bob", "x", "guess").await.path, Path::Backend);
-        // 1 s after the last refusal the right password gets through.
-        clock.set(NOW + 1);
+        // 1 s after the last refusal's second the right password gets through.
+        clock.set(NOW + 2);
         let d = a.auth("alice", "x", "right").await;
         assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
         // ...and forgets the refusals.
@@ -716,11 +716,12 @@ mod failure_throttle {
             }
             pauses.push(waited);
         }
-        // The probes themselves were refused by the backend: 2 free, then 1, 2, 4 ... 60 s.
-        assert_eq!(pauses, vec![0, 0, 1, 2, 4, 8, 16, 32, 60, 60]);
+        // The probes themselves were refused by the backend: 2 free, then 1, 2, 4 ... 60 s
+        // (each from the end of the refusal's second).
+        assert_eq!(pauses, vec![0, 0, 2, 3, 5, 9, 17, 33, 61, 61]);
         assert_eq!(backend.asked.load(Ordering::SeqCst), 10);
         // However long the guessing went on, max-delay after the last refusal the right password works.
-        clock.set(now + 60);
+        clock.set(now + 61);
         assert_eq!(a.auth("alice", "x", "right").await.verdict, Verdict::Yes);
     }
 
