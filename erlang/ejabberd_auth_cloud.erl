@@ -141,6 +141,9 @@ opt_type(auth_cloud_cache_query_ttl) -> duration();
 opt_type(auth_cloud_cache_verification_ttl) -> duration();
 opt_type(auth_cloud_cache_unreachable_ttl) -> duration();
 opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:either(econf:int(4, 31), econf:binary());
+opt_type(auth_cloud_throttle_failures) -> econf:non_neg_int();
+opt_type(auth_cloud_throttle_window) -> duration();
+opt_type(auth_cloud_throttle_max_delay) -> duration();
 opt_type(auth_cloud_roster_sync) -> econf:bool();
 opt_type(auth_cloud_roster_groups_allow) -> econf:list(econf:binary());
 opt_type(auth_cloud_roster_groups_deny) -> econf:list(econf:binary());
@@ -166,6 +169,8 @@ options() ->
 		auth_cloud_cache_storage, auth_cloud_cache_db,
 		auth_cloud_cache_query_ttl, auth_cloud_cache_verification_ttl,
 		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,
+		auth_cloud_throttle_failures, auth_cloud_throttle_window,
+		auth_cloud_throttle_max_delay,
 		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,
 		auth_cloud_roster_groups_deny, auth_cloud_roster_max_members,
 		auth_cloud_api_token_file, auth_cloud_service_user,
@@ -180,7 +185,7 @@ commands() ->
     [#ejabberd_commands{name = cloud_auth_stats, tags = [accounts, statistics],
 			desc = "Cloud authentication counters of a vhost (OpenMetrics text)",
 			longdesc = "Decisions by operation, outcome and path (token, cache, "
-			"backend, fallback, precheck, recent), backend request latency "
+			"backend, fallback, precheck, recent, throttled), backend request latency "
 			"and failures, requests in flight and waiting per backend host, "
 			"coalesced checks, throttling noticed.",
 			module = ?MODULE, function = stats,

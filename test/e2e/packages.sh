@@ -14,9 +14,11 @@
 #    token (minted by the installed cloudauth) against the test backend on
 #    the host;
 #  - the root booted with systemd-nspawn: cloudauth.service, hardened as
-#    packaged, socket-activated, answers ejabberd's protocol and logs to
-#    /var/log/xcauth; Prosody in the booted root, with the installed
-#    mod_auth_cloudauth, logs in through the service's prosody socket;
+#    packaged, socket-activated on the packaged unix sockets (mode 0660,
+#    group xcauth), answers ejabberd's protocol and logs to
+#    /var/log/xcauth; Prosody in the booted root (its user in the group
+#    xcauth), with the installed mod_auth_cloudauth, logs in through the
+#    service's prosody socket at its default path;
 #    logrotate rotates the log and the service reopens it;
 #  - apt purge removes what the packages added and keeps xcauth's data.
 # Needs root (chroot, mount), mmdebstrap, systemd-nspawn (systemd-container).
@@ -286,17 +288,19 @@ timing "ejabberd in the root, auth_method: external"
 # --- the root booted: cloudauth.service ----------------------------------------------------
 # ejabberd's and Prosody's own services would listen on 5222, 5269 and 4369
 # (the network is the host's): masked. cloudauth's ejabberd and prosody
-# sockets on free ports instead of 23662 and 23664.
-SPORT=$(free_port)
-PPORT=$(free_port)
+# sockets are the packaged unix sockets; Prosody's user joins the group
+# xcauth, as the README says.
 in_root systemctl mask ejabberd.service epmd.service epmd.socket prosody.service >/dev/null 2>&1
-for s in "ejabberd $SPORT" "prosody $PPORT"; do
-    mkdir -p "$R/etc/systemd/system/cloudauth-${s% *}.socket.d"
-    printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "${s#* }" \
-        > "$R/etc/systemd/system/cloudauth-${s% *}.socket.d/test-port.conf"
-    in_root systemctl enable "cloudauth-${s% *}.socket" >/dev/null 2>&1
-    expect "systemctl enable cloudauth-${s% *}.socket" enabled "$(in_root systemctl is-enabled "cloudauth-${s% *}.socket" 2>&1)"
+for s in ejabberd prosody; do
+    grep -qx "ListenStream=/run/cloudauth/$s.sock" "$R/lib/systemd/system/cloudauth-$s.socket" \
+        && grep -qx "SocketGroup=xcauth" "$R/lib/systemd/system/cloudauth-$s.socket" \
+        && grep -qx "SocketMode=0660" "$R/lib/systemd/system/cloudauth-$s.socket" \
+        && ok "cloudauth-$s.socket: a unix socket for the group xcauth, not loopback TCP" \
+        || not_ok "cloudauth-$s.socket: $(grep '^ListenStream\|^Socket' "$R/lib/systemd/system/cloudauth-$s.socket" | tr '\n' ' ')"
+    in_root systemctl enable "cloudauth-$s.socket" >/dev/null 2>&1
+    expect "systemctl enable cloudauth-$s.socket" enabled "$(in_root systemctl is-enabled "cloudauth-$s.socket" 2>&1)"
 done
+in_root adduser --quiet prosody xcauth
 # Prosody with the installed module, from its default plugin path
 XPORT=$(free_port)
 install -d "$R/var/lib/prosody-test/data"
@@ -314,8 +318,6 @@ modules_disabled = { "s2s", "offline" }
 
 VirtualHost "localhost"
     authentication = "cloudauth"
-    cloudauth_host = "127.0.0.1"
-    cloudauth_port = $PPORT
 LUA
 in_root chown -R prosody:prosody /var/lib/prosody-test
 umount_proc
@@ -354,10 +356,18 @@ esac
 timing "boot"
 if [ -n "$CPID" ]; then
     expect "cloudauth.service inactive before the first connection" inactive "$(in_ct systemctl is-active cloudauth.service)"
+    for s in ejabberd prosody; do
+        expect "/run/cloudauth/$s.sock: mode, owner, group" "660 xcauth:xcauth socket" \
+            "$(in_ct stat -c '%a %U:%G %F' "/run/cloudauth/$s.sock" 2>&1)"
+    done
+    # The container's /run through its init's root (a tmpfs of its own).
+    ESOCK=/proc/$CPID/root/run/cloudauth/ejabberd.sock
     ask() { # ask FRAME: the 4-byte answer of the socket as hex
-        /usr/bin/python3 - "$SPORT" "$1" <<'PY'
+        /usr/bin/python3 - "$ESOCK" "$1" <<'PY'
 import socket, struct, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
 payload = sys.argv[2].encode()
 s.sendall(struct.pack(">H", len(payload)) + payload)
 answer = b""

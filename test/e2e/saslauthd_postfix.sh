@@ -33,6 +33,7 @@ MUX="$W/mux"
 PF_PORT=$(free_port)
 "$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/log" \
     --timeout "$TIMEOUT" --listen "saslauthd=$MUX" --listen "postfix=127.0.0.1:$PF_PORT" \
+    --throttle-failures 3 \
     > "$W/cloudauth.out" 2>&1 &
 CA_PID=$!
 on_exit "kill $CA_PID"
@@ -238,6 +239,21 @@ expect "valid tokens never reached the backend" 0 $(( $(backend_count auth) - au
 sasl 255 "another user's token -> NO" -u bob -r $D -p "$ALICE_TOKEN"
 sasl 255 "expired token -> NO" -u alice -r $D -p "$EXPIRED"
 
+# --- guessing bob's password (--throttle-failures 3; his right password above
+# forgot his earlier refusal)
+auth_before=$(backend_count auth)
+for g in 1 2 3; do sasl 255 "guess $g for bob -> NO" -u bob -r $D -p "guess-$g"; done
+expect "guesses before the limit reached the backend" 3 $(( $(backend_count auth) - auth_before ))
+auth_before=$(backend_count auth)
+sasl 255 "throttled: guess 4 for bob -> NO" -u bob -r $D -p guess-4
+sasl 255 "throttled: even bob's right password -> NO (paused)" -u bob -r $D -p bob-pw
+expect "throttled guesses never reached the backend" 0 $(( $(backend_count auth) - auth_before ))
+BOB_TOKEN=$(mint bob $D "$SECRET" --ttl 1h)
+sasl 0 "throttled: bob's token still -> OK" -u bob -r $D -p "$BOB_TOKEN"
+sasl 0 "throttled: alice is not paused -> OK" -u alice -r $D -p alice-pw
+sleep 2.1
+sasl 0 "after the pause bob's right password -> OK" -u bob -r $D -p bob-pw
+
 # --- Postfix tcp_table via postmap -q
 # found: exit 0, value on stdout; not found: exit 1, nothing printed;
 # temporary failure (400): exit 1, "postmap: fatal: table tcp:...: query error" on stderr.
@@ -327,6 +343,7 @@ grep -q "auth alice@$D: yes via token" "$LOG" && ok "log has token decisions" ||
 grep -q "isuser jürgen@$D: yes" "$LOG" && ok "log has non-ASCII isuser decisions" || not_ok "no isuser jürgen decision in the log"
 grep -q "backend trouble" "$LOG" && ok "log names backend trouble" || not_ok "no backend trouble line in the log"
 grep -q "bad input\|bad request" "$LOG" && ok "log names the bad input" || not_ok "no bad input line in the log"
+grep -q "auth bob@$D: no via throttle" "$LOG" && ok "log names the throttle" || not_ok "no throttle line in the log"
 leaked=""
 for s in alice-pw bob-pw 'a: b c :d' pure-pw dave-pw 'pässwörd-ü' wrong-pw "$SECRET" "$ALICE_TOKEN" "$JUERGEN_TOKEN" "$EXPIRED"; do
     grep -qF -- "$s" "$LOG" "$W/cloudauth.out" && leaked="$leaked $s"

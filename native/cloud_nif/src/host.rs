@@ -171,7 +171,8 @@ impl Host {
         // slow decision is answered as trouble with its cause.
         let deadline = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN / 2;
         let auth = Authenticator::new(Arc::new(SingleDomain(settings)), Arc::new(SystemClock))
-            .with_deadline(deadline);
+            .with_deadline(deadline)
+            .with_throttle(cloudauth_core::settings::throttle(&v));
         let auth = match cache {
             Some(c) => auth.with_cache(c),
             None => auth,

@@ -22,6 +22,7 @@ use crate::jid;
 use crate::refusals::RecentRefusals;
 use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
+use crate::throttle::{FailureThrottle, ThrottleSettings};
 use crate::token::replay::USED_ELSEWHERE;
 use crate::token::{Claim, TokenCheck};
 
@@ -67,6 +68,8 @@ pub enum Path {
     Refused,
     /// The backend refused the same password a moment ago.
     Recent,
+    /// Too many different wrong passwords for this user lately: paused.
+    Throttled,
 }
 
 impl Path {
@@ -79,6 +82,7 @@ impl Path {
             Path::Fallback => "fallback",
             Path::Refused => "precheck",
             Path::Recent => "recent",
+            Path::Throttled => "throttled",
         }
     }
 
@@ -91,6 +95,7 @@ impl Path {
             Path::Fallback => "cache (cloud unreachable)",
             Path::Refused => "precheck",
             Path::Recent => "recent refusal",
+            Path::Throttled => "throttle",
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct Authenticator {
     cache: Option<Arc<PasswordCache>>,
     coalescer: Option<Coalescer>,
     refusals: Option<RecentRefusals>,
+    /// Pauses password checks for users with many wrong passwords lately.
+    throttle: Option<FailureThrottle>,
     /// bcrypt runs at once, at most: each takes a core for ~0.25 s (cost 12).
     bcrypt_slots: Arc<tokio::sync::Semaphore>,
     /// Longest a decision may take, waits for bcrypt and the backend included.
@@ -160,6 +167,12 @@ pub struct Authenticator {
 /// asks for nothing longer: a client retrying a stale password then costs
 /// neither a bcrypt run against the cache nor a backend request each time.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+
+/// Cache entries per user part for domains without settings of their own
+/// (global settings serve any domain name a client invents, and a backend
+/// that ignores the domain accepts the password at each): past it the one
+/// used longest ago goes, so invented domains cannot grow the cache.
+pub const UNLISTED_DOMAINS_PER_USER: usize = 4;
 
 /// Longest an answer waits for its password to be stored in the cache.
 pub const STORE_WAIT: Duration = Duration::from_secs(1);
@@ -177,6 +190,7 @@ impl Authenticator {
             cache: None,
             coalescer: Coalescer::new(),
             refusals: RecentRefusals::new(),
+            throttle: FailureThrottle::new(ThrottleSettings::default()),
             bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -188,6 +202,12 @@ impl Authenticator {
     /// margin): past it the answer is "cannot tell", whatever was waited for.
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Replaces the default password-guessing throttle (`failures` 0: none).
+    pub fn with_throttle(mut self, settings: ThrottleSettings) -> Self {
+        self.throttle = FailureThrottle::new(settings);
         self
     }
 
@@ -350,15 +370,37 @@ impl Authenticator {
                 Some("the same wrong password as a moment ago; not sent to the backend again"),
             );
         }
+        // After the recent refusals (a stale password is no new guess),
+        // before bcrypt and the backend: a paused user costs neither.
+        // Tokens and cache hits were decided before (`check_token`,
+        // `check_cache`); the attempt is counted in flight until dropped.
+        let _attempt = match self.throttle.as_ref().map(|t| t.attempt(&refusal_key, password, now)) {
+            Some(Err(_until)) => {
+                return Decision::new(
+                    Verdict::No,
+                    Path::Throttled,
+                    Some("too many different wrong passwords for this user lately; not sent to the backend"),
+                )
+            }
+            Some(Ok(attempt)) => Some(attempt),
+            None => None,
+        };
         if self.cache_admits(&jid, password, Rules::Normal).await {
             return Decision::new(Verdict::Yes, Path::Cache, None);
         }
         match self.ask_auth(&settings, user, domain, &jid, password).await {
             Ok(true) => {
-                self.cache_store(&jid, password).await;
+                if let Some(t) = &self.throttle {
+                    t.admitted(&refusal_key);
+                }
+                self.cache_store(user, domain, &jid, password).await;
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
             Ok(false) => {
+                // Trouble is never counted: "cannot tell" must not turn into "no".
+                if let Some(t) = &self.throttle {
+                    t.refused(&refusal_key, password, now);
+                }
                 if let Some(r) = refusals {
                     r.remember(
                         &refusal_key,
@@ -442,9 +484,15 @@ impl Authenticator {
     /// driving one request at a time (ejabberd's extauth) would otherwise
     /// wait for bcrypt on every answer and slow the storm below what the
     /// backend allows.
-    async fn cache_store(&self, jid: &str, password: &str) {
+    async fn cache_store(&self, user: &str, domain: &str, jid: &str, password: &str) {
         let Some(cache) = &self.cache else { return };
         let now = self.clock.now_unix();
+        if !self.settings.listed(domain) {
+            let settings = &self.settings;
+            cache.make_room(jid, user, UNLISTED_DOMAINS_PER_USER, |d| {
+                !settings.listed(d)
+            });
+        }
         if let Some(h) = cache.reusable_hash(jid, password) {
             cache.record_verified(jid, password, &h, now);
             return;

@@ -477,6 +477,12 @@ impl SettingsResolver for DomainTable {
             .and_then(|s| s.domains.get(xmpp_domain).map(|d| Arc::clone(&d.settings)));
         own.or_else(|| self.global.as_ref().ok().cloned())
     }
+
+    fn listed(&self, xmpp_domain: &str) -> bool {
+        self.snapshot
+            .read()
+            .is_ok_and(|s| s.domains.contains_key(xmpp_domain))
+    }
 }
 
 #[cfg(test)]

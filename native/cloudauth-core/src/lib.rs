@@ -24,6 +24,7 @@ pub mod roster;
 pub mod secret;
 pub mod settings;
 pub mod signature;
+pub mod throttle;
 pub mod timestamp;
 pub mod tls;
 pub mod token;

@@ -701,3 +701,247 @@ mod bcrypt_flood {
         assert_eq!(srv.seen.lock().unwrap().len(), asked);
     }
 }
+
+mod failure_throttle {
+    use super::*;
+    use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
+    use cloudauth_core::settings::DomainSettings;
+    use cloudauth_core::throttle::ThrottleSettings;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// "right" is alice's password; `down` makes every answer trouble.
+    struct Counting {
+        asked: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    impl Backend for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            let down = self.down.load(Ordering::SeqCst);
+            let yes = who.user == "alice" && password == "right";
+            Box::pin(async move {
+                if down {
+                    Err(BackendError::Timeout(Duration::from_secs(1)))
+                } else {
+                    Ok(yes)
+                }
+            })
+        }
+        fn is_user<'a>(&'a self, _who: Account<'a>) -> BackendFuture<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+    }
+
+    fn setup(failures: u32) -> (Arc<Counting>, Arc<FixedClock>, Authenticator) {
+        let backend = Arc::new(Counting {
+            asked: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+        });
+        let settings = DomainSettings {
+            backend: Arc::clone(&backend) as Arc<dyn Backend>,
+            tokens: vec![Arc::new(cloudauth_core::token::jsxc::TokenKey::new(
+                &Secret::new("k"),
+            ))],
+            auth_domain: None,
+            values: Values::default(),
+            generation: 1,
+        };
+        let clock = Arc::new(FixedClock::new(NOW));
+        let a = Authenticator::new(
+            Arc::new(SingleDomain::new(settings)),
+            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+        )
+        .with_throttle(ThrottleSettings {
+            failures,
+            window: Duration::from_secs(600),
+            max_delay: Duration::from_secs(60),
+        });
+        (backend, clock, a)
+    }
+
+    /// Guessing: after 5 different wrong passwords alice's password checks
+    /// pause (no backend request), tokens still work, and the right password
+    /// works once the pause is over, however many guesses were paused.
+    #[tokio::test]
+    async fn guesses_pause_but_never_lock_out_the_right_password_or_tokens() {
+        let (backend, clock, a) = setup(5);
+        let asked = || backend.asked.load(Ordering::SeqCst);
+        for i in 0..5 {
+            let d = a.auth("alice", "x", &format!("guess-{i}")).await;
+            assert_eq!(
+                (d.verdict, d.path),
+                (Verdict::No, Path::Backend),
+                "guess {i}"
+            );
+        }
+        assert_eq!(asked(), 5);
+        for i in 5..50 {
+            let d = a.auth("alice", "x", &format!("guess-{i}")).await;
+            assert_eq!((d.verdict, d.path), (Verdict::No, Path::Throttled));
+        }
+        // Paused too: the right password (the pause is the price of guessing).
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::No, Path::Throttled));
+        assert_eq!(asked(), 5, "paused checks never reach the backend");
+        // A token is no password: it still works.
+        let t = token::mint(&Secret::new("k"), "alice", "x", NOW + 60);
+        assert_eq!(a.auth("alice", "x", &t).await.verdict, Verdict::Yes);
+        // Another user is not paused.
+        assert_eq!(a.auth("bob", "x", "guess").await.path, Path::Backend);
+        // 1 s after the last refusal's second the right password gets through.
+        clock.set(NOW + 2);
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+        // ...and forgets the refusals.
+        assert_eq!(a.auth("alice", "x", "guess-x").await.path, Path::Backend);
+    }
+
+    #[tokio::test]
+    async fn pauses_grow_up_to_the_maximum_and_end_after_it() {
+        let (backend, clock, a) = setup(2);
+        let mut now = NOW;
+        let mut pauses = Vec::new();
+        for i in 0..10 {
+            // Wait for the end of the current pause, then guess once more.
+            let mut waited = 0;
+            while a
+                .auth("alice", "x", &format!("probe-{i}-{waited}"))
+                .await
+                .path
+                == Path::Throttled
+            {
+                now += 1;
+                waited += 1;
+                clock.set(now);
+            }
+            pauses.push(waited);
+        }
+        // The probes themselves were refused by the backend: 2 free, then 1, 2, 4 ... 60 s
+        // (each from the end of the refusal's second).
+        assert_eq!(pauses, vec![0, 0, 2, 3, 5, 9, 17, 33, 61, 61]);
+        assert_eq!(backend.asked.load(Ordering::SeqCst), 10);
+        // However long the guessing went on, max-delay after the last refusal the right password works.
+        clock.set(now + 61);
+        assert_eq!(a.auth("alice", "x", "right").await.verdict, Verdict::Yes);
+    }
+
+    #[tokio::test]
+    async fn trouble_is_never_counted_nor_answered_no() {
+        let (backend, _clock, a) = setup(2);
+        backend.down.store(true, Ordering::SeqCst);
+        for i in 0..10 {
+            let d = a.auth("alice", "x", &format!("pw-{i}")).await;
+            assert!(matches!(d.verdict, Verdict::Trouble(_)), "{i}: {d:?}");
+        }
+        backend.down.store(false, Ordering::SeqCst);
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+    }
+
+    #[tokio::test]
+    async fn a_stale_password_retried_forever_pauses_nobody() {
+        let (_backend, clock, a) = setup(2);
+        for s in 0..100 {
+            clock.set(NOW + s * 11);
+            assert_eq!(a.auth("alice", "x", "stale").await.verdict, Verdict::No);
+        }
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+    }
+
+    #[tokio::test]
+    async fn zero_failures_turns_it_off() {
+        let (backend, _clock, a) = setup(0);
+        for i in 0..30 {
+            assert_eq!(
+                a.auth("alice", "x", &format!("g{i}")).await.path,
+                Path::Backend
+            );
+        }
+        assert_eq!(backend.asked.load(Ordering::SeqCst), 30);
+    }
+}
+
+/// Item 12b of issue 13: with only global settings every domain name is
+/// served, and a backend that ignores the domain (as ojsxc falls back to the
+/// bare user) accepts alice's password at each: every invented domain made a
+/// cache row. Now a user's rows for domains without settings of their own
+/// stay at UNLISTED_DOMAINS_PER_USER (the one used longest ago goes), and
+/// domains with their own settings are never counted or removed.
+mod invented_domains {
+    use super::*;
+    use cloudauth_core::cache::{CacheTtls, PasswordCache, Storage};
+    use cloudauth_core::decision::UNLISTED_DOMAINS_PER_USER;
+    use cloudauth_core::domains::DomainTable;
+
+    fn rows(db: &std::path::Path, like: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT jid FROM authcache WHERE jid LIKE ?1 ORDER BY jid")
+            .unwrap();
+        let jids = stmt
+            .query_map([like], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        jids
+    }
+
+    #[tokio::test]
+    async fn invented_domains_cannot_grow_the_cache() {
+        // Accepts alice's password whatever the domain.
+        let srv = start(|req| {
+            let body = String::from_utf8_lossy(&req.body).to_string();
+            if body.contains("username=alice&") && body.ends_with("password=right") {
+                json(200, r#"{"result":"success","data":{"uid":"alice"}}"#)
+            } else {
+                json(200, r#"{"result":"noauth"}"#)
+            }
+        })
+        .await;
+        let dir = std::env::temp_dir().join(format!("cloudauth-invented-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("state.sqlite3");
+        let file = dir.join("domains");
+        std::fs::write(&file, format!("listed.example k {}\n", srv.url)).unwrap();
+        let global = Values::from_pairs(&[("url", &srv.url), ("secret", "k")]).unwrap();
+        let table = DomainTable::new(global, builder(), Some(&file), None).unwrap();
+        let clock = Arc::new(FixedClock::new(NOW));
+        let cache = PasswordCache::open(Storage::Sqlite(&db), CacheTtls::default(), 4).unwrap();
+        let a = Authenticator::new(
+            Arc::new(table),
+            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+        )
+        .with_cache(cache);
+        assert!(a
+            .auth("alice", "listed.example", "right")
+            .await
+            .verdict
+            .is_yes());
+        for i in 0..50 {
+            clock.set(NOW + i);
+            let d = a
+                .auth("alice", &format!("invented-{i:02}.example"), "right")
+                .await;
+            assert!(d.verdict.is_yes(), "{i}");
+        }
+        let alice = rows(&db, "alice@%");
+        assert_eq!(
+            alice.len(),
+            UNLISTED_DOMAINS_PER_USER + 1,
+            "the listed domain's row and the last unlisted ones: {alice:?}"
+        );
+        assert!(alice.contains(&"alice@listed.example".to_string()));
+        assert!(alice.contains(&"alice@invented-49.example".to_string()));
+        assert!(!alice.contains(&"alice@invented-00.example".to_string()));
+        // The rows kept still admit from the cache.
+        clock.set(NOW + 100);
+        let d = a.auth("alice", "invented-49.example", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Cache));
+    }
+}

@@ -138,8 +138,8 @@ pub struct Config {
     pub protocol: Option<Protocol>,
     /// Sockets to serve.
     pub listen: Vec<ListenSpec>,
-    /// Socket connections without a request for this long are closed.
-    pub idle_timeout: Duration,
+    /// Socket mode's limits: connections per listener and peer, idle and write timeouts.
+    pub socket_limits: crate::sockets::Limits,
     /// ejabberdctl for shared roster provisioning.
     pub ejabberdctl: Option<PathBuf>,
     /// Which Nextcloud groups become shared roster groups.
@@ -264,10 +264,27 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let write_timeout = v.duration(WRITE_TIMEOUT).unwrap_or(Duration::from_secs(10));
+        if write_timeout.is_zero() {
+            return Err(ConfigError::Value {
+                key: WRITE_TIMEOUT,
+                why: "must be at least 1s".into(),
+            });
+        }
+        let count = |k, d: usize| {
+            v.count(k)
+                .map_or(d, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        let socket_limits = crate::sockets::Limits {
+            per_listener: count(MAX_CONNECTIONS, 1024),
+            per_peer: count(MAX_CONNECTIONS_PER_PEER, 512),
+            idle: idle_timeout,
+            write: write_timeout,
+        };
         Ok(Config {
             protocol,
             listen,
-            idle_timeout,
+            socket_limits,
             ejabberdctl: v.path(EJABBERDCTL).map(Path::to_path_buf),
             roster_policy: roster_policy(&v),
             log,

@@ -200,7 +200,9 @@ fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticato
     // Every answer within the request timeout and a margin for the cache's
     // bcrypt work, whatever the queue before the backend or the CPU.
     let deadline = config.timeouts.total.max(config.timeouts.connect) + DECISION_MARGIN;
-    let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock)).with_deadline(deadline);
+    let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock))
+        .with_deadline(deadline)
+        .with_throttle(cloudauth_core::settings::throttle(&config.values));
     Ok(match cache {
         Some(c) => auth.with_cache(c),
         None => auth,
@@ -290,7 +292,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
                     listeners,
                     Arc::clone(&handler),
                     drain,
-                    config.idle_timeout,
+                    config.socket_limits,
                 ))
                 .map(|()| serve::End::Shutdown)
                 .map_err(|e| e.to_string())

@@ -24,8 +24,33 @@ pub struct Monitor {
     /// Decisions by protocol, operation, outcome and path.
     pub requests: Requests,
     connections: [AtomicU64; 5],
+    /// Connections closed by the listener, by protocol and [`Closed`] reason.
+    closed: [[AtomicU64; 3]; 5],
     auth: Arc<Authenticator>,
     http: Arc<HttpClient>,
+}
+
+/// Why the listener closed (or refused) a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Idle longest while the listener was full.
+    Evicted,
+    /// Idle longest of its peer address's share, or refused: the share was full of busy ones.
+    PeerLimit,
+    /// Its peer did not read a reply within the write timeout.
+    Unread,
+}
+
+impl Closed {
+    const ALL: [Closed; 3] = [Closed::Evicted, Closed::PeerLimit, Closed::Unread];
+
+    fn label(self) -> &'static str {
+        match self {
+            Closed::Evicted => "evicted",
+            Closed::PeerLimit => "peer_limit",
+            Closed::Unread => "unread",
+        }
+    }
 }
 
 /// Counts one open connection while alive.
@@ -51,6 +76,7 @@ impl Monitor {
         Monitor {
             requests: Requests::default(),
             connections: Default::default(),
+            closed: Default::default(),
             auth,
             http,
         }
@@ -61,6 +87,13 @@ impl Monitor {
         let i = LISTENERS.iter().position(|p| *p == protocol).unwrap_or(0);
         self.connections[i].fetch_add(1, Ordering::Relaxed);
         OpenConnection(&self.connections[i])
+    }
+
+    /// Counts a connection the listener closed or refused.
+    pub fn closed(&self, protocol: Protocol, why: Closed) {
+        let i = LISTENERS.iter().position(|p| *p == protocol).unwrap_or(0);
+        let j = Closed::ALL.iter().position(|c| *c == why).unwrap_or(0);
+        self.closed[i][j].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text.
@@ -74,6 +107,17 @@ impl Monitor {
                 labels: format!("protocol=\"{}\"", p.label()),
                 value: c.load(Ordering::Relaxed),
             });
+        }
+        for (p, per_reason) in LISTENERS.iter().zip(&self.closed) {
+            for (why, c) in Closed::ALL.iter().zip(per_reason) {
+                extra.push(Sample {
+                    name: "cloudauth_connections_closed",
+                    kind: "counter",
+                    help: "Connections the listener closed to make room (evicted, peer_limit) or because the peer did not read (unread), by listener protocol.",
+                    labels: format!("protocol=\"{}\",reason=\"{}\"", p.label(), why.label()),
+                    value: c.load(Ordering::Relaxed),
+                });
+            }
         }
         metrics::render_for(&self.requests, &self.http, &self.auth, extra)
     }

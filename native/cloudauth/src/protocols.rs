@@ -2,7 +2,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -13,18 +12,18 @@ use crate::codec::postfix::PostfixCodec;
 use crate::codec::saslauthd::SaslauthdCodec;
 use crate::config::Protocol;
 use crate::handler::Handler;
-use crate::serve::{serve, End};
+use crate::serve::{serve, End, Watch};
 use crate::stdio_serve::serve_stdio;
 
-/// Serves one stream in `protocol` until EOF, `quit`, shutdown or `idle`
-/// without requests (see [`serve`]).
+/// Serves one stream in `protocol` until EOF, `quit`, shutdown or what
+/// `watch` watches for (see [`serve`]).
 pub async fn serve_protocol<R, W>(
     protocol: Protocol,
     reader: R,
     writer: W,
     handler: Arc<Handler>,
     shutdown: watch::Receiver<bool>,
-    idle: Option<Duration>,
+    watch: Option<Watch>,
 ) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
@@ -32,16 +31,16 @@ where
 {
     match protocol {
         Protocol::Ejabberd => {
-            serve::<_, _, EjabberdCodec>(reader, writer, handler, protocol, shutdown, idle).await
+            serve::<_, _, EjabberdCodec>(reader, writer, handler, protocol, shutdown, watch).await
         }
         Protocol::Generic => {
-            serve::<_, _, LineCodec>(reader, writer, handler, protocol, shutdown, idle).await
+            serve::<_, _, LineCodec>(reader, writer, handler, protocol, shutdown, watch).await
         }
         Protocol::Postfix => {
-            serve::<_, _, PostfixCodec>(reader, writer, handler, protocol, shutdown, idle).await
+            serve::<_, _, PostfixCodec>(reader, writer, handler, protocol, shutdown, watch).await
         }
         Protocol::Saslauthd => {
-            serve::<_, _, SaslauthdCodec>(reader, writer, handler, protocol, shutdown, idle).await
+            serve::<_, _, SaslauthdCodec>(reader, writer, handler, protocol, shutdown, watch).await
         }
         Protocol::Metrics => crate::monitor::serve_scrape(reader, writer, &handler).await,
     }

@@ -8,14 +8,16 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::codec::{Incoming, Reply};
@@ -36,6 +38,93 @@ pub enum End {
     Quit,
     /// The process is shutting down; requests already read were answered.
     Shutdown,
+    /// Closed to make room for a new connection (the listener or the
+    /// peer's share was full and this one was idle longest).
+    Evicted,
+    /// The peer did not read a reply within the write timeout; requests
+    /// not answered yet are dropped with the connection.
+    Unread,
+}
+
+/// What the listener sees of one connection, to pick one to close when
+/// full: since when it is idle, whether a request is in flight, and the
+/// signal that closes it.
+#[derive(Debug)]
+pub struct Activity {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last request read or reply written.
+    last_ms: AtomicU64,
+    /// A request read and its reply not yet written.
+    busy: AtomicBool,
+    evict: CancellationToken,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            evict: CancellationToken::new(),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self, busy: bool) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+        self.busy.store(busy, Ordering::Relaxed);
+    }
+
+    /// How long nothing happened on the connection; `None` while a request is in flight.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.busy.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(last))
+    }
+
+    /// Asks the connection to close (requests already read are answered first).
+    pub fn evict(&self) {
+        self.evict.cancel();
+    }
+}
+
+/// How a socket connection is watched.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Closed after this long without a request while nothing is pending.
+    pub idle: Duration,
+    /// Closed when a reply cannot be written for this long (the peer does not read).
+    pub write: Duration,
+    /// Shared with the listener's slot table.
+    pub activity: Arc<Activity>,
+}
+
+/// Writes one reply, within `deadline` when there is one; `Ok(false)` when
+/// it elapsed (the peer does not read).
+async fn write_reply<W, C>(
+    sink: &mut FramedWrite<W, C>,
+    reply: Reply,
+    deadline: Option<Duration>,
+) -> io::Result<bool>
+where
+    W: AsyncWrite + Unpin,
+    C: Encoder<Reply, Error = io::Error>,
+{
+    let write = async {
+        sink.feed(reply).await?;
+        sink.flush().await
+    };
+    match deadline {
+        None => write.await.map(|()| true),
+        Some(d) => match tokio::time::timeout(d, write).await {
+            Ok(r) => r.map(|()| true),
+            Err(_) => Ok(false),
+        },
+    }
 }
 
 type Pending = Pin<Box<dyn Future<Output = (Reply, Option<Note>)> + Send>>;
@@ -46,16 +135,17 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Reads requests from `reader` and writes replies to `writer` until EOF,
-/// `quit`, `shutdown` turning true or, with `idle` set, that long without a
-/// request while nothing is pending; every request read is answered before
-/// returning.
+/// `quit`, `shutdown` turning true or, with `watch` set, its idle time
+/// without a request while nothing is pending, its eviction, or a reply
+/// the peer does not read within its write timeout; every request read is
+/// answered before returning, except to a peer that does not read.
 pub async fn serve<R, W, C>(
     reader: R,
     writer: W,
     handler: Arc<Handler>,
     protocol: Protocol,
     mut shutdown: watch::Receiver<bool>,
-    idle: Option<Duration>,
+    watch: Option<Watch>,
 ) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
@@ -66,6 +156,15 @@ where
     let mut sink = FramedWrite::new(writer, C::default());
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut end = None;
+    let idle = watch.as_ref().map(|w| w.idle);
+    let write_deadline = watch.as_ref().map(|w| w.write);
+    let activity = watch.as_ref().map(|w| Arc::clone(&w.activity));
+    let evicted = activity.as_ref().map(|a| a.evict.clone());
+    let touch = |busy: bool| {
+        if let Some(a) = &activity {
+            a.touch(busy);
+        }
+    };
     // Restarted by every request and every reply; only armed with `idle`.
     let quiet = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(365 * 86_400)));
     tokio::pin!(quiet);
@@ -81,11 +180,14 @@ where
         tokio::select! {
             biased;
             Some((reply, note)) = pending.next(), if !pending.is_empty() => {
-                sink.feed(reply).await?;
-                sink.flush().await?;
+                // Its own deadline: the idle timer does not run while a write is blocked.
+                if !write_reply(&mut sink, reply, write_deadline).await? {
+                    return Ok(End::Unread);
+                }
                 if let Some(n) = note {
                     n.emit();
                 }
+                touch(!pending.is_empty());
                 rearm(quiet.as_mut());
             }
             () = stopped(&mut shutdown), if end.is_none() => {
@@ -93,6 +195,9 @@ where
             }
             () = &mut quiet, if idle.is_some() && end.is_none() && pending.is_empty() => {
                 end = Some(End::Idle);
+            }
+            () = async { if let Some(e) = &evicted { e.cancelled().await } }, if evicted.is_some() && end.is_none() => {
+                end = Some(End::Evicted);
             }
             item = frames.next(), if end.is_none() && pending.len() < MAX_IN_FLIGHT => {
                 let incoming = match item {
@@ -113,18 +218,22 @@ where
                         continue;
                     }
                 };
+                touch(true);
                 rearm(quiet.as_mut());
                 match handler.triage(incoming, protocol) {
                     Step::Quit => {
                         debug!("quit requested");
                         end = Some(End::Quit);
+                        touch(!pending.is_empty());
                     }
                     Step::Answer(reply, note) if pending.is_empty() => {
-                        sink.feed(reply).await?;
-                        sink.flush().await?;
+                        if !write_reply(&mut sink, reply, write_deadline).await? {
+                            return Ok(End::Unread);
+                        }
                         if let Some(n) = note {
                             n.emit();
                         }
+                        touch(false);
                     }
                     Step::Answer(reply, note) => {
                         pending.push_back(Box::pin(std::future::ready((reply, note))))
@@ -144,6 +253,15 @@ where
             }
         }
     }
-    sink.flush().await?;
+    let flushed = match write_deadline {
+        None => sink.flush().await.map(|()| true),
+        Some(d) => match tokio::time::timeout(d, sink.flush()).await {
+            Ok(r) => r.map(|()| true),
+            Err(_) => Ok(false),
+        },
+    };
+    if !flushed? {
+        return Ok(End::Unread);
+    }
     Ok(end.unwrap_or(End::Eof))
 }

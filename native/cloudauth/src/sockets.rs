@@ -1,26 +1,42 @@
 //! Socket mode: every listener on one async runtime, one task per
-//! connection, a bound on open connections (accepting pauses at the bound),
-//! graceful shutdown on SIGTERM/SIGINT (requests already read are answered),
-//! and log reopening on SIGHUP.
+//! connection, a bound on open connections per listener and per peer
+//! address (when full, the connection idle longest makes room; accepting
+//! pauses only while every connection has a request in flight), graceful
+//! shutdown on SIGTERM/SIGINT (requests already read are answered), and log
+//! reopening on SIGHUP.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::Protocol;
 use crate::handler::Handler;
 use crate::listen::Listener;
+use crate::monitor::Closed;
 use crate::protocols::serve_protocol;
+use crate::serve::{Activity, End, Watch};
 
-/// Open connections per listener before that listener pauses accepting.
-/// Per listener, so that a flood on one (say the loopback Postfix port)
-/// cannot starve the others.
-pub const MAX_CONNECTIONS: usize = 1024;
+/// Limits of socket mode (`--max-connections`, `--max-connections-per-peer`,
+/// `--idle-timeout`, `--write-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections per listener. Per listener, so that a flood on one
+    /// (say the loopback Postfix port) cannot starve the others.
+    pub per_listener: usize,
+    /// Open connections per peer address on a TCP listener; 0: no limit.
+    pub per_peer: usize,
+    /// A connection without a request for this long is closed.
+    pub idle: Duration,
+    /// A connection whose peer does not read a reply for this long is closed.
+    pub write: Duration,
+}
 
 /// What every connection of every listener shares.
 #[derive(Clone)]
@@ -28,16 +44,16 @@ struct Shared {
     handler: Arc<Handler>,
     stop: watch::Receiver<bool>,
     connections: TaskTracker,
-    idle: Duration,
+    limits: Limits,
 }
 
 /// Serves all `listeners` until SIGTERM or SIGINT, then drains for at most
-/// `drain`; connections silent for `idle` are closed.
+/// `drain`.
 pub async fn run(
     listeners: Vec<(Protocol, Listener)>,
     handler: Arc<Handler>,
     drain: Duration,
-    idle: Duration,
+    limits: Limits,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let connections = TaskTracker::new();
@@ -45,16 +61,17 @@ pub async fn run(
         handler,
         stop: stop_rx,
         connections: connections.clone(),
-        idle,
+        limits,
     };
     let mut acceptors = Vec::new();
     for (protocol, listener) in listeners {
         info!("listening for {protocol:?} on {}", listener.describe());
+        let slots = Arc::new(Slots::new(limits.per_listener, limits.per_peer));
         acceptors.push(tokio::spawn(accept_loop(
             protocol,
             listener,
             shared.clone(),
-            Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            slots,
         )));
     }
     let mut term = signal(SignalKind::terminate())?;
@@ -78,23 +95,161 @@ pub async fn run(
     Ok(())
 }
 
-async fn accept_loop(
-    protocol: Protocol,
-    listener: Listener,
-    shared: Shared,
-    slots: Arc<Semaphore>,
-) {
-    let mut stop = shared.stop.clone();
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.wait_for(|s| *s) => return,
+/// One open connection in a listener's table.
+struct Entry {
+    peer: Option<IpAddr>,
+    activity: Arc<Activity>,
+}
+
+#[derive(Default)]
+struct Table {
+    next: u64,
+    open: HashMap<u64, Entry>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+impl Table {
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let e = self.open.remove(&id)?;
+        if let Some(ip) = e.peer {
+            if let Some(n) = self.per_peer.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_peer.remove(&ip);
+                }
+            }
+        }
+        Some(e)
+    }
+
+    /// The connection idle longest among those `from` accepts and with no
+    /// request in flight.
+    fn idlest(&self, from: impl Fn(&Entry) -> bool) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(_, e)| from(e))
+            .filter_map(|(id, e)| e.activity.idle_for().map(|d| (d, *id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    fn evict(&mut self, id: u64) {
+        if let Some(e) = self.remove(id) {
+            e.activity.evict();
+        }
+    }
+}
+
+/// The open connections of one listener.
+struct Slots {
+    max: usize,
+    per_peer: usize,
+    table: Mutex<Table>,
+    freed: Notify,
+}
+
+/// Whether a new connection may be served.
+enum Admission {
+    /// Yes (after closing `closed` connections to make room).
+    Admitted(Slot, Vec<Closed>),
+    /// The peer has its share and every one of its connections is busy.
+    PeerFull,
+    /// Every slot holds a connection with a request in flight: wait.
+    Full,
+}
+
+/// A connection's place in the table, given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    id: u64,
+    activity: Arc<Activity>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.slots.table.lock() {
+            t.remove(self.id);
+        }
+        self.slots.freed.notify_one();
+    }
+}
+
+impl Slots {
+    fn new(max: usize, per_peer: usize) -> Self {
+        Slots {
+            max: max.max(1),
+            per_peer,
+            table: Mutex::default(),
+            freed: Notify::new(),
+        }
+    }
+
+    /// Makes room for a connection from `peer`: past the peer's share, the
+    /// peer's connection idle longest is closed; past the listener's, the
+    /// listener's. A connection with a request in flight is never closed.
+    fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Admission {
+        let Ok(mut t) = self.table.lock() else {
+            return Admission::Full;
         };
+        let mut closed = Vec::new();
+        if let (Some(ip), true) = (peer, self.per_peer > 0) {
+            if t.per_peer.get(&ip).copied().unwrap_or(0) >= self.per_peer {
+                match t.idlest(|e| e.peer == Some(ip)) {
+                    Some(id) => {
+                        t.evict(id);
+                        closed.push(Closed::PeerLimit);
+                    }
+                    None => return Admission::PeerFull,
+                }
+            }
+        }
+        if t.open.len() >= self.max {
+            match t.idlest(|_| true) {
+                Some(id) => {
+                    t.evict(id);
+                    closed.push(Closed::Evicted);
+                }
+                None => return Admission::Full,
+            }
+        }
+        let id = t.next;
+        t.next += 1;
+        let activity = Arc::new(Activity::default());
+        t.open.insert(
+            id,
+            Entry {
+                peer,
+                activity: Arc::clone(&activity),
+            },
+        );
+        if let Some(ip) = peer {
+            *t.per_peer.entry(ip).or_default() += 1;
+        }
+        Admission::Admitted(
+            Slot {
+                slots: Arc::clone(self),
+                id,
+                activity,
+            },
+            closed,
+        )
+    }
+}
+
+/// At most one warning per this interval about closing connections for
+/// room, so that a flood cannot flood the log.
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slots: Arc<Slots>) {
+    let mut stop = shared.stop.clone();
+    let monitor = Arc::clone(shared.handler.monitor());
+    let mut warned: Option<Instant> = None;
+    loop {
         let accepted = tokio::select! {
             a = accept(&listener) => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let (reader, writer, peer) = match accepted {
+        let (reader, writer, peer, ip) = match accepted {
             Ok(parts) => parts,
             Err(e) => {
                 warn!("accept on {} failed: {e}", listener.describe());
@@ -102,20 +257,66 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (h, s, idle) = (
-            Arc::clone(&shared.handler),
-            shared.stop.clone(),
-            shared.idle,
-        );
-        let monitor = Arc::clone(h.monitor());
+        let slot = loop {
+            match slots.admit(ip) {
+                Admission::Admitted(slot, closed) => {
+                    if !closed.is_empty()
+                        && warned.is_none_or(|w| w.elapsed() >= FULL_WARNING_EVERY)
+                    {
+                        warned = Some(Instant::now());
+                        warn!(
+                            "{protocol:?} listener {}: connections full (at most {} per listener, {} per peer address); \
+                             closing the ones idle longest for new ones (said once a minute)",
+                            listener.describe(),
+                            slots.max,
+                            slots.per_peer
+                        );
+                    }
+                    for c in closed {
+                        monitor.closed(protocol, c);
+                    }
+                    break Some(slot);
+                }
+                Admission::PeerFull => {
+                    debug!("{protocol:?} connection from {peer} refused: its address has {} busy connections", slots.per_peer);
+                    monitor.closed(protocol, Closed::PeerLimit);
+                    break None;
+                }
+                // Every connection busy: each ends its request within the
+                // decision's deadline and the write timeout.
+                Admission::Full => tokio::select! {
+                    _ = slots.freed.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                },
+            }
+        };
+        let Some(slot) = slot else {
+            continue; // dropping the streams closes the connection
+        };
+        let (h, s) = (Arc::clone(&shared.handler), shared.stop.clone());
+        let limits = shared.limits;
+        let monitor = Arc::clone(&monitor);
         shared.connections.spawn(async move {
             let _open = monitor.connection(protocol);
             debug!("{protocol:?} connection from {peer}");
-            match serve_protocol(protocol, reader, writer, h, s, Some(idle)).await {
+            let watch = Watch {
+                idle: limits.idle,
+                write: limits.write,
+                activity: Arc::clone(&slot.activity),
+            };
+            match serve_protocol(protocol, reader, writer, h, s, Some(watch)).await {
+                Ok(End::Unread) => {
+                    monitor.closed(protocol, Closed::Unread);
+                    warn!(
+                        "{protocol:?} connection from {peer}: a reply was not read for {:?}; closed",
+                        limits.write
+                    );
+                }
                 Ok(end) => debug!("{protocol:?} connection from {peer} ended ({end:?})"),
                 Err(e) => debug!("{protocol:?} connection from {peer} failed: {e}"),
             }
-            drop(permit);
+            drop(slot);
         });
     }
 }
@@ -123,18 +324,21 @@ async fn accept_loop(
 type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
 type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
-async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String)> {
+/// A new connection: its halves, a printable peer and, for TCP, the peer's
+/// address (what the per-peer limit counts; IPv4-mapped IPv6 as IPv4).
+async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String, Option<IpAddr>)> {
     match listener {
         Listener::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
             let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w), peer.to_string()))
+            let ip = peer.ip().to_canonical();
+            Ok((Box::new(r), Box::new(w), peer.to_string(), Some(ip)))
         }
         Listener::Unix(l) => {
             let (s, _) = l.accept().await?;
             let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w), "unix socket".to_string()))
+            Ok((Box::new(r), Box::new(w), "unix socket".to_string(), None))
         }
     }
 }

@@ -107,7 +107,8 @@ fn connect(port: u16) -> TcpStream {
 
 #[test]
 fn thousand_concurrent_connections_get_correct_answers() {
-    let srv = start("many", &dead_cloud());
+    // All from 127.0.0.1: the per-peer share would close the first ones.
+    let srv = start_with("many", &dead_cloud(), &["--max-connections-per-peer", "0"]);
     let users: Vec<(String, String)> = (0..1000)
         .map(|i| {
             let u = format!("user{i}");
@@ -248,16 +249,194 @@ fn a_flood_of_idle_connections_on_one_listener_starves_no_other_and_times_out() 
         "other listeners answered at once ({:?})",
         started.elapsed()
     );
-    // The idle ones are closed after the idle timeout: reading gives EOF.
-    let mut first = flood.into_iter().next().unwrap();
-    let mut buf = [0u8; 1];
-    assert_eq!(first.read(&mut buf).unwrap(), 0, "idle connection closed");
-    // ...and the Postfix listener serves again.
+    // The Postfix listener itself serves a new client at once too (the
+    // flood's connections idle longest make room).
+    let started = Instant::now();
     let mut p = connect(srv.ports[2]);
     p.write_all(b"get alice@example.org\n").unwrap();
     let mut line = String::new();
     BufReader::new(&mut p).read_line(&mut line).unwrap();
     assert!(line.starts_with("400 "), "{line:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The idle ones are closed after the idle timeout: reading gives EOF.
+    let mut last = flood.into_iter().last().unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(last.read(&mut buf).unwrap(), 0, "idle connection closed");
+}
+
+/// A TCP connection to `port` from the loopback address `from`.
+fn connect_from(rt: &tokio::runtime::Runtime, from: [u8; 4], port: u16) -> TcpStream {
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((from, 0))).unwrap();
+        sock.connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// One JSXC-token login on an ejabberd connection; the reply and how long it took.
+fn ejabberd_token_login(c: &mut TcpStream) -> ([u8; 4], Duration) {
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    let started = Instant::now();
+    c.write_all(&frame(format!("auth:alice:example.org:{tok}").as_bytes()))
+        .unwrap();
+    let mut reply = [0u8; 4];
+    c.read_exact(&mut reply).unwrap();
+    (reply, started.elapsed())
+}
+
+/// 5,000 idle connections from one address (as a local user can open)
+/// filled the listener's 1,024 slots, and a real client's connection waited
+/// in the backlog until the idle timeout (5 min): now the connections idle
+/// longest make room, and the real client is answered at once.
+#[test]
+fn five_thousand_idle_connections_cannot_lock_out_a_real_client() {
+    let srv = start("loris", &dead_cloud());
+    let flood: Vec<TcpStream> = (0..5000).map(|_| connect(srv.ports[0])).collect();
+    let started = Instant::now();
+    let mut real = connect(srv.ports[0]);
+    let (reply, took) = ejabberd_token_login(&mut real);
+    assert_eq!(reply, [0, 2, 0, 1]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the real client waited {:?} (its request {took:?})",
+        started.elapsed()
+    );
+    // The flood's oldest connections were closed to make room.
+    let mut first = flood.into_iter().next().unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        first.read(&mut buf).unwrap(),
+        0,
+        "the idlest connection was closed"
+    );
+}
+
+/// The same flood spread over ten loopback addresses (each under its
+/// per-peer share): the listener's own bound makes room for a client from
+/// an eleventh; and one address past its share only closes its own.
+#[test]
+fn flood_from_many_addresses_and_the_per_peer_share() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = start_with(
+        "peers",
+        &dead_cloud(),
+        &["--max-connections-per-peer", "500"],
+    );
+    let mut flood = Vec::new();
+    for host in 2..12u8 {
+        for _ in 0..500 {
+            flood.push(connect_from(&rt, [127, 0, 0, host], srv.ports[0]));
+        }
+    }
+    let started = Instant::now();
+    let mut real = connect_from(&rt, [127, 0, 0, 1], srv.ports[0]);
+    let (reply, _) = ejabberd_token_login(&mut real);
+    assert_eq!(reply, [0, 2, 0, 1]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(flood);
+
+    // Per peer: 3 connections at most from one address; the 4th and 5th
+    // close that address's idlest ones, never another address's.
+    let srv = start_with("share", &dead_cloud(), &["--max-connections-per-peer", "3"]);
+    let mut other = connect_from(&rt, [127, 0, 0, 3], srv.ports[0]);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut mine: Vec<TcpStream> = Vec::new();
+    for _ in 0..5 {
+        mine.push(connect_from(&rt, [127, 0, 0, 2], srv.ports[0]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut buf = [0u8; 1];
+    for (i, c) in mine.iter_mut().enumerate().take(2) {
+        assert_eq!(c.read(&mut buf).unwrap(), 0, "connection {i} closed");
+    }
+    for c in mine.iter_mut().skip(2) {
+        assert_eq!(ejabberd_token_login(c).0, [0, 2, 0, 1]);
+    }
+    assert_eq!(
+        ejabberd_token_login(&mut other).0,
+        [0, 2, 0, 1],
+        "another address untouched"
+    );
+}
+
+/// A client that writes requests and never reads kept its slot for good
+/// (the idle timer stops while a reply write is blocked): now a reply not
+/// read within --write-timeout closes it, with one log line, and the slot
+/// serves the next client.
+#[test]
+fn a_peer_that_never_reads_loses_its_slot_after_the_write_timeout() {
+    let srv = start_with(
+        "unread",
+        &dead_cloud(),
+        &[
+            "--max-connections",
+            "1",
+            "--write-timeout",
+            "1s",
+            "--idle-timeout",
+            "1h",
+        ],
+    );
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    let mut req = Vec::new();
+    for f in [b"alice".as_slice(), tok.as_bytes(), b"smtp", b"example.org"] {
+        req.extend(saslauthd_field(f));
+    }
+    // Thousands of requests, replies never read: the server's writes block.
+    let mut hog = UnixStream::connect(srv.dir.join("mux")).unwrap();
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let many = req.repeat(5000);
+    let writer = {
+        let mut hog = hog.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = hog.write_all(&many);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // The listener's only slot is the hog's: a new client waits for it.
+    let started = Instant::now();
+    let mut next = UnixStream::connect(srv.dir.join("mux")).unwrap();
+    next.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    next.write_all(&req).unwrap();
+    let mut reply = [0u8; 4];
+    next.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\x00\x02OK");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the next client waited {took:?}"
+    );
+    let _ = writer.join();
+    // The hog's connection is closed: after its unread replies, EOF (or a reset).
+    hog.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sink = Vec::new();
+    let ended = match hog.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(ended, "the hog's connection is still open");
+    let log_path = srv.dir.join("cloudauth.log");
+    drop(srv);
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert_eq!(log.matches("was not read for").count(), 1, "{log}");
 }
 
 #[test]

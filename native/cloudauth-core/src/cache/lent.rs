@@ -82,6 +82,26 @@ impl CacheStore for LentStore {
         (self.sink)(jid, &row);
         Ok(())
     }
+
+    /// Only the rows lent now: this store is used inside ejabberd, whose
+    /// users belong to its configured vhosts, so no client can spread one
+    /// user over invented domain names (the bound on entries per user is
+    /// for the port protocols, which pass the domain a client typed).
+    fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = format!("{user}@");
+        Ok(self
+            .lock()?
+            .iter()
+            .filter(|(jid, _)| jid.starts_with(&prefix))
+            .map(|(jid, e)| (jid.clone(), e.anyauth))
+            .collect())
+    }
+
+    /// Forgets a lent row; the shared store's row is left to its owner.
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        self.lock()?.remove(jid);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -224,6 +224,37 @@ impl PasswordCache {
         bcrypt::hash(password, self.bcrypt_cost).ok()
     }
 
+    /// Before a new entry for `jid` (user part `user`) is stored: keeps the
+    /// user's entries whose domain `bounded` accepts below `keep`, removing
+    /// the ones used longest ago. Nothing when `jid` has an entry already.
+    pub fn make_room(&self, jid: &str, user: &str, keep: usize, bounded: impl Fn(&str) -> bool) {
+        if matches!(self.store.get(jid), Ok(Some(_))) {
+            return;
+        }
+        let mut rows: Vec<(String, u64)> = match self.store.user_entries(user) {
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|(j, _)| j.split_once('@').is_some_and(|(_, d)| bounded(d)))
+                .collect(),
+            Err(e) => {
+                warn!("password cache: listing the entries of {user} failed: {e}");
+                return;
+            }
+        };
+        rows.sort_by_key(|(_, anyauth)| *anyauth);
+        let excess = (rows.len() + 1).saturating_sub(keep.max(1));
+        for (old, _) in rows.into_iter().take(excess) {
+            match self.store.remove(&old) {
+                Ok(()) => {
+                    if let Ok(mut hot) = self.hot.lock() {
+                        hot.remove(&old);
+                    }
+                }
+                Err(e) => warn!("password cache: removing {old} failed: {e}"),
+            }
+        }
+    }
+
     /// After the cloud accepted `password` with hash `pwhash`: store it and
     /// remember the match in memory.
     pub fn record_verified(&self, jid: &str, password: &str, pwhash: &str, now: u64) {

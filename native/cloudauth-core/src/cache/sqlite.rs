@@ -184,6 +184,31 @@ impl CacheStore for SqliteStore {
         tx.commit().map_err(db_err)
     }
 
+    fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        // `user@` ≤ jid < `userA` ('A' follows '@'): one range of the
+        // primary key, and no LIKE wildcards to escape in the user part.
+        let (from, to) = (format!("{user}@"), format!("{user}A"));
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT jid, anyauth FROM authcache WHERE jid >= ?1 AND jid < ?2")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![from, to], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(db_err)?;
+        rows.map(|r| r.map(|(jid, any)| (jid, time_column(any))))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)
+    }
+
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute("DELETE FROM authcache WHERE jid = ?1", [jid])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn

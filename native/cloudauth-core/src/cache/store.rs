@@ -1,6 +1,6 @@
 //! Where cache entries live: the trait and the in-memory store.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use thiserror::Error;
@@ -32,6 +32,10 @@ pub trait CacheStore: Send + Sync {
     fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError>;
     /// After a cache hit: `anyauth = now`.
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError>;
+    /// Every entry of the user part `user` (JIDs `user@…`) with its `anyauth`.
+    fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Removes the entry for `jid`.
+    fn remove(&self, jid: &str) -> Result<(), StoreError>;
 }
 
 /// A store shared with its owner (who may also lend rows to it).
@@ -47,14 +51,22 @@ impl<T: CacheStore> CacheStore for std::sync::Arc<T> {
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
         (**self).record_query(jid, now)
     }
+
+    fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        (**self).user_entries(user)
+    }
+
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        (**self).remove(jid)
+    }
 }
 
 /// Entries in process memory only (`--cache-storage memory`).
 #[derive(Debug, Default)]
-pub struct MemoryStore(Mutex<HashMap<String, CacheEntry>>);
+pub struct MemoryStore(Mutex<BTreeMap<String, CacheEntry>>);
 
 impl MemoryStore {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, CacheEntry>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, CacheEntry>>, StoreError> {
         self.0
             .lock()
             .map_err(|_| StoreError("memory store lock poisoned".into()))
@@ -85,6 +97,22 @@ impl CacheStore for MemoryStore {
         if let Some(e) = self.lock()?.get_mut(jid) {
             e.anyauth = now;
         }
+        Ok(())
+    }
+
+    fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        // Ordered keys: the user's entries are one range.
+        let prefix = format!("{user}@");
+        Ok(self
+            .lock()?
+            .range(prefix.clone()..)
+            .take_while(|(jid, _)| jid.starts_with(&prefix))
+            .map(|(jid, e)| (jid.clone(), e.anyauth))
+            .collect())
+    }
+
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        self.lock()?.remove(jid);
         Ok(())
     }
 }

@@ -59,3 +59,15 @@ pub const INTERACTIVE: &str = "interactive";
 pub const CLOUD_CONCURRENCY: &str = "cloud-concurrency";
 /// `cloud-queue`
 pub const CLOUD_QUEUE: &str = "cloud-queue";
+/// `max-connections`
+pub const MAX_CONNECTIONS: &str = "max-connections";
+/// `max-connections-per-peer`
+pub const MAX_CONNECTIONS_PER_PEER: &str = "max-connections-per-peer";
+/// `write-timeout`
+pub const WRITE_TIMEOUT: &str = "write-timeout";
+/// `throttle-failures`
+pub const THROTTLE_FAILURES: &str = "throttle-failures";
+/// `throttle-window`
+pub const THROTTLE_WINDOW: &str = "throttle-window";
+/// `throttle-max-delay`
+pub const THROTTLE_MAX_DELAY: &str = "throttle-max-delay";

@@ -35,6 +35,18 @@ pub fn limits(v: &Values) -> crate::backend::gate::Limits {
     crate::backend::gate::Limits::new(n(keys::CLOUD_CONCURRENCY, 8), n(keys::CLOUD_QUEUE, 1000))
 }
 
+/// When password checks for a user with many wrong passwords are paused.
+pub fn throttle(v: &Values) -> crate::throttle::ThrottleSettings {
+    let d = crate::throttle::ThrottleSettings::default();
+    crate::throttle::ThrottleSettings {
+        failures: v
+            .count(keys::THROTTLE_FAILURES)
+            .map_or(d.failures, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        window: v.duration(keys::THROTTLE_WINDOW).unwrap_or(d.window),
+        max_delay: v.duration(keys::THROTTLE_MAX_DELAY).unwrap_or(d.max_delay),
+    }
+}
+
 /// Which Nextcloud groups become shared roster groups.
 pub fn roster_policy(v: &Values) -> GroupPolicy {
     let globs = |k| v.list(k).iter().map(|p| Glob::new(p)).collect();
@@ -209,6 +221,12 @@ impl DomainSettings {
 pub trait SettingsResolver: Send + Sync {
     /// Settings for `xmpp_domain`, or `None` when this domain is not served.
     fn resolve(&self, xmpp_domain: &str) -> Option<Arc<DomainSettings>>;
+
+    /// Whether `xmpp_domain` has settings of its own, rather than being
+    /// served by global settings that take any domain name a client invents.
+    fn listed(&self, _xmpp_domain: &str) -> bool {
+        true
+    }
 }
 
 /// The same settings for every domain (xcauth's global `--url`/`--secret`,

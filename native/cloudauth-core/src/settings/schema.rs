@@ -251,6 +251,19 @@ pub static CORE: &[Spec] = &[
         .default("12,4")
         .vm()
         .value_name("P[,M]"),
+    // Guessing passwords.
+    Spec::new(THROTTLE_FAILURES, Kind::Count { min: 0, max: 1_000_000 }, "After this many different wrong passwords for one user within --throttle-window, further passwords are answered no without asking the backend, for a pause doubling from 1 s (0: off; tokens and cached passwords still work)")
+        .default("10")
+        .vm()
+        .value_name("N"),
+    Spec::new(THROTTLE_WINDOW, Kind::Duration, "How long a wrong password counts for --throttle-failures")
+        .default("10m")
+        .vm()
+        .value_name("DURATION"),
+    Spec::new(THROTTLE_MAX_DELAY, Kind::Duration, "Longest pause of --throttle-failures after the last wrong password the backend refused")
+        .default("1m")
+        .vm()
+        .value_name("DURATION"),
     // Shared roster.
     Spec::new(ROSTER_SYNC, Kind::Flag, "Provision Nextcloud groups as shared roster groups after logins (in the VM)")
         .vm_named("auth_cloud_roster_sync")
@@ -276,6 +289,15 @@ pub static CORE: &[Spec] = &[
     Spec::new(IDLE_TIMEOUT, Kind::Duration, "Socket mode: close connections that sent nothing for this long")
         .default("5m")
         .value_name("DURATION"),
+    Spec::new(WRITE_TIMEOUT, Kind::Duration, "Socket mode: close a connection whose peer has not read a reply for this long")
+        .default("10s")
+        .value_name("DURATION"),
+    Spec::new(MAX_CONNECTIONS, Kind::Count { min: 1, max: 1_000_000 }, "Socket mode: open connections per listener; when full, the connection idle longest is closed for a new one")
+        .default("1024")
+        .value_name("N"),
+    Spec::new(MAX_CONNECTIONS_PER_PEER, Kind::Count { min: 0, max: 1_000_000 }, "Socket mode: open connections per peer address on a TCP listener (loopback too); past it the peer's connection idle longest is closed (0: no limit)")
+        .default("512")
+        .value_name("N"),
     Spec::new(PER_DOMAIN_CONFIG, Kind::Path, "Per-domain settings file: `domain secret url [authdomain] [key=value ...]` lines")
         .short('p')
         .value_name("FILE"),
