@@ -247,6 +247,11 @@ expect "guesses before the limit reached the backend" 3 $(( $(backend_count auth
 auth_before=$(backend_count auth)
 sasl 255 "throttled: guess 4 for bob -> NO" -u bob -r $D -p guess-4
 sasl 255 "throttled: even bob's right password -> NO (paused)" -u bob -r $D -p bob-pw
+raw=$($PY "$W/raw.py" sasl "$MUX" bob bob-pw imap $D)
+case $raw in
+    "NO temporary failure"*) ok "throttled: a paused check is a temporary failure, not a wrong password ($raw)" ;;
+    *) not_ok "throttled: raw saslauthd reply: $raw" ;;
+esac
 expect "throttled guesses never reached the backend" 0 $(( $(backend_count auth) - auth_before ))
 BOB_TOKEN=$(mint bob $D "$SECRET" --ttl 1h)
 sasl 0 "throttled: bob's token still -> OK" -u bob -r $D -p "$BOB_TOKEN"
@@ -343,7 +348,7 @@ grep -q "auth alice@$D: yes via token" "$LOG" && ok "log has token decisions" ||
 grep -q "isuser jürgen@$D: yes" "$LOG" && ok "log has non-ASCII isuser decisions" || not_ok "no isuser jürgen decision in the log"
 grep -q "backend trouble" "$LOG" && ok "log names backend trouble" || not_ok "no backend trouble line in the log"
 grep -q "bad input\|bad request" "$LOG" && ok "log names the bad input" || not_ok "no bad input line in the log"
-grep -q "auth bob@$D: no via throttle" "$LOG" && ok "log names the throttle" || not_ok "no throttle line in the log"
+grep -q "auth bob@$D: trouble via throttle" "$LOG" && ok "log names the throttle" || not_ok "no throttle line in the log"
 leaked=""
 for s in alice-pw bob-pw 'a: b c :d' pure-pw dave-pw 'pässwörd-ü' wrong-pw "$SECRET" "$ALICE_TOKEN" "$JUERGEN_TOKEN" "$EXPIRED"; do
     grep -qF -- "$s" "$LOG" "$W/cloudauth.out" && leaked="$leaked $s"

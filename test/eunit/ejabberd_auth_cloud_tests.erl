@@ -235,8 +235,10 @@ async_waits_hold_no_scheduler() ->
     T0 = erlang:monotonic_time(millisecond),
     Callers = [spawn(fun() ->
 			     Ref = make_ref(),
-			     ok = ejabberd_auth_cloud_nif:auth(H, Ref, <<"u">>, <<"d">>,
-							       integer_to_binary(I)),
+			     %% 200 users (one user's 200 different passwords
+			     %% would meet the guessing throttle)
+			     ok = ejabberd_auth_cloud_nif:auth(H, Ref, integer_to_binary(I),
+							       <<"d">>, <<"pw">>),
 			     Self ! {done, self(), await(Ref, Budget + 1000)}
 		     end) || I <- lists:seq(1, 200)],
     Ticks = ticker_delays(50),

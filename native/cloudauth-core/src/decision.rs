@@ -374,12 +374,18 @@ impl Authenticator {
         // before bcrypt and the backend: a paused user costs neither.
         // Tokens and cache hits were decided before (`check_token`,
         // `check_cache`); the attempt is counted in flight until dropped.
-        let _attempt = match self.throttle.as_ref().map(|t| t.attempt(&refusal_key, password, now)) {
-            Some(Err(_until)) => {
+        let _attempt = match self
+            .throttle
+            .as_ref()
+            .map(|t| t.attempt(&refusal_key, password, now))
+        {
+            // Unknown whether this password is right: "cannot tell" (a
+            // temporary failure to the client), never "no".
+            Some(Err(until)) => {
                 return Decision::new(
-                    Verdict::No,
+                    Verdict::Trouble(BackendError::GuessingPaused(until.saturating_sub(now))),
                     Path::Throttled,
-                    Some("too many different wrong passwords for this user lately; not sent to the backend"),
+                    None,
                 )
             }
             Some(Ok(attempt)) => Some(attempt),

@@ -633,7 +633,8 @@ mod bcrypt_flood {
         let carol_took = carol_started.elapsed();
         for f in floods {
             let d = f.await.unwrap();
-            assert_eq!(d.verdict, Verdict::No, "a wrong password is never admitted");
+            // "no", or "cannot tell" for those the guessing throttle held back.
+            assert!(!d.verdict.is_yes(), "a wrong password is never admitted");
         }
         let all_took = started.elapsed();
         assert!(carol.verdict.is_yes());
@@ -779,13 +780,17 @@ mod failure_throttle {
             );
         }
         assert_eq!(asked(), 5);
+        // Paused: not asked, so "cannot tell" (a temporary failure), never "no".
+        let paused = |d: &cloudauth_core::Decision| {
+            matches!(d.verdict, Verdict::Trouble(_)) && d.path == Path::Throttled
+        };
         for i in 5..50 {
             let d = a.auth("alice", "x", &format!("guess-{i}")).await;
-            assert_eq!((d.verdict, d.path), (Verdict::No, Path::Throttled));
+            assert!(paused(&d), "{d:?}");
         }
         // Paused too: the right password (the pause is the price of guessing).
         let d = a.auth("alice", "x", "right").await;
-        assert_eq!((d.verdict, d.path), (Verdict::No, Path::Throttled));
+        assert!(paused(&d), "{d:?}");
         assert_eq!(asked(), 5, "paused checks never reach the backend");
         // A token is no password: it still works.
         let t = token::mint(&Secret::new("k"), "alice", "x", NOW + 60);

@@ -215,6 +215,13 @@ pub enum BackendError {
     /// The connection broke while the reply was being read.
     #[error("reading the reply failed: {0}")]
     Body(String),
+    /// Not asked: too many different wrong passwords for this user lately
+    /// (the guessing throttle). Whether this password is right is not
+    /// known, so it is "cannot tell", never "no".
+    #[error(
+        "not asked: too many different wrong passwords for this user lately; try again in {0} s"
+    )]
+    GuessingPaused(u64),
     /// Too many requests already wait for this backend.
     #[error("{waiting} requests already wait for the backend ({limit} in flight): not queued (raise cloud-concurrency only if the backend has the workers)")]
     Overloaded {
