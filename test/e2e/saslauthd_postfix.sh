@@ -348,7 +348,7 @@ grep -q "auth alice@$D: yes via token" "$LOG" && ok "log has token decisions" ||
 grep -q "isuser jürgen@$D: yes" "$LOG" && ok "log has non-ASCII isuser decisions" || not_ok "no isuser jürgen decision in the log"
 grep -q "backend trouble" "$LOG" && ok "log names backend trouble" || not_ok "no backend trouble line in the log"
 grep -q "bad input\|bad request" "$LOG" && ok "log names the bad input" || not_ok "no bad input line in the log"
-grep -q "auth bob@$D: trouble via throttle" "$LOG" && ok "log names the throttle" || not_ok "no throttle line in the log"
+grep -q "auth bob@$D: cannot tell via throttle" "$LOG" && ok "log names the throttle" || not_ok "no throttle line in the log"
 leaked=""
 for s in alice-pw bob-pw 'a: b c :d' pure-pw dave-pw 'pässwörd-ü' wrong-pw "$SECRET" "$ALICE_TOKEN" "$JUERGEN_TOKEN" "$EXPIRED"; do
     grep -qF -- "$s" "$LOG" "$W/cloudauth.out" && leaked="$leaked $s"

@@ -125,6 +125,10 @@ impl Note {
         let us = elapsed.as_micros();
         let path = d.path.word();
         match (&d.verdict, d.reason) {
+            // Not asked on purpose: no trouble with the backend.
+            (Verdict::Trouble(cause), _) if d.path == Path::Throttled => {
+                info!("{op} {user}@{domain}: cannot tell via {path} in {us} us: {cause}")
+            }
             (Verdict::Trouble(cause), _) => {
                 warn!("{op} {user}@{domain}: backend trouble via {path} in {us} us: {cause}")
             }
