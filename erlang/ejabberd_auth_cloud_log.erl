@@ -23,9 +23,13 @@
 %%%----------------------------------------------------------------------
 -spec init([]) -> {ok, undefined}.
 init([]) ->
-    case catch ejabberd_auth_cloud_nif:set_log_sink(self()) of
+    %% try, not catch Expr: OTP 29 deprecates the latter.
+    try ejabberd_auth_cloud_nif:set_log_sink(self()) of
 	ok -> ok;
 	Other -> ?WARNING_MSG("cloudauth's own log events stay unlogged: ~p", [Other])
+    catch
+	Class:Reason ->
+	    ?WARNING_MSG("cloudauth's own log events stay unlogged: ~p:~p", [Class, Reason])
     end,
     {ok, undefined}.
 
