@@ -25,7 +25,8 @@
 # expired and another user's token, authzid other than the user, the
 # backend down (refused at once, tokens still work), a slow backend (a
 # token login stays fast while password logins wait on it, and those then
-# succeed); on ejabberd the shared roster: alice's login puts bob into
+# succeed; with extauth and Prosody the token's time is printed, not
+# checked: see the README's "Tested versions"); on ejabberd the shared roster: alice's login puts bob into
 # Team, bob leaves Team in Nextcloud and alice's next login takes him out.
 # Prints the versions, each server's result and each phase's time.
 # Needs root (chroot, mount, mmdebstrap) and the network for a root's first build.
@@ -44,8 +45,8 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "
 MIRROR=${CLOUDAUTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${CLOUDAUTH_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 SECRET="versions-secret-$$-$RANDOM"
-TIMEOUT=3          # cloudauth --timeout, auth_cloud_timeout
-SLOW_MS=2000       # the slow backend's delay (below TIMEOUT: the slow logins succeed)
+TIMEOUT=5          # cloudauth --timeout, auth_cloud_timeout
+SLOW_MS=3000       # the slow backend's delay (below TIMEOUT: the slow logins succeed)
 D=localhost
 
 # --- reporting per server and per phase ----------------------------------------------
@@ -82,6 +83,8 @@ wait_until() { # wait_until SECONDS COMMAND...: until COMMAND succeeds
     return 1
 }
 auth_count_at_least() { [ "$(backend_count auth)" -ge "$1" ]; }
+# pid_waits PID NAME: the slow login NAME (in PID) has no outcome yet
+pid_waits() { kill -0 "$1" 2>/dev/null && [ ! -s "$W/slow.$2" ]; }
 
 # slow_isolation PORT: with the backend answering after SLOW_MS, two password
 # logins wait on it; meanwhile a token login is answered at once; then the
@@ -96,15 +99,25 @@ slow_isolation() {
     local p2=$!
     if wait_until 5 auth_count_at_least $(( before + 2 )); then
         read -r rc ms < <(timed_login "alice@$D" "$ALICE_TOKEN" "$port")
+        local waiting=no
+        pid_waits "$p1" bob && pid_waits "$p2" carol && waiting=yes
         expect "slow backend: a token login while 2 password logins wait -> session" 0 "$rc" "${ms} ms"
-        if [ "$SERVER" = prosody ]; then
+        case "$SERVER" in
+        prosody)
             # mod_auth_cloudauth pipelines a host's requests on one
             # connection, answered in request order: the token waits.
-            finding "$SECTION: a token login took ${ms} ms while 2 password logins waited ${SLOW_MS} ms on the backend (one connection, answers in order)"
-        else
-            [ "$ms" -lt 1500 ] && ok "slow backend: the token login did not wait (${ms} ms)" \
-                || not_ok "slow backend: the token login took ${ms} ms behind the waiting password logins"
-        fi
+            finding "$SECTION: a token login took ${ms} ms while 2 password logins waited ${SLOW_MS} ms on the backend (one connection, answers in order)" ;;
+        extauth)
+            # ejabberd gives each request to the next of its extauth
+            # workers (p1_rand:round_robin), each serving one request at a
+            # time: whether the token lands on a free one is ejabberd's pick.
+            finding "$SECTION: a token login took ${ms} ms while 2 password logins waited ${SLOW_MS} ms on the backend (4 extauth workers, one request each at a time)" ;;
+        *)
+            # the real property, whatever the machine's speed: the token's
+            # session was there before the backend answered the others
+            expect "slow backend: the token login was answered while both password logins still waited" \
+                yes "$waiting" "${ms} ms" ;;
+        esac
     else
         not_ok "slow backend: the 2 password logins never reached the backend"
     fi
@@ -125,7 +138,7 @@ authzid_cases() {
     local bound rc
     bound=$(login "alice@$D" alice-pw "$1" --authzid "bob@$D" --bound); rc=$?
     case "$SERVER:$rc:$bound" in
-        ejabberd:1:) ok "authzid bob with alice's password -> refused" ;;
+        ejabberd:1:|extauth:1:) ok "authzid bob with alice's password -> refused" ;;
         prosody:1:|prosody:0:alice@$D) ok "authzid bob with alice's password -> never bob ($([ $rc = 0 ] && echo "session bound to $bound" || echo refused))" ;;
         *) not_ok "authzid bob with alice's password: exit $rc, bound to '$bound'" ;;
     esac
@@ -143,7 +156,7 @@ server_cases() { # server_cases PORT
 }
 
 # --- one root ------------------------------------------------------------------------------
-in_root() { chroot "$R" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+in_root() { chroot "$R" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 ${EJABBERD_SANDBOX_LOGLEVEL:+EJABBERD_SANDBOX_LOGLEVEL=$EJABBERD_SANDBOX_LOGLEVEL} "$@"; }
 # ejabberd-sandbox in the root (as root), in /tmp/NAME of the root
 sbx() { in_root /usr/local/bin/ejabberd-sandbox "$@"; }
 start_in_root() { # start_in_root NAME PORT YAML_IN_ROOT
@@ -175,7 +188,7 @@ roster_cases() { # roster_cases NAME PORT
 
 ejabberd_extauth() {
     begin "ejabberd $EJ_V (OTP $OTP) extauth"
-    SERVER=ejabberd
+    SERVER=extauth
     local port name=ejd-ext
     port=$(free_port)
     mkdir -p "$R/tmp/calog"
@@ -221,7 +234,8 @@ auth_cloud_secret_file: "/etc/cloudauth-secret"
 auth_cloud_timeout: $TIMEOUT
 auth_cloud_roster_sync: true
 YML
-    if start_in_root "$name" "$port" "/tmp/$name.yml"; then
+    # debug: the decisions' log lines
+    if EJABBERD_SANDBOX_LOGLEVEL=debug start_in_root "$name" "$port" "/tmp/$name.yml"; then
         ok "ejabberd $EJ_V started with auth_method: cloud"
         expect "the module came from the ext_mod directory" \
             "\"/tmp/$name/ext/ejabberd_auth_cloud/ebin/ejabberd_auth_cloud.beam\"" \
@@ -232,6 +246,9 @@ YML
         expect "ejabberdctl cloud_auth_stats answers" 0 \
             "$(sbx ctl "/tmp/$name" cloud_auth_stats localhost > "$W/stats" 2>&1; echo $?)" "$(grep -c '^cloudauth_' "$W/stats") metric lines"
         sbx status "/tmp/$name" >/dev/null 2>&1; expect "ejabberd $EJ_V still running" 0 $?
+        grep -q "auth alice@$D: yes via token" "$R/tmp/$name/log/ejabberd.log" \
+            && ! grep -q "stay unlogged" "$R/tmp/$name/log/ejabberd.log" \
+            && ok "the core's log events reach ejabberd's log" || not_ok "the module's log sink is not set"
         sbx stop "/tmp/$name" >/dev/null 2>&1
     else
         not_ok "ejabberd $EJ_V did not start with auth_method: cloud"
