@@ -23,9 +23,14 @@
 %%%----------------------------------------------------------------------
 -spec init([]) -> {ok, undefined}.
 init([]) ->
-    case catch ejabberd_auth_cloud_nif:set_log_sink(self()) of
-	ok -> ok;
+    %% try, not catch Expr: OTP 29 deprecates the latter.
+    %% The NIF answers {ok, ok} (a Rust Ok(ok)).
+    try ejabberd_auth_cloud_nif:set_log_sink(self()) of
+	{ok, ok} -> ok;
 	Other -> ?WARNING_MSG("cloudauth's own log events stay unlogged: ~p", [Other])
+    catch
+	Class:Reason ->
+	    ?WARNING_MSG("cloudauth's own log events stay unlogged: ~p:~p", [Class, Reason])
     end,
     {ok, undefined}.
 

@@ -48,7 +48,7 @@ library_path() ->
 new_host(_Options) -> erlang:nif_error(nif_not_loaded).
 
 %% The core's log events go to Pid as {cloudauth_log, Level, Text}.
--spec set_log_sink(pid()) -> ok | {error, binary()}.
+-spec set_log_sink(pid()) -> {ok, ok} | {error, binary()}.
 set_log_sink(_Pid) -> erlang:nif_error(nif_not_loaded).
 
 %% The host's counters as OpenMetrics text.

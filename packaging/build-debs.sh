@@ -13,7 +13,11 @@
 #
 # Build needs (Debian 12): cargo, rebar3, erlang-dev, ejabberd (its headers and
 # behaviours), dpkg-dev (dpkg-shlibdeps). The module is compiled for the
-# Erlang/OTP installed here, so build on the Debian release you install on.
+# Erlang/OTP and against the ejabberd headers installed here, so build on the
+# Debian release you install on (test/e2e/versions.sh found the Debian 12
+# beams, OTP 25, working on ejabberd 24.12/OTP 25 and 26.07/OTP 29 too, but
+# Erlang promises loading only two major releases back). erlang/install.sh
+# builds the module on the target itself, with its erlc.
 #
 # Environment: CARGO_TARGET_DIR (cargo's, honoured), DEB_REVISION (default 1),
 # DEB_MAINTAINER, SOURCE_DATE_EPOCH (default: the last commit's time; dates

@@ -1,4 +1,4 @@
--- mod_auth_cloudauth: Prosody 0.12 authentication against Nextcloud/JSXC
+-- mod_auth_cloudauth: Prosody 0.12 and 13 authentication against Nextcloud/JSXC
 -- through a long-running cloudauth (`cloudauth --listen generic=ADDR`).
 --
 -- The "generic" protocol is one line per request, `auth:USER:DOMAIN:PASSWORD`

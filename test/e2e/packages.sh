@@ -24,6 +24,7 @@
 # Needs root (chroot, mount), mmdebstrap, systemd-nspawn (systemd-container).
 set -u
 . "$(dirname "$0")/../lib/common.sh"
+. "$E2E_LIB/debian-root.sh"
 
 PHASE_T=$(date +%s)
 T0=$PHASE_T
@@ -64,27 +65,13 @@ SOURCES=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECUR
 # ejabberd, prosody; systemd for sysusers/tmpfiles, systemd-analyze and
 # booting the root; logrotate and apparmor to check their files
 INCLUDE=ejabberd,prosody,systemd,logrotate,apparmor
-KEY=$(printf '%s\n' mmdebstrap-apt "$SUITE" "$INCLUDE" "${SOURCES[@]}" | sha256sum | cut -c1-16)
-CACHE=$ROOT/test/.work/roots/$SUITE-$KEY.tar
-mkdir -p "$(dirname "$CACHE")"
-find "$(dirname "$CACHE")" -name '*.tar' -mtime +7 -delete
-if [ ! -s "$CACHE" ]; then
-    mmdebstrap --variant=apt --mode=root --format=tar --include="$INCLUDE" \
-        "$SUITE" "$CACHE.tmp" "${SOURCES[@]}" > "$W/mmdebstrap.log" 2>&1 || {
-        rm -f "$CACHE.tmp"
-        tail -n 20 "$W/mmdebstrap.log" | sed 's/^/#   /'
-        die_setup "mmdebstrap failed"
-    }
-    mv "$CACHE.tmp" "$CACHE"
-    timing "mmdebstrap $SUITE + $INCLUDE ($(du -m "$CACHE" | cut -f1) MB, cached as $CACHE)"
-fi
+root_tar "$SUITE" "$SUITE" "$INCLUDE" "$W/mmdebstrap.log" "${SOURCES[@]}" || die_setup "mmdebstrap failed"
+[ "$ROOT_BUILT_S" = 0 ] || timing "mmdebstrap $SUITE + $INCLUDE ($(du -m "$ROOT_TAR" | cut -f1) MB, cached as $ROOT_TAR)"
 R=$W/root
-mkdir "$R" && tar -xf "$CACHE" -C "$R" || die_setup "cannot unpack $CACHE"
-printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
+root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
+# /proc again after the boot below (root_unpack unmounts it at exit)
 mount_proc() { mount -t proc proc "$R/proc"; }
 umount_proc() { ! mountpoint -q "$R/proc" || umount -l "$R/proc"; }
-on_exit umount_proc
-mount_proc || die_setup "cannot mount /proc in the root"
 timing "root unpacked"
 
 in_root() { chroot "$R" "$@"; }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Log in to an XMPP server with SASL PLAIN (slixmpp) and report the outcome.
 
-usage: xmpp_login.py JID PASSWORD PORT [--timeout SECONDS] [--authzid JID]
+usage: xmpp_login.py JID PASSWORD PORT [--timeout SECONDS] [--authzid JID] [--bound]
+--bound prints the bare JID the session was bound to.
 exit status: 0 session established, 1 authentication refused, 2 anything else
 (connection failure, timeout). Plain TCP on 127.0.0.1 unless TLS=1 (STARTTLS,
 certificate not checked: throwaway test servers only).
@@ -26,6 +27,7 @@ def main() -> int:
     p.add_argument("port", type=int)
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--authzid", default=None)
+    p.add_argument("--bound", action="store_true")
     a = p.parse_args()
     tls = os.environ.get("TLS") == "1"
     c = slixmpp.ClientXMPP(a.jid, a.password)
@@ -42,7 +44,12 @@ def main() -> int:
         rc[0] = code
         c.disconnect()
 
-    c.add_event_handler("session_start", lambda _: done(0))
+    def started(_):
+        if a.bound:
+            print(c.boundjid.bare, flush=True)
+        done(0)
+
+    c.add_event_handler("session_start", started)
     c.add_event_handler("failed_auth", lambda _: done(1))
     c.add_event_handler("connection_failed", lambda _: done(2))
     c.connect(address=("127.0.0.1", a.port), disable_starttls=not tls, force_starttls=tls)

@@ -357,7 +357,7 @@ fn reply_ref_never_matches() -> bool {
     std::hint::black_box(false)
 }
 
-/// `set_log_sink(Pid) -> ok | {error, Why}`: the core's log events go to
+/// `set_log_sink(Pid) -> {ok, ok} | {error, Why}`: the core's log events go to
 /// `Pid` as `{cloudauth_log, Level, Text}` from now on.
 #[rustler::nif]
 fn set_log_sink(pid: rustler::LocalPid) -> Result<Atom, String> {
