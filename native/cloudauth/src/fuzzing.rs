@@ -197,7 +197,7 @@ fn round_trip(proto: Proto, item: &Incoming) {
         _ => return,
     };
     let again = decode_stream(proto, &framed, &[framed.len().max(1)]);
-    assert_eq!(again, [item.clone()], "{proto:?}: re-framed request");
+    assert_eq!(again, std::slice::from_ref(item), "{proto:?}: re-framed request");
 }
 
 /// What a protocol's replies look like to its client: the framing's own rules.
