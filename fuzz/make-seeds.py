@@ -49,6 +49,11 @@ for sel in (0, 4, 0x40):
     put("frames", bytes([sel | 2]) + b"".join(postfix))
     put("frames", bytes([sel | 3]) + b"".join(b"".join(u16(f) for f in r) for r in sasl))
     put("frames", bytes([sel | 3]) + u16(b"alice") + u16(b"pw"))
+    # At the limits: 8 KiB lines with and without CR, a 1 KiB + 1 saslauthd field.
+    put("frames", bytes([sel | 1]) + b"x" * 8192 + b"\r\n" + b"x" * 8193 + b"\nisuser:a:b")
+    put("frames", bytes([sel | 2]) + b"get " + b"a" * 8186 + b"@b\r\n" + b"get " + b"a" * 8200)
+    put("frames", bytes([sel]) + u16(b"auth:a:b:" + b"p" * 8183) + struct.pack(">H", 8193) + b"x" * 8193)
+    put("frames", bytes([sel | 3]) + u16(b"a" * 1024) + struct.pack(">H", 1025) + b"p" * 1025 + u16(b"s") + u16(b"r"))
 
 # ---- tokens: mode (bit 0: TOTP, bit 1: mint and mutate), now (u32), fields
 with open(os.path.join(VECTORS, "jsxc-vectors.json")) as f:
