@@ -438,11 +438,14 @@ fn check_no_secret(layer: &Layer, messages: &[String]) {
     for secret in secret_texts(layer) {
         // A secret that is also some other part of the layer (a key, another
         // setting's value, the file or domain name) may be named as that.
-        let elsewhere = layer.origin.to_string().contains(&secret)
+        // Compared without case: a URL's scheme and host are shown lowercased.
+        let lower = secret.to_lowercase();
+        let has = |text: &str| text.to_lowercase().contains(&lower);
+        let elsewhere = has(&layer.origin.to_string())
             || layer
                 .entries
                 .iter()
-                .any(|(k, v)| k.contains(&secret) || !is_secret_text(k) && v.contains(&secret));
+                .any(|(k, v)| has(k) || !is_secret_text(k) && has(v));
         if elsewhere {
             continue;
         }
