@@ -20,6 +20,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::backend::HttpClient;
+use crate::jid;
 use crate::settings::keys;
 use crate::settings::values::{Layer, Origin, SettingsError, Values};
 use crate::settings::{DomainSettings, SettingsResolver};
@@ -104,7 +105,10 @@ pub fn parse_domain_file(path: &Path, text: &str) -> Result<Vec<DomainRow>, Doma
             line: i + 1,
         };
         let mut fields = line.split_whitespace();
-        let mut row = DomainRow::new(fields.next().ok_or_else(bad)?);
+        // The domain in the form requests are looked up with (`A.Example.`
+        // is `a.example`); a name no JID can have is a mistake in the file.
+        let domain = jid::canonical_domain(fields.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        let mut row = DomainRow::new(&domain);
         let mut positional = POSITIONAL.iter();
         for f in fields {
             match f.split_once('=') {
@@ -141,13 +145,21 @@ pub fn read_domain_table(
         detail: e.to_string(),
     };
     let mut rows: Vec<DomainRow> = Vec::new();
-    let row_of = |rows: &mut Vec<DomainRow>, domain: &str| -> usize {
-        let d = domain.to_lowercase();
+    // Rows keyed by the canonical domain, as requests are looked up; a
+    // domain no JID can have is left out (no request could use it).
+    let row_of = |rows: &mut Vec<DomainRow>, domain: &str| -> Option<usize> {
+        let Ok(d) = jid::canonical_domain(domain) else {
+            warn!(
+                "domain database {}: row for {domain:?} ignored: not a JID's domain",
+                path.display()
+            );
+            return None;
+        };
         match rows.iter().position(|r| r.domain == d) {
-            Some(i) => i,
+            Some(i) => Some(i),
             None => {
                 rows.push(DomainRow::new(&d));
-                rows.len() - 1
+                Some(rows.len() - 1)
             }
         }
     };
@@ -168,7 +180,9 @@ pub fn read_domain_table(
             .map_err(db)?;
         for f in found {
             let (domain, secret, url, auth_domain) = f.map_err(db)?;
-            let i = row_of(&mut rows, &domain);
+            let Some(i) = row_of(&mut rows, &domain) else {
+                continue;
+            };
             for (k, v) in POSITIONAL.iter().zip([secret, url, auth_domain]) {
                 if let Some(v) = v {
                     rows[i].layer.set(*k, v);
@@ -191,7 +205,9 @@ pub fn read_domain_table(
             .map_err(db)?;
         for f in found {
             let (domain, key, value) = f.map_err(db)?;
-            let i = row_of(&mut rows, &domain);
+            let Some(i) = row_of(&mut rows, &domain) else {
+                continue;
+            };
             rows[i].layer.set(key, value);
         }
     }
@@ -550,6 +566,19 @@ mod tests {
         assert_eq!(rows[2].get(keys::BACKEND), Some("json"));
         assert_eq!(rows[2].get(keys::URL), Some("https://c/"));
         assert!(parse_domain_file(Path::new("f"), "alone\n").is_err());
+        // Found by the domain_file fuzz target: rows are keyed as requests
+        // are looked up, and a name no JID has is an error in the file.
+        let rows = parse_domain_file(Path::new("f"), "B.Example. s u\n").unwrap();
+        assert_eq!(rows[0].domain, "b.example");
+        for bad in [
+            "a\0b s u\n",
+            "a@b s u\n",
+            "a/b s u\n",
+            "a.. s u\n",
+            ". s u\n",
+        ] {
+            assert!(parse_domain_file(Path::new("f"), bad).is_err(), "{bad:?}");
+        }
         assert!(parse_domain_file(Path::new("f"), "a s u d extra\n").is_err());
     }
 
@@ -649,6 +678,26 @@ mod tests {
         std::thread::sleep(RECHECK + Duration::from_millis(50));
         assert_eq!(url_of(&t, "a.example"), "https://a/2");
         assert_eq!(url_of(&t, "n.example"), "https://n/");
+    }
+
+    #[test]
+    fn database_rows_are_keyed_by_the_canonical_domain() {
+        let d = dir("canonical-db");
+        let db = d.join("xcauth.sqlite3");
+        let _ = std::fs::remove_file(&db);
+        let writer = Connection::open(&db).unwrap();
+        writer
+            .execute_batch(
+                "CREATE TABLE domains (xmppdomain TEXT PRIMARY KEY, authsecret TEXT, authurl TEXT, authdomain TEXT);
+                 INSERT INTO domains VALUES ('B.Example.', 'b', 'https://b/1', NULL);
+                 INSERT INTO domains VALUES ('bad@x', 'x', 'https://x/1', NULL);",
+            )
+            .unwrap();
+        let rows = read_domain_db(&db).unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r.domain.as_str()).collect();
+        assert_eq!(names, ["b.example"]);
+        let t = table(global(), None, Some(&db));
+        assert_eq!(url_of(&t, "b.example"), "https://b/1");
     }
 
     #[test]

@@ -30,6 +30,15 @@ pub fn canonical<'a>(
     {
         return Err("the user name has characters a JID cannot have");
     }
+    Ok((lower(user), canonical_domain(domain)?))
+}
+
+/// The canonical form of a domain alone (lowercase, without its trailing
+/// dot), or why it is no JID's domain: a character a domain cannot have,
+/// or an empty label (`a..b`, `.a`, `a..`: stripping one trailing dot must
+/// give a canonical form, so `a.example..` may not become `a.example.`,
+/// which no configured domain matches).
+pub fn canonical_domain(domain: &str) -> Result<Cow<'_, str>, &'static str> {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     if domain.is_empty()
         || domain
@@ -38,12 +47,25 @@ pub fn canonical<'a>(
     {
         return Err("the domain has characters a JID's domain cannot have");
     }
-    Ok((lower(user), lower(domain)))
+    if domain.split('.').any(str::is_empty) {
+        return Err("the domain has an empty label");
+    }
+    Ok(lower(domain))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_forms_are_canonical() {
+        // Found by the frames fuzz target's check: `a.example..` became
+        // `a.example.`, another name than `a.example` for the settings lookup.
+        for d in ["A.Example.", "a.example", "例え.JP.", "x"] {
+            let once = canonical_domain(d).unwrap();
+            assert_eq!(canonical_domain(&once).unwrap(), once, "{d:?}");
+        }
+    }
 
     #[test]
     fn case_and_trailing_dot_fold_forbidden_characters_refuse() {
@@ -63,6 +85,9 @@ mod tests {
             ("alice", ""),
             ("alice", "."),
             ("a:b", "example.org"),
+            ("alice", "a.example.."),
+            ("alice", ".a.example"),
+            ("alice", "a..example"),
         ] {
             assert!(canonical(u, d).is_err(), "{u:?} {d:?}");
         }

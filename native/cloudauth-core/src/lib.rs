@@ -17,6 +17,8 @@ pub mod digest;
 pub mod doctor;
 pub mod domains;
 pub mod duration;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jid;
 pub mod metrics;
 pub mod refusals;

@@ -3,9 +3,7 @@
 //! replacement for xcauth.
 
 mod cli;
-mod codec;
 mod config;
-mod config_file;
 mod doctor;
 mod handler;
 mod listen;
@@ -13,13 +11,15 @@ mod logging;
 mod monitor;
 mod oneshot;
 mod protocols;
-mod request;
 mod roster_sync;
 mod serve;
 mod sockets;
 mod stdio_serve;
 
 use std::process::ExitCode;
+
+// Framing, requests and the config file syntax live in the library (for the fuzz targets).
+use cloudauth::{codec, config_file, request};
 use std::sync::Arc;
 
 use clap::Parser;

@@ -600,6 +600,48 @@ fn domain_case_trailing_dot_and_at_signs_cannot_switch_settings_or_jids() {
     assert!(log.contains("characters a JID"), "{log}");
 }
 
+/// Found by fuzzing (issue 13): a per-domain row written `B.Example.` was
+/// kept under that name, which no request (canonical: `b.example`) looked
+/// up, so the global settings decided for b.example; and `a.example..`
+/// became `a.example.`, again another name than a.example's, so the global
+/// cloud decided for a.example.
+#[test]
+fn per_domain_rows_and_extra_trailing_dots_cannot_switch_to_the_global_settings() {
+    let dir = workdir("canonical-rows");
+    let domains = dir.join("domains");
+    let (secret_a, secret_b) = ("secret-of-a", "secret-of-b");
+    std::fs::write(
+        &domains,
+        format!(
+            "a.example {secret_a} {url}\nB.Example. {secret_b} {url}\n",
+            url = dead_url()
+        ),
+    )
+    .unwrap();
+    let mut child = cloudauth(&dead_url(), "1", &dir)
+        .arg("-p")
+        .arg(&domains)
+        .args(["-t", "generic"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exp = now() + 600;
+    let b_token = token::mint(&Secret::new(secret_b), "alice", "b.example", exp);
+    // A token of the global secret for the name `a.example..` used to become.
+    let global_token = token::mint(&Secret::new(SECRET), "alice", "a.example.", exp);
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(
+            format!("auth:alice:b.example:{b_token}\nauth:alice:a.example..:{global_token}\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    drop(input);
+    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(out, "1\n0\n");
+}
+
 /// A line break in what a client sends cannot forge a log line (the
 /// Postfix protocol percent-decodes `%0a`).
 #[test]

@@ -93,23 +93,28 @@ impl JsonApi {
     }
 
     async fn post(&self, url: &reqwest::Url, body: Value) -> Result<bool, BackendError> {
-        let reply = self.send(url, body).await?;
-        match reply.status {
-            200 => {}
-            401 | 403 => {
-                return Err(BackendError::Unauthorized {
-                    status: reply.status,
-                    hint: "check api-token-file against the token the API expects",
-                })
-            }
-            _ => return Err(reply.unexpected()),
-        }
-        let (success, message) = decode_success(&reply.body)?;
-        if let (false, Some(m)) = (success, message) {
-            debug!("JSON API said no: {m}");
-        }
-        Ok(success)
+        answer(&self.send(url, body).await?)
     }
+}
+
+/// The answer of a `login` or `exists` reply: HTTP 200 with a boolean
+/// `success`; anything else is trouble.
+pub fn answer(reply: &HttpReply) -> Result<bool, BackendError> {
+    match reply.status {
+        200 => {}
+        401 | 403 => {
+            return Err(BackendError::Unauthorized {
+                status: reply.status,
+                hint: "check api-token-file against the token the API expects",
+            })
+        }
+        _ => return Err(reply.unexpected()),
+    }
+    let (success, message) = decode_success(&reply.body)?;
+    if let (false, Some(m)) = (success, message) {
+        debug!("JSON API said no: {m}");
+    }
+    Ok(success)
 }
 
 impl JsonApi {

@@ -171,11 +171,7 @@ impl Jsxc {
             domain: who.domain,
             password,
         };
-        match self.call(op).await? {
-            Envelope::Success(_) => Ok(true),
-            Envelope::NoAuth => Ok(false),
-            Envelope::Error(msg) => Err(BackendError::Api(msg)),
-        }
+        auth_answer(&self.send(op).await?)
     }
 
     async fn is_user_op(&self, who: Account<'_>) -> Result<bool, BackendError> {
@@ -183,11 +179,7 @@ impl Jsxc {
             username: who.user,
             domain: who.domain,
         };
-        match self.call(op).await? {
-            Envelope::Success(data) => Ok(decode_is_user(&data)?),
-            Envelope::NoAuth => Err(DecodeError::Shape("isuser answered noauth".into()).into()),
-            Envelope::Error(msg) => Err(BackendError::Api(msg)),
-        }
+        is_user_answer(&self.send(op).await?)
     }
 
     async fn roster_op(&self, who: Account<'_>) -> Result<SharedRoster, BackendError> {
@@ -223,6 +215,25 @@ fn envelope_of(reply: &HttpReply) -> Result<Envelope, BackendError> {
     match decode_envelope(&reply.body)? {
         Envelope::Error(msg) => Err(BackendError::Api(msg)),
         other => Ok(other),
+    }
+}
+
+/// The answer of an `auth` reply: yes only for HTTP 200 with `result:
+/// success`, no only for HTTP 200 with `result: noauth`, anything else trouble.
+pub fn auth_answer(reply: &HttpReply) -> Result<bool, BackendError> {
+    match envelope_of(reply)? {
+        Envelope::Success(_) => Ok(true),
+        Envelope::NoAuth => Ok(false),
+        Envelope::Error(msg) => Err(BackendError::Api(msg)),
+    }
+}
+
+/// The answer of an `isuser` reply: `data.isUser` of a `result: success`.
+pub fn is_user_answer(reply: &HttpReply) -> Result<bool, BackendError> {
+    match envelope_of(reply)? {
+        Envelope::Success(data) => Ok(decode_is_user(&data)?),
+        Envelope::NoAuth => Err(DecodeError::Shape("isuser answered noauth".into()).into()),
+        Envelope::Error(msg) => Err(BackendError::Api(msg)),
     }
 }
 

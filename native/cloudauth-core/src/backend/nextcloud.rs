@@ -320,6 +320,59 @@ pub fn decode_user_groups(body: &[u8]) -> Result<Vec<String>, DecodeError> {
         .collect()
 }
 
+/// The answer of a `cloud/user` reply to `user`'s credentials: yes only for
+/// HTTP 200 naming this very account (folded), no for HTTP 401 or another
+/// account's id, anything else trouble.
+pub fn auth_answer(reply: &HttpReply, user: &str) -> Result<bool, BackendError> {
+    match reply.status {
+        200 => {
+            let id = decode_current_user_id(&reply.body)?;
+            if fold(&id) == fold(user) {
+                Ok(true)
+            } else {
+                // Nextcloud also takes e-mail addresses and other login
+                // names: right credentials, but of another account.
+                warn!(
+                    "{:?}: the credentials are right but belong to Nextcloud account {:?}, not {:?}; refused",
+                    user,
+                    printable_snippet(id.as_bytes(), 80),
+                    user
+                );
+                Ok(false)
+            }
+        }
+        // The body is Nextcloud's fixed XML, whatever `format` says.
+        401 => Ok(false),
+        412 => Err(csrf_stripped()),
+        _ => Err(reply.unexpected()),
+    }
+}
+
+/// The answer of a `cloud/users/{id}` reply: yes for HTTP 200 with
+/// `ocs.data.id`, no only for HTTP 404 with OCS statuscode 404.
+pub fn is_user_answer(reply: &HttpReply) -> Result<bool, BackendError> {
+    match reply.status {
+        200 => {
+            decode_user_found(&reply.body)?;
+            Ok(true)
+        }
+        // OCS statuscode 404: no such user. 998: the user exists but the
+        // service account may not see it (a subadmin of other groups);
+        // anything else (an HTML 404: a wrong URL) is no answer at all.
+        404 => match ocs_statuscode(&reply.body) {
+            Some(404) => Ok(false),
+            Some(998) => Err(BackendError::Unauthorized {
+                status: 404,
+                hint: HINT_RIGHTS,
+            }),
+            _ => Err(reply.unexpected()),
+        },
+        401 | 403 => Err(service_refused(reply)),
+        412 => Err(csrf_stripped()),
+        _ => Err(reply.unexpected()),
+    }
+}
+
 /// One member of a group, as `users/details` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -614,28 +667,7 @@ impl Nextcloud {
         if matches!(reply.status, 200 | 401) && self.latency.observe(reply.elapsed) {
             self.warn_throttled(url, reply.elapsed, false);
         }
-        match reply.status {
-            200 => {
-                let id = decode_current_user_id(&reply.body)?;
-                if fold(&id) == fold(who.user) {
-                    Ok(true)
-                } else {
-                    // Nextcloud also takes e-mail addresses and other login
-                    // names: right credentials, but of another account.
-                    warn!(
-                        "{:?}: the credentials are right but belong to Nextcloud account {:?}, not {:?}; refused",
-                        who.user,
-                        printable_snippet(id.as_bytes(), 80),
-                        who.user
-                    );
-                    Ok(false)
-                }
-            }
-            // The body is Nextcloud's fixed XML, whatever `format` says.
-            401 => Ok(false),
-            412 => Err(csrf_stripped()),
-            _ => Err(reply.unexpected()),
-        }
+        auth_answer(&reply, who.user)
     }
 
     fn warn_throttled(&self, url: &reqwest::Url, took: Duration, timed_out: bool) {
@@ -684,27 +716,7 @@ impl Nextcloud {
         let Some(url) = ocs_url(&self.base, &["cloud", "users", who.user]) else {
             return Ok(false);
         };
-        let reply = self.service_get(svc, &url).await?;
-        match reply.status {
-            200 => {
-                decode_user_found(&reply.body)?;
-                Ok(true)
-            }
-            // OCS statuscode 404: no such user. 998: the user exists but the
-            // service account may not see it (a subadmin of other groups);
-            // anything else (an HTML 404: a wrong URL) is no answer at all.
-            404 => match ocs_statuscode(&reply.body) {
-                Some(404) => Ok(false),
-                Some(998) => Err(BackendError::Unauthorized {
-                    status: 404,
-                    hint: HINT_RIGHTS,
-                }),
-                _ => Err(reply.unexpected()),
-            },
-            401 | 403 => Err(service_refused(&reply)),
-            412 => Err(csrf_stripped()),
-            _ => Err(reply.unexpected()),
-        }
+        is_user_answer(&self.service_get(svc, &url).await?)
     }
 
     async fn roster_op(

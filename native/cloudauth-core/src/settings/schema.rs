@@ -335,11 +335,13 @@ pub fn find_vm(option: &str) -> Option<&'static Spec> {
 }
 
 /// A key as written in a file or on a command line, in schema form:
-/// leading dashes dropped, `_` as `-`, lowercase.
+/// `_` as `-`, leading dashes dropped, lowercase. Idempotent: `__url` is
+/// `url` at once (dropping the dashes before replacing `_` made it `--url`,
+/// which became `url` only when normalised again).
 pub fn normalise_key(k: &str) -> String {
     k.trim()
-        .trim_start_matches("--")
         .replace('_', "-")
+        .trim_start_matches("--")
         .to_ascii_lowercase()
 }
 
@@ -393,5 +395,15 @@ mod tests {
         assert_eq!(find_vm("auth_cloud_cache_db").map(|s| s.key), Some(DB));
         assert!(find(LOG).and_then(|s| s.vm_name()).is_none());
         assert_eq!(normalise_key("--Cache_Query_TTL"), "cache-query-ttl");
+    }
+
+    #[test]
+    fn normalised_keys_stay_as_they_are() {
+        // Found by the xcauth_conf fuzz target: `__…c` normalised to `--…c`, then to `…c`.
+        for k in ["__url", "___c", "-_-url", "url", "-x", "----a_b", " --A "] {
+            let once = normalise_key(k);
+            assert_eq!(normalise_key(&once), once, "{k:?}");
+        }
+        assert_eq!(normalise_key("__url"), "url");
     }
 }

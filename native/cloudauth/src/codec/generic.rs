@@ -57,7 +57,10 @@ impl Decoder for LineCodec {
                 Ok(None)
             }
             (None, None) => {
-                if src.len() > MAX_REQUEST {
+                // One byte more than the limit may still be the `\r` of a
+                // CRLF: skipping already would refuse a line that one read
+                // holding its `\n` too accepts.
+                if src.len() > MAX_REQUEST + 1 {
                     self.skipping = Some(src.len());
                     src.clear();
                     self.scanned = 0;
@@ -82,6 +85,9 @@ impl Decoder for LineCodec {
         }
         // A last line without its newline is still a request.
         let line = strip_cr(src.split());
+        if line.len() > MAX_REQUEST {
+            return Ok(Some(Incoming::Bad(FrameProblem::Oversized(line.len()))));
+        }
         Ok(Some(Incoming::Payload(line.freeze())))
     }
 }
@@ -156,6 +162,34 @@ mod tests {
             matches!(out[0], Incoming::Bad(FrameProblem::Oversized(n)) if n == MAX_REQUEST * 2)
         );
         assert_eq!(out[1], Incoming::Payload("isuser:a:b".into()));
+    }
+
+    #[test]
+    fn a_line_at_the_limit_with_crlf_is_accepted_however_it_is_read() {
+        // Found by the frames fuzz target: read up to its `\r`, a line of
+        // MAX_REQUEST bytes + CRLF was skipped; read in one piece, accepted.
+        let line = vec![b'x'; MAX_REQUEST];
+        let whole = [&line[..], b"\r\n"].concat();
+        let want = vec![Incoming::Payload(line.clone().into())];
+        assert_eq!(decode_chunks(&[&whole]), want);
+        assert_eq!(decode_chunks(&[&whole[..MAX_REQUEST + 1], b"\n"]), want);
+        // One byte more is too long, read either way, also at the end of input.
+        let long = [&line[..], b"y\r\n"].concat();
+        for chunks in [
+            vec![&long[..]],
+            vec![&long[..MAX_REQUEST + 1], &long[MAX_REQUEST + 1..]],
+        ] {
+            let out = decode_chunks(&chunks);
+            assert!(
+                matches!(out[..], [Incoming::Bad(FrameProblem::Oversized(_))]),
+                "{out:?}"
+            );
+        }
+        let out = decode_chunks(&[&long[..MAX_REQUEST + 1]]);
+        assert!(
+            matches!(out[..], [Incoming::Bad(FrameProblem::Oversized(_))]),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! The protocol side of `cloudauth` as a library: wire framing, request
+//! parsing and the xcauth.conf reader. The `cloudauth` program uses them
+//! from here, and so do the fuzz targets (`fuzz/`) through [`fuzzing`].
+
+pub mod codec;
+pub mod config_file;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod request;
