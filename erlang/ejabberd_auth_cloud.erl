@@ -38,6 +38,8 @@
 -export([nif_config/1, authzid_allowed/2, answer/2]).
 %% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
 -export([stats/1, doctor/1, doctor_text/1]).
+%% For the module's own processes (log sink, cluster cache writer).
+-export([ensure_child/3]).
 
 -include("logger.hrl").
 -include("ejabberd_commands.hrl").
@@ -475,3 +477,18 @@ log_decision(Op, User, Server, {Verdict, Path, <<"">>, _}, Us) ->
 log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
     ?DEBUG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
 	   [Op, User, Server, Verdict, Path, Detail, Us]).
+
+%% Starts gen_server Module (its start_link/0) under ejabberd_sup unless it
+%% runs already; a failure is logged at Level, naming What.
+-spec ensure_child(module(), error | warning, string()) -> ok.
+ensure_child(Module, Level, What) ->
+    Spec = #{id => Module, start => {Module, start_link, []},
+	     restart => permanent, shutdown => 1000, type => worker,
+	     modules => [Module]},
+    case supervisor:start_child(ejabberd_sup, Spec) of
+	{ok, _} -> ok;
+	{error, {already_started, _}} -> ok;
+	{error, already_present} -> _ = supervisor:restart_child(ejabberd_sup, Module), ok;
+	{error, Why} when Level == error -> ?ERROR_MSG("~ts did not start: ~p", [What, Why]);
+	{error, Why} -> ?WARNING_MSG("~ts did not start: ~p", [What, Why])
+    end.

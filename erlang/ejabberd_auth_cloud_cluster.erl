@@ -116,15 +116,7 @@ start_link() ->
 %% Starts the writer under ejabberd_sup unless it runs already.
 -spec ensure_started() -> ok.
 ensure_started() ->
-    Spec = #{id => ?MODULE, start => {?MODULE, start_link, []},
-	     restart => permanent, shutdown => 1000, type => worker,
-	     modules => [?MODULE]},
-    case supervisor:start_child(ejabberd_sup, Spec) of
-	{ok, _} -> ok;
-	{error, {already_started, _}} -> ok;
-	{error, already_present} -> _ = supervisor:restart_child(ejabberd_sup, ?MODULE), ok;
-	{error, Why} -> ?ERROR_MSG("The password cache's Mnesia writer did not start: ~p", [Why])
-    end.
+    ejabberd_auth_cloud:ensure_child(?MODULE, error, "The password cache's Mnesia writer").
 
 %% Hands the user's cache row to the NIF, before a password check.
 -spec lend(reference(), binary(), binary()) -> ok.

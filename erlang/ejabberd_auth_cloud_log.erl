@@ -73,12 +73,4 @@ start_link() ->
 %% Starts the sink under ejabberd_sup unless it runs already.
 -spec ensure_started() -> ok.
 ensure_started() ->
-    Spec = #{id => ?MODULE, start => {?MODULE, start_link, []},
-	     restart => permanent, shutdown => 1000, type => worker,
-	     modules => [?MODULE]},
-    case supervisor:start_child(ejabberd_sup, Spec) of
-	{ok, _} -> ok;
-	{error, {already_started, _}} -> ok;
-	{error, already_present} -> _ = supervisor:restart_child(ejabberd_sup, ?MODULE), ok;
-	{error, Why} -> ?WARNING_MSG("cloudauth's log sink did not start: ~p", [Why])
-    end.
+    ejabberd_auth_cloud:ensure_child(?MODULE, warning, "cloudauth's log sink").
