@@ -98,8 +98,11 @@ start_ejabberd "$N2" "$P2" "$W/node.yml" || die_setup "node 2 did not start"
 for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P2") 2>/dev/null && break; sleep 0.1; done
 ev() { "$SANDBOX" eval "$@" 2>&1; }
 NODE1=$(. "$N1/sandbox.env"; echo "$NODE"); NODE2=$(. "$N2/sandbox.env"; echo "$NODE")
+# Both node names in Erlang's order for atoms (their text, byte by byte):
+# what lists:sort/1 returns for them. The names are random.
+BOTH="[$(printf '%s\n' "$NODE1" "$NODE2" | LC_ALL=C sort | paste -sd,)]"
 nodes=$(ev "$N1" 'lists:sort(mnesia:system_info(running_db_nodes)).')
-expect "cluster: both nodes run Mnesia together" "[$NODE1,$NODE2]" "$(echo "$nodes" | tr -d "' \n")"
+expect "cluster: both nodes run Mnesia together" "$BOTH" "$(echo "$nodes" | tr -d "' \n")"
 copies() { # copies DIR TABLE -> the sorted nodes holding disc copies
     ev "$1" "lists:sort(mnesia:table_info($2, disc_copies))." | tr -d "' \n"
 }
@@ -128,7 +131,7 @@ grep -qE "^roster alice@$D both Alice Liddell \| Team$" "$ROSTER_B" \
     || not_ok "roster: alice not in bob's roster: $(tr '\n' ';' < "$ROSTER_B")"
 expect "roster: Team's members, read on node 2" "[<<\"alice@$D\">>,<<\"bob@$D\">>,<<\"carol@$D\">>]" \
     "$(members "$N2" Team | tr -d ' \n')"
-expect "roster: the digests table has a disc copy on both nodes" "[$NODE1,$NODE2]" \
+expect "roster: the digests table has a disc copy on both nodes" "$BOTH" \
     "$(copies "$N2" ejabberd_auth_cloud_roster)"
 
 # alice again, now on node 2: node 1 synced her, the groups are unchanged.
@@ -164,7 +167,7 @@ expect "removal via node 1: Team's members, read on node 2" "[<<\"alice@$D\">>]"
 touch "$ROSTER_A.stop"; wait "$WATCH_A" 2>/dev/null
 
 # --- password cache in Mnesia --------------------------------------------------------
-expect "cache: the cache table has a disc copy on both nodes" "[$NODE1,$NODE2]" \
+expect "cache: the cache table has a disc copy on both nodes" "$BOTH" \
     "$(copies "$N1" ejabberd_auth_cloud_cache)"
 login "carol@$D" carol-pw "$P1"; expect "cache: carol confirmed by the cloud through node 1" 0 $?
 row=""
@@ -249,7 +252,7 @@ for i in $(seq 1 50); do
     [ "$(ev "$N2" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ] && break
     sleep 0.2
 done
-expect "restart: node 2 back in the cluster" "[$NODE1,$NODE2]" \
+expect "restart: node 2 back in the cluster" "$BOTH" \
     "$(ev "$N2" 'lists:sort(mnesia:system_info(running_db_nodes)).' | tr -d "' \n")"
 expect "restart: node 2 has dave's digest, written by node 1 while it was down" "true" \
     "$(ev "$N2" "mnesia:dirty_read(ejabberd_auth_cloud_roster, {hash, {<<\"dave\">>, <<\"$D\">>}}) /= []." | tr -d ' \n')"
