@@ -28,8 +28,7 @@ chmod 600 "$W/api-token"
 start_backend "$W" "$SECRET" "$USERS" --api-token-file "$W/api-token" || die_setup "test backend did not start"
 write_secret "$W/secret" "$SECRET"
 write_secret "$W/svc-pw" svc-pw
-write_secret "$W/totp-seed" "PUL3GGUVO4KFVN4R"
-write_secret "$W/totp-secret" "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV"
+write_totp_files "$W"
 mkdir -p "$W/log"
 
 TOTP_FILES="totp-seed-file=$W/totp-seed totp-secret-file=$W/totp-secret"
@@ -43,10 +42,6 @@ HOSTS='hosts:
   - nc.localhost
   - nosvc.localhost'
 
-totp() { # totp USER DOMAIN: a fresh TOTP token
-    "$BIN_DIR/cloudauth" -c /dev/null --tokens totp --totp-seed-file "$W/totp-seed" \
-        --totp-secret-file "$W/totp-secret" token --format totp "$1" "$2"
-}
 
 # backend_cases NAME PORT DOMAIN COUNTER: the password and TOTP cases for a
 # vhost whose backend counts its password checks under COUNTER (/stats).
@@ -60,11 +55,11 @@ backend_cases() {
     login "jürgen@$d" 'pässwörd-ü' "$port"; expect "$n $d: non-ASCII user -> session" 0 $?
     expect "$n $d: each password login reached the backend" 5 $(( $(backend_count "$c") - before ))
     before=$(backend_count "$c")
-    t=$(totp bob "$d")
+    t=$(totp_token "$W" bob "$d")
     login "bob@$d" "$t" "$port"; expect "$n $d: TOTP token -> session" 0 $?
     login "bob@$d" "$t" "$port"; expect "$n $d: the same TOTP token again -> refused" 1 $?
-    login "alice@$d" "$(totp bob "$d")" "$port"; expect "$n $d: bob's TOTP token for alice -> refused" 1 $?
-    login "bob@$d" "$(totp bob other.localhost)" "$port"; expect "$n $d: a TOTP token for another domain -> refused" 1 $?
+    login "alice@$d" "$(totp_token "$W" bob "$d")" "$port"; expect "$n $d: bob's TOTP token for alice -> refused" 1 $?
+    login "bob@$d" "$(totp_token "$W" bob other.localhost)" "$port"; expect "$n $d: a TOTP token for another domain -> refused" 1 $?
     expect "$n $d: no TOTP token reached the backend" 0 $(( $(backend_count "$c") - before ))
 }
 

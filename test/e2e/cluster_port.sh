@@ -17,15 +17,11 @@ D=localhost
 W=$(workdir cluster-port)
 start_backend "$W" "$SECRET" "$STANDARD_USERS" || die_setup "test backend did not start"
 write_secret "$W/secret" "$SECRET"
-write_secret "$W/totp-seed" "PUL3GGUVO4KFVN4R"
-write_secret "$W/totp-secret" "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV"
+write_totp_files "$W"
 mkdir -p "$W/log-a" "$W/log-b"
 DB=$W/xcauth.sqlite3
 TOKENS=(--tokens totp,jsxc --totp-seed-file "$W/totp-seed" --totp-secret-file "$W/totp-secret")
 
-totp() { # totp USER: a fresh TOTP token
-    "$BIN_DIR/cloudauth" -c /dev/null "${TOKENS[@]}" token --format totp "$1" "$D"
-}
 
 declare -A CA_PID=()
 # start_cloudauth NAME: the host's socket-mode cloudauth on $W/NAME.sock
@@ -74,7 +70,7 @@ login "alice@$D" alice-pw "$PORT2"
 expect "cloud down: node 2 admits alice, confirmed through node 1 (shared db cache)" 0 $?
 login "alice@$D" wrong-pw "$PORT2"; expect "cloud down: node 2 refuses alice's wrong password" 1 $?
 login "bob@$D" bob-pw "$PORT2"; expect "cloud down: node 2 refuses bob (never confirmed)" 1 $?
-t=$(totp alice)
+t=$(totp_token "$W" alice "$D")
 login "alice@$D" "$t" "$PORT1"; expect "cloud down: node 1 admits alice's TOTP token" 0 $?
 login "alice@$D" "$t" "$PORT2"; expect "node 2 refuses the same TOTP token (shared replay state)" 1 $?
 login "alice@$D" "$t" "$PORT1"; expect "node 1 refuses it again too" 1 $?

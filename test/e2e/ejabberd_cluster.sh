@@ -41,32 +41,8 @@ set_users() { # set_users ALICE_GROUPS BOB_GROUPS CAROL_GROUPS: the backend relo
 }
 start_backend "$W" "$SECRET" "$(users '["Team"]' '["Team"]' '["Team"]')" || die_setup "test backend did not start"
 write_secret "$W/secret" "$SECRET"
-write_secret "$W/totp-seed" "PUL3GGUVO4KFVN4R"
-write_secret "$W/totp-secret" "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV"
-totp() { # totp USER: a fresh TOTP token
-    "$BIN_DIR/cloudauth" -c /dev/null --tokens totp --totp-seed-file "$W/totp-seed" \
-        --totp-secret-file "$W/totp-secret" token --format totp "$1" "$D"
-}
+write_totp_files "$W"
 
-# wait_line FILE PATTERN [SECONDS]: until a line matches (grep -E), or time is up.
-wait_line() {
-    local i
-    for i in $(seq $(( ${3:-15} * 10 ))); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-count() { grep -cE -- "$2" "$1" 2>/dev/null; }
-# wait_count FILE PATTERN N [SECONDS]: until at least N lines match.
-wait_count() {
-    local i
-    for i in $(seq $(( ${4:-15} * 10 ))); do
-        [ "$(count "$1" "$2")" -ge "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- the cluster -------------------------------------------------------------------
 "$ROOT/erlang/install.sh" "$W/ext" >/dev/null 2>"$W/install.log" || { cat "$W/install.log"; die_setup "install.sh failed"; }
@@ -193,11 +169,11 @@ ev "$N1" "mnesia:dirty_read(ejabberd_auth_cloud_cache, <<\"alice@$D\">>)." | gre
     && ok "cache: alice's row (confirmed through both nodes) is there too" || not_ok "cache: no row for alice"
 
 # --- TOTP tokens are one-time in the whole cluster ----------------------------------
-T=$(totp alice)
+T=$(totp_token "$W" alice "$D")
 login "alice@$D" "$T" "$P1"; expect "totp: a fresh token through node 1 -> session" 0 $?
 login "alice@$D" "$T" "$P2"; expect "totp: the same token through node 2 -> refused" 1 $?
 login "alice@$D" "$T" "$P1"; expect "totp: the same token through node 1 again -> refused" 1 $?
-T=$(totp bob)
+T=$(totp_token "$W" bob "$D")
 login "bob@$D" "$T" "$P2"; expect "totp: another fresh token through node 2 -> session" 0 $?
 login "bob@$D" "$T" "$P1"; expect "totp: that token through node 1 -> refused" 1 $?
 
@@ -268,7 +244,7 @@ login "alice@$D" alice-pw "$P2"; expect "restart: alice logs in on node 2, cloud
 wait_count "$LOG2" "roster of alice@$D (unchanged since|synced)" $(( unchanged + 1 )) 15
 expect "restart: alice's digest survived: unchanged, no command sent" $(( unchanged + 1 )) \
     "$(count "$LOG2" "roster of alice@$D unchanged since its last sync")"
-T=$(totp carol)
+T=$(totp_token "$W" carol "$D")
 login "carol@$D" "$T" "$P2"; expect "restart: a TOTP token through node 2 -> session" 0 $?
 login "carol@$D" "$T" "$P1"; expect "restart: that token through node 1 -> refused" 1 $?
 for n in "$N1" "$N2"; do

@@ -29,25 +29,7 @@ start_backend "$W" "$SECRET" "$(users '["Team"]')" || die_setup "test backend di
 write_secret "$W/secret" "$SECRET"
 D=localhost
 
-# wait_line FILE PATTERN [SECONDS]: until a line matches (grep -E), or time is up.
-wait_line() {
-    local i
-    for i in $(seq $(( ${3:-15} * 10 ))); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
-# wait_count FILE PATTERN N [SECONDS]: until at least N lines match.
-wait_count() {
-    local i
-    for i in $(seq $(( ${4:-15} * 10 ))); do
-        [ "$(grep -cE -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # scenario NAME PORT LOG: the roster story against one ejabberd; LOG is the
 # file that records syncs ("Shared roster of alice@localhost synced" lines).

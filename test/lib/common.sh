@@ -181,6 +181,40 @@ outage_cases() {
     login "alice@$d" "$ALICE_TOKEN" "$port"; expect "backend down: token login still works" 0 $?
 }
 
+# write_totp_files DIR: the test vectors' TOTP seed and token secret as
+# DIR/totp-seed and DIR/totp-secret (files only their owner reads).
+write_totp_files() {
+    write_secret "$1/totp-seed" "PUL3GGUVO4KFVN4R"
+    write_secret "$1/totp-secret" "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV"
+}
+
+totp_token() { # totp_token DIR USER DOMAIN: a fresh TOTP token from DIR's files
+    "$BIN_DIR/cloudauth" -c /dev/null --tokens totp --totp-seed-file "$1/totp-seed" \
+        --totp-secret-file "$1/totp-secret" token --format totp "$2" "$3"
+}
+
+# wait_line FILE PATTERN [SECONDS]: until a line matches (grep -E), or time is up.
+wait_line() {
+    local i
+    for i in $(seq $(( ${3:-15} * 10 ))); do
+        grep -qE -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+count() { grep -cE -- "$2" "$1" 2>/dev/null; } # count FILE PATTERN: matching lines
+
+# wait_count FILE PATTERN N [SECONDS]: until at least N lines match.
+wait_count() {
+    local i
+    for i in $(seq $(( ${4:-15} * 10 ))); do
+        [ "$(count "$1" "$2")" -ge "$3" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 mint() { # mint USER DOMAIN SECRET [--ttl T | --expiry UNIX]
     local u=$1 d=$2 s=$3
     shift 3
