@@ -9,8 +9,10 @@
 # code is safe Rust, and the CPU goes to executions; debug assertions and
 # overflow checks are on). New interesting inputs go to fuzz/corpus/TARGET
 # (seeded from fuzz/seeds/TARGET, see make-seeds.py), crashes to
-# fuzz/artifacts/TARGET/. The log is LOGDIR/TARGET.log (default
-# /tmp/cloudauth-fuzz); its last lines are the figures fuzz/README.md records.
+# fuzz/artifacts/TARGET/. The log is LOGDIR/TARGET-HHMMSS.log (default
+# /tmp/cloudauth-fuzz); its last lines are the figures fuzz/README.md
+# records. A later run goes on from the corpus: a target's CPU time may be
+# spent in several runs.
 set -eu
 target=$1
 minutes=${2:-30}
@@ -29,7 +31,7 @@ mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target" "$logdir"
 # A copy, so that rebuilding while it runs does not touch the running binary.
 bin=$logdir/$target.bin
 cp "${CARGO_TARGET_DIR:-fuzz/target}/x86_64-unknown-linux-gnu/release/$target" "$bin"
-log=$logdir/$target.log
+log=$logdir/$target-$(date +%H%M%S).log
 
 nice -n 19 "$bin" "fuzz/corpus/$target" "fuzz/seeds/$target" \
   -max_len=$max_len -timeout=10 -rss_limit_mb=2048 -max_total_time=86400 \
