@@ -2,15 +2,20 @@
 -- through a long-running cloudauth (`cloudauth --listen generic=ADDR`).
 --
 -- The "generic" protocol is one line per request, `auth:USER:DOMAIN:PASSWORD`
--- or `isuser:USER:DOMAIN`, answered by `1` or `0` in request order. All
--- requests of a host share one connection: they are pipelined and a FIFO of
--- waiting requests takes the answers in turn. Waiting uses util.async, so the
--- session asking is suspended while Prosody keeps serving everybody else.
+-- or `isuser:USER:DOMAIN`, answered by `1` or `0` in request order. Because
+-- answers come in order, a token login pipelined behind password logins
+-- would wait for the cloud too. So a host keeps a small pool of connections:
+-- a request takes an idle connection, opens another one while fewer than
+-- `cloudauth_connections` are open, and only then is pipelined on the least
+-- busy one (a FIFO per connection takes the answers in turn). Waiting uses
+-- util.async, so the session asking is suspended while Prosody keeps serving
+-- everybody else.
 --
 --   authentication = "cloudauth"
 --   cloudauth_socket = "/run/cloudauth/prosody.sock" -- unix socket (default)
 --   -- or: cloudauth_host = "127.0.0.1"; cloudauth_port = 23664 -- TCP (IP address)
 --   cloudauth_timeout = 10 -- seconds to wait for an answer
+--   cloudauth_connections = 4 -- connections to cloudauth at most
 
 local async = require "util.async";
 local server = require "net.server";
@@ -21,11 +26,14 @@ local port = module:get_option_number("cloudauth_port");
 local ip = module:get_option_string("cloudauth_host", "127.0.0.1");
 local path = module:get_option_string("cloudauth_socket", not port and "/run/cloudauth/prosody.sock" or nil);
 local timeout = module:get_option_number("cloudauth_timeout", 10);
+local max_connections = math.max(1, math.floor(module:get_option_number("cloudauth_connections", 4)));
 local target = path and ("unix:" .. path) or (ip .. ":" .. port);
 
-local conn;         -- the current connection (net.server interface), if any
-local buffer = "";  -- received bytes not yet forming a whole line
-local pending = {}; -- requests waiting for an answer, oldest first
+-- The open connections, keyed by their net.server connection. Each holds
+-- `buffer` (received bytes not yet forming a whole line) and `pending`
+-- (requests waiting for an answer on it, oldest first).
+local pool = {};
+local open_count = 0;
 
 -- Answer a request (true/false, or nil and an error) and wake its session.
 local function finish(req, answer, err)
@@ -35,44 +43,54 @@ local function finish(req, answer, err)
 	req.wake();
 end
 
--- Forget the connection and fail every request still waiting on it. The next
--- request connects afresh.
-local function drop(reason)
-	local c, reqs = conn, pending;
-	conn, buffer, pending = nil, "", {};
-	if c then c:close(); end
+-- Forget one connection and fail every request still waiting on it. Other
+-- connections are untouched; the next request may connect afresh.
+local function drop(link, reason)
+	if pool[link.conn] ~= link then return; end
+	pool[link.conn], open_count = nil, open_count - 1;
+	link.conn:close();
+	local reqs = link.pending;
+	link.pending = {};
 	for _, req in ipairs(reqs) do
 		finish(req, nil, reason);
 	end
 end
 
+local function drop_all(reason)
+	local links = {};
+	for _, link in pairs(pool) do links[#links + 1] = link; end
+	for _, link in ipairs(links) do drop(link, reason); end
+end
+
 local listeners = {};
 
 function listeners.onincoming(c, data)
-	if c ~= conn then return; end
-	buffer = buffer .. data;
-	while c == conn do -- a woken session may make requests (or drop) meanwhile
-		local line, rest = buffer:match("^([^\n]*)\n(.*)$");
+	local link = pool[c];
+	if not link then return; end -- a connection we dropped
+	link.buffer = link.buffer .. data;
+	while pool[c] == link do -- a woken session may make requests (or drop) meanwhile
+		local line, rest = link.buffer:match("^([^\n]*)\n(.*)$");
 		if not line then break; end
-		buffer = rest;
-		local req = table.remove(pending, 1);
+		link.buffer = rest;
+		local req = table.remove(link.pending, 1);
 		if not req or (line ~= "1" and line ~= "0") then
 			module:log("error", "Unexpected answer from cloudauth at %s; dropping the connection", target);
-			return drop("protocol error");
+			return drop(link, "protocol error");
 		end
 		finish(req, line == "1");
 	end
-	if c == conn and #buffer > 64 then
+	if pool[c] == link and #link.buffer > 64 then
 		module:log("error", "Overlong answer from cloudauth at %s; dropping the connection", target);
-		drop("protocol error");
+		drop(link, "protocol error");
 	end
 end
 
 function listeners.ondisconnect(c, err)
-	if c ~= conn then return; end -- an old connection, or one we dropped
-	module:log(#pending > 0 and "warn" or "debug", "Connection to cloudauth at %s lost: %s",
+	local link = pool[c];
+	if not link then return; end -- one we dropped
+	module:log(#link.pending > 0 and "warn" or "debug", "Connection to cloudauth at %s lost: %s",
 		target, err or "closed");
-	drop(err or "connection closed");
+	drop(link, err or "connection closed");
 end
 
 -- An idle connection is fine: keep it instead of letting net.server close it.
@@ -100,31 +118,47 @@ local function connect()
 	return server.wrapclient(sock, path, 0, listeners);
 end
 
+-- The connection for the next request: an idle one, else a new one while the
+-- pool has room, else the one with the fewest requests waiting.
+local function pick()
+	local best;
+	for _, link in pairs(pool) do
+		if not best or #link.pending < #best.pending then best = link; end
+	end
+	if best and #best.pending == 0 then return best; end
+	if open_count < max_connections then
+		local c, err = connect();
+		if c then
+			local link = { conn = c, buffer = "", pending = {} };
+			pool[c], open_count = link, open_count + 1;
+			return link;
+		end
+		module:log("warn", "Cannot connect to cloudauth at %s: %s", target, err);
+	end
+	if best then return best; end
+	return nil, "cloudauth unreachable";
+end
+
 -- Send one request line and wait (without blocking Prosody) for its answer.
 -- Returns true/false, or nil and an error when there is no answer.
 local function request(line)
 	if not async.ready() then
 		return nil, "cloudauth needs an async context";
 	end
-	if not conn then
-		local c, err = connect();
-		if not c then
-			module:log("warn", "Cannot connect to cloudauth at %s: %s", target, err);
-			return nil, "cloudauth unreachable";
-		end
-		conn, buffer = c, "";
-	end
+	local link, err = pick();
+	if not link then return nil, err; end
 	local wait, wake = async.waiter();
 	local req = { wake = wake };
 	req.timer = module:add_timer(timeout, function ()
 		if req.finished then return; end
-		-- Answers come in order, so everything behind this one is stuck too.
+		-- Answers come in order, so everything behind this one on its
+		-- connection is stuck too.
 		module:log("warn", "No answer from cloudauth at %s within %g s; dropping the connection",
 			target, timeout);
-		drop("timeout");
+		drop(link, "timeout");
 	end);
-	table.insert(pending, req);
-	conn:write(line .. "\n");
+	table.insert(link.pending, req);
+	link.conn:write(line .. "\n");
 	wait();
 	return req.answer, req.err;
 end
@@ -177,8 +211,9 @@ function provider.get_sasl_handler()
 end
 
 function module.unload()
-	drop("module unloaded");
+	drop_all("module unloaded");
 end
 
-module:log("debug", "Using cloudauth at %s (timeout %g s)", target, timeout);
+module:log("debug", "Using cloudauth at %s (timeout %g s, at most %d connections)", target, timeout,
+	max_connections);
 module:provides("auth", provider);

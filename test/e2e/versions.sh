@@ -77,58 +77,18 @@ set_bob_groups() { # set_bob_groups JSON_LIST: change Nextcloud's answer for bob
 }
 
 # --- the cases ---------------------------------------------------------------------------
-wait_until() { # wait_until SECONDS COMMAND...: until COMMAND succeeds
-    local i
-    for i in $(seq $(( $1 * 10 ))); do "${@:2}" && return 0; sleep 0.1; done
-    return 1
-}
-auth_count_at_least() { [ "$(backend_count auth)" -ge "$1" ]; }
-# pid_waits PID NAME: the slow login NAME (in PID) has no outcome yet
-pid_waits() { kill -0 "$1" 2>/dev/null && [ ! -s "$W/slow.$2" ]; }
-
-# slow_isolation PORT: with the backend answering after SLOW_MS, two password
-# logins wait on it; meanwhile a token login is answered at once; then the
-# two succeed.
-slow_isolation() {
-    local port=$1 before rc ms u
-    fault delay "$SLOW_MS"
-    before=$(backend_count auth)
-    ( timed_login "bob@$D" bob-pw "$port" > "$W/slow.bob" ) &
-    local p1=$!
-    ( timed_login "carol@$D" 'a: b c :d ' "$port" > "$W/slow.carol" ) &
-    local p2=$!
-    if wait_until 5 auth_count_at_least $(( before + 2 )); then
-        read -r rc ms < <(timed_login "alice@$D" "$ALICE_TOKEN" "$port")
-        local waiting=no
-        pid_waits "$p1" bob && pid_waits "$p2" carol && waiting=yes
-        expect "slow backend: a token login while 2 password logins wait -> session" 0 "$rc" "${ms} ms"
-        case "$SERVER" in
-        prosody)
-            # mod_auth_cloudauth pipelines a host's requests on one
-            # connection, answered in request order: the token waits.
-            finding "$SECTION: a token login took ${ms} ms while 2 password logins waited ${SLOW_MS} ms on the backend (one connection, answers in order)" ;;
-        extauth)
-            # ejabberd gives each request to the next of its extauth
-            # workers (p1_rand:round_robin), each serving one request at a
-            # time: whether the token lands on a free one is ejabberd's pick.
-            finding "$SECTION: a token login took ${ms} ms while 2 password logins waited ${SLOW_MS} ms on the backend (4 extauth workers, one request each at a time)" ;;
-        *)
-            # the real property, whatever the machine's speed: the token's
-            # session was there before the backend answered the others
-            expect "slow backend: the token login was answered while both password logins still waited" \
-                yes "$waiting" "${ms} ms" ;;
-        esac
-    else
-        not_ok "slow backend: the 2 password logins never reached the backend"
-    fi
-    wait "$p1" "$p2"
-    for u in bob carol; do
-        read -r rc ms < "$W/slow.$u"
-        [ "$rc" = 0 ] && [ "$ms" -ge $(( SLOW_MS - 200 )) ] \
-            && ok "slow backend: $u's password login waited for the backend, then session (${ms} ms)" \
-            || not_ok "slow backend: $u's password login: exit $rc after ${ms} ms"
-    done
-    fault ok
+# slow_isolation_case PORT: slow_isolation, checked where each request is
+# served on its own (the VM, Prosody's connection pool); with extauth the
+# token's time is ejabberd's pick of a worker, so it is printed as a finding.
+slow_isolation_case() {
+    case "$SERVER" in
+    extauth)
+        # ejabberd gives each request to the next of its extauth workers
+        # (p1_rand:round_robin), each serving one request at a time.
+        slow_isolation "$1" "$D" "$ALICE_TOKEN" "$SLOW_MS" report
+        finding "$SECTION: a token login took ${ISOLATION_MS} ms while 2 password logins waited ${SLOW_MS} ms on the backend (4 extauth workers, one request each at a time)" ;;
+    *) slow_isolation "$1" "$D" "$ALICE_TOKEN" "$SLOW_MS" check ;;
+    esac
 }
 
 # authzid_cases PORT: alice's password with authzid bob never gives a
@@ -152,7 +112,7 @@ server_cases() { # server_cases PORT
     authzid_cases "$1"
     outage_cases "$1" "$D" $(( (TIMEOUT + 2) * 1000 ))
     fault ok
-    slow_isolation "$1"
+    slow_isolation_case "$1"
 }
 
 # --- one root ------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ fault() { # fault MODE [MS]
 backend_count() { # backend_count OP -> requests of that operation (a /stats key) so far
     curl -sf "$BACKEND_CONTROL/stats" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
 }
+auth_count_at_least() { [ "$(backend_count auth)" -ge "$1" ]; }
 
 throttle() { # throttle on|off [SCALE_MS_PER_S]: Nextcloud's brute-force throttle, emulated
     local on=0
@@ -181,6 +182,43 @@ outage_cases() {
     login "alice@$d" "$ALICE_TOKEN" "$port"; expect "backend down: token login still works" 0 $?
 }
 
+# slow_isolation PORT DOMAIN ALICE_TOKEN DELAY_MS check|report: with the
+# cloud answering after DELAY_MS, bob's and carol's password logins wait on
+# it; meanwhile alice's token login gets a session. "check" asserts that it
+# came while both password logins still waited (whatever the machine's
+# speed); "report" only leaves its time in ISOLATION_MS. Then both password
+# logins succeed. Leaves the cloud answering at once.
+slow_isolation() {
+    local port=$1 d=$2 token=$3 delay=$4 mode=$5 before rc ms u p1 p2 waiting=no
+    local dir; dir=$(mktemp -d "$WORK_ROOT/slow.XXXXXX")
+    ISOLATION_MS=
+    fault delay "$delay"
+    before=$(backend_count auth)
+    ( timed_login "bob@$d" bob-pw "$port" > "$dir/bob" ) &
+    p1=$!
+    ( timed_login "carol@$d" 'a: b c :d ' "$port" > "$dir/carol" ) &
+    p2=$!
+    if wait_until 5 auth_count_at_least $(( before + 2 )); then
+        read -r rc ms < <(timed_login "alice@$d" "$token" "$port")
+        ISOLATION_MS=$ms
+        kill -0 "$p1" 2>/dev/null && [ ! -s "$dir/bob" ] && kill -0 "$p2" 2>/dev/null && [ ! -s "$dir/carol" ] \
+            && waiting=yes
+        expect "slow backend: a token login while 2 password logins wait -> session" 0 "$rc" "${ms} ms"
+        [ "$mode" = check ] && expect "slow backend: the token login was answered while both password logins still waited" \
+            yes "$waiting" "${ms} ms"
+    else
+        not_ok "slow backend: the 2 password logins never reached the backend"
+    fi
+    wait "$p1" "$p2"
+    for u in bob carol; do
+        read -r rc ms < "$dir/$u"
+        [ "$rc" = 0 ] && [ "$ms" -ge $(( delay - 200 )) ] \
+            && ok "slow backend: $u's password login waited for the backend, then session (${ms} ms)" \
+            || not_ok "slow backend: $u's password login: exit $rc after ${ms} ms"
+    done
+    fault ok
+}
+
 # write_totp_files DIR: the test vectors' TOTP seed and token secret as
 # DIR/totp-seed and DIR/totp-secret (files only their owner reads).
 write_totp_files() {
@@ -191,6 +229,12 @@ write_totp_files() {
 totp_token() { # totp_token DIR USER DOMAIN: a fresh TOTP token from DIR's files
     "$BIN_DIR/cloudauth" -c /dev/null --tokens totp --totp-seed-file "$1/totp-seed" \
         --totp-secret-file "$1/totp-secret" token --format totp "$2" "$3"
+}
+
+wait_until() { # wait_until SECONDS COMMAND...: until COMMAND succeeds
+    local i
+    for i in $(seq $(( $1 * 10 ))); do "${@:2}" && return 0; sleep 0.1; done
+    return 1
 }
 
 # wait_line FILE PATTERN [SECONDS]: until a line matches (grep -E), or time is up.
