@@ -39,7 +39,7 @@
 %% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
 -export([stats/1, doctor/1, doctor_text/1]).
 %% For the module's own processes (log sink, cluster cache writer).
--export([ensure_child/3]).
+-export([ensure_child/4]).
 
 -include("logger.hrl").
 -include("ejabberd_commands.hrl").
@@ -478,13 +478,14 @@ log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
     ?DEBUG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
 	   [Op, User, Server, Verdict, Path, Detail, Us]).
 
-%% Starts gen_server Module (its start_link/0) under ejabberd_sup unless it
-%% runs already; a failure is logged at Level, naming What.
--spec ensure_child(module(), error | warning, string()) -> ok.
-ensure_child(Module, Level, What) ->
+%% Starts Module (a worker or a supervisor, by its start_link/0) under
+%% ejabberd_sup unless it runs already; a failure is logged at Level,
+%% naming What.
+-spec ensure_child(module(), worker | supervisor, error | warning, string()) -> ok.
+ensure_child(Module, Type, Level, What) ->
     Spec = #{id => Module, start => {Module, start_link, []},
-	     restart => permanent, shutdown => 1000, type => worker,
-	     modules => [Module]},
+	     restart => permanent, type => Type, modules => [Module],
+	     shutdown => case Type of worker -> 1000; supervisor -> infinity end},
     case supervisor:start_child(ejabberd_sup, Spec) of
 	{ok, _} -> ok;
 	{error, {already_started, _}} -> ok;

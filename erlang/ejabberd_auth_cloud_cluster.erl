@@ -48,9 +48,11 @@
 %%%----------------------------------------------------------------------
 -spec init([]) -> {ok, undefined}.
 init([]) ->
-    case catch ejabberd_auth_cloud_nif:set_cache_writer(self()) of
+    try ejabberd_auth_cloud_nif:set_cache_writer(self()) of
 	ok -> ok;
 	Other -> ?ERROR_MSG("The password cache cannot write to Mnesia: ~p", [Other])
+    catch Class:Why ->
+	    ?ERROR_MSG("The password cache cannot write to Mnesia: ~p", [{Class, Why}])
     end,
     erlang:send_after(?SWEEP_EVERY, self(), sweep),
     {ok, undefined}.
@@ -116,7 +118,7 @@ start_link() ->
 %% Starts the writer under ejabberd_sup unless it runs already.
 -spec ensure_started() -> ok.
 ensure_started() ->
-    ejabberd_auth_cloud:ensure_child(?MODULE, error, "The password cache's Mnesia writer").
+    ejabberd_auth_cloud:ensure_child(?MODULE, worker, error, "The password cache's Mnesia writer").
 
 %% Hands the user's cache row to the NIF, before a password check.
 -spec lend(reference(), binary(), binary()) -> ok.

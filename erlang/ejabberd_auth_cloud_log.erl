@@ -73,4 +73,4 @@ start_link() ->
 %% Starts the sink under ejabberd_sup unless it runs already.
 -spec ensure_started() -> ok.
 ensure_started() ->
-    ejabberd_auth_cloud:ensure_child(?MODULE, warning, "cloudauth's log sink").
+    ejabberd_auth_cloud:ensure_child(?MODULE, worker, warning, "cloudauth's log sink").

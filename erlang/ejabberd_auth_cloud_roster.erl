@@ -13,10 +13,18 @@
 %%% every node of a cluster sees the same.
 %%%
 %%% Needs mod_shared_roster, mod_vcard and mod_admin_extra (the commands).
+%%%
+%%% Each sync after a login is a temporary child of this module's
+%%% supervisor (one per node, under ejabberd_sup): it is stopped when
+%%% ejabberd stops, and a crash is reported by OTP, never lost.
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud_roster).
 
--export([start/1, sync_async/3, sync/3]).
+-behaviour(supervisor).
+
+-export([start/1, start_link/0, ensure_started/0, start_sync/3,
+	 sync_async/3, sync/3]).
+-export([init/1]).
 
 -include("logger.hrl").
 
@@ -33,21 +41,66 @@
 		   micros := non_neg_integer()}.
 
 %%%----------------------------------------------------------------------
+%%% supervisor callbacks
+%%%----------------------------------------------------------------------
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    {ok, {#{strategy => simple_one_for_one, intensity => 10, period => 1},
+	  [#{id => sync, start => {?MODULE, start_sync, []},
+	     restart => temporary, shutdown => 5000, type => worker,
+	     modules => [?MODULE]}]}}.
+
+%%%----------------------------------------------------------------------
 %%% API
 %%%----------------------------------------------------------------------
 
-%% Creates the table of digests and names (idempotent, per node).
--spec start(binary()) -> any().
+%% Creates the table of digests and names (idempotent, per node) and starts
+%% the supervisor of the syncs.
+-spec start(binary()) -> ok.
 start(_Host) ->
-    ejabberd_mnesia:create(?MODULE, ejabberd_auth_cloud_roster,
-			   [{disc_copies, [node()]},
-			    {attributes, record_info(fields, ejabberd_auth_cloud_roster)}]).
+    _ = ejabberd_mnesia:create(?MODULE, ejabberd_auth_cloud_roster,
+			       [{disc_copies, [node()]},
+				{attributes, record_info(fields, ejabberd_auth_cloud_roster)}]),
+    %% Not from here directly: ejabberd_sup may be starting this very
+    %% process (ejabberd_auth) and would not answer start_child until done.
+    {ok, _} = timer:apply_after(0, ?MODULE, ensure_started, []),
+    ok.
+
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+%% Starts the supervisor of the syncs under ejabberd_sup unless it runs.
+-spec ensure_started() -> ok.
+ensure_started() ->
+    ejabberd_auth_cloud:ensure_child(?MODULE, supervisor, error,
+				     "The shared roster's sync supervisor").
+
+%% One sync, as a child of the supervisor (linked to it).
+-spec start_sync({reference(), timeout()}, binary(), binary()) -> {ok, pid()}.
+start_sync(Handle, User, Server) ->
+    {ok, proc_lib:spawn_link(fun() -> sync(Handle, User, Server) end)}.
 
 %% Syncs in a process of its own: the login never waits for it.
 -spec sync_async({reference(), timeout()}, binary(), binary()) -> ok.
 sync_async(Handle, User, Server) ->
-    _ = spawn(fun() -> sync(Handle, User, Server) end),
-    ok.
+    Args = [Handle, User, Server],
+    Result = case start_child(Args) of
+		 {exit, {noproc, _}} ->
+		     %% A login right at start, before ensure_started ran.
+		     ensure_started(),
+		     start_child(Args);
+		 First -> First
+	     end,
+    case Result of
+	{ok, _} -> ok;
+	Why -> ?ERROR_MSG("Shared roster of ~ts@~ts not synced: ~p", [User, Server, Why])
+    end.
+
+start_child(Args) ->
+    try supervisor:start_child(?MODULE, Args)
+    catch exit:Why -> {exit, Why}
+    end.
 
 %% Syncs now; every failure is logged with its reason.
 -spec sync({reference(), timeout()}, binary(), binary()) -> {ok, stats()} | {error, term()}.

@@ -130,6 +130,19 @@ case "$TEAM" in
     *) not_ok "vm: unexpected groups labelled Team: $TEAM" ;;
 esac
 own_login_leaves vm "$PORT_VM" "$VM/log/ejabberd.log" "$VM"
+# A sync runs as a temporary child of the module's supervisor (under
+# ejabberd_sup), not as a bare process: seen while the cloud is slow to
+# answer the roster question after the login.
+syncs() { "$SANDBOX" eval "$VM" 'proplists:get_value(active, supervisor:count_children(ejabberd_auth_cloud_roster)).'; }
+expect "vm: the sync supervisor runs under ejabberd_sup" true \
+    "$("$SANDBOX" eval "$VM" 'lists:keymember(ejabberd_auth_cloud_roster, 1, supervisor:which_children(ejabberd_sup)).')"
+fault delay 1500
+login "alice@$D" alice-pw "$PORT_VM" >/dev/null
+expect "vm: while the cloud answers the roster question, the sync is the supervisor's child" 1 "$(syncs)"
+no_syncs() { [ "$(syncs)" = 0 ]; }
+wait_until 10 no_syncs
+fault ok
+expect "vm: the finished sync left the supervisor" 0 "$(syncs)"
 "$SANDBOX" status "$VM" >/dev/null 2>&1; expect "vm: ejabberd still running" 0 $?
 
 # --- port mode: cloudauth runs ejabberdctl ------------------------------------------
