@@ -7,6 +7,7 @@
 #
 #   bookworm-backports: ejabberd 24.12 on Erlang/OTP 25, Prosody 13.0.1
 #                       (Debian 12 + apt -t bookworm-backports)
+#   trixie:             ejabberd 24.12 on Erlang/OTP 27, Prosody 13 (Debian 13)
 #   sid:                ejabberd 26.07 on Erlang/OTP 29, Prosody 13.0.7
 #
 # In each root, against the JSXC test backend on the host, with slixmpp on
@@ -25,8 +26,8 @@
 # expired and another user's token, authzid other than the user, the
 # backend down (refused at once, tokens still work), a slow backend (a
 # token login stays fast while password logins wait on it, and those then
-# succeed; with extauth and Prosody the token's time is printed, not
-# checked: see the README's "Tested versions"); on ejabberd the shared roster: alice's login puts bob into
+# succeed; with extauth the token's time is printed, not checked: see the
+# README's "Tested versions"); on ejabberd the shared roster: alice's login puts bob into
 # Team, bob leaves Team in Nextcloud and alice's next login takes him out.
 # Prints the versions, each server's result and each phase's time.
 # Needs root (chroot, mount, mmdebstrap) and the network for a root's first build.
@@ -322,6 +323,8 @@ run_root bookworm-backports bookworm ejabberd,prosody,mawk \
     '--aptopt=APT::Default-Release "bookworm-backports"' \
     "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
     "deb $SECURITY bookworm-security main" "deb $MIRROR bookworm-backports main"
+run_root trixie trixie ejabberd,prosody,mawk \
+    "deb $MIRROR trixie main" "deb $MIRROR trixie-updates main" "deb $SECURITY trixie-security main"
 # sid's Release files are valid for a week; a mirror snapshot may be older
 run_root sid sid ejabberd,prosody,mawk "deb [check-valid-until=no] $MIRROR sid main"
 
