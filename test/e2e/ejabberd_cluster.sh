@@ -16,7 +16,8 @@
 #   split:   node 2 cut off from node 1 (different cookies for each other):
 #            both sides go on alone, each knowing only its own writes; when
 #            they meet again Mnesia does not merge (inconsistent_database);
-#            restarting node 2 makes it take node 1's copy.
+#            restarting node 2 makes it take node 1's copy;
+#   full:    both nodes stopped and started again from their disks.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -298,6 +299,37 @@ login "erin@$D" "$T" "$P2"; expect "split, node 2 restarted: the token used thro
 sleep 1.2
 fault down || not_ok "backend fault"
 login "erin@$D" erin-pw "$P2"; expect "split, node 2 restarted: cloud down, erin's cached password admits her through node 2" 0 $?
+fault ok || not_ok "backend fault"
+
+# --- the whole cluster restarted from its disks ---------------------------------------
+# Node 2 stops first, node 1 last: node 1 starts alone from its own disk, node
+# 2 then joins it (Mnesia waits for the node that went down last).
+T=$(totp_token "$W" dave "$D")
+login "dave@$D" "$T" "$P1"; expect "full restart: a TOTP token through node 1 before it -> session" 0 $?
+"$SANDBOX" stop "$N2" > /dev/null 2>&1; "$SANDBOX" stop "$N1" > /dev/null 2>&1
+for n in 1 2; do
+    dir=$W/n$n; port=$P1; [ $n = 2 ] && port=$P2
+    "$SANDBOX" start "$dir" "$port" "$W/node.yml" > "$W/full$n.out" 2>&1 \
+        || { cat "$W/full$n.out"; not_ok "full restart: node $n did not start"; finish; }
+done
+for n in "$N1" "$N2"; do
+    for i in $(seq 1 50); do
+        [ "$(ev "$n" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_replay, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ] && break
+        sleep 0.2
+    done
+done
+expect "full restart: one cluster again" "$BOTH" \
+    "$(ev "$N1" 'lists:sort(mnesia:system_info(running_db_nodes)).' | tr -d "' \n")"
+has_row "$N1" carol && has_row "$N2" carol && has_row "$N1" erin && has_row "$N2" erin \
+    && ok "full restart: both nodes have the cache rows from before" \
+    || not_ok "full restart: cache rows for carol/erin missing on a node"
+expect "full restart: node 2 has dave's digest" "true" \
+    "$(ev "$N2" "mnesia:dirty_read(ejabberd_auth_cloud_roster, {hash, {<<\"dave\">>, <<\"$D\">>}}) /= []." | tr -d ' \n')"
+login "dave@$D" "$T" "$P2"; expect "full restart: the token used before it -> refused through node 2" 1 $?
+sleep 1.2
+fault down || not_ok "backend fault"
+login "carol@$D" carol-pw "$P1"; expect "full restart: cloud down, carol's cached password admits her through node 1" 0 $?
+login "erin@$D" erin-pw "$P2"; expect "full restart: cloud down, erin's through node 2" 0 $?
 fault ok || not_ok "backend fault"
 
 for n in "$N1" "$N2"; do
