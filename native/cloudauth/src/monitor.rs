@@ -35,7 +35,7 @@ pub struct Monitor {
 pub enum Closed {
     /// Idle longest while the listener was full.
     Evicted,
-    /// Idle longest of its peer address's share, or refused: the share was full of busy ones.
+    /// Idle longest of its peer's share, or refused: the share was full of busy ones.
     PeerLimit,
     /// Its peer did not read a reply within the write timeout.
     Unread,

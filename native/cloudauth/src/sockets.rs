@@ -1,6 +1,6 @@
 //! Socket mode: every listener on one async runtime, one task per
-//! connection, a bound on open connections per listener and per peer
-//! address (when full, the connection idle longest makes room; accepting
+//! connection, a bound on open connections per listener and per peer (its
+//! address on TCP, its user id on a unix socket; when full, the connection idle longest makes room; accepting
 //! pauses only while every connection has a request in flight), graceful
 //! shutdown on SIGTERM/SIGINT (requests already read are answered), and log
 //! reopening on SIGHUP.
@@ -30,7 +30,8 @@ pub struct Limits {
     /// Open connections per listener. Per listener, so that a flood on one
     /// (say the loopback Postfix port) cannot starve the others.
     pub per_listener: usize,
-    /// Open connections per peer address on a TCP listener; 0: no limit.
+    /// Open connections per peer (TCP: its address; unix socket: its user
+    /// id); 0: no limit.
     pub per_peer: usize,
     /// A connection without a request for this long is closed.
     pub idle: Duration,
@@ -95,9 +96,19 @@ pub async fn run(
     Ok(())
 }
 
+/// Who a connection's share of a listener is counted for: on TCP the
+/// peer's address, on a unix socket the peer's user id (every local user
+/// may connect to loopback TCP; only the socket's group to a unix socket,
+/// whose services, ejabberd and Prosody, each run as their own user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Peer {
+    Address(IpAddr),
+    User(u32),
+}
+
 /// One open connection in a listener's table.
 struct Entry {
-    peer: Option<IpAddr>,
+    peer: Option<Peer>,
     activity: Arc<Activity>,
 }
 
@@ -105,17 +116,17 @@ struct Entry {
 struct Table {
     next: u64,
     open: HashMap<u64, Entry>,
-    per_peer: HashMap<IpAddr, usize>,
+    per_peer: HashMap<Peer, usize>,
 }
 
 impl Table {
     fn remove(&mut self, id: u64) -> Option<Entry> {
         let e = self.open.remove(&id)?;
-        if let Some(ip) = e.peer {
-            if let Some(n) = self.per_peer.get_mut(&ip) {
+        if let Some(p) = e.peer {
+            if let Some(n) = self.per_peer.get_mut(&p) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    self.per_peer.remove(&ip);
+                    self.per_peer.remove(&p);
                 }
             }
         }
@@ -187,14 +198,14 @@ impl Slots {
     /// Makes room for a connection from `peer`: past the peer's share, the
     /// peer's connection idle longest is closed; past the listener's, the
     /// listener's. A connection with a request in flight is never closed.
-    fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Admission {
+    fn admit(self: &Arc<Self>, peer: Option<Peer>) -> Admission {
         let Ok(mut t) = self.table.lock() else {
             return Admission::Full;
         };
         let mut closed = Vec::new();
-        if let (Some(ip), true) = (peer, self.per_peer > 0) {
-            if t.per_peer.get(&ip).copied().unwrap_or(0) >= self.per_peer {
-                match t.idlest(|e| e.peer == Some(ip)) {
+        if let (Some(p), true) = (peer, self.per_peer > 0) {
+            if t.per_peer.get(&p).copied().unwrap_or(0) >= self.per_peer {
+                match t.idlest(|e| e.peer == Some(p)) {
                     Some(id) => {
                         t.evict(id);
                         closed.push(Closed::PeerLimit);
@@ -222,8 +233,8 @@ impl Slots {
                 activity: Arc::clone(&activity),
             },
         );
-        if let Some(ip) = peer {
-            *t.per_peer.entry(ip).or_default() += 1;
+        if let Some(p) = peer {
+            *t.per_peer.entry(p).or_default() += 1;
         }
         Admission::Admitted(
             Slot {
@@ -249,7 +260,7 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
             a = accept(&listener) => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let (reader, writer, peer, ip) = match accepted {
+        let (reader, writer, peer, key) = match accepted {
             Ok(parts) => parts,
             Err(e) => {
                 warn!("accept on {} failed: {e}", listener.describe());
@@ -258,14 +269,14 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
             }
         };
         let slot = loop {
-            match slots.admit(ip) {
+            match slots.admit(key) {
                 Admission::Admitted(slot, closed) => {
                     if !closed.is_empty()
                         && warned.is_none_or(|w| w.elapsed() >= FULL_WARNING_EVERY)
                     {
                         warned = Some(Instant::now());
                         warn!(
-                            "{protocol:?} listener {}: connections full (at most {} per listener, {} per peer address); \
+                            "{protocol:?} listener {}: connections full (at most {} per listener, {} per peer); \
                              closing the ones idle longest for new ones (said once a minute)",
                             listener.describe(),
                             slots.max,
@@ -278,7 +289,10 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
                     break Some(slot);
                 }
                 Admission::PeerFull => {
-                    debug!("{protocol:?} connection from {peer} refused: its address has {} busy connections", slots.per_peer);
+                    debug!(
+                        "{protocol:?} connection from {peer} refused: it has {} busy connections",
+                        slots.per_peer
+                    );
                     monitor.closed(protocol, Closed::PeerLimit);
                     break None;
                 }
@@ -326,19 +340,30 @@ type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 /// A new connection: its halves, a printable peer and, for TCP, the peer's
 /// address (what the per-peer limit counts; IPv4-mapped IPv6 as IPv4).
-async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String, Option<IpAddr>)> {
+async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String, Option<Peer>)> {
     match listener {
         Listener::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
             let (r, w) = s.into_split();
             let ip = peer.ip().to_canonical();
-            Ok((Box::new(r), Box::new(w), peer.to_string(), Some(ip)))
+            Ok((
+                Box::new(r),
+                Box::new(w),
+                peer.to_string(),
+                Some(Peer::Address(ip)),
+            ))
         }
         Listener::Unix(l) => {
             let (s, _) = l.accept().await?;
+            // SO_PEERCRED: the connecting process's user, as the kernel saw it.
+            let uid = s.peer_cred().ok().map(|c| c.uid());
             let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w), "unix socket".to_string(), None))
+            let name = match uid {
+                Some(u) => format!("unix socket, uid {u}"),
+                None => "unix socket".to_string(),
+            };
+            Ok((Box::new(r), Box::new(w), name, uid.map(Peer::User)))
         }
     }
 }

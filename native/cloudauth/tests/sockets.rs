@@ -211,6 +211,11 @@ fn saslauthd_field(v: &[u8]) -> Vec<u8> {
 /// One saslauthd check on the unix socket; the reply's text.
 fn saslauthd_check(srv: &Server, user: &str, password: &str) -> String {
     let mut c = UnixStream::connect(srv.dir.join("mux")).unwrap();
+    saslauthd_check_on(&mut c, user, password)
+}
+
+/// One saslauthd check on an open connection; the reply's text.
+fn saslauthd_check_on(c: &mut UnixStream, user: &str, password: &str) -> String {
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut req = Vec::new();
     for f in [
@@ -373,6 +378,38 @@ fn flood_from_many_addresses_and_the_per_peer_share() {
         ejabberd_token_login(&mut other).0,
         [0, 2, 0, 1],
         "another address untouched"
+    );
+}
+
+/// On a unix socket the share is per user (SO_PEERCRED): 3 connections at
+/// most from this test's user; the 4th and 5th close its idlest ones, and a
+/// TCP peer is counted apart.
+#[test]
+fn on_a_unix_socket_the_share_is_per_user() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = start_with("uid", &dead_cloud(), &["--max-connections-per-peer", "3"]);
+    let mut tcp = connect_from(&rt, [127, 0, 0, 1], srv.ports[0]);
+    let mut mine: Vec<UnixStream> = Vec::new();
+    for _ in 0..5 {
+        mine.push(UnixStream::connect(srv.dir.join("mux")).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tok = token::mint(&Secret::new(SECRET), "alice", "example.org", now() + 600);
+    let mut buf = [0u8; 1];
+    for (i, c) in mine.iter_mut().enumerate().take(2) {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(c.read(&mut buf).unwrap(), 0, "connection {i} closed");
+    }
+    for c in mine.iter_mut().skip(2) {
+        assert_eq!(saslauthd_check_on(c, "alice", &tok), "OK");
+    }
+    assert_eq!(
+        ejabberd_token_login(&mut tcp).0,
+        [0, 2, 0, 1],
+        "the TCP peer untouched"
     );
 }
 
