@@ -2,11 +2,15 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
 use cloudauth_core::domains::Builder;
 use cloudauth_core::settings::values::Values;
+use cloudauth_core::settings::DomainSettings;
+use cloudauth_core::token::TokenFormat;
 use cloudauth_core::{
     token, Authenticator, FixedClock, Path, Secret, SingleDomain, Timeouts, Verdict,
 };
@@ -43,6 +47,73 @@ fn builder() -> Builder {
         connect: Duration::from_secs(2),
         total: Duration::from_secs(2),
     })
+}
+
+/// A backend inside the test that counts its questions: "right" is alice's
+/// password; `down` makes every answer trouble; `refusal_window` is the
+/// time it wants a refused password kept from it (as a throttling Nextcloud
+/// does), if any.
+struct Counting {
+    asked: AtomicUsize,
+    down: AtomicBool,
+    refusal_window: Option<Duration>,
+}
+
+impl Counting {
+    fn new(refusal_window: Option<Duration>) -> Arc<Self> {
+        Arc::new(Counting {
+            asked: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            refusal_window,
+        })
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+
+    /// An authenticator with this backend (and `tokens`) for every domain.
+    fn authenticator(
+        self: &Arc<Self>,
+        tokens: Vec<Arc<dyn TokenFormat>>,
+        clock: &Arc<FixedClock>,
+    ) -> Authenticator {
+        let settings = DomainSettings {
+            backend: Arc::clone(self) as Arc<dyn Backend>,
+            tokens,
+            auth_domain: None,
+            values: Values::default(),
+            generation: 1,
+        };
+        Authenticator::new(
+            Arc::new(SingleDomain::new(settings)),
+            Arc::clone(clock) as Arc<dyn cloudauth_core::Clock>,
+        )
+    }
+}
+
+impl Backend for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let down = self.down.load(Ordering::SeqCst);
+        let yes = who.user == "alice" && password == "right";
+        Box::pin(async move {
+            if down {
+                Err(BackendError::Timeout(Duration::from_secs(1)))
+            } else {
+                Ok(yes)
+            }
+        })
+    }
+    fn is_user<'a>(&'a self, _who: Account<'a>) -> BackendFuture<'a, bool> {
+        Box::pin(async { Ok(true) })
+    }
+    fn repeat_refusal_window(&self) -> Option<Duration> {
+        self.refusal_window
+    }
 }
 
 #[tokio::test]
@@ -153,7 +224,6 @@ mod with_cache {
     use super::*;
     use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
     use common::Answer;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A cloud that knows alice/right and can be switched into trouble.
     async fn switchable() -> (Server, Arc<AtomicBool>) {
@@ -519,51 +589,13 @@ mod totp {
 
 mod repeated_refusals {
     use super::*;
-    use cloudauth_core::backend::{Account, Backend, BackendFuture};
-    use cloudauth_core::settings::DomainSettings;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A backend that wants repeated wrong passwords kept from it, as a
-    /// throttling Nextcloud does; "right" is alice's password.
-    struct Throttled {
-        asked: AtomicUsize,
-    }
-
-    impl Backend for Throttled {
-        fn name(&self) -> &'static str {
-            "throttled"
-        }
-        fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
-            self.asked.fetch_add(1, Ordering::SeqCst);
-            let yes = who.user == "alice" && password == "right";
-            Box::pin(async move { Ok(yes) })
-        }
-        fn is_user<'a>(&'a self, _who: Account<'a>) -> BackendFuture<'a, bool> {
-            Box::pin(async { Ok(true) })
-        }
-        fn repeat_refusal_window(&self) -> Option<Duration> {
-            Some(Duration::from_secs(60))
-        }
-    }
 
     #[tokio::test]
     async fn a_wrong_password_is_sent_once_per_window() {
-        let backend = Arc::new(Throttled {
-            asked: AtomicUsize::new(0),
-        });
-        let settings = DomainSettings {
-            backend: Arc::clone(&backend) as Arc<dyn Backend>,
-            tokens: Vec::new(),
-            auth_domain: None,
-            values: Values::default(),
-            generation: 1,
-        };
+        let backend = Counting::new(Some(Duration::from_secs(60)));
         let clock = Arc::new(FixedClock::new(NOW));
-        let a = Authenticator::new(
-            Arc::new(SingleDomain::new(settings)),
-            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
-        );
-        let asked = || backend.asked.load(Ordering::SeqCst);
+        let a = backend.authenticator(Vec::new(), &clock);
+        let asked = || backend.asked();
         assert_eq!(a.auth("alice", "x", "wrong").await.path, Path::Backend);
         for _ in 0..5 {
             let d = a.auth("alice", "x", "wrong").await;
@@ -705,62 +737,21 @@ mod bcrypt_flood {
 
 mod failure_throttle {
     use super::*;
-    use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
-    use cloudauth_core::settings::DomainSettings;
     use cloudauth_core::throttle::ThrottleSettings;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    /// "right" is alice's password; `down` makes every answer trouble.
-    struct Counting {
-        asked: AtomicUsize,
-        down: AtomicBool,
-    }
-
-    impl Backend for Counting {
-        fn name(&self) -> &'static str {
-            "counting"
-        }
-        fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
-            self.asked.fetch_add(1, Ordering::SeqCst);
-            let down = self.down.load(Ordering::SeqCst);
-            let yes = who.user == "alice" && password == "right";
-            Box::pin(async move {
-                if down {
-                    Err(BackendError::Timeout(Duration::from_secs(1)))
-                } else {
-                    Ok(yes)
-                }
-            })
-        }
-        fn is_user<'a>(&'a self, _who: Account<'a>) -> BackendFuture<'a, bool> {
-            Box::pin(async { Ok(true) })
-        }
-    }
 
     fn setup(failures: u32) -> (Arc<Counting>, Arc<FixedClock>, Authenticator) {
-        let backend = Arc::new(Counting {
-            asked: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-        });
-        let settings = DomainSettings {
-            backend: Arc::clone(&backend) as Arc<dyn Backend>,
-            tokens: vec![Arc::new(cloudauth_core::token::jsxc::TokenKey::new(
-                &Secret::new("k"),
-            ))],
-            auth_domain: None,
-            values: Values::default(),
-            generation: 1,
-        };
+        let backend = Counting::new(None);
         let clock = Arc::new(FixedClock::new(NOW));
-        let a = Authenticator::new(
-            Arc::new(SingleDomain::new(settings)),
-            Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
-        )
-        .with_throttle(ThrottleSettings {
-            failures,
-            window: Duration::from_secs(600),
-            max_delay: Duration::from_secs(60),
-        });
+        let tokens: Vec<Arc<dyn TokenFormat>> = vec![Arc::new(
+            cloudauth_core::token::jsxc::TokenKey::new(&Secret::new("k")),
+        )];
+        let a = backend
+            .authenticator(tokens, &clock)
+            .with_throttle(ThrottleSettings {
+                failures,
+                window: Duration::from_secs(600),
+                max_delay: Duration::from_secs(60),
+            });
         (backend, clock, a)
     }
 
@@ -770,7 +761,7 @@ mod failure_throttle {
     #[tokio::test]
     async fn guesses_pause_but_never_lock_out_the_right_password_or_tokens() {
         let (backend, clock, a) = setup(5);
-        let asked = || backend.asked.load(Ordering::SeqCst);
+        let asked = || backend.asked();
         for i in 0..5 {
             let d = a.auth("alice", "x", &format!("guess-{i}")).await;
             assert_eq!(
@@ -828,7 +819,7 @@ mod failure_throttle {
         // The probes themselves were refused by the backend: 2 free, then 1, 2, 4 ... 60 s
         // (each from the end of the refusal's second).
         assert_eq!(pauses, vec![0, 0, 2, 3, 5, 9, 17, 33, 61, 61]);
-        assert_eq!(backend.asked.load(Ordering::SeqCst), 10);
+        assert_eq!(backend.asked(), 10);
         // However long the guessing went on, max-delay after the last refusal the right password works.
         clock.set(now + 61);
         assert_eq!(a.auth("alice", "x", "right").await.verdict, Verdict::Yes);
@@ -867,7 +858,7 @@ mod failure_throttle {
                 Path::Backend
             );
         }
-        assert_eq!(backend.asked.load(Ordering::SeqCst), 30);
+        assert_eq!(backend.asked(), 30);
     }
 }
 
