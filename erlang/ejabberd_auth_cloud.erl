@@ -39,7 +39,7 @@
 %% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
 -export([stats/1, doctor/1, doctor_text/1]).
 %% For the module's own processes (log sink, cluster cache writer).
--export([ensure_child/4]).
+-export([ensure_child/4, ensure_started_later/1, create_table/3]).
 
 -include("logger.hrl").
 -include("ejabberd_commands.hrl").
@@ -53,9 +53,7 @@
 %%%----------------------------------------------------------------------
 -spec start(binary()) -> ok.
 start(Host) ->
-    %% Not from here directly: ejabberd_sup may be starting this very
-    %% process (ejabberd_auth) and would not answer start_child until done.
-    {ok, _} = timer:apply_after(0, ejabberd_auth_cloud_log, ensure_started, []),
+    ensure_started_later(ejabberd_auth_cloud_log),
     case ejabberd_config:get_option({auth_cloud_roster_sync, Host}) of
 	true -> ejabberd_auth_cloud_roster:start(Host);
 	_ -> ok
@@ -477,6 +475,24 @@ log_decision(Op, User, Server, {Verdict, Path, <<"">>, _}, Us) ->
 log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
     ?DEBUG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
 	   [Op, User, Server, Verdict, Path, Detail, Us]).
+
+%% Runs Module:ensure_started/0 once this start is over. Not from here
+%% directly: ejabberd_sup may be starting this very process (ejabberd_auth)
+%% and would not answer start_child until done.
+-spec ensure_started_later(module()) -> ok.
+ensure_started_later(Module) ->
+    {ok, _} = timer:apply_after(0, Module, ensure_started, []),
+    ok.
+
+%% Creates Module's Mnesia table Name with a disc copy on this node
+%% (idempotent: ejabberd_mnesia adds the local copy when the table exists).
+-spec create_table(module(), atom(), [atom()]) -> ok.
+create_table(Module, Name, Fields) ->
+    case ejabberd_mnesia:create(Module, Name,
+				[{disc_copies, [node()]}, {attributes, Fields}]) of
+	{atomic, ok} -> ok;
+	Err -> ?ERROR_MSG("Cannot create the Mnesia table ~ts: ~p", [Name, Err])
+    end.
 
 %% Starts Module (a worker or a supervisor, by its start_link/0) under
 %% ejabberd_sup unless it runs already; a failure is logged at Level,

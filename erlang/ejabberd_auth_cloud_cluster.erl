@@ -97,19 +97,11 @@ code_change(_OldVsn, State, _Extra) ->
 %% Creates the tables (with a copy on this node) and starts the writer.
 -spec start(binary()) -> ok.
 start(_Host) ->
-    Create = fun(Name, Fields) ->
-		     case ejabberd_mnesia:create(?MODULE, Name,
-						 [{disc_copies, [node()]}, {attributes, Fields}]) of
-			 {atomic, ok} -> ok;
-			 Err -> ?ERROR_MSG("Cannot create the Mnesia table ~ts: ~p", [Name, Err])
-		     end
-	     end,
-    Create(ejabberd_auth_cloud_cache, record_info(fields, ejabberd_auth_cloud_cache)),
-    Create(ejabberd_auth_cloud_replay, record_info(fields, ejabberd_auth_cloud_replay)),
-    %% Not from here directly: ejabberd_sup may be starting this very
-    %% process (ejabberd_auth) and would not answer start_child until done.
-    {ok, _} = timer:apply_after(0, ?MODULE, ensure_started, []),
-    ok.
+    ejabberd_auth_cloud:create_table(?MODULE, ejabberd_auth_cloud_cache,
+				     record_info(fields, ejabberd_auth_cloud_cache)),
+    ejabberd_auth_cloud:create_table(?MODULE, ejabberd_auth_cloud_replay,
+				     record_info(fields, ejabberd_auth_cloud_replay)),
+    ejabberd_auth_cloud:ensure_started_later(?MODULE).
 
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->

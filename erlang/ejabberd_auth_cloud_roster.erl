@@ -58,13 +58,9 @@ init([]) ->
 %% the supervisor of the syncs.
 -spec start(binary()) -> ok.
 start(_Host) ->
-    _ = ejabberd_mnesia:create(?MODULE, ejabberd_auth_cloud_roster,
-			       [{disc_copies, [node()]},
-				{attributes, record_info(fields, ejabberd_auth_cloud_roster)}]),
-    %% Not from here directly: ejabberd_sup may be starting this very
-    %% process (ejabberd_auth) and would not answer start_child until done.
-    {ok, _} = timer:apply_after(0, ?MODULE, ensure_started, []),
-    ok.
+    ejabberd_auth_cloud:create_table(?MODULE, ejabberd_auth_cloud_roster,
+				     record_info(fields, ejabberd_auth_cloud_roster)),
+    ejabberd_auth_cloud:ensure_started_later(?MODULE).
 
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->
