@@ -195,22 +195,8 @@ for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 P="$W/prosody"
 mkdir -p "$P/data"
 PORT_P=$(free_port)
-run_as_root=false
-[ "$(id -u)" = 0 ] && run_as_root=true
 {
-    cat <<LUA
-run_as_root = $run_as_root
-pidfile = "$P/prosody.pid"
-data_path = "$P/data"
-plugin_paths = { "$ROOT/prosody" }
-log = { debug = "$P/prosody.log" }
-interfaces = { "127.0.0.1" }
-c2s_ports = { $PORT_P }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-modules_enabled = { "roster", "saslauth", "disco", "ping" }
-modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
-LUA
+    prosody_globals "$P" "$PORT_P" "$ROOT/prosody"
     for h in json.localhost nc.localhost nosvc.localhost; do
         printf 'VirtualHost "%s"\n    authentication = "cloudauth"\n    cloudauth_socket = "%s"\n    cloudauth_timeout = 40\n' "$h" "$SOCK"
     done

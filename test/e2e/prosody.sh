@@ -56,22 +56,9 @@ command -v prosody >/dev/null || die_setup "prosody is not installed (Debian pac
 P="$W/prosody"
 mkdir -p "$P/data" "$P/certs"
 PORT=$(free_port)
-run_as_root=false
-[ "$(id -u)" = 0 ] && run_as_root=true
-cat > "$P/prosody.cfg.lua" <<LUA
-run_as_root = $run_as_root
-pidfile = "$P/prosody.pid"
-data_path = "$P/data"
-installer_plugin_path = "$P/custom_plugins"
-plugin_paths = { "$ROOT/prosody" }
-log = { debug = "$P/prosody.log" }
-interfaces = { "127.0.0.1" }
-local_interfaces = { "127.0.0.1" }
-c2s_ports = { $PORT }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-modules_enabled = { "roster", "saslauth", "disco", "ping" }
-modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
+{
+    prosody_globals "$P" "$PORT" "$ROOT/prosody"
+    cat <<LUA
 
 VirtualHost "localhost"
     authentication = "cloudauth"
@@ -84,6 +71,7 @@ VirtualHost "tcp.localhost"
     cloudauth_port = $CA_PORT
     cloudauth_timeout = $(( CA_TIMEOUT + 2 ))
 LUA
+} > "$P/prosody.cfg.lua"
 prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
 PROSODY_PID=$!
 on_exit "kill $PROSODY_PID; wait $PROSODY_PID"

@@ -238,18 +238,9 @@ prosody_run() {
     local port pid
     port=$(free_port)
     in_root install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
-    cat > "$R/tmp/prosody/prosody.cfg.lua" <<LUA
-pidfile = "/tmp/prosody/prosody.pid"
-data_path = "/tmp/prosody/data"
-plugin_paths = { "/tmp/src/prosody" }
-log = { debug = "/tmp/prosody/prosody.log" }
-interfaces = { "127.0.0.1" }
-local_interfaces = { "127.0.0.1" }
-c2s_ports = { $port }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-modules_enabled = { "roster", "saslauth", "disco", "ping" }
-modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
+    {
+        prosody_globals /tmp/prosody "$port" /tmp/src/prosody
+        cat <<LUA
 
 VirtualHost "localhost"
     authentication = "cloudauth"
@@ -257,6 +248,7 @@ VirtualHost "localhost"
     cloudauth_port = $CA_PORT
     cloudauth_timeout = $(( TIMEOUT + 2 ))
 LUA
+    } > "$R/tmp/prosody/prosody.cfg.lua"
     in_root chown -R prosody:prosody /tmp/prosody
     chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
         prosody -F --config /tmp/prosody/prosody.cfg.lua > "$W/$RNAME-prosody.out" 2>&1 &

@@ -104,6 +104,31 @@ start_ejabberd() {
     }
 }
 
+# --- Prosody -------------------------------------------------------------------
+# prosody_globals DIR PORT PLUGIN_DIR: the global section of a throwaway
+# Prosody's config: pid file, data and debug log in DIR (as Prosody sees it),
+# c2s on 127.0.0.1:PORT without TLS (PLAIN allowed), no s2s, plugins also
+# from PLUGIN_DIR (mod_auth_cloudauth's). VirtualHost sections follow it.
+prosody_globals() {
+    local as_root=false
+    [ "$(id -u)" = 0 ] && as_root=true
+    cat <<LUA
+run_as_root = $as_root
+pidfile = "$1/prosody.pid"
+data_path = "$1/data"
+installer_plugin_path = "$1/custom_plugins"
+plugin_paths = { "$3" }
+log = { debug = "$1/prosody.log" }
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_ports = { $2 }
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+modules_enabled = { "roster", "saslauth", "disco", "ping" }
+modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
+LUA
+}
+
 # --- XMPP ----------------------------------------------------------------------
 # login JID PASSWORD PORT [extra args] -> exit status of xmpp_login.py (0 ok, 1 refused, 2 error)
 login() {
