@@ -88,6 +88,15 @@ copies() { # copies DIR TABLE -> the sorted nodes holding disc copies
     ev "$1" "lists:sort(mnesia:table_info($2, disc_copies))." | tr -d "' \n"
 }
 
+tables_ready() { # tables_ready DIR: the module's Mnesia tables are loaded there
+    [ "$(ev "$1" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_replay, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ]
+}
+start_again() { # start_again DIR PORT FAILURE: start a stopped node, wait for its tables
+    "$SANDBOX" start "$1" "$2" "$W/node.yml" > "$W/start.out" 2>&1 \
+        || { cat "$W/start.out"; not_ok "$3"; finish; }
+    wait_until 10 tables_ready "$1"
+}
+
 # --- roster: alice on node 1, bob on node 2 -----------------------------------------
 members() { # members DIR LABEL -> sorted member JIDs of the provisioned group with that label
     ev "$1" "H = <<\"$D\">>, Gs = [G || G <- mod_shared_roster:list_groups(H),
@@ -228,11 +237,7 @@ expect "crash: Crowd provisioned once (no second group under that label)" 1 \
     "$(ev "$N1" "H = <<\"$D\">>, length([G || G <- mod_shared_roster:list_groups(H), proplists:get_value(label, mod_shared_roster:get_group_opts(H, G)) == <<\"Crowd\">>])." | tr -d ' \n')"
 
 # --- node 2 restarted: nothing committed is lost --------------------------------------
-"$SANDBOX" start "$N2" "$P2" "$W/node.yml" > "$W/restart.out" 2>&1 || { cat "$W/restart.out"; not_ok "restart: node 2 did not start again"; finish; }
-for i in $(seq 1 50); do
-    [ "$(ev "$N2" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ] && break
-    sleep 0.2
-done
+start_again "$N2" "$P2" "restart: node 2 did not start again"
 expect "restart: node 2 back in the cluster" "$BOTH" \
     "$(ev "$N2" 'lists:sort(mnesia:system_info(running_db_nodes)).' | tr -d "' \n")"
 expect "restart: node 2 has dave's digest, written by node 1 while it was down" "true" \
@@ -286,11 +291,7 @@ login "alice@$D" alice-pw "$P1"; expect "split healed: logins go on through node
 login "alice@$D" alice-pw "$P2"; expect "split healed: logins go on through node 2" 0 $?
 # The remedy: restart the side whose writes may go; it loads node 1's copy.
 "$SANDBOX" stop "$N2" > /dev/null 2>&1
-"$SANDBOX" start "$N2" "$P2" "$W/node.yml" > "$W/restart2.out" 2>&1 || { cat "$W/restart2.out"; not_ok "split: node 2 did not start again"; finish; }
-for i in $(seq 1 50); do
-    [ "$(ev "$N2" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_replay], 5000).' | tr -d ' \n')" = ok ] && break
-    sleep 0.2
-done
+start_again "$N2" "$P2" "split: node 2 did not start again"
 expect "split, node 2 restarted: one cluster again" "$BOTH" \
     "$(ev "$N2" 'lists:sort(mnesia:system_info(running_db_nodes)).' | tr -d "' \n")"
 has_row "$N2" erin && ok "split, node 2 restarted: it has erin's row from node 1" \
@@ -307,17 +308,8 @@ fault ok || not_ok "backend fault"
 T=$(totp_token "$W" dave "$D")
 login "dave@$D" "$T" "$P1"; expect "full restart: a TOTP token through node 1 before it -> session" 0 $?
 "$SANDBOX" stop "$N2" > /dev/null 2>&1; "$SANDBOX" stop "$N1" > /dev/null 2>&1
-for n in 1 2; do
-    dir=$W/n$n; port=$P1; [ $n = 2 ] && port=$P2
-    "$SANDBOX" start "$dir" "$port" "$W/node.yml" > "$W/full$n.out" 2>&1 \
-        || { cat "$W/full$n.out"; not_ok "full restart: node $n did not start"; finish; }
-done
-for n in "$N1" "$N2"; do
-    for i in $(seq 1 50); do
-        [ "$(ev "$n" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_replay, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ] && break
-        sleep 0.2
-    done
-done
+start_again "$N1" "$P1" "full restart: node 1 did not start"
+start_again "$N2" "$P2" "full restart: node 2 did not start"
 expect "full restart: one cluster again" "$BOTH" \
     "$(ev "$N1" 'lists:sort(mnesia:system_info(running_db_nodes)).' | tr -d "' \n")"
 has_row "$N1" carol && has_row "$N2" carol && has_row "$N1" erin && has_row "$N2" erin \
