@@ -45,9 +45,9 @@ fn cloudauth(url: &str, timeout: &str, log_dir: &Path) -> Command {
     cmd
 }
 
-fn run(args: &[&str], stdin: &[u8], log_dir: &Path) -> Output {
-    let mut child = cloudauth(&dead_url(), "1", log_dir)
-        .args(args)
+/// Runs `cmd` with `stdin` as its whole input; what it wrote.
+fn feed(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -57,6 +57,10 @@ fn run(args: &[&str], stdin: &[u8], log_dir: &Path) -> Output {
     input.write_all(stdin).unwrap();
     drop(input);
     child.wait_with_output().unwrap()
+}
+
+fn run(args: &[&str], stdin: &[u8], log_dir: &Path) -> Output {
+    feed(cloudauth(&dead_url(), "1", log_dir).args(args), stdin)
 }
 
 fn frame(p: &[u8]) -> Vec<u8> {
@@ -271,22 +275,14 @@ fn config_file_and_secret_file() {
     )
     .unwrap();
     let alice = tok("alice", "localhost");
-    let mut child = Command::new(BIN)
-        .args(["-c"])
-        .arg(&conf)
-        .arg("-l")
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("auth:alice:localhost:{alice}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = feed(
+        Command::new(BIN)
+            .args(["-c"])
+            .arg(&conf)
+            .arg("-l")
+            .arg(&dir),
+        format!("auth:alice:localhost:{alice}\n").as_bytes(),
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
     assert!(!log_text(&dir).contains(SECRET));
 }
@@ -464,16 +460,8 @@ fn totp_tokens_are_single_use_across_an_extauth_pool() {
     let ask = |line: &str| -> String {
         let mut cmd = cloudauth(&dead_url(), "1", &dir);
         totp_args(&mut cmd);
-        let mut child = cmd
-            .args(["-t", "generic"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(line.as_bytes()).unwrap();
-        drop(input);
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        let out = feed(cmd.args(["-t", "generic"]), line.as_bytes());
+        String::from_utf8(out.stdout).unwrap()
     };
     assert_eq!(ask(&format!("auth:bob:example.org:{token}\n")), "1\n");
     assert_eq!(
@@ -564,18 +552,12 @@ fn domain_case_trailing_dot_and_at_signs_cannot_switch_settings_or_jids() {
     let secret_a = "secret-of-a";
     std::fs::write(&domains, format!("a.example {secret_a} {}\n", dead_url())).unwrap();
     let ask = |lines: &str| -> String {
-        let mut child = cloudauth(&dead_url(), "1", &dir)
-            .arg("-p")
-            .arg(&domains)
-            .args(["-t", "generic"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(lines.as_bytes()).unwrap();
-        drop(input);
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        let mut cmd = cloudauth(&dead_url(), "1", &dir);
+        let out = feed(
+            cmd.arg("-p").arg(&domains).args(["-t", "generic"]),
+            lines.as_bytes(),
+        );
+        String::from_utf8(out.stdout).unwrap()
     };
     let exp = now() + 600;
     let a_token = token::mint(&Secret::new(secret_a), "alice", "a.example", exp);
@@ -618,27 +600,17 @@ fn per_domain_rows_and_extra_trailing_dots_cannot_switch_to_the_global_settings(
         ),
     )
     .unwrap();
-    let mut child = cloudauth(&dead_url(), "1", &dir)
-        .arg("-p")
-        .arg(&domains)
-        .args(["-t", "generic"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
     let exp = now() + 600;
     let b_token = token::mint(&Secret::new(secret_b), "alice", "b.example", exp);
     // A token of the global secret for the name `a.example..` used to become.
     let global_token = token::mint(&Secret::new(SECRET), "alice", "a.example.", exp);
-    let mut input = child.stdin.take().unwrap();
-    input
-        .write_all(
-            format!("auth:alice:b.example:{b_token}\nauth:alice:a.example..:{global_token}\n")
-                .as_bytes(),
-        )
-        .unwrap();
-    drop(input);
-    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let mut cmd = cloudauth(&dead_url(), "1", &dir);
+    let out = feed(
+        cmd.arg("-p").arg(&domains).args(["-t", "generic"]),
+        format!("auth:alice:b.example:{b_token}\nauth:alice:a.example..:{global_token}\n")
+            .as_bytes(),
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out, "1\n0\n");
 }
 
@@ -750,20 +722,10 @@ fn a_reply_echoing_the_request_never_puts_the_password_in_the_log() {
             );
         }
     });
-    let out = {
-        let mut child = cloudauth(&url, "3", &dir)
-            .args(["-t", "generic"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input
-            .write_all(b"auth:alice:localhost:hunter2-secret-pw\n")
-            .unwrap();
-        drop(input);
-        child.wait_with_output().unwrap()
-    };
+    let out = feed(
+        cloudauth(&url, "3", &dir).args(["-t", "generic"]),
+        b"auth:alice:localhost:hunter2-secret-pw\n",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
     let log = log_text(&dir);
     assert!(log.contains("reply is not JSON"), "{log}");
