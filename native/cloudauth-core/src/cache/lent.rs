@@ -8,17 +8,15 @@
 //! that the lookup, the bcrypt verification and the writes of one check see
 //! one row; the next lend for that JID replaces it with the stored one.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-
-use super::store::{CacheEntry, CacheStore, StoreError};
+use super::store::{CacheEntry, CacheStore, MemoryStore, StoreError};
 
 /// Receives each row to write, with its JID.
 pub type RowSink = Box<dyn Fn(&str, &CacheEntry) + Send + Sync>;
 
-/// Rows lent by the caller; writes go to a [`RowSink`].
+/// Rows lent by the caller, kept as the memory store keeps them; writes
+/// also go to a [`RowSink`].
 pub struct LentStore {
-    rows: Mutex<HashMap<String, CacheEntry>>,
+    rows: MemoryStore,
     sink: RowSink,
 }
 
@@ -26,60 +24,33 @@ impl LentStore {
     /// A store whose writes go to `sink`.
     pub fn new(sink: RowSink) -> Self {
         LentStore {
-            rows: Mutex::new(HashMap::new()),
+            rows: MemoryStore::default(),
             sink,
         }
     }
 
     /// The row the shared store holds for `jid` now (`None`: no row).
     pub fn lend(&self, jid: &str, row: Option<CacheEntry>) {
-        if let Ok(mut rows) = self.lock() {
-            match row {
-                Some(r) => rows.insert(jid.to_string(), r),
-                None => rows.remove(jid),
-            };
-        }
-    }
-
-    fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, CacheEntry>>, StoreError> {
-        self.rows
-            .lock()
-            .map_err(|_| StoreError("lent store lock poisoned".into()))
+        // Only a poisoned lock fails here; the lookup that follows reports it.
+        let _ = self.rows.put(jid, row);
     }
 }
 
 impl CacheStore for LentStore {
     fn get(&self, jid: &str) -> Result<Option<CacheEntry>, StoreError> {
-        Ok(self.lock()?.get(jid).cloned())
+        self.rows.get(jid)
     }
 
     fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError> {
-        let row = {
-            let mut rows = self.lock()?;
-            let firstauth = rows.get(jid).map_or(now, |e| e.firstauth);
-            let row = CacheEntry {
-                pwhash: pwhash.to_string(),
-                firstauth,
-                remoteauth: now,
-                anyauth: now,
-            };
-            rows.insert(jid.to_string(), row.clone());
-            row
-        };
+        let row = self.rows.verified(jid, pwhash, now)?;
         (self.sink)(jid, &row);
         Ok(())
     }
 
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
-        let row = {
-            let mut rows = self.lock()?;
-            let Some(e) = rows.get_mut(jid) else {
-                return Ok(());
-            };
-            e.anyauth = now;
-            e.clone()
-        };
-        (self.sink)(jid, &row);
+        if let Some(row) = self.rows.queried(jid, now)? {
+            (self.sink)(jid, &row);
+        }
         Ok(())
     }
 
@@ -88,25 +59,18 @@ impl CacheStore for LentStore {
     /// user over invented domain names (the bound on entries per user is
     /// for the port protocols, which pass the domain a client typed).
     fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let prefix = format!("{user}@");
-        Ok(self
-            .lock()?
-            .iter()
-            .filter(|(jid, _)| jid.starts_with(&prefix))
-            .map(|(jid, e)| (jid.clone(), e.anyauth))
-            .collect())
+        self.rows.user_entries(user)
     }
 
     /// Forgets a lent row; the shared store's row is left to its owner.
     fn remove(&self, jid: &str) -> Result<(), StoreError> {
-        self.lock()?.remove(jid);
-        Ok(())
+        self.rows.remove(jid)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use super::*;

@@ -71,6 +71,43 @@ impl MemoryStore {
             .lock()
             .map_err(|_| StoreError("memory store lock poisoned".into()))
     }
+
+    /// Puts `row` under `jid`, or forgets `jid` (`None`).
+    pub(super) fn put(&self, jid: &str, row: Option<CacheEntry>) -> Result<(), StoreError> {
+        let mut map = self.lock()?;
+        match row {
+            Some(r) => map.insert(jid.to_string(), r),
+            None => map.remove(jid),
+        };
+        Ok(())
+    }
+
+    /// [`CacheStore::record_verified`], returning the row written.
+    pub(super) fn verified(
+        &self,
+        jid: &str,
+        pwhash: &str,
+        now: u64,
+    ) -> Result<CacheEntry, StoreError> {
+        let mut map = self.lock()?;
+        let firstauth = map.get(jid).map_or(now, |e| e.firstauth);
+        let row = CacheEntry {
+            pwhash: pwhash.to_string(),
+            firstauth,
+            remoteauth: now,
+            anyauth: now,
+        };
+        map.insert(jid.to_string(), row.clone());
+        Ok(row)
+    }
+
+    /// [`CacheStore::record_query`], returning the row written, if any.
+    pub(super) fn queried(&self, jid: &str, now: u64) -> Result<Option<CacheEntry>, StoreError> {
+        Ok(self.lock()?.get_mut(jid).map(|e| {
+            e.anyauth = now;
+            e.clone()
+        }))
+    }
 }
 
 impl CacheStore for MemoryStore {
@@ -79,25 +116,11 @@ impl CacheStore for MemoryStore {
     }
 
     fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError> {
-        let mut map = self.lock()?;
-        let firstauth = map.get(jid).map_or(now, |e| e.firstauth);
-        map.insert(
-            jid.to_string(),
-            CacheEntry {
-                pwhash: pwhash.to_string(),
-                firstauth,
-                remoteauth: now,
-                anyauth: now,
-            },
-        );
-        Ok(())
+        self.verified(jid, pwhash, now).map(drop)
     }
 
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
-        if let Some(e) = self.lock()?.get_mut(jid) {
-            e.anyauth = now;
-        }
-        Ok(())
+        self.queried(jid, now).map(drop)
     }
 
     fn user_entries(&self, user: &str) -> Result<Vec<(String, u64)>, StoreError> {
