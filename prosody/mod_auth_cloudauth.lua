@@ -33,7 +33,6 @@ local target = path and ("unix:" .. path) or (ip .. ":" .. port);
 -- `buffer` (received bytes not yet forming a whole line) and `pending`
 -- (requests waiting for an answer on it, oldest first).
 local pool = {};
-local open_count = 0;
 
 -- Answer a request (true/false, or nil and an error) and wake its session.
 local function finish(req, answer, err)
@@ -47,7 +46,7 @@ end
 -- connections are untouched; the next request may connect afresh.
 local function drop(link, reason)
 	if pool[link.conn] ~= link then return; end
-	pool[link.conn], open_count = nil, open_count - 1;
+	pool[link.conn] = nil;
 	link.conn:close();
 	local reqs = link.pending;
 	link.pending = {};
@@ -57,6 +56,7 @@ local function drop(link, reason)
 end
 
 local function drop_all(reason)
+	-- Listed first: a woken session may open connections while we go.
 	local links = {};
 	for _, link in pairs(pool) do links[#links + 1] = link; end
 	for _, link in ipairs(links) do drop(link, reason); end
@@ -121,16 +121,17 @@ end
 -- The connection for the next request: an idle one, else a new one while the
 -- pool has room, else the one with the fewest requests waiting.
 local function pick()
-	local best;
+	local best, open = nil, 0;
 	for _, link in pairs(pool) do
+		open = open + 1;
 		if not best or #link.pending < #best.pending then best = link; end
 	end
 	if best and #best.pending == 0 then return best; end
-	if open_count < max_connections then
+	if open < max_connections then
 		local c, err = connect();
 		if c then
 			local link = { conn = c, buffer = "", pending = {} };
-			pool[c], open_count = link, open_count + 1;
+			pool[c] = link;
 			return link;
 		end
 		module:log("warn", "Cannot connect to cloudauth at %s: %s", target, err);
