@@ -15,14 +15,18 @@
 %%%   if absent, in a transaction, and the matching decision answered.
 %%% Both tables are disc_copies on every node that uses this storage
 %%% (ejabberd_mnesia adds the local copy at start, join_cluster copies
-%%% them). Keys of TOTP tokens are swept a minute after they expired.
+%%% them). Keys of TOTP tokens are swept once past their Until (the core
+%%% adds an hour to the token's window), and the largest Until swept is kept
+%%% under the key ?SWEPT: a claim not above it may be one of the forgotten
+%%% keys, so it counts as used, and a clock stepped forward and back again
+%%% cannot make a used token new (token/replay.rs in the core).
 %%% One process per node, under ejabberd_sup.
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud_cluster).
 
 -behaviour(gen_server).
 
--export([start/1, start_link/0, ensure_started/0, lend/3, claim/4]).
+-export([start/1, start_link/0, ensure_started/0, lend/3, claim/4, sweep/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
 	 code_change/3]).
 
@@ -40,6 +44,8 @@
 	 until :: non_neg_integer()}).
 
 -define(SWEEP_EVERY, 60000).
+%% The key of the low-water mark row (keys of tokens are 64 hex digits).
+-define(SWEPT, <<"swept">>).
 
 -type row() :: {binary(), non_neg_integer(), non_neg_integer(), non_neg_integer()}.
 
@@ -137,7 +143,14 @@ lookup(Jid) ->
 claim({Key, Until}, IfNew, IfUsed, Jid) ->
     Insert = fun() ->
 		     case mnesia:read(ejabberd_auth_cloud_replay, Key, write) of
-			 [] -> mnesia:write(#ejabberd_auth_cloud_replay{key = Key, until = Until}), new;
+			 [] ->
+			     case mnesia:read(ejabberd_auth_cloud_replay, ?SWEPT, read) of
+				 [#ejabberd_auth_cloud_replay{until = Swept}] when Until =< Swept ->
+				     used;
+				 _ ->
+				     mnesia:write(#ejabberd_auth_cloud_replay{key = Key, until = Until}),
+				     new
+			     end;
 			 [_] -> used
 		     end
 	     end,
@@ -152,11 +165,26 @@ claim({Key, Until}, IfNew, IfUsed, Jid) ->
 %%%----------------------------------------------------------------------
 %%% Internal functions
 %%%----------------------------------------------------------------------
+%% Forgets the used tokens whose Until is before Now (exported for the
+%% tests, which step the clock by passing another Now).
 -spec sweep(non_neg_integer()) -> ok.
 sweep(Now) ->
-    Match = [{#ejabberd_auth_cloud_replay{key = '$1', until = '$2'}, [{'<', '$2', Now}], ['$1']}],
-    try mnesia:dirty_select(ejabberd_auth_cloud_replay, Match) of
-	Expired -> lists:foreach(fun(K) -> mnesia:dirty_delete(ejabberd_auth_cloud_replay, K) end,
-				 Expired)
-    catch _:Why -> ?WARNING_MSG("Used one-time tokens not swept: ~p", [Why])
+    Match = [{#ejabberd_auth_cloud_replay{key = '$1', until = '$2'},
+	      [{'<', '$2', Now}, {'=/=', '$1', ?SWEPT}], [{{'$1', '$2'}}]}],
+    Sweep = fun() ->
+		    case mnesia:select(ejabberd_auth_cloud_replay, Match, write) of
+			[] -> ok;
+			Expired ->
+			    Mark = lists:max([U || {_, U} <- Expired]),
+			    case mnesia:read(ejabberd_auth_cloud_replay, ?SWEPT, write) of
+				[#ejabberd_auth_cloud_replay{until = Old}] when Old >= Mark -> ok;
+				_ -> mnesia:write(#ejabberd_auth_cloud_replay{key = ?SWEPT, until = Mark})
+			    end,
+			    lists:foreach(fun({K, _}) -> mnesia:delete({ejabberd_auth_cloud_replay, K}) end,
+					  Expired)
+		    end
+	    end,
+    case mnesia:transaction(Sweep) of
+	{atomic, ok} -> ok;
+	{aborted, Why} -> ?WARNING_MSG("Used one-time tokens not swept: ~p", [Why])
     end.

@@ -60,6 +60,16 @@ backend_cases() {
     login "bob@$d" "$t" "$port"; expect "$n $d: the same TOTP token again -> refused" 1 $?
     login "alice@$d" "$(totp_token "$W" bob "$d")" "$port"; expect "$n $d: bob's TOTP token for alice -> refused" 1 $?
     login "bob@$d" "$(totp_token "$W" bob other.localhost)" "$port"; expect "$n $d: a TOTP token for another domain -> refused" 1 $?
+    # Shifted tokens (issue 18): signed over the same bytes as a real token
+    # for another user, with the boundary between nonce and user name moved.
+    t=$(totp_token "$W" xbob "$d")
+    login "bob@$d" "${t%% *}x ${t#* }" "$port"
+    expect "$n $d: xbob's TOTP token with the x moved into the nonce, as bob -> refused" 1 $?
+    t=$(totp_token "$W" bob "$d"); w=${t%% *}
+    login "${w: -3}bob@$d" "${w:0:-3} ${t#* }" "$port"
+    expect "$n $d: bob's TOTP token with 3 nonce digits moved into the user name, as ${w: -3}bob -> refused" 1 $?
+    login "bob@$d" "$t" "$port"; expect "$n $d: that token of bob's itself -> session" 0 $?
+    login "bob@$d" "$t" "$port"; expect "$n $d: and only once -> refused" 1 $?
     expect "$n $d: no TOTP token reached the backend" 0 $(( $(backend_count "$c") - before ))
 }
 

@@ -324,6 +324,16 @@ login "carol@$D" carol-pw "$P1"; expect "full restart: cloud down, carol's cache
 login "erin@$D" erin-pw "$P2"; expect "full restart: cloud down, erin's through node 2" 0 $?
 fault ok || not_ok "backend fault"
 
+# (Last: the swept mark it leaves refuses tokens of that 30 s step.)
+# A clock stepped two hours forward on node 1 sweeps carol's used token;
+# back at the real time, node 2 (which never saw it) must still refuse it:
+# the swept mark in Mnesia, not the record, decides (issue 18).
+T=$(totp_token "$W" carol "$D")
+login "carol@$D" "$T" "$P1"; expect "totp: carol's fresh token through node 1 -> session" 0 $?
+ev "$N1" 'ejabberd_auth_cloud_cluster:sweep(erlang:system_time(second) + 7200).' >/dev/null
+expect "totp: the sweep at a clock two hours ahead left no used-token record but the swept mark" \
+    '[<<"swept">>]' "$(ev "$N1" 'mnesia:dirty_all_keys(ejabberd_auth_cloud_replay).' | tr -d ' \n')"
+login "carol@$D" "$T" "$P2"; expect "totp: after the clock came back, carol's swept token through node 2 -> refused" 1 $?
 for n in "$N1" "$N2"; do
     "$SANDBOX" status "$n" >/dev/null 2>&1; expect "still running: $(basename "$n")" 0 $?
 done

@@ -186,9 +186,20 @@ fn totp_token(mode: u8, now: u64, rest: &[u8]) {
         };
         let at = now.saturating_add_signed(steps.saturating_mul(30));
         let token = key.mint(&user, &domain, at, &nonce);
-        let nonce_ok =
+        let shape_ok =
             (1..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
-        assert_eq!(looks_like_token(&token), nonce_ok, "{token:?}");
+        assert_eq!(looks_like_token(&token), shape_ok, "{token:?}");
+        // Only the reference form (32 digits) is ever valid.
+        let nonce_ok = nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_digit());
+        if !nonce_ok {
+            assert!(
+                !matches!(
+                    key.verify(&user, &domain, &token, now),
+                    TotpVerdict::Valid { .. }
+                ),
+                "a token with nonce {nonce:?} is valid"
+            );
+        }
         if nonce_ok && at / 30 == now / 30 {
             assert!(
                 matches!(
@@ -209,6 +220,10 @@ fn totp_token(mode: u8, now: u64, rest: &[u8]) {
     if let TotpVerdict::Valid { replay_key, step } = &verdict {
         let (word, _) = password.split_once(' ').unwrap_or_default();
         assert_eq!(replay_key, word);
+        assert!(
+            word.len() == 40 && word.bytes().all(|b| b.is_ascii_digit()),
+            "Valid for a token not in the reference form: {word:?}"
+        );
         assert!(step.abs_diff(now / 30) <= 1, "step {step} at {now}");
         assert_eq!(
             key.mint(&user, &domain, step * 30, &replay_key[8..]),

@@ -423,12 +423,9 @@ fn overlapping_cloud_requests_are_answered_in_request_order() {
     assert!(child.wait().unwrap().success(), "exit 0 on EOF");
 }
 
-/// Two processes of one extauth pool share the state database: a TOTP
-/// token one of them accepted is refused by the other. Tokens come from
-/// `cloudauth token --format totp` (the generic protocol: one line each).
-#[test]
-fn totp_tokens_are_single_use_across_an_extauth_pool() {
-    let dir = workdir("totp");
+/// The TOTP files and state database in `dir`: adds `--tokens totp,jsxc`
+/// with them to a command.
+fn totp_args(dir: &Path) -> impl Fn(&mut Command) {
     let (seed, secret, db) = (
         dir.join("seed"),
         dir.join("secret"),
@@ -436,18 +433,22 @@ fn totp_tokens_are_single_use_across_an_extauth_pool() {
     );
     std::fs::write(&seed, "PUL3GGUVO4KFVN4R\n").unwrap();
     std::fs::write(&secret, "OHCMULRVFWI2SR5W2S22C2JMA63OC5SV\n").unwrap();
-    let totp_args = |cmd: &mut Command| {
+    move |cmd: &mut Command| {
         cmd.args(["--tokens", "totp,jsxc", "--totp-seed-file"])
             .arg(&seed)
             .arg("--totp-secret-file")
             .arg(&secret)
             .arg("--db")
             .arg(&db);
-    };
-    let mut mint = cloudauth(&dead_url(), "1", &dir);
+    }
+}
+
+/// `cloudauth token --format totp USER example.org` with `totp_args`.
+fn mint_totp(dir: &Path, totp_args: &impl Fn(&mut Command), user: &str) -> String {
+    let mut mint = cloudauth(&dead_url(), "1", dir);
     totp_args(&mut mint);
     let out = mint
-        .args(["token", "--format", "totp", "bob", "example.org"])
+        .args(["token", "--format", "totp", user, "example.org"])
         .output()
         .unwrap();
     assert!(
@@ -457,6 +458,17 @@ fn totp_tokens_are_single_use_across_an_extauth_pool() {
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.contains(' '), "a totp token has a space: {token:?}");
+    token
+}
+
+/// Two processes of one extauth pool share the state database: a TOTP
+/// token one of them accepted is refused by the other. Tokens come from
+/// `cloudauth token --format totp` (the generic protocol: one line each).
+#[test]
+fn totp_tokens_are_single_use_across_an_extauth_pool() {
+    let dir = workdir("totp");
+    let totp_args = totp_args(&dir);
+    let token = mint_totp(&dir, &totp_args, "bob");
     let ask = |line: &str| -> String {
         let mut cmd = cloudauth(&dead_url(), "1", &dir);
         totp_args(&mut cmd);
@@ -473,6 +485,99 @@ fn totp_tokens_are_single_use_across_an_extauth_pool() {
     let log = log_text(&dir);
     assert!(log.contains("TOTP token already used"), "{log}");
     assert!(!log.contains(&token), "tokens are never logged");
+}
+
+/// Issue 18: a TOTP token minted for `malice` with the `m` moved into its
+/// nonce was a valid token for `alice`, and one for `bob` with nonce digits
+/// moved out a valid token for `NNNbob`. Through `-A`, the ejabberd and the
+/// generic protocols both are refused locally ("no", not sent on as a
+/// password: the backend here is dead, so that would be trouble), while
+/// the real token is admitted once.
+#[test]
+fn shifted_totp_tokens_are_refused_through_every_front_door() {
+    let dir = workdir("totp-shifted");
+    let totp_args = totp_args(&dir);
+    let one_shot = |user: &str, password: &str| -> Option<i32> {
+        let mut cmd = cloudauth(&dead_url(), "1", &dir);
+        totp_args(&mut cmd);
+        cmd.args(["-A", user, "example.org", password])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let ask = |protocol: &str, input: &[u8]| -> Vec<u8> {
+        let mut cmd = cloudauth(&dead_url(), "1", &dir);
+        totp_args(&mut cmd);
+        feed(cmd.args(["-t", protocol]), input).stdout
+    };
+    let malice = mint_totp(&dir, &totp_args, "malice");
+    let (word, sig) = malice.split_once(' ').unwrap();
+    let as_alice = format!("{word}m {sig}");
+    let bob = mint_totp(&dir, &totp_args, "bob");
+    let (word, sig) = bob.split_once(' ').unwrap();
+    let (kept, moved) = word.split_at(word.len() - 3);
+    let as_nnnbob = (format!("{moved}bob"), format!("{kept} {sig}"));
+    let mut odd = vec![format!("{word}7 {sig}"), format!("{} {sig}", &word[..39])];
+    odd.push(format!("{}1 {sig}", &word[..39]));
+
+    assert_eq!(
+        one_shot("alice", &as_alice),
+        Some(1),
+        "-A: malice's token as alice"
+    );
+    assert_eq!(
+        one_shot(&as_nnnbob.0, &as_nnnbob.1),
+        Some(1),
+        "-A: bob's as {}",
+        as_nnnbob.0
+    );
+    for t in &odd {
+        assert_eq!(
+            one_shot("bob", t),
+            Some(1),
+            "-A: nonce of {} characters",
+            t.len() - 53
+        );
+    }
+    let frames: Vec<u8> = [("alice", &as_alice), (as_nnnbob.0.as_str(), &as_nnnbob.1)]
+        .iter()
+        .flat_map(|(u, t)| frame(format!("auth:{u}:example.org:{t}").as_bytes()))
+        .collect();
+    assert_eq!(
+        ask("ejabberd", &frames),
+        [NO, NO].concat(),
+        "ejabberd protocol"
+    );
+    let lines = format!(
+        "auth:alice:example.org:{as_alice}\nauth:{}:example.org:{}\n",
+        as_nnnbob.0, as_nnnbob.1
+    );
+    assert_eq!(
+        ask("generic", lines.as_bytes()),
+        b"0\n0\n",
+        "generic protocol"
+    );
+    // The real tokens: admitted once each, refused after.
+    assert_eq!(one_shot("malice", &malice), Some(0));
+    assert_eq!(
+        ask(
+            "ejabberd",
+            &frame(format!("auth:bob:example.org:{bob}").as_bytes())
+        ),
+        YES
+    );
+    assert_eq!(one_shot("malice", &malice), Some(1), "replayed");
+    assert_eq!(
+        ask(
+            "ejabberd",
+            &frame(format!("auth:bob:example.org:{bob}").as_bytes())
+        ),
+        NO
+    );
+    let log = log_text(&dir);
+    assert!(log.contains("TOTP token malformed"), "{log}");
+    assert!(!log.contains(sig), "tokens are never logged");
 }
 
 /// Under systemd (JOURNAL_STREAM names standard error) with no log

@@ -3,8 +3,21 @@
 //!
 //! A token is `OTP‖NONCE SPACE base64(HMAC-SHA256(token_secret, OTP‖NONCE‖user@domain))`,
 //! where OTP is the 8-digit RFC 6238 TOTP (HMAC-SHA1, 30 s steps, T0 = 0)
-//! of the base32 `otp_seed`. The application that mints tokens and the XMPP
-//! server share both values, so a login needs no call to the cloud.
+//! of the base32 `otp_seed` and NONCE is 32 random decimal digits. The
+//! application that mints tokens and the XMPP server share both values, so a
+//! login needs no call to the cloud.
+//!
+//! Only that reference form is a token. The signed bytes have nothing between
+//! the nonce and the user name, so if the nonce's length could vary, the
+//! boundary between them would be the presenter's choice: `malice`'s token
+//! with the `m` moved into the nonce would be correctly signed for `alice`,
+//! and `bob`'s with nonce digits moved out for `506bob`. With the OTP and the
+//! nonce of fixed length the user name starts at byte 40 of the signed
+//! message, and a localpart cannot contain `@`, so every signed message has
+//! exactly one reading. A password of the token's shape with another nonce
+//! (1 to 64 letters or digits) is refused as malformed, without hashing: it is
+//! no password anyone has, and sending it on would cost a failed login at
+//! the backend.
 //!
 //! Two details follow the reference generator (pyotp plus `hmac.new`) rather
 //! than intuition, and tokens from existing deployments depend on them:
@@ -35,6 +48,11 @@ use crate::settings::values::{SettingsError, Values};
 
 /// Why a token used before is refused (here, or on another node of a cluster).
 pub const REPLAYED: &str = "TOTP token already used";
+
+/// Why a token is refused whose use the guard may have forgotten (the
+/// clock went back past tokens it had swept: see [`super::replay`]).
+pub const FORGOTTEN: &str =
+    "TOTP token from before the used-token memory (the clock went back): refused";
 
 /// `totp-seed-file`: the base32 `otp_seed`.
 pub const TOTP_SEED_FILE: &str = "totp-seed-file";
@@ -99,6 +117,9 @@ impl TokenFormat for Totp {
     fn check(&self, user: &str, domain: &str, password: &str, now: u64) -> TokenCheck {
         match self.key.verify(user, domain, password, now) {
             TotpVerdict::NotAToken => TokenCheck::NotToken,
+            TotpVerdict::Malformed => {
+                TokenCheck::Refused("TOTP token malformed (its nonce must be 32 digits)")
+            }
             TotpVerdict::BadSignature => TokenCheck::Refused("TOTP token not valid for this user"),
             TotpVerdict::BadOtp => TokenCheck::Refused("TOTP token expired"),
             TotpVerdict::Valid { replay_key, step } => {
@@ -108,6 +129,7 @@ impl TokenFormat for Totp {
                 match self.replay.check_use(&key, until, now) {
                     Ok(Use::First) => TokenCheck::Valid,
                     Ok(Use::Again) => TokenCheck::Refused(REPLAYED),
+                    Ok(Use::Forgotten) => TokenCheck::Refused(FORGOTTEN),
                     Ok(Use::Claim(c)) => TokenCheck::Claim(c),
                     Err(_) => TokenCheck::Unknown("TOTP replay guard storage failed"),
                 }
@@ -140,8 +162,11 @@ const INTERVAL: u64 = 30;
 /// Steps accepted on either side of the current one, for clock differences
 /// between the minting application and this server.
 const SKEW_STEPS: u64 = 1;
-/// Longest nonce accepted. The reference generator makes 32 digits; the
-/// bound keeps an arbitrary password from ever being hashed as a token.
+/// The nonce's length: the reference generator draws 32 decimal digits, and
+/// only that length makes the signed message unambiguous (module doc).
+const NONCE_LEN: usize = 32;
+/// Longest nonce of a password still read as a (malformed) token: one of
+/// the old, lenient shape is refused rather than sent to the backend.
 const MAX_NONCE_LEN: usize = 64;
 /// Length of the standard, padded base64 of a 32-byte HMAC-SHA256.
 const SIGNATURE_B64_LEN: usize = 44;
@@ -191,6 +216,10 @@ pub enum TotpVerdict {
     BadSignature,
     /// Signature right but the OTP is not within the accepted steps (expired or from the future, or another seed).
     BadOtp,
+    /// Shaped like a token (8 digits, then 1 to 64 letters or digits, one
+    /// space, the base64 of 32 bytes) but its nonce is not 32 digits: never
+    /// valid (module doc), refused without hashing.
+    Malformed,
     /// Not shaped like a token of this format at all: an ordinary password.
     NotAToken,
 }
@@ -238,8 +267,10 @@ impl TotpKey {
     /// correctly signed token gets its OTP compared, against the steps
     /// `now / 30` ± 1, each computed and compared in constant time.
     pub fn verify(&self, user: &str, domain: &str, password: &str, now: u64) -> TotpVerdict {
-        let Some(token) = parse(password) else {
-            return TotpVerdict::NotAToken;
+        let token = match parse(password) {
+            Shape::Token(token) => token,
+            Shape::Malformed => return TotpVerdict::Malformed,
+            Shape::Password => return TotpVerdict::NotAToken,
         };
         let expected = self.signature(token.word, user, domain);
         if !bool::from(expected.ct_eq(&token.signature)) {
@@ -269,8 +300,8 @@ impl TotpKey {
     /// Mints a token with the given nonce (caller provides random digits).
     ///
     /// The OTP is that of the step containing `now`. The nonce is not checked
-    /// here: one that is not 1 to 64 ASCII letters or digits gives a token
-    /// that [`TotpKey::verify`] answers with `NotAToken`.
+    /// here: one that is not 32 ASCII digits gives a token that
+    /// [`TotpKey::verify`] never answers with `Valid`.
     pub fn mint(&self, user: &str, domain: &str, now: u64, nonce: &str) -> String {
         let otp = totp(&self.seed, now / INTERVAL);
         let mut word = String::with_capacity(DIGITS + nonce.len());
@@ -295,44 +326,57 @@ impl TotpKey {
     }
 }
 
-/// True when `password` has the shape of a token of this format (see
-/// [`TotpVerdict::BadSignature`]); what [`TotpKey::verify`] tests before any
-/// hashing.
+/// True when `password` is read as a token of this format, valid or not
+/// (see [`TotpVerdict::Malformed`] and [`TotpVerdict::BadSignature`]): what
+/// [`TotpKey::verify`] tests before any hashing.
 pub fn looks_like_token(password: &str) -> bool {
-    parse(password).is_some()
+    !matches!(parse(password), Shape::Password)
 }
 
-/// A password that has the shape of a token.
+/// A password in the reference form of a token.
 struct Token<'a> {
-    /// `OTP‖NONCE`: 8 ASCII digits, then 1 to 64 ASCII letters or digits.
+    /// `OTP‖NONCE`: 8 ASCII digits, then 32 ASCII digits.
     word: &'a str,
     /// The decoded signature.
     signature: [u8; 32],
 }
 
+/// What a password's shape says.
+enum Shape<'a> {
+    /// The reference form: its signature decides.
+    Token(Token<'a>),
+    /// A token's shape with a nonce that is not 32 digits: refused.
+    Malformed,
+    /// An ordinary password.
+    Password,
+}
+
 /// Splits and checks the shape. The length bounds come first, so a long
 /// password is rejected without being scanned.
-fn parse(password: &str) -> Option<Token<'_>> {
+fn parse(password: &str) -> Shape<'_> {
     let bytes = password.as_bytes();
     if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&bytes.len()) {
-        return None;
+        return Shape::Password;
     }
     let space = bytes.len() - SIGNATURE_B64_LEN - 1;
     if bytes[space] != b' ' {
-        return None;
+        return Shape::Password;
     }
     let (otp, nonce) = bytes[..space].split_at(DIGITS);
     if !otp.iter().all(u8::is_ascii_digit) || !nonce.iter().all(u8::is_ascii_alphanumeric) {
-        return None;
+        return Shape::Password;
     }
     // Standard alphabet with its single `=`, canonical trailing bits: what
     // Python's b64encode gives for 32 bytes, and nothing else.
     let mut signature = [0u8; 32];
     match STANDARD.decode_slice(&bytes[space + 1..], &mut signature) {
         Ok(32) => {}
-        _ => return None,
+        _ => return Shape::Password,
     }
-    Some(Token {
+    if nonce.len() != NONCE_LEN || !nonce.iter().all(u8::is_ascii_digit) {
+        return Shape::Malformed;
+    }
+    Shape::Token(Token {
         // Everything before the space is ASCII, so this is a char boundary.
         word: &password[..space],
         signature,
@@ -423,6 +467,9 @@ mod tests {
     fn hashes() -> usize {
         HASHES.with(Cell::get)
     }
+
+    /// A nonce of the reference form: 32 digits.
+    const NONCE: &str = "01234567890123456789012345678901";
 
     #[derive(Deserialize)]
     struct Vectors {
@@ -588,7 +635,7 @@ mod tests {
     #[test]
     fn signature_is_checked_before_the_otp() {
         let k = TotpKey::new("JBSWY3DPEHPK3PXP", b"secret").unwrap();
-        let t = k.mint("alice", "example.org", 1000, "42");
+        let t = k.mint("alice", "example.org", 1000, NONCE);
         // Long expired and for another user: the answer says nothing of the OTP.
         assert_eq!(
             k.verify("mallory", "example.org", &t, 1_000_000),
@@ -603,7 +650,7 @@ mod tests {
     #[test]
     fn non_ascii_jid_uses_all_bytes() {
         let k = TotpKey::new("JBSWY3DPEHPK3PXP", b"secret").unwrap();
-        let t = k.mint("jürgen", "例え.jp", 5000, "7");
+        let t = k.mint("jürgen", "例え.jp", 5000, NONCE);
         assert!(matches!(
             k.verify("jürgen", "例え.jp", &t, 5000),
             TotpVerdict::Valid { .. }
@@ -655,8 +702,29 @@ mod tests {
         let k = TotpKey::new("JBSWY3DPEHPK3PXP", b"secret").unwrap();
         let sig = STANDARD.encode([0u8; 32]);
         let ok = |word: &str| looks_like_token(&format!("{word} {sig}"));
-        assert!(ok("12345678a"));
-        assert!(ok(&format!("12345678{}", "aZ9".repeat(21) + "x")));
+        let malformed = |word: &str| {
+            let before = hashes();
+            let verdict = k.verify("a", "b", &format!("{word} {sig}"), 1);
+            assert_eq!(hashes(), before, "{word}: a malformed token was hashed");
+            verdict == TotpVerdict::Malformed
+        };
+        // Read as tokens, but not in the reference form: refused unhashed.
+        for word in [
+            "12345678a".to_string(),
+            format!("12345678{}", "aZ9".repeat(21) + "x"),
+            format!("12345678{}", &NONCE[..31]),
+            format!("12345678{NONCE}7"),
+            format!("12345678{}a", &NONCE[..31]),
+            format!("12345678{NONCE}{NONCE}"),
+        ] {
+            assert!(ok(&word), "{word}");
+            assert!(malformed(&word), "{word}");
+        }
+        assert!(ok(&format!("12345678{NONCE}")));
+        assert_eq!(
+            k.verify("a", "b", &format!("12345678{NONCE} {sig}"), 1),
+            TotpVerdict::BadSignature
+        );
         // Nonce: 1 to 64 ASCII letters or digits.
         assert!(!ok("12345678"));
         assert!(!ok(&format!("12345678{}", "a".repeat(65))));
@@ -666,7 +734,7 @@ mod tests {
         assert!(!ok("1234567a9"));
         assert!(!ok("１2345678a"));
         // Signature: exactly the padded standard base64 of 32 bytes.
-        let word = "1234567890";
+        let word = &format!("12345678{NONCE}");
         assert!(!looks_like_token(&format!("{word} {}", &sig[..43])));
         assert!(!looks_like_token(&format!("{word} {sig}=")));
         assert!(!looks_like_token(&format!("{word}  {}", &sig[1..])));
@@ -685,14 +753,123 @@ mod tests {
         );
     }
 
+    #[derive(Deserialize)]
+    struct Shifted {
+        otp_seed: String,
+        token_secret: String,
+        now: u64,
+        cases: Vec<ShiftedCase>,
+    }
+
+    #[derive(Deserialize)]
+    struct ShiftedCase {
+        why: String,
+        minted_for: String,
+        user: String,
+        domain: String,
+        token: String,
+        valid: bool,
+    }
+
+    /// Correctly signed tokens that are not in the reference form, made by
+    /// an independent generator (`tests/data/totp-shifted-vectors.py`):
+    /// user-name letters moved into the nonce (`malice` → `alice`), nonce
+    /// digits moved into the user name (`bob` → `506bob`), nonces of 31, 33
+    /// and other lengths. The verifier before the fix admitted every one.
+    #[test]
+    fn shifted_and_odd_length_tokens_are_refused() {
+        let text = include_str!("../../tests/data/totp-shifted-vectors.json");
+        let v: Shifted = serde_json::from_str(text).unwrap();
+        let k = TotpKey::new(&v.otp_seed, v.token_secret.as_bytes()).unwrap();
+        let mut refused = 0;
+        for c in &v.cases {
+            let verdict = k.verify(&c.user, &c.domain, &c.token, v.now);
+            if c.valid {
+                assert_eq!(format!("{}@{}", c.user, c.domain), c.minted_for);
+                assert!(matches!(verdict, TotpVerdict::Valid { .. }), "{}", c.why);
+            } else {
+                assert_eq!(verdict, TotpVerdict::Malformed, "{} as {}", c.why, c.user);
+                refused += 1;
+            }
+        }
+        assert!(refused >= 12, "vector file looks truncated");
+    }
+
+    /// The same through the format, as a login sees it: the shifted token
+    /// is refused (not passed on as a password), the real one admitted once.
+    #[test]
+    fn a_token_minted_for_malice_does_not_log_in_alice() {
+        let key = TotpKey::new("PUL3GGUVO4KFVN4R", b"OHCMULRVFWI2SR5W2S22C2JMA63OC5SV").unwrap();
+        let format = Totp {
+            key,
+            replay: Arc::new(super::super::MemoryReplayGuard::default()),
+        };
+        let now = 1_765_000_005;
+        let t = format.mint("malice", "example.org", now, Duration::ZERO);
+        let (word, sig) = t.split_once(' ').unwrap();
+        let shifted = format!("{word}m {sig}");
+        assert!(matches!(
+            format.check("alice", "example.org", &shifted, now),
+            TokenCheck::Refused(_)
+        ));
+        let digits = format!("{} {sig}", &word[..word.len() - 3]);
+        let victim = format!("{}malice", &word[word.len() - 3..]);
+        assert!(matches!(
+            format.check(&victim, "example.org", &digits, now),
+            TokenCheck::Refused(_)
+        ));
+        assert_eq!(
+            format.check("malice", "example.org", &t, now),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            format.check("malice", "example.org", &t, now + 1),
+            TokenCheck::Refused(REPLAYED)
+        );
+    }
+
+    /// The second hole, with an injected clock: a used token, the
+    /// clock an hour (then a year) forward with other logins sweeping the
+    /// guard, then back: still refused.
+    #[test]
+    fn a_used_token_stays_refused_after_the_clock_goes_forward_and_back() {
+        for jump in [3600, 2 * 3600, 365 * 24 * 3600] {
+            let key = TotpKey::new("PUL3GGUVO4KFVN4R", b"secret").unwrap();
+            let format = Totp {
+                key,
+                replay: Arc::new(super::super::MemoryReplayGuard::default()),
+            };
+            let now = 1_765_000_005;
+            let t = format.mint("alice", "example.org", now, Duration::ZERO);
+            assert_eq!(
+                format.check("alice", "example.org", &t, now),
+                TokenCheck::Valid
+            );
+            // Many logins at the stepped clock: the guard sweeps.
+            for i in 0..5000 {
+                let user = format!("u{i}");
+                let other = format.mint(&user, "example.org", now + jump, Duration::ZERO);
+                assert_eq!(
+                    format.check(&user, "example.org", &other, now + jump),
+                    TokenCheck::Valid
+                );
+            }
+            let again = format.check("alice", "example.org", &t, now + 10);
+            assert!(
+                again == TokenCheck::Refused(REPLAYED) || again == TokenCheck::Refused(FORGOTTEN),
+                "jump {jump}: {again:?}"
+            );
+        }
+    }
+
     #[test]
     fn first_steps_do_not_underflow() {
         let k = TotpKey::new("JBSWY3DPEHPK3PXP", b"secret").unwrap();
-        let t = k.mint("a", "b", 0, "1");
+        let t = k.mint("a", "b", 0, NONCE);
         assert_eq!(
             k.verify("a", "b", &t, 0),
             TotpVerdict::Valid {
-                replay_key: t[..9].to_string(),
+                replay_key: t[..40].to_string(),
                 step: 0
             }
         );
@@ -700,7 +877,7 @@ mod tests {
             k.verify("a", "b", &t, 59),
             TotpVerdict::Valid { step: 0, .. }
         ));
-        let far = k.mint("a", "b", u64::MAX, "1");
+        let far = k.mint("a", "b", u64::MAX, NONCE);
         assert!(matches!(
             k.verify("a", "b", &far, u64::MAX),
             TotpVerdict::Valid { .. }
@@ -795,15 +972,15 @@ mod tests {
     fn seed_spelling_does_not_change_the_key() {
         let upper = TotpKey::new("XVGR73KMZH2M4XMY", b"s").unwrap();
         let lower = TotpKey::new("xvgr 73km zh2m 4xmy==", b"s").unwrap();
-        let t = upper.mint("a", "b", 1_000_000, "5");
-        assert_eq!(lower.mint("a", "b", 1_000_000, "5"), t);
+        let t = upper.mint("a", "b", 1_000_000, NONCE);
+        assert_eq!(lower.mint("a", "b", 1_000_000, NONCE), t);
     }
 
     #[test]
     fn token_secret_is_used_as_text_not_decoded() {
         let text = TotpKey::new("XVGR73KMZH2M4XMY", b"MZXW6YTBOI").unwrap();
         let decoded = TotpKey::new("XVGR73KMZH2M4XMY", b"foobar").unwrap();
-        let t = text.mint("a", "b", 1_000_000, "5");
+        let t = text.mint("a", "b", 1_000_000, NONCE);
         assert_eq!(
             decoded.verify("a", "b", &t, 1_000_000),
             TotpVerdict::BadSignature
