@@ -4,6 +4,8 @@
 //! backend knows), built from those values.
 
 pub mod keys;
+#[cfg(test)]
+mod reference;
 pub mod schema;
 pub mod values;
 
