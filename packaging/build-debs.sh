@@ -156,7 +156,9 @@ install -m 0644 packaging/logrotate/cloudauth "$P/etc/logrotate.d/cloudauth"
 doc_dir cloudauth
 # README.md stays uncompressed: cloudauth.service's Documentation= names it.
 install -m 0644 README.md "$P/usr/share/doc/cloudauth/"
-install -D -m 0644 -t "$P/usr/share/doc/cloudauth/docs" docs/*.md
+for d in docs docs/admin docs/reference docs/dev; do
+    install -D -m 0644 -t "$P/usr/share/doc/cloudauth/$d" "$d"/*.md
+done
 install -D -m 0644 -t "$P/usr/share/doc/cloudauth/prosody" prosody/README.md
 copyright cloudauth cloudauth cloudauth-connect
 changelog cloudauth

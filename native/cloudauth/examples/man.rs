@@ -200,7 +200,7 @@ fn write_pages(out: &Path, date: &str) -> io::Result<()> {
             ("/var/log/xcauth/cloudauth.log", "the log (-l); never holds passwords, tokens or secrets"),
             ("/var/lib/xcauth/xcauth.sqlite3", "xcauth's state database (--db): per-domain settings, password cache, shared roster state, used one-time tokens"),
             ("/lib/systemd/system/cloudauth.service", "socket mode under systemd, with cloudauth-ejabberd.socket, cloudauth-prosody.socket, cloudauth-saslauthd.socket and cloudauth-postfix.socket"),
-            ("/usr/share/doc/cloudauth/README.md", "the full documentation: backends, token formats, ejabberd, Prosody, Postfix, the password cache"),
+            ("/usr/share/doc/cloudauth/docs/admin/", "the admin's documentation: one page per server and per backend, the password cache, the cluster, troubleshooting; docs/reference/options.md lists every option"),
         ] {
             tp(r, &[italic(file)], what);
         }

@@ -489,17 +489,20 @@ mod tests {
         assert!(c.debug);
     }
 
-    /// The README's sample /etc/xcauth.conf (its first ```ini block), as printed.
-    fn readme_sample() -> String {
-        let readme = include_str!("../../../README.md");
-        let start = readme.find("```ini\n").expect("README has an ini block") + 7;
-        let len = readme[start..].find("```").expect("closed");
-        readme[start..start + len].to_string()
+    /// The sample /etc/xcauth.conf of docs/admin/ejabberd-extauth.md (its first ```ini block), as printed.
+    fn documented_sample() -> String {
+        let page = include_str!("../../../docs/admin/ejabberd-extauth.md");
+        let start = page
+            .find("```ini\n")
+            .expect("the extauth page has an ini block")
+            + 7;
+        let len = page[start..].find("```").expect("closed");
+        page[start..start + len].to_string()
     }
 
     #[test]
-    fn the_readme_sample_config_loads_as_printed() {
-        let text = readme_sample();
+    fn the_documented_sample_config_loads_as_printed() {
+        let text = documented_sample();
         let parsed = config_file::parse(&text).expect("the sample parses");
         assert_eq!(parsed["timeout"].0, "5,10");
         assert_eq!(parsed["secret-file"].0, "/etc/cloudauth/secret");

@@ -10,7 +10,10 @@ use super::schema::{Kind, Spec, CORE};
 use crate::backend::BACKENDS;
 use crate::token::TOKEN_FORMATS;
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/reference/options.md");
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/reference/options.md"
+);
 
 /// The whole page.
 fn page() -> String {
@@ -98,7 +101,10 @@ fn values(s: &Spec) -> String {
         Kind::Count { min, max } => format!("whole number, {min} to {max}"),
         Kind::Rounds => "bcrypt cost `P[,M]`, 4 to 31".into(),
         Kind::Choice(_) | Kind::Backend => {
-            format!("one of {}", names(s.choices().unwrap_or_default()).join(", "))
+            format!(
+                "one of {}",
+                names(s.choices().unwrap_or_default()).join(", ")
+            )
         }
         Kind::Tokens => format!(
             "comma-separated, of {}",

@@ -184,7 +184,7 @@ pub const PROTOCOLS: &[&str] = &["ejabberd", "generic", "prosody", "saslauthd", 
 /// formats add theirs: see [`all`]).
 pub static CORE: &[Spec] = &[
     // Which backend, where, and with which secret.
-    Spec::new(BACKEND, Kind::Backend, "Backend to ask for passwords (see the README's backend table)")
+    Spec::new(BACKEND, Kind::Backend, "Backend to ask for passwords (see docs/admin/backends.md)")
         .default("jsxc")
         .per_domain()
         .value_name("NAME"),
