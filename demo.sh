@@ -5,6 +5,8 @@
 #  3. ejabberd with auth_method: external running `cloudauth -t ejabberd`;
 #  4. ejabberd with auth_method: cloud (the in-VM module and its NIF),
 #     shared roster groups provisioned from the Nextcloud groups;
+#  5. ejabberd with the nextcloud backend (Nextcloud's own OCS API, the one
+#     for current Nextcloud) and a service account;
 # and logs in with a real XMPP client (slixmpp) by password and by JSXC
 # token, printing what happened. Installs the Debian packages it needs
 # (ejabberd, Erlang headers, rebar3, slixmpp, ...) when run as root.
@@ -18,13 +20,15 @@ rebar3 compile >/dev/null || exit 1
 
 SECRET="demo-secret-$RANDOM$RANDOM"
 W=$(workdir demo)
-echo "== starting the JSXC test backend (stands in for Nextcloud with the JSXC app)"
+echo "== starting the test backend (stands in for Nextcloud: the JSXC app's API and the OCS API)"
 start_backend "$W" "$SECRET" '{"users": [
   {"uid": "alice", "password": "correct horse", "name": "Alice Liddell", "groups": ["Wonderland"]},
-  {"uid": "bob", "password": "battery staple", "name": "Bob Builder", "groups": ["Wonderland"]}
+  {"uid": "bob", "password": "battery staple", "name": "Bob Builder", "groups": ["Wonderland"]},
+  {"uid": "xmpp-svc", "password": "svc app password", "admin": true}
 ]}' || { echo "backend did not start"; exit 1; }
-echo "   API at $BACKEND_URL"
+echo "   JSXC API at $BACKEND_URL, Nextcloud at $BACKEND_ORIGIN"
 write_secret "$W/secret" "$SECRET"
+write_secret "$W/svc-pw" "svc app password"
 TOKEN=$(mint alice localhost "$SECRET" --ttl 10m)
 failures=0
 try() { # try PORT DESCRIPTION EXPECTED JID PASSWORD
@@ -75,5 +79,23 @@ else
     echo "     (bob missing: UNEXPECTED)"; failures=$((failures + 1))
 fi
 "$SANDBOX" stop "$W/cloud" >/dev/null
+
+PORT=$(free_port)
+NEXTCLOUD="--backend nextcloud -u $BACKEND_ORIGIN --service-user xmpp-svc --service-password-file $W/svc-pw"
+cat > "$W/nextcloud.yml" <<YML
+auth_method: external
+extauth_program: "$BIN_DIR/cloudauth -c /dev/null -t ejabberd $NEXTCLOUD -l $W/nextcloud"
+extauth_pool_size: 2
+auth_use_cache: false
+YML
+mkdir -p "$W/nextcloud"
+echo "== ejabberd on 127.0.0.1:$PORT, extauth with the nextcloud backend (OCS API, service account xmpp-svc)"
+start_ejabberd "$W/nc" "$PORT" "$W/nextcloud.yml" >/dev/null || { echo "ejabberd did not start"; exit 1; }
+try "$PORT" "alice, Nextcloud password:" 0 alice@localhost "correct horse"
+try "$PORT" "alice, wrong password:" 1 alice@localhost "wrong"
+"$BIN_DIR/cloudauth" -c /dev/null $NEXTCLOUD -I bob localhost >/dev/null 2>&1
+case $? in 0) printf '   %-48s %s\n' "does bob exist (cloudauth -I)?" "yes";;
+    *) printf '   %-48s %s\n' "does bob exist (cloudauth -I)?" "no  (UNEXPECTED)"; failures=$((failures + 1));; esac
+"$SANDBOX" stop "$W/nc" >/dev/null
 if [ "$failures" = 0 ]; then echo "== demo OK"; else echo "== demo FAILED ($failures unexpected outcomes)"; fi
 [ "$failures" = 0 ]
