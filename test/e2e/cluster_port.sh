@@ -8,7 +8,7 @@
 #   - a TOTP token used through node 1 is refused through node 2;
 #   - restarting one cloudauth loses nothing committed.
 # Sharing a SQLite file needs one machine (or one cloudauth for all nodes,
-# reached over TCP): see README, "Running a cluster".
+# reached over TCP): see docs/admin/cluster.md.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 

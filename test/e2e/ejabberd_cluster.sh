@@ -276,7 +276,7 @@ wait_until 5 has_row "$N1" erin || not_ok "split: no cache row for erin on node 
 T=$(totp_token "$W" erin "$D")
 login "erin@$D" "$T" "$P1"; expect "split: a fresh TOTP token through node 1 -> session" 0 $?
 login "erin@$D" "$T" "$P1"; expect "split: that token through node 1 again -> refused" 1 $?
-# What the README says of a split: each side knows only its own used tokens.
+# What docs/admin/cluster.md says of a split: each side knows only its own used tokens.
 login "erin@$D" "$T" "$P2"; expect "split: that token through node 2, which cannot know it -> session" 0 $?
 
 ev "$N1" "erlang:set_cookie('$NODE2', erlang:get_cookie()), ok." > /dev/null

@@ -228,7 +228,7 @@ else
 fi
 timing "ejabberd in the root, auth_method: cloud"
 
-# auth_method: external, /usr/bin/cloudauth as the README says: /etc/xcauth.conf
+# auth_method: external, /usr/bin/cloudauth as docs/admin/ejabberd-extauth.md says: /etc/xcauth.conf
 # readable by the group xcauth, ejabberd in that group (also for the log)
 in_root adduser --quiet ejabberd xcauth
 cat > "$R/etc/xcauth.conf" <<CONF
@@ -276,7 +276,7 @@ timing "ejabberd in the root, auth_method: external"
 # ejabberd's and Prosody's own services would listen on 5222, 5269 and 4369
 # (the network is the host's): masked. cloudauth's ejabberd and prosody
 # sockets are the packaged unix sockets; Prosody's user joins the group
-# xcauth, as the README says.
+# xcauth, as docs/admin/install.md says.
 in_root systemctl mask ejabberd.service epmd.service epmd.socket prosody.service >/dev/null 2>&1
 for s in ejabberd prosody; do
     grep -qx "ListenStream=/run/cloudauth/$s.sock" "$R/lib/systemd/system/cloudauth-$s.socket" \

@@ -27,7 +27,7 @@
 # backend down (refused at once, tokens still work), a slow backend (a
 # token login stays fast while password logins wait on it, and those then
 # succeed; with extauth the token's time is printed, not checked: see the
-# README's "Tested versions"); on ejabberd the shared roster: alice's login puts bob into
+# docs/dev/testing.md's "Tested versions"); on ejabberd the shared roster: alice's login puts bob into
 # Team, bob leaves Team in Nextcloud and alice's next login takes him out.
 # Prints the versions, each server's result and each phase's time.
 # Needs root (chroot, mount, mmdebstrap) and the network for a root's first build.
@@ -181,7 +181,7 @@ ejabberd_cloud() {
     SERVER=ejabberd
     local port name=ejd-cloud out
     port=$(free_port)
-    # the module as the README says: erlang/install.sh with the root's erlc,
+    # the module as docs/admin/ejabberd-vm.md says: erlang/install.sh with the root's erlc,
     # the NIF of our host build
     rm -rf "$R/tmp/src" && mkdir -p "$R/tmp/src" && cp -r "$ROOT/erlang" "$ROOT/prosody" "$R/tmp/src/"
     cp "$HOST_MOD/priv/ejabberd_auth_cloud_nif.so" "$R/tmp/src/host-nif.so"

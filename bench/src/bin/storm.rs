@@ -862,7 +862,7 @@ fn report(a: &ReportArgs) -> Result<bool, String> {
     let b12 = bcrypt_verify_ms(12, 3);
     let b4 = bcrypt_verify_ms(4, 21);
 
-    // The table, as Markdown (README.md carries it as printed).
+    // The table, as Markdown (docs/admin/login-storms.md carries it as printed).
     println!();
     println!(
         "| row | N | time (s) | × limit | yes | no | could not find out | backend requests | without backend | peak at the backend: requests / in its workers | peak RSS (MiB) |"
