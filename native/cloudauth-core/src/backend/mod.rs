@@ -67,6 +67,15 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Whether the answer for a user part can depend on the domain sent
+    /// (the JSON API is asked about `user@domain`, JSXC tries `user@domain`
+    /// before `user`). `false` for a backend that checks the user part
+    /// alone (Nextcloud): then a wrong password is one wrong password at
+    /// every domain the global settings serve, and is remembered so.
+    fn answer_depends_on_domain(&self) -> bool {
+        true
+    }
+
     /// This backend's own checks for `cloudauth doctor`, asking as the
     /// server would for users of `domain` (the auth domain): does its API
     /// answer at the URL in the expected format, are the server's own

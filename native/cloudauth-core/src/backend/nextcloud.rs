@@ -1011,6 +1011,11 @@ impl Backend for Nextcloud {
         Some(REPEAT_REFUSAL_WINDOW)
     }
 
+    /// Nextcloud logs in the user part alone.
+    fn answer_depends_on_domain(&self) -> bool {
+        false
+    }
+
     fn doctor<'a>(&'a self, _domain: &'a str) -> DoctorFuture<'a> {
         Box::pin(self.doctor_op())
     }
