@@ -827,9 +827,9 @@ impl Nextcloud {
                 report.checks.push(Check::fail(
                     API,
                     format!(
-                        "no Nextcloud OCS API under {base}: {} answered HTTP {status} {:?}",
+                        "no Nextcloud OCS API under {base}: {} answered HTTP {status}, {}",
                         shown(url),
-                        printable_snippet(&reply.body, 80)
+                        reply.shape()
                     ),
                     "url must be Nextcloud's base URL (where /ocs/v2.php lives), e.g. https://cloud.example.org or https://example.org/nextcloud",
                 ));
