@@ -181,13 +181,33 @@ impl HttpClient {
 }
 
 /// Parses a configured URL; only http and https are accepted.
+///
+/// Errors never repeat the text: a URL that does not parse may still hold
+/// `user:password@`, and errors go to the terminal and the log.
 pub fn parse_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
     match url.scheme() {
         "http" | "https" if url.host_str().is_some() => Ok(url),
-        "http" | "https" => Err(format!("{text:?} has no host")),
-        other => Err(format!("{text:?}: scheme {other:?} is not http or https")),
+        "http" | "https" => Err("the URL has no host".to_string()),
+        other => Err(format!(
+            "the URL's scheme {:?} is not http or https",
+            super::printable_snippet(other.as_bytes(), 20)
+        )),
     }
+}
+
+/// Whether a URL's host is this machine by itself, so that plain http
+/// crosses no network: a loopback address, or `localhost`. Other names
+/// (`cloud.localhost` included: whether it resolves to loopback depends on
+/// the resolver and `/etc/hosts`) are not. The start-up warning and
+/// `cloudauth doctor` both ask this.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|h| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+    })
 }
 
 fn build_http(timeouts: Timeouts) -> Result<reqwest::Client, BackendError> {
