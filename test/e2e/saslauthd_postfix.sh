@@ -246,18 +246,42 @@ for g in 1 2 3; do sasl 255 "guess $g for bob -> NO" -u bob -r $D -p "guess-$g";
 expect "guesses before the limit reached the backend" 3 $(( $(backend_count auth) - auth_before ))
 auth_before=$(backend_count auth)
 sasl 255 "throttled: guess 4 for bob -> NO" -u bob -r $D -p guess-4
-sasl 255 "throttled: even bob's right password -> NO (paused)" -u bob -r $D -p bob-pw
-raw=$($PY "$W/raw.py" sasl "$MUX" bob bob-pw imap $D)
+raw=$($PY "$W/raw.py" sasl "$MUX" bob guess-5 imap $D)
 case $raw in
     "NO temporary failure"*) ok "throttled: a paused check is a temporary failure, not a wrong password ($raw)" ;;
     *) not_ok "throttled: raw saslauthd reply: $raw" ;;
 esac
 expect "throttled guesses never reached the backend" 0 $(( $(backend_count auth) - auth_before ))
+# issue 24: an attacker's guess per pause kept the user out; the password
+# bob last logged in with (above) is never paused, and his login does not
+# give the attacker a fresh set of guesses.
+sasl 0 "throttled: bob's last successful password is not paused -> OK" -u bob -r $D -p bob-pw
+sasl 255 "throttled: bob's login did not reset the count: guess 6 -> NO" -u bob -r $D -p guess-6
+expect "throttled: only bob's own password reached the backend" 1 $(( $(backend_count auth) - auth_before ))
 BOB_TOKEN=$(mint bob $D "$SECRET" --ttl 1h)
 sasl 0 "throttled: bob's token still -> OK" -u bob -r $D -p "$BOB_TOKEN"
 sasl 0 "throttled: alice is not paused -> OK" -u alice -r $D -p alice-pw
 sleep 2.1
 sasl 0 "after the pause bob's right password -> OK" -u bob -r $D -p bob-pw
+
+# --- issue 24: invented domains do not multiply the guessing budget. Global
+# settings serve every domain and the login's user@domain wins over the
+# realm, so any SMTP/IMAP client can choose the domain; the backend checks
+# the bare user too (JSXC tries user@domain, then user).
+auth_before=$(backend_count auth)
+for i in 1 2 3 4 5 6; do
+    sasl 255 "guess $i for 100%pure at x$i.invalid -> NO" -u "100%pure@x$i.invalid" -r $D -p "inv-$i"
+done
+expect "guesses at invented domains that reached the backend (throttle-failures 3)" 3 \
+    $(( $(backend_count auth) - auth_before ))
+auth_before=$(backend_count auth)
+for i in 1 2 3 4 5 6; do
+    sasl 255 "one wrong password for jürgen at y$i.invalid -> NO" -u "jürgen@y$i.invalid" -r $D -p same-wrong
+done
+expect "one wrong password at invented domains reached the backend (throttle-failures 3)" 3 \
+    $(( $(backend_count auth) - auth_before ))
+sasl 255 "invented domains paused the user at the real domain too" -u 100%pure -r $D -p inv-7
+sasl 0 "but not 100%pure's last successful password -> OK" -u 100%pure -r $D -p pure-pw
 
 # --- Postfix tcp_table via postmap -q
 # found: exit 0, value on stdout; not found: exit 1, nothing printed;

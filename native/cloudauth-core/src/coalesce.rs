@@ -25,7 +25,8 @@ type Slot = Arc<OnceCell<Answer>>;
 /// Runs at most one request per key at a time.
 pub struct Coalescer {
     digester: Digester,
-    inflight: Mutex<HashMap<Key, Slot>>,
+    /// Each request in flight and how many callers hold it.
+    inflight: Mutex<HashMap<Key, (Slot, usize)>>,
     joined: AtomicU64,
 }
 
@@ -62,27 +63,61 @@ impl Coalescer {
         F: Future<Output = Answer>,
     {
         let key = (op, self.digester.digest(jid, secret));
-        let slot = {
-            let mut map = match self.inflight.lock() {
-                Ok(m) => m,
-                Err(p) => p.into_inner(),
-            };
-            match map.get(&key) {
-                Some(s) => {
-                    self.joined.fetch_add(1, Ordering::Relaxed);
-                    Arc::clone(s)
-                }
-                None => Arc::clone(map.entry(key).or_default()),
+        let holder = {
+            let mut map = self.map();
+            let entry = map.entry(key).or_insert_with(|| (Slot::default(), 0));
+            if entry.1 > 0 {
+                self.joined.fetch_add(1, Ordering::Relaxed);
+            }
+            entry.1 += 1;
+            Holder {
+                coalescer: self,
+                key,
+                slot: Arc::clone(&entry.0),
             }
         };
-        let answer = slot.get_or_init(make).await.clone();
-        // The first to finish retires the slot (unless a newer one replaced it).
-        if let Ok(mut map) = self.inflight.lock() {
-            if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                map.remove(&key);
-            }
+        let answer = holder.slot.get_or_init(make).await.clone();
+        // The first to finish retires the slot (unless a newer one replaced
+        // it): a check arriving now asks again rather than reusing the answer.
+        let mut map = self.map();
+        if map
+            .get(&key)
+            .is_some_and(|(s, _)| Arc::ptr_eq(s, &holder.slot))
+        {
+            map.remove(&key);
         }
         answer
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Slot, usize)>> {
+        match self.inflight.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// One caller's hold on a slot. Dropped — finished or cancelled (the
+/// decision's deadline drops the whole check) — it is counted out, and the
+/// last holder to go removes the slot from the map: otherwise a check every
+/// caller gave up on would stay in the map for good.
+struct Holder<'a> {
+    coalescer: &'a Coalescer,
+    key: Key,
+    slot: Slot,
+}
+
+impl Drop for Holder<'_> {
+    fn drop(&mut self) {
+        let mut map = self.coalescer.map();
+        if let Some((slot, holders)) = map.get_mut(&self.key) {
+            if Arc::ptr_eq(slot, &self.slot) {
+                *holders -= 1;
+                if *holders == 0 {
+                    map.remove(&self.key);
+                }
+            }
+        }
     }
 }
 
@@ -121,6 +156,45 @@ mod tests {
         // Sequential calls run again (nothing is cached).
         let again = c.run("auth", "a@b", "pw", || async { Ok(false) }).await;
         assert_eq!(again, Ok(false));
+    }
+
+    /// Issue 24: the slot was removed after the awaited work only, so a
+    /// check cancelled by the decision's deadline left its entry for good.
+    #[tokio::test]
+    async fn checks_cancelled_by_a_deadline_leave_no_entry() {
+        let c = Arc::new(Coalescer::new().unwrap());
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(true)
+        };
+        let alone =
+            tokio::time::timeout(Duration::from_millis(20), c.run("auth", "a@b", "pw", slow)).await;
+        assert!(alone.is_err(), "cancelled");
+        assert_eq!(c.in_flight(), 0, "a lone cancelled check");
+        // Several callers sharing one slot, all cancelled one after the other.
+        let mut tasks = Vec::new();
+        for i in 0..5u64 {
+            let c = Arc::clone(&c);
+            tasks.push(tokio::spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_millis(20 + 10 * i),
+                    c.run("auth", "a@b", "pw", slow),
+                )
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(c.in_flight(), 1, "shared");
+        for t in tasks {
+            assert!(t.await.unwrap().is_err());
+        }
+        assert_eq!(c.in_flight(), 0, "every sharer cancelled");
+        // A finished check still retires its slot, and the next one asks again.
+        assert_eq!(
+            c.run("auth", "a@b", "pw", || async { Ok(false) }).await,
+            Ok(false)
+        );
+        assert_eq!(c.in_flight(), 0);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! within the unreachable TTL still admits the user. Identical checks in
 //! flight share one cloud request.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -146,6 +147,58 @@ pub enum TokenAnswer {
         /// The decision when a claim was in force already.
         if_used: Decision,
     },
+}
+
+/// Whom the guessing throttle and the refusal memory count a password
+/// check against. Global settings serve every domain a client invents, and
+/// for those the backend checks the bare user (Nextcloud ignores the
+/// domain, JSXC tries `user` after `user@domain`): so for a domain without
+/// settings of its own, guesses count against the user part, whatever the
+/// domain (issue 24: 300 guesses at `alice@x<i>.invalid` all reached the
+/// backend). Where the backend's answer may depend on the domain, each
+/// (domain, password) is a guess of its own and a refusal is remembered for
+/// its JID only; where it cannot, a refusal holds at every such domain.
+/// Keys carry the settings' generation: after a domain is pointed at
+/// another backend, its counts are not this one's.
+struct Guess<'a> {
+    throttle_key: String,
+    refusal_key: String,
+    /// What is digested with the key: the password, or the domain and it.
+    secret: Cow<'a, str>,
+}
+
+impl<'a> Guess<'a> {
+    fn new(
+        settings: &DomainSettings,
+        listed: bool,
+        user: &str,
+        domain: &str,
+        password: &'a str,
+    ) -> Self {
+        let generation = settings.generation;
+        let own = format!("{user}@{domain}\0{generation}");
+        if listed {
+            return Guess {
+                throttle_key: own.clone(),
+                refusal_key: own,
+                secret: Cow::Borrowed(password),
+            };
+        }
+        let any_domain = format!("{user}@*\0{generation}");
+        if settings.backend.answer_depends_on_domain() {
+            Guess {
+                throttle_key: any_domain,
+                refusal_key: own,
+                secret: Cow::Owned(format!("{domain}\0{password}")),
+            }
+        } else {
+            Guess {
+                throttle_key: any_domain.clone(),
+                refusal_key: any_domain,
+                secret: Cow::Borrowed(password),
+            }
+        }
+    }
 }
 
 /// Answers `auth` and `isuser` questions for any served domain.
@@ -359,25 +412,35 @@ impl Authenticator {
             .repeat_refusal_window()
             .unwrap_or(REFUSAL_WINDOW);
         let refusals = self.refusals.as_ref();
-        let now = self.clock.now_unix();
-        // Keyed by the settings' generation too: after the domain is pointed
-        // at another backend, its refusals are not this one's.
-        let refusal_key = format!("{jid}\0{}", settings.generation);
-        if refusals.is_some_and(|r| r.remembers(&refusal_key, password, now)) {
+        // Windows, not dates: monotonic, so a stepped wall clock moves no pause.
+        let now = self.clock.monotonic_secs();
+        let guess = Guess::new(
+            &settings,
+            self.settings.listed(domain),
+            user,
+            domain,
+            password,
+        );
+        if refusals.is_some_and(|r| r.remembers(&guess.refusal_key, &guess.secret, now)) {
             return Decision::new(
                 Verdict::No,
                 Path::Recent,
                 Some("the same wrong password as a moment ago; not sent to the backend again"),
             );
         }
+        // Before the throttle (it pauses guesses, and a cached right
+        // password is none), after the recent refusals (a wrong password
+        // refused a moment ago costs no bcrypt run). Tokens were decided before.
+        if self.cache_admits(&jid, password, Rules::Normal).await {
+            return Decision::new(Verdict::Yes, Path::Cache, None);
+        }
         // After the recent refusals (a stale password is no new guess),
-        // before bcrypt and the backend: a paused user costs neither.
-        // Tokens and cache hits were decided before (`check_token`,
-        // `check_cache`); the attempt is counted in flight until dropped.
+        // before the backend: a paused user costs it nothing. The attempt
+        // is counted in flight until dropped.
         let _attempt = match self
             .throttle
             .as_ref()
-            .map(|t| t.attempt(&refusal_key, password, now))
+            .map(|t| t.attempt(&guess.throttle_key, &guess.secret, now))
         {
             // Unknown whether this password is right: "cannot tell" (a
             // temporary failure to the client), never "no".
@@ -391,13 +454,10 @@ impl Authenticator {
             Some(Ok(attempt)) => Some(attempt),
             None => None,
         };
-        if self.cache_admits(&jid, password, Rules::Normal).await {
-            return Decision::new(Verdict::Yes, Path::Cache, None);
-        }
         match self.ask_auth(&settings, user, domain, &jid, password).await {
             Ok(true) => {
                 if let Some(t) = &self.throttle {
-                    t.admitted(&refusal_key);
+                    t.admitted(&guess.throttle_key, &guess.secret, now);
                 }
                 self.cache_store(user, domain, &jid, password).await;
                 Decision::new(Verdict::Yes, Path::Backend, None)
@@ -405,12 +465,12 @@ impl Authenticator {
             Ok(false) => {
                 // Trouble is never counted: "cannot tell" must not turn into "no".
                 if let Some(t) = &self.throttle {
-                    t.refused(&refusal_key, password, now);
+                    t.refused(&guess.throttle_key, &guess.secret, now);
                 }
                 if let Some(r) = refusals {
                     r.remember(
-                        &refusal_key,
-                        password,
+                        &guess.refusal_key,
+                        &guess.secret,
                         now.saturating_add(window.as_secs()),
                         now,
                     );

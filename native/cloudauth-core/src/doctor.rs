@@ -419,17 +419,6 @@ fn host_of(url: &reqwest::Url) -> Option<(String, Option<IpAddr>)> {
     Some((bare.to_string(), bare.parse().ok()))
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match host_of(url) {
-        Some((_, Some(a))) => a.is_loopback(),
-        Some((d, None)) => {
-            let d = d.to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        None => false,
-    }
-}
-
 /// The URL's shape: a scheme and a host (settings parsing guarantees both),
 /// no credentials in it, and TLS unless the cloud is on this machine.
 pub fn url_shape(url: &reqwest::Url) -> Check {
@@ -442,7 +431,7 @@ pub fn url_shape(url: &reqwest::Url) -> Check {
             "remove them from the URL: URLs end up in logs and process lists",
         );
     }
-    if url.scheme() == "http" && !is_loopback(url) {
+    if url.scheme() == "http" && !crate::backend::http::is_loopback(url) {
         return Check::warn(
             NAME,
             format!("{shown} is plain http to another machine: anyone on the way can read the passwords and answer in the cloud's name"),
@@ -1033,6 +1022,37 @@ mod tests {
         let c = url_shape(&u("https://me:pw@cloud.example.org/x"));
         assert_eq!(c.status, Status::Warn);
         assert!(!c.to_string().contains("pw"), "{c}");
+    }
+
+    /// Issue 24: `is_loopback` was written twice and disagreed:
+    /// `http://cloud.localhost` was warned about at start but passed doctor.
+    /// The start-up warning and doctor now ask one rule.
+    #[test]
+    fn the_start_up_warning_and_doctor_agree_on_plain_http() {
+        let spec = crate::settings::schema::find(crate::settings::keys::URL).unwrap();
+        for url in [
+            "http://cloud.localhost/x",
+            "http://localhost.example.org/x",
+            "http://LOCALHOST:8080/x",
+            "http://127.0.0.2/x",
+            "http://[::1]:80/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://10.0.0.1/x",
+            "https://cloud.example.org/x",
+        ] {
+            let mut warnings = Vec::new();
+            let parsed = crate::settings::values::parse_value(spec, url, &mut warnings).unwrap();
+            let crate::settings::values::Value::Url(parsed) = parsed else {
+                panic!("{url}: not a URL value")
+            };
+            let doctor_warns = url_shape(&parsed).status == Status::Warn;
+            assert_eq!(!warnings.is_empty(), doctor_warns, "{url}: {warnings:?}");
+        }
+        assert_eq!(
+            url_shape(&reqwest::Url::parse("http://cloud.localhost/x").unwrap()).status,
+            Status::Warn,
+            "only this machine's own names and addresses count as loopback"
+        );
     }
 
     #[test]

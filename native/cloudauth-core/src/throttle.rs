@@ -2,10 +2,13 @@
 //!
 //! After `failures` *different* wrong passwords the backend refused for one
 //! user within `window`, further password checks for that user are answered
-//! "no" without asking the backend (or running bcrypt) for a pause: 1 s after
+//! "cannot tell" without asking the backend (or running bcrypt) for a pause: 1 s after
 //! the last refusal, doubling with every further refusal, at most
 //! `max_delay` (whole seconds from the end of the second of the refusal:
-//! time is counted in seconds, and a pause is never shorter than it says). What keeps a user from being locked out:
+//! time is counted in seconds, and a pause is never shorter than it says).
+//! Times are the process's monotonic seconds ([`crate::Clock::monotonic_secs`]):
+//! a wall clock stepped back does not lengthen a pause. What keeps a user
+//! from being locked out:
 //!
 //! * only refusals by the backend count, never trouble (so "cannot tell" is
 //!   never turned into "no"), never the throttle's own answers: a pause ends
@@ -14,7 +17,14 @@
 //! * the same wrong password counts once (a client retrying a stale password
 //!   every few seconds does not pause its user's other devices);
 //! * tokens and password-cache hits are decided before the throttle;
-//! * a password the backend accepts forgets the user's refusals.
+//! * the password the backend last accepted for the user is never paused
+//!   (a keyed digest of it is kept, compared in constant time): an attacker
+//!   sending one new guess per pause cannot keep the real user out, since
+//!   the attacker cannot produce that password;
+//! * a password the backend accepts that is not the last accepted one (a
+//!   first login, a changed password) forgets the user's refusals; the last
+//!   accepted one again does not, or every routine login of the real user
+//!   would hand the attacker a fresh set of guesses.
 //!
 //! Checks in flight count too: at most as many different passwords per user
 //! are in flight at once as refusals are left before the limit (at least
@@ -62,6 +72,8 @@ struct Record {
     refused: Vec<(PairDigest, u64)>,
     /// Different passwords being checked, and how many checks of each.
     in_flight: Vec<(PairDigest, u32)>,
+    /// The password the backend accepted last.
+    last_accepted: Option<PairDigest>,
 }
 
 impl Record {
@@ -146,6 +158,15 @@ impl FailureThrottle {
             self.make_room(&mut users, now);
         }
         let r = users.entry(key.to_string()).or_default();
+        if r.last_accepted.is_some_and(|d| d.ct_eq(&digest)) {
+            // The user's own password is never held back (nor counted in
+            // flight: it is no guess).
+            return Ok(Attempt {
+                throttle: self,
+                key: String::new(),
+                digest: None,
+            });
+        }
         r.forget_older_than(self.settings.window.as_secs(), now);
         let n = r.refused.len();
         if n >= limit {
@@ -196,12 +217,21 @@ impl FailureThrottle {
         }
     }
 
-    /// The backend accepted a password for `key`: its refusals are forgotten.
-    pub fn admitted(&self, key: &str) {
-        if let Ok(mut users) = self.users.lock() {
-            if let Some(r) = users.get_mut(key) {
-                r.refused.clear();
-            }
+    /// The backend accepted `password` for `key` at `now`: it is never
+    /// paused from now on and, unless it was the last accepted one already,
+    /// the user's refusals are forgotten.
+    pub fn admitted(&self, key: &str, password: &str, now: u64) {
+        let digest = self.digester.digest(key, password);
+        let Ok(mut users) = self.users.lock() else {
+            return;
+        };
+        if !users.contains_key(key) {
+            self.make_room(&mut users, now);
+        }
+        let r = users.entry(key.to_string()).or_default();
+        if !r.last_accepted.is_some_and(|d| d.ct_eq(&digest)) {
+            r.last_accepted = Some(digest);
+            r.refused.clear();
         }
     }
 
@@ -329,8 +359,46 @@ mod tests {
         let t = throttle(2);
         assert!(guess(&t, "u", "a", 1000));
         assert!(guess(&t, "u", "b", 1000));
-        t.admitted("u");
+        t.admitted("u", "right", 1000);
         assert!(t.attempt("u", "probe", 1000).is_ok());
+    }
+
+    /// Issue 24: an attacker sending one new guess per pause kept the user
+    /// paused for good; the victim's right password got through 0 of 60
+    /// times. The password last accepted is never paused, and logging in
+    /// with it again does not give the attacker a fresh set of guesses.
+    #[test]
+    fn the_last_accepted_password_is_never_paused() {
+        let t = throttle(3);
+        t.admitted("u", "right", 900);
+        let mut now = 1000;
+        let mut through = 0;
+        for i in 0..60 {
+            // The attacker: one new guess as soon as the pause ends.
+            while t.attempt("u", "probe", now).is_err() {
+                now += 1;
+            }
+            assert!(guess(&t, "u", &format!("guess-{i}"), now));
+            // The victim, right after it: paused users are the attacker's aim.
+            if let Ok(attempt) = t.attempt("u", "right", now) {
+                drop(attempt);
+                t.admitted("u", "right", now);
+                through += 1;
+            }
+        }
+        assert_eq!(through, 60, "the victim's password got through every time");
+        assert!(
+            t.attempt("u", "another-guess", now).is_err(),
+            "the victim's logins did not reset the attacker's count"
+        );
+        // A new right password (changed) forgets the refusals.
+        t.admitted("u", "changed", now);
+        assert!(t.attempt("u", "probe", now).is_ok());
+        // Another user's last accepted password is not this one's.
+        assert!(guess(&t, "v", "a", now));
+        assert!(guess(&t, "v", "b", now));
+        assert!(guess(&t, "v", "c", now));
+        assert!(t.attempt("v", "right", now).is_err());
     }
 
     #[test]

@@ -177,6 +177,98 @@ async fn redirect_is_not_followed() {
     assert_eq!(srv.seen.lock().unwrap().len(), 1);
 }
 
+/// `http://host:port` of `url`.
+fn origin(url: &str) -> &str {
+    let path = url["http://".len()..]
+        .find('/')
+        .map_or(url.len(), |i| i + "http://".len());
+    &url[..path]
+}
+
+/// Issue 24: a redirect's full `Location` (its query, a `user:password@`)
+/// was logged; only its scheme, host and path are.
+#[tokio::test]
+async fn a_redirect_is_logged_without_query_or_credentials() {
+    let srv = start(|req| Answer::Http {
+        status: 302,
+        extra: if req.body.ends_with(b"password=c") {
+            "Location: https://u:hunter2@login.example/sso/start?token=hunter2&user=alice#hunter2\r\n"
+        } else {
+            "Location: /index.php/login?redirect_url=%2Fapps&password=hunter2\r\n"
+        },
+        body: vec![],
+    })
+    .await;
+    let b = jsxc(&srv.url, 2000);
+    let absolute = b.auth(who("a", "b"), "c").await.unwrap_err();
+    let relative = b.auth(who("a", "b"), "d").await.unwrap_err();
+    for (e, want) in [
+        (&absolute, "https://login.example/sso/start".to_string()),
+        (&relative, format!("{}/index.php/login", origin(&srv.url))),
+    ] {
+        let text = e.to_string();
+        assert!(matches!(e, BackendError::Redirect { .. }), "{e:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("alice"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{want:?}")), "{text} (want {want})");
+    }
+}
+
+/// Issue 24: a backend reflecting the request put the bearer token of
+/// `api-token-file` into `doctor`'s output (and a status error's log line).
+#[tokio::test]
+async fn a_reflected_authorization_reaches_neither_doctor_nor_the_log() {
+    let srv = start(|req| Answer::Http {
+        status: 500,
+        extra: "Content-Type: text/plain\r\n",
+        // As a debug page would: the credentials first.
+        body: req
+            .head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+            .chain(["Bad request", req.head.as_str()])
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes(),
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("cloudauth-reflect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "tok-hunter2\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let values = cloudauth_core::settings::values::Values::from_pairs(&[
+        ("backend", "json"),
+        ("url", &srv.url),
+        ("api-token-file", token.to_str().unwrap()),
+    ])
+    .unwrap();
+    let settings = cloudauth_core::domains::Builder::new(Timeouts {
+        connect: Duration::from_secs(2),
+        total: Duration::from_secs(2),
+    })
+    .build(&values)
+    .unwrap();
+    let report = settings.backend.doctor("example.org").await;
+    let shown: Vec<String> = report.checks.iter().map(ToString::to_string).collect();
+    assert!(!shown.is_empty());
+    for line in &shown {
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+    assert!(shown.iter().any(|l| l.contains("HTTP 500")), "{shown:?}");
+    let e = settings
+        .backend
+        .auth(who("alice", "example.org"), "pw-hunter2")
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("text/plain"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn slow_backend_times_out_within_the_deadline() {
     let srv = start(|_| Answer::Sleep(Duration::from_secs(30))).await;

@@ -57,6 +57,8 @@ struct Counting {
     asked: AtomicUsize,
     down: AtomicBool,
     refusal_window: Option<Duration>,
+    /// What it says of itself: whether its answer may depend on the domain.
+    domain_matters: bool,
 }
 
 impl Counting {
@@ -65,7 +67,29 @@ impl Counting {
             asked: AtomicUsize::new(0),
             down: AtomicBool::new(false),
             refusal_window,
+            domain_matters: true,
         })
+    }
+
+    /// A backend that says it checks the user part alone (as Nextcloud).
+    fn ignoring_domains() -> Arc<Self> {
+        Arc::new(Counting {
+            asked: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            refusal_window: None,
+            domain_matters: false,
+        })
+    }
+
+    /// This backend's settings as global ones: every domain served, none listed.
+    fn global_settings(self: &Arc<Self>) -> Arc<Unlisted> {
+        Arc::new(Unlisted(Arc::new(DomainSettings {
+            backend: Arc::clone(self) as Arc<dyn Backend>,
+            tokens: Vec::new(),
+            auth_domain: None,
+            values: Values::default(),
+            generation: 1,
+        })))
     }
 
     fn asked(&self) -> usize {
@@ -113,6 +137,21 @@ impl Backend for Counting {
     }
     fn repeat_refusal_window(&self) -> Option<Duration> {
         self.refusal_window
+    }
+    fn answer_depends_on_domain(&self) -> bool {
+        self.domain_matters
+    }
+}
+
+/// Global settings only: any domain is served, none has settings of its own.
+struct Unlisted(Arc<DomainSettings>);
+
+impl cloudauth_core::settings::SettingsResolver for Unlisted {
+    fn resolve(&self, _xmpp_domain: &str) -> Option<Arc<DomainSettings>> {
+        Some(Arc::clone(&self.0))
+    }
+    fn listed(&self, _xmpp_domain: &str) -> bool {
+        false
     }
 }
 
@@ -847,6 +886,148 @@ mod failure_throttle {
         }
         let d = a.auth("alice", "x", "right").await;
         assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+    }
+
+    /// Issue 24, item 1: with global settings every domain is served and
+    /// the backend checks the bare user, but the throttle and the refusal
+    /// memory were keyed by `user@domain`: 300 guesses at
+    /// `alice@x<i>.invalid` reached the backend 300 times, one wrong
+    /// password at 50 invented domains 50 times.
+    #[tokio::test]
+    async fn invented_domains_do_not_multiply_the_guesses() {
+        let clock = Arc::new(FixedClock::new(NOW));
+        let throttled = |backend: &Arc<Counting>| {
+            Authenticator::new(
+                backend.global_settings(),
+                Arc::clone(&clock) as Arc<dyn cloudauth_core::Clock>,
+            )
+            .with_throttle(ThrottleSettings {
+                failures: 10,
+                window: Duration::from_secs(600),
+                max_delay: Duration::from_secs(60),
+            })
+        };
+        for backend in [Counting::new(None), Counting::ignoring_domains()] {
+            let a = throttled(&backend);
+            for i in 0..300 {
+                let d = a
+                    .auth("alice", &format!("x{i}.invalid"), &format!("g{i}"))
+                    .await;
+                assert!(!d.verdict.is_yes());
+            }
+            assert_eq!(backend.asked(), 10, "300 guesses at invented domains");
+            // And at the real domain too: it is the same user part.
+            let d = a.auth("alice", "example.org", "another-guess").await;
+            assert_eq!(d.path, Path::Throttled);
+        }
+        // One wrong password at 50 invented domains: once where the backend
+        // ignores the domain (the refusal holds at every one of them)...
+        let backend = Counting::ignoring_domains();
+        let a = throttled(&backend);
+        for i in 0..50 {
+            let d = a.auth("alice", &format!("x{i}.invalid"), "wrong").await;
+            assert_eq!(d.verdict, Verdict::No, "{i}");
+        }
+        assert_eq!(backend.asked(), 1);
+        // ...and as ten guesses where its answer may depend on the domain.
+        let backend = Counting::new(None);
+        let a = throttled(&backend);
+        for i in 0..50 {
+            let d = a.auth("alice", &format!("x{i}.invalid"), "wrong").await;
+            assert!(!d.verdict.is_yes(), "{i}");
+        }
+        assert_eq!(backend.asked(), 10);
+    }
+
+    /// Issue 24, item 2: an attacker sending one new guess per pause kept
+    /// the user paused for good (the victim's right password got through 0
+    /// of 60 times). The password the backend last accepted for the user is
+    /// never paused, and the victim's logins do not reset the attacker's count.
+    #[tokio::test]
+    async fn a_guess_per_pause_cannot_lock_out_the_last_accepted_password() {
+        let (backend, clock, a) = setup(3);
+        assert!(a.auth("alice", "x", "right").await.verdict.is_yes());
+        let mut now = NOW;
+        let (mut through, mut guesses) = (0, 0);
+        for i in 0..60 {
+            let d = a.auth("alice", "x", &format!("guess-{i}")).await;
+            if d.path == Path::Backend {
+                guesses += 1;
+            }
+            let d = a.auth("alice", "x", "right").await;
+            if d.verdict.is_yes() {
+                through += 1;
+            }
+            now += 1;
+            clock.set(now);
+        }
+        assert_eq!(through, 60, "the victim got in every time");
+        assert!(
+            guesses < 12,
+            "the attacker got {guesses} guesses to the backend in 60 s"
+        );
+        assert_eq!(backend.asked(), 1 + guesses + 60);
+    }
+
+    /// Issue 24, item 2: a cached password that needs a bcrypt check (after
+    /// a restart, the db cache) was decided after the throttle, so a paused
+    /// user's right password was not admitted by the cache during an outage.
+    #[tokio::test]
+    async fn a_cached_password_is_checked_before_the_throttle() {
+        use cloudauth_core::cache::{CacheTtls, PasswordCache, Storage};
+        let dir = std::env::temp_dir().join(format!("cloudauth-cthr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("state.sqlite3");
+        let cache = || PasswordCache::open(Storage::Sqlite(&db), CacheTtls::default(), 4).unwrap();
+        let backend = Counting::new(None);
+        let clock = Arc::new(FixedClock::new(NOW));
+        let settings = ThrottleSettings {
+            failures: 3,
+            window: Duration::from_secs(600),
+            max_delay: Duration::from_secs(60),
+        };
+        let before = backend
+            .authenticator(Vec::new(), &clock)
+            .with_cache(cache())
+            .with_throttle(settings);
+        assert!(before.auth("alice", "x", "right").await.verdict.is_yes());
+        drop(before);
+        // "Restarted": the row is in the database, nothing in memory.
+        let a = backend
+            .authenticator(Vec::new(), &clock)
+            .with_cache(cache())
+            .with_throttle(settings);
+        for i in 0..5 {
+            a.auth("alice", "x", &format!("guess-{i}")).await;
+        }
+        assert_eq!(a.auth("alice", "x", "probe").await.path, Path::Throttled);
+        backend.down.store(true, Ordering::SeqCst);
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Cache));
+    }
+
+    /// Issue 24, item 6: stepping the wall clock back an hour kept a
+    /// throttled user paused for an extra hour. The throttle's and the
+    /// refusal memory's windows run on monotonic time.
+    #[tokio::test]
+    async fn a_wall_clock_step_does_not_move_pauses_or_refusal_windows() {
+        let (backend, clock, a) = setup(3);
+        for i in 0..3 {
+            a.auth("alice", "x", &format!("guess-{i}")).await;
+        }
+        assert_eq!(a.auth("alice", "x", "probe").await.path, Path::Throttled);
+        clock.step_wall(NOW - 3600);
+        clock.advance(2);
+        let d = a.auth("alice", "x", "right").await;
+        assert_eq!((d.verdict, d.path), (Verdict::Yes, Path::Backend));
+        // A refusal is remembered for its window, whatever the wall clock does.
+        assert_eq!(a.auth("alice", "x", "stale").await.path, Path::Backend);
+        clock.step_wall(NOW + 86_400);
+        assert_eq!(a.auth("alice", "x", "stale").await.path, Path::Recent);
+        clock.advance(11);
+        assert_eq!(a.auth("alice", "x", "stale").await.path, Path::Backend);
+        assert_eq!(backend.asked(), 6);
     }
 
     #[tokio::test]

@@ -311,7 +311,19 @@ fn missing_settings_fail_loudly() {
     // A URL without a scheme is refused at start-up, naming the setting:
     // on the command line (a usage error) and in the config file.
     let bad_url = [&base[..], &["-s", "k", "-u", "cloud.example.org/x"]].concat();
-    assert!(config_error(&bad_url).contains("--url"));
+    let text = config_error(&bad_url);
+    assert!(text.contains("invalid url in the command line"), "{text}");
+    // Issue 24: the error echoed the URL, which may hold `user:password@`.
+    for url in [
+        "http://alice:hunter2@exa mple.org/x",
+        "ftp://alice:hunter2@cloud.example.org/x",
+        "http://alice:hunter2@/x",
+    ] {
+        let bad_url = [&base[..], &["-s", "k", "-u", url]].concat();
+        let text = config_error(&bad_url);
+        assert!(text.contains("invalid url in the command line"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
     let conf = workdir("badurl").join("xcauth.conf");
     std::fs::write(
         &conf,
@@ -321,6 +333,14 @@ fn missing_settings_fail_loudly() {
     let conf = conf.to_str().unwrap();
     let text = config_error(&["-c", conf, "-i"]);
     assert!(text.contains("invalid url in config file"), "{text}");
+    std::fs::write(
+        conf,
+        "url = http://alice:hunter2@exa mple.org/x\nsecret = k\ntype = ejabberd\n",
+    )
+    .unwrap();
+    let text = config_error(&["-c", conf, "-i"]);
+    assert!(text.contains("invalid url in config file"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 /// A cloud answering `auth` after a delay chosen by the user name:

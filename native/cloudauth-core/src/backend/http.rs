@@ -45,8 +45,17 @@ impl HttpReply {
     pub fn unexpected(&self) -> BackendError {
         BackendError::HttpStatus {
             status: self.status,
-            snippet: super::body_shape(&self.body),
+            snippet: self.shape(),
         }
+    }
+
+    /// What of this reply may be logged: the body's shape and the content type.
+    pub fn shape(&self) -> String {
+        let content_type = match self.content_type.as_str() {
+            "" => "no content type".to_string(),
+            ct => super::printable_snippet(ct.as_bytes(), 60),
+        };
+        format!("{} ({content_type})", super::body_shape(&self.body))
     }
 }
 
@@ -131,8 +140,8 @@ impl HttpClient {
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                    .map(|l| redirect_target(url, l))
+                    .unwrap_or_default();
                 return Err(BackendError::Redirect { status, location });
             }
             let content_type = resp
@@ -172,13 +181,33 @@ impl HttpClient {
 }
 
 /// Parses a configured URL; only http and https are accepted.
+///
+/// Errors never repeat the text: a URL that does not parse may still hold
+/// `user:password@`, and errors go to the terminal and the log.
 pub fn parse_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
     match url.scheme() {
         "http" | "https" if url.host_str().is_some() => Ok(url),
-        "http" | "https" => Err(format!("{text:?} has no host")),
-        other => Err(format!("{text:?}: scheme {other:?} is not http or https")),
+        "http" | "https" => Err("the URL has no host".to_string()),
+        other => Err(format!(
+            "the URL's scheme {:?} is not http or https",
+            super::printable_snippet(other.as_bytes(), 20)
+        )),
     }
+}
+
+/// Whether a URL's host is this machine by itself, so that plain http
+/// crosses no network: a loopback address, or `localhost`. Other names
+/// (`cloud.localhost` included: whether it resolves to loopback depends on
+/// the resolver and `/etc/hosts`) are not. The start-up warning and
+/// `cloudauth doctor` both ask this.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|h| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+    })
 }
 
 fn build_http(timeouts: Timeouts) -> Result<reqwest::Client, BackendError> {
@@ -225,6 +254,23 @@ pub fn host_of(url: &reqwest::Url) -> String {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         _ => url.as_str().to_string(),
+    }
+}
+
+/// A redirect's target as it may be logged: scheme, host, port and path,
+/// resolved against the request's URL — never its query or fragment (a
+/// login page's redirect may carry a session or the request's
+/// credentials) nor a `user:password@`.
+pub fn redirect_target(request: &reqwest::Url, location: &str) -> String {
+    match request.join(location) {
+        Ok(mut target) => {
+            target.set_query(None);
+            target.set_fragment(None);
+            let _ = target.set_username("");
+            let _ = target.set_password(None);
+            super::printable_snippet(target.as_str().as_bytes(), 200)
+        }
+        Err(_) => "(an unreadable Location)".to_string(),
     }
 }
 

@@ -12,8 +12,8 @@ use tracing::debug;
 
 use super::http::{HttpClient, HttpReply};
 use super::{
-    decode_json, printable_snippet, Account, Backend, BackendEntry, BackendError, BackendFuture,
-    DecodeError, DoctorFuture,
+    decode_json, Account, Backend, BackendEntry, BackendError, BackendFuture, DecodeError,
+    DoctorFuture,
 };
 use crate::doctor::{self, BackendReport, Check};
 use crate::secret::Secret;
@@ -174,10 +174,7 @@ impl JsonApi {
             }
             status => report.checks.push(Check::fail(
                 API,
-                format!(
-                    "no JSON API at {shown}: HTTP {status} {:?}",
-                    printable_snippet(&reply.body, 80)
-                ),
+                format!("no JSON API at {shown}: HTTP {status}, {}", reply.shape()),
                 wrong_path,
             )),
         }

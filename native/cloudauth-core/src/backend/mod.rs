@@ -67,6 +67,15 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Whether the answer for a user part can depend on the domain sent
+    /// (the JSON API is asked about `user@domain`, JSXC tries `user@domain`
+    /// before `user`). `false` for a backend that checks the user part
+    /// alone (Nextcloud): then a wrong password is one wrong password at
+    /// every domain the global settings serve, and is remembered so.
+    fn answer_depends_on_domain(&self) -> bool {
+        true
+    }
+
     /// This backend's own checks for `cloudauth doctor`, asking as the
     /// server would for users of `domain` (the auth domain): does its API
     /// answer at the URL in the expected format, are the server's own
@@ -272,7 +281,7 @@ fn status_hint(status: u16) -> &'static str {
 
 /// What a web page where JSON was expected usually means.
 fn page_hint(snippet: &str) -> &'static str {
-    if snippet.contains("\"<") {
+    if snippet.contains(WEB_PAGE) {
         " but a web page (a login or error page: the URL points at the site, not the API; check its path)"
     } else {
         ""
@@ -286,49 +295,51 @@ pub fn decode_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
     })
 }
 
-/// A reply body as it may be logged: its length and its start with every
-/// value masked (`key=…`, `"key": "…"`), since an error page may echo the
-/// request, password included.
+/// A reply body as it may be logged: its length, what kind of text it is,
+/// and the message of a known error field (OCS `ocs.meta.message`, the JSON
+/// API's `message`, JSXC's `data.msg`) — never any other text of it. An
+/// error page, a debug dump (`print_r`, `var_dump`, a Python repr) or a
+/// backend reflecting the request may hold the password or the
+/// `Authorization` header in any syntax, so no masking of "values" can be
+/// trusted (issue 24: `[password] => …` and "… with password …" leaked).
 pub fn body_shape(body: &[u8]) -> String {
-    let start = printable_snippet(body, 80);
-    let mut masked = String::with_capacity(start.len());
-    let mut chars = start.chars().peekable();
-    let mut in_value = false;
-    let mut quote = false;
-    while let Some(c) = chars.next() {
-        if in_value {
-            let ends = if quote {
-                c == '"'
-            } else {
-                matches!(c, '&' | ' ' | '<' | '>' | '"' | '\'' | ',' | '}' | ';')
-            };
-            if ends {
-                in_value = false;
-                masked.push(c);
-            } else if !masked.ends_with('*') {
-                masked.push('*');
-            }
-            continue;
-        }
-        masked.push(c);
-        if c == '=' {
-            in_value = true;
-            quote = false;
-        } else if c == ':' {
-            // JSON: `"key": "value"` — mask a quoted value after the colon.
-            while chars.peek() == Some(&' ') {
-                masked.push(' ');
-                chars.next();
-            }
-            if chars.peek() == Some(&'"') {
-                masked.push('"');
-                chars.next();
-                in_value = true;
-                quote = true;
-            }
-        }
+    let kind = body_kind(body);
+    match known_message(body) {
+        Some(m) => format!("{} bytes, {kind}, message {m:?}", body.len()),
+        None => format!("{} bytes, {kind}", body.len()),
     }
-    format!("{} bytes: {masked:?}", body.len())
+}
+
+/// What kind of body it is, sniffed (the `Content-Type` may lie).
+fn body_kind(body: &[u8]) -> &'static str {
+    let text = body.trim_ascii_start();
+    if text.is_empty() {
+        "empty"
+    } else if text.starts_with(b"<") {
+        WEB_PAGE
+    } else if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+        "JSON"
+    } else if std::str::from_utf8(body).is_ok() {
+        "text"
+    } else {
+        "binary"
+    }
+}
+
+/// How [`body_shape`] names markup.
+const WEB_PAGE: &str = "markup (a web page)";
+
+/// Where the APIs put an error's message for people.
+const MESSAGE_FIELDS: &[&str] = &["/ocs/meta/message", "/message", "/data/msg"];
+
+/// The first non-empty known message field of a JSON body, printable and bounded.
+fn known_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    MESSAGE_FIELDS
+        .iter()
+        .filter_map(|p| v.pointer(p).and_then(serde_json::Value::as_str))
+        .find(|m| !m.trim().is_empty())
+        .map(|m| printable_snippet(m.as_bytes(), 120))
 }
 
 /// The first `max` characters of `bytes`, lossily decoded, control
@@ -372,17 +383,53 @@ mod tests {
         assert!(!e.to_string().contains("a web page"), "{e}");
     }
 
+    /// Issue 24: only `key=value` and `"key":"value"` were masked; a PHP
+    /// `print_r` page, a plain-text page, a Python repr, `var_dump` and a
+    /// body reflecting the request's `Authorization` leaked at WARN.
     #[test]
-    fn body_shapes_never_show_values() {
-        let page = b"<html><body>Bad request: operation=auth&username=alice&password=hunter2 {\"password\": \"hunter2\"}</body></html>";
-        let shape = body_shape(page);
-        assert!(!shape.contains("hunter2"), "{shape}");
-        assert!(!shape.contains("alice"), "{shape}");
-        assert!(
-            shape.starts_with(&format!("{} bytes: ", page.len())),
-            "{shape}"
+    fn body_shapes_never_show_the_body_but_a_known_message() {
+        let leaks: &[&[u8]] = &[
+            b"<html><body>Bad request: operation=auth&username=alice&password=hunter2 {\"password\": \"hunter2\"}</body></html>",
+            b"Array\n(\n    [user] => alice\n    [password] => hunter2\n)\n",
+            b"Login failed for alice with password hunter2, sorry",
+            b"{'user': 'alice', 'password': 'hunter2'}",
+            b"array(2) {\n  [\"user\"]=>\n  string(5) \"alice\"\n  [\"password\"]=>\n  string(7) \"hunter2\"\n}\n",
+            b"POST /login HTTP/1.1\r\nAuthorization: Bearer hunter2\r\n\r\n",
+            b"{\"headers\": {\"Authorization\": [\"Basic hunter2\"]}, \"user\": \"alice\"}",
+            b"\xff\xfehunter2 alice",
+        ];
+        for page in leaks {
+            let shape = body_shape(page);
+            assert!(!shape.contains("hunter2"), "{shape}");
+            assert!(!shape.contains("alice"), "{shape}");
+            assert!(
+                shape.starts_with(&format!("{} bytes, ", page.len())),
+                "{shape}"
+            );
+        }
+        assert_eq!(
+            body_shape(leaks[0]),
+            format!("{} bytes, markup (a web page)", leaks[0].len())
         );
-        assert!(shape.contains("password=*"), "{shape}");
+        assert!(body_shape(leaks[2]).ends_with(", text"));
+        assert!(body_shape(leaks[6]).ends_with(", JSON"));
+        assert!(body_shape(leaks[7]).ends_with(", binary"));
+        assert_eq!(body_shape(b""), "0 bytes, empty");
+        // A known error field is what an admin needs, and it is shown.
+        let ocs = br#"{"ocs":{"meta":{"status":"failure","statuscode":997,"message":"Current user is not logged in"},"data":[]}}"#;
+        assert_eq!(
+            body_shape(ocs),
+            format!(
+                "{} bytes, JSON, message \"Current user is not logged in\"",
+                ocs.len()
+            )
+        );
+        let jsxc = br#"{"result":"error","data":{"msg":"Signature\nwrong"}}"#;
+        assert!(
+            body_shape(jsxc).ends_with(r#"message "Signature wrong""#),
+            "{}",
+            body_shape(jsxc)
+        );
     }
 
     #[test]

@@ -827,9 +827,9 @@ impl Nextcloud {
                 report.checks.push(Check::fail(
                     API,
                     format!(
-                        "no Nextcloud OCS API under {base}: {} answered HTTP {status} {:?}",
+                        "no Nextcloud OCS API under {base}: {} answered HTTP {status}, {}",
                         shown(url),
-                        printable_snippet(&reply.body, 80)
+                        reply.shape()
                     ),
                     "url must be Nextcloud's base URL (where /ocs/v2.php lives), e.g. https://cloud.example.org or https://example.org/nextcloud",
                 ));
@@ -1009,6 +1009,11 @@ impl Backend for Nextcloud {
 
     fn repeat_refusal_window(&self) -> Option<Duration> {
         Some(REPEAT_REFUSAL_WINDOW)
+    }
+
+    /// Nextcloud logs in the user part alone.
+    fn answer_depends_on_domain(&self) -> bool {
+        false
     }
 
     fn doctor<'a>(&'a self, _domain: &'a str) -> DoctorFuture<'a> {

@@ -205,7 +205,7 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
         Kind::Text => Ok(Value::Text(t.to_string())),
         Kind::Url => {
             let url = parse_url(t)?;
-            if url.scheme() == "http" && !is_loopback(&url) {
+            if url.scheme() == "http" && !crate::backend::http::is_loopback(&url) {
                 warnings.push(format!(
                     "{} is plain http to another machine: anyone on the way can read the \
                      passwords and answer \"yes\" for any user; use https",
@@ -273,16 +273,6 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
             .ok_or_else(|| format!("{t:?} is not a boolean")),
         Kind::Obsolete => Ok(Value::Text(t.to_string())),
     }
-}
-
-/// Whether a URL's host is this machine (where plain http crosses no network).
-fn is_loopback(url: &reqwest::Url) -> bool {
-    url.host_str().is_some_and(|h| {
-        h.eq_ignore_ascii_case("localhost")
-            || h.trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback())
-    })
 }
 
 #[derive(Debug, Clone)]
