@@ -539,7 +539,8 @@ fn shifted_totp_tokens_are_refused_through_every_front_door() {
     let (kept, moved) = word.split_at(word.len() - 3);
     let as_nnnbob = (format!("{moved}bob"), format!("{kept} {sig}"));
     let mut odd = vec![format!("{word}7 {sig}"), format!("{} {sig}", &word[..39])];
-    odd.push(format!("{}1 {sig}", &word[..39]));
+    // 32 characters, one a letter (a digit here could be the real token).
+    odd.push(format!("{}a {sig}", &word[..39]));
 
     assert_eq!(
         one_shot("alice", &as_alice),
