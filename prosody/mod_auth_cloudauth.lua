@@ -14,7 +14,7 @@
 --   authentication = "cloudauth"
 --   cloudauth_socket = "/run/cloudauth/prosody.sock" -- unix socket (default)
 --   -- or: cloudauth_host = "127.0.0.1"; cloudauth_port = 23664 -- TCP (IP address)
---   cloudauth_timeout = 10 -- seconds to wait for an answer
+--   cloudauth_timeout = 12 -- seconds to wait for an answer
 --   cloudauth_connections = 4 -- connections to cloudauth at most
 
 local async = require "util.async";
@@ -25,7 +25,10 @@ local host = module.host;
 local port = module:get_option_number("cloudauth_port");
 local ip = module:get_option_string("cloudauth_host", "127.0.0.1");
 local path = module:get_option_string("cloudauth_socket", not port and "/run/cloudauth/prosody.sock" or nil);
-local timeout = module:get_option_number("cloudauth_timeout", 10);
+-- Above cloudauth's own deadline for a decision (its --timeout total, 10 s
+-- by default, and 1 s): on backend trouble cloudauth answers "cannot tell"
+-- itself, and this timeout only catches a hung cloudauth.
+local timeout = module:get_option_number("cloudauth_timeout", 12);
 local max_connections = math.max(1, math.floor(module:get_option_number("cloudauth_connections", 4)));
 local target = path and ("unix:" .. path) or (ip .. ":" .. port);
 

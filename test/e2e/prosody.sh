@@ -50,6 +50,15 @@ stop_cloudauth() {
 }
 on_exit 'stop_cloudauth'
 start_cloudauth || die_setup "cloudauth did not listen on $SOCK"
+# A second cloudauth with the default --timeout, for a VirtualHost with the
+# module's default cloudauth_timeout.
+SOCK_DEFAULTS="$W/defaults.sock"
+mkdir -p "$W/log-defaults"
+"$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/log-defaults" \
+    --listen "generic=$SOCK_DEFAULTS" 2>> "$W/cloudauth.stderr" &
+CA_DEFAULTS_PID=$!
+on_exit "kill $CA_DEFAULTS_PID"
+for _ in $(seq 100); do [ -S "$SOCK_DEFAULTS" ] && break; sleep 0.1; done
 
 # Prosody with a throwaway config: everything in $W/prosody, c2s on loopback.
 command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
@@ -64,6 +73,10 @@ VirtualHost "localhost"
     authentication = "cloudauth"
     cloudauth_socket = "$SOCK"
     cloudauth_timeout = $MOD_TIMEOUT
+
+VirtualHost "defaults.localhost"
+    authentication = "cloudauth"
+    cloudauth_socket = "$SOCK_DEFAULTS"
 
 VirtualHost "tcp.localhost"
     authentication = "cloudauth"
@@ -148,6 +161,24 @@ slow_isolation "$PORT" "$T" "$(mint alice "$T" "$SECRET" --ttl 1h)" 2500 check
 
 outage_cases "$PORT" "$D" $(( (CA_TIMEOUT + 2) * 1000 ))
 fault ok
+
+# Issue 24: with both defaults the module (10 s) gave up before cloudauth's
+# decision deadline (--timeout 10 s, and 1 s) and dropped its connection;
+# its default is above it now, so a slow backend's "cannot tell" comes from
+# cloudauth.
+mod_default=$(sed -n 's/.*get_option_number("cloudauth_timeout", \([0-9]*\)).*/\1/p' "$ROOT/prosody/mod_auth_cloudauth.lua")
+ca_total=$("$BIN_DIR/cloudauth" --help 2>&1 | sed -n 's/.*CONNECT,TOTAL \[default: [0-9]*,\([0-9]*\)\].*/\1/p')
+[ -n "$mod_default" ] && [ -n "$ca_total" ] && [ "$mod_default" -gt $(( ca_total + 1 )) ] \
+    && ok "defaults: the module's cloudauth_timeout ($mod_default s) is above cloudauth's decision deadline ($ca_total s + 1 s)" \
+    || not_ok "defaults: the module's cloudauth_timeout (${mod_default:-?} s) is not above cloudauth's decision deadline (${ca_total:-?} s + 1 s)"
+no_answer() { grep -c "No answer from cloudauth at unix:$SOCK_DEFAULTS" "$P/prosody.log"; }
+n0=$(no_answer)
+fault delay 15000
+read -r rc ms < <(timed_login "alice@defaults.localhost" alice-pw "$PORT" --timeout 25)
+fault ok
+expect "defaults: backend slower than cloudauth's timeout: login refused" 1 "$rc" "${ms} ms"
+expect "defaults: the module waited for cloudauth's own answer (${ms} ms)" "$n0" "$(no_answer)"
+login "alice@defaults.localhost" alice-pw "$PORT"; expect "defaults: backend back: login works" 0 $?
 
 # cloudauth hangs (SIGSTOP): the module gives up after cloudauth_timeout, and
 # Prosody keeps serving other streams meanwhile.

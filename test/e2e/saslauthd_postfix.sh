@@ -31,7 +31,13 @@ mkdir -p "$W/log" "$W/postfix"
 : > "$W/postfix/main.cf"   # postmap only needs a readable main.cf
 MUX="$W/mux"
 PF_PORT=$(free_port)
+# One domain with settings of its own: bücher.example is example.org to the
+# backend (dave exists only as dave@example.org), so a login there works only
+# when the request reaches these settings.
+printf 'bücher.example %s %s example.org\n' "$SECRET" "$BACKEND_URL" > "$W/domains"
+chmod 600 "$W/domains"
 "$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/log" \
+    -p "$W/domains" \
     --timeout "$TIMEOUT" --listen "saslauthd=$MUX" --listen "postfix=127.0.0.1:$PF_PORT" \
     --throttle-failures 3 \
     > "$W/cloudauth.out" 2>&1 &
@@ -238,6 +244,22 @@ sasl 0 "non-ASCII user's token -> OK" -u jürgen -r $D -p "$JUERGEN_TOKEN"
 expect "valid tokens never reached the backend" 0 $(( $(backend_count auth) - auth_before ))
 sasl 255 "another user's token -> NO" -u bob -r $D -p "$ALICE_TOKEN"
 sasl 255 "expired token -> NO" -u alice -r $D -p "$EXPIRED"
+
+# --- issue 24: every spelling of a domain reaches its per-domain settings
+# (full-width letters, 。 and ． as dots, punycode; they fell through to the
+# global settings, where dave@bücher.example is nobody)
+for spelling in "bücher.example" "ｂüｃｈｅｒ．ｅｘａｍｐｌｅ" "bücher。example" "xn--bcher-kva.example" \
+        "BÜCHER.EXAMPLE." "ＢÜＣＨＥＲ．example。"; do
+    sasl 0 "per-domain settings at $spelling -> OK" -u "dave@$spelling" -r $D -p dave-pw
+done
+sasl 0 "per-domain settings: realm ｂüｃｈｅｒ．example -> OK" -u dave -r "ｂüｃｈｅｒ．example" -p dave-pw
+"$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/log-oneshot" \
+    -p "$W/domains" -A dave "xn--bcher-kva.example" dave-pw > "$W/oneshot.out" 2>&1
+expect "one-shot check at the punycode spelling -> yes" 0 $?
+"$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$W/secret" -l "$W/log-oneshot" \
+    -p "$W/domains" -A dave "ｂüｃｈｅｒ．example" dave-pw > "$W/oneshot.out" 2>&1
+expect "one-shot check at the full-width spelling -> yes" 0 $?
+sasl 255 "a name UTS 46 refuses -> NO" -u "dave@xn--a.example" -r $D -p dave-pw
 
 # --- guessing bob's password (--throttle-failures 3; his right password above
 # forgot his earlier refusal)

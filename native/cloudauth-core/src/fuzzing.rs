@@ -95,6 +95,31 @@ fn mutate(token: &str, edits: &[u8]) -> String {
     text(&bytes)
 }
 
+/// What a canonical domain is (`jid::canonical_domain`): not empty, no
+/// trailing dot, no ASCII capital, no full-width or ideographic full stop,
+/// no punycode label left (decoded), nothing a domain cannot have, and its
+/// punycode (ASCII) spelling is the same domain (issue 24: other spellings
+/// fell through to the global settings).
+pub fn check_canonical_domain(d: &str) {
+    assert!(!d.is_empty() && !d.ends_with('.'), "{d:?}");
+    assert!(
+        !d.chars()
+            .any(|c| c.is_ascii_uppercase() || matches!(c, '。' | '．' | '｡' | '@' | '/')),
+        "{d:?} is not mapped"
+    );
+    assert!(
+        !d.split('.')
+            .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"))),
+        "{d:?} keeps a punycode label"
+    );
+    let ascii = idna::domain_to_ascii(d).expect("a canonical domain has an ASCII form");
+    assert_eq!(
+        jid::canonical_domain(&ascii).as_deref(),
+        Ok(d),
+        "its punycode spelling {ascii:?} is another domain"
+    );
+}
+
 /// Whether a token minted for (u1, d1) may be valid for (u2, d2): only the
 /// same pair, once both are canonical JIDs (what the decision layer passes).
 fn same_canonical_jid(u1: &str, d1: &str, u2: &str, d2: &str) -> bool {
@@ -544,6 +569,7 @@ pub fn domain_file(data: &[u8]) {
             "row domain {:?} is not how requests name it",
             row.domain
         );
+        check_canonical_domain(&row.domain);
         assert_eq!(row.layer.origin, Origin::Domain(row.domain.clone()));
         let layer = without_file_reads(&row.layer);
         let messages = match global.overlay(&layer) {

@@ -1,6 +1,6 @@
 //! One canonical form for the user and domain of every request, whatever
 //! the protocol (saslauthd and Postfix pass what the client typed): the
-//! domain lowercased without a trailing dot, the user lowercased, and the
+//! domain mapped with UTS 46 without a trailing dot, the user lowercased, and the
 //! characters JIDs forbid refused. Settings lookup, token MACs, the cache
 //! key and the backend request all see the same pair, so `A.EXAMPLE`,
 //! `a.example.` and `a.example` cannot be told apart by any of them, and
@@ -33,24 +33,52 @@ pub fn canonical<'a>(
     Ok((lower(user), canonical_domain(domain)?))
 }
 
-/// The canonical form of a domain alone (lowercase, without its trailing
-/// dot), or why it is no JID's domain: a character a domain cannot have,
-/// or an empty label (`a..b`, `.a`, `a..`: stripping one trailing dot must
-/// give a canonical form, so `a.example..` may not become `a.example.`,
-/// which no configured domain matches).
+/// The canonical form of a domain alone, or why it is no JID's domain.
+///
+/// The domain is mapped with UTS 46 (the `idna` crate, as RFC 7622 asks
+/// of a JID's domainpart) to its Unicode form: case folded, full-width
+/// letters and the ideographic and full-width full stops (`。`, `．`, `｡`)
+/// mapped, punycode (`xn--…`) labels decoded — so every spelling of one
+/// domain reaches its per-domain settings (issue 24: such spellings fell
+/// through to the global settings). Then one trailing dot goes. Refused: a
+/// name UTS 46 refuses, a character a domain cannot have (after mapping:
+/// `＠` is `@`), and an empty label (`a..b`, `.a`, `a..`: stripping one
+/// trailing dot must give a canonical form, so `a.example..` may not
+/// become `a.example.`, which no configured domain matches).
 pub fn canonical_domain(domain: &str) -> Result<Cow<'_, str>, &'static str> {
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
-    if domain.is_empty()
-        || domain
+    let mapped = if is_plain_ascii(domain) {
+        Cow::Borrowed(domain)
+    } else {
+        let (mapped, checked) = idna::domain_to_unicode(domain);
+        if checked.is_err() {
+            return Err("the domain is not a valid internationalised domain name");
+        }
+        Cow::Owned(mapped)
+    };
+    let bare = mapped.strip_suffix('.').unwrap_or(&mapped);
+    if bare.is_empty()
+        || bare
             .chars()
             .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '@' | '/'))
     {
         return Err("the domain has characters a JID's domain cannot have");
     }
-    if domain.split('.').any(str::is_empty) {
+    if bare.split('.').any(str::is_empty) {
         return Err("the domain has an empty label");
     }
-    Ok(lower(domain))
+    Ok(match mapped {
+        Cow::Borrowed(d) => Cow::Borrowed(d.strip_suffix('.').unwrap_or(d)),
+        Cow::Owned(d) => Cow::Owned(d.strip_suffix('.').unwrap_or(&d).to_string()),
+    })
+}
+
+/// Lowercase ASCII letters, digits, `-`, `_` and dots, no punycode label:
+/// UTS 46 would leave it as it is.
+fn is_plain_ascii(domain: &str) -> bool {
+    domain
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && !domain.split('.').any(|l| l.starts_with("xn--"))
 }
 
 #[cfg(test)]
@@ -65,6 +93,53 @@ mod tests {
             let once = canonical_domain(d).unwrap();
             assert_eq!(canonical_domain(&once).unwrap(), once, "{d:?}");
         }
+    }
+
+    /// Issue 24: domains spelled in Unicode bypassed per-domain settings
+    /// over saslauthd and one-shot checks.
+    #[test]
+    fn every_spelling_of_a_domain_is_one_domain() {
+        for spelling in [
+            "ｅｘａｍｐｌｅ.org",
+            "example。org",
+            "example．org",
+            "example｡org",
+            "EXAMPLE.ORG.",
+            "ＥＸＡＭＰＬＥ．ＯＲＧ。",
+        ] {
+            assert_eq!(
+                canonical_domain(spelling).unwrap(),
+                "example.org",
+                "{spelling:?}"
+            );
+        }
+        for spelling in [
+            "xn--bcher-kva.example",
+            "BÜCHER.example",
+            "bücher.example.",
+            "XN--BCHER-KVA.example",
+        ] {
+            assert_eq!(
+                canonical_domain(spelling).unwrap(),
+                "bücher.example",
+                "{spelling:?}"
+            );
+        }
+        assert_eq!(canonical_domain("例え．ＪＰ").unwrap(), "例え.jp");
+        for bad in [
+            "a＠example.org",
+            "a／b.example",
+            "xn--a.example",
+            "a。。example",
+            "example．org。。",
+            "a\u{200b}\u{0}.example",
+        ] {
+            assert!(canonical_domain(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            canonical_domain("example.org").unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

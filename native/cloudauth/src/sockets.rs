@@ -1,13 +1,14 @@
 //! Socket mode: every listener on one async runtime, one task per
 //! connection, a bound on open connections per listener and per peer (its
-//! address on TCP, its user id on a unix socket; when full, the connection idle longest makes room; accepting
+//! address on TCP, the connecting socket's owner on loopback TCP, its user
+//! id on a unix socket; when full, the connection idle longest makes room; accepting
 //! pauses only while every connection has a request in flight), graceful
 //! shutdown on SIGTERM/SIGINT (requests already read are answered), and log
 //! reopening on SIGHUP.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,8 @@ pub struct Limits {
     /// Open connections per listener. Per listener, so that a flood on one
     /// (say the loopback Postfix port) cannot starve the others.
     pub per_listener: usize,
-    /// Open connections per peer (TCP: its address; unix socket: its user
-    /// id); 0: no limit.
+    /// Open connections per peer (TCP: its address, on loopback the
+    /// connecting socket's owner; unix socket: its user id); 0: no limit.
     pub per_peer: usize,
     /// A connection without a request for this long is closed.
     pub idle: Duration,
@@ -97,8 +98,9 @@ pub async fn run(
 }
 
 /// Who a connection's share of a listener is counted for: on TCP the
-/// peer's address, on a unix socket the peer's user id (every local user
-/// may connect to loopback TCP; only the socket's group to a unix socket,
+/// peer's address; on loopback TCP and on a unix socket the user owning
+/// the connecting socket (every local user may connect to loopback TCP,
+/// from any loopback address; only the socket's group to a unix socket,
 /// whose services, ejabberd and Prosody, each run as their own user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Peer {
@@ -338,21 +340,35 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
 type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
 type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
-/// A new connection: its halves, a printable peer and, for TCP, the peer's
-/// address (what the per-peer limit counts; IPv4-mapped IPv6 as IPv4).
+/// A new connection: its halves, a printable peer and what the per-peer
+/// limit counts ([`Peer`]; IPv4-mapped IPv6 as IPv4).
 async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String, Option<Peer>)> {
     match listener {
         Listener::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
+            let ours = s.local_addr()?;
             let (r, w) = s.into_split();
             let ip = peer.ip().to_canonical();
-            Ok((
-                Box::new(r),
-                Box::new(w),
-                peer.to_string(),
-                Some(Peer::Address(ip)),
-            ))
+            if !ip.is_loopback() {
+                return Ok((
+                    Box::new(r),
+                    Box::new(w),
+                    peer.to_string(),
+                    Some(Peer::Address(ip)),
+                ));
+            }
+            // Any local user may connect from any loopback address: the
+            // share is the connecting socket's owner's, as on a unix socket.
+            let owner = tokio::task::spawn_blocking(move || loopback_owner(ours, peer))
+                .await
+                .ok()
+                .flatten();
+            let (name, key) = match owner {
+                Some(uid) => (format!("{peer} (uid {uid})"), Peer::User(uid)),
+                None => (peer.to_string(), Peer::Address(ip)),
+            };
+            Ok((Box::new(r), Box::new(w), name, Some(key)))
         }
         Listener::Unix(l) => {
             let (s, _) = l.accept().await?;
@@ -365,5 +381,123 @@ async fn accept(listener: &Listener) -> io::Result<(Reader, Writer, String, Opti
             };
             Ok((Box::new(r), Box::new(w), name, uid.map(Peer::User)))
         }
+    }
+}
+
+/// The user owning the other end of a loopback TCP connection (`theirs`
+/// connected to `ours`), as the kernel tells it: one exact lookup of the
+/// client's socket (local address `theirs`, remote `ours`) over sock_diag
+/// netlink (`SOCK_DIAG_BY_FAMILY`, as `ss` asks), whose cost does not grow
+/// with the number of open connections (reading `/proc/net/tcp` does: a
+/// flood of 5,000 connections made each accept slow). `None` when the
+/// kernel has no such socket (the client is gone already) or cannot be asked.
+pub(crate) fn loopback_owner(ours: SocketAddr, theirs: SocketAddr) -> Option<u32> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    /// `INET_DIAG_NOCOOKIE`: look the socket up by its addresses alone.
+    const NO_COOKIE: u32 = !0;
+    /// Where `inet_diag_msg.idiag_uid` is in a reply (after the 16-byte
+    /// netlink header: family, state, timer, retrans, the 48-byte socket
+    /// id, expires, rqueue, wqueue).
+    const UID_AT: usize = 16 + 4 + 48 + 12;
+
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (ours, theirs) = (canonical(ours), canonical(theirs));
+    let (family, src, dst) = match (theirs.ip(), ours.ip()) {
+        (IpAddr::V4(t), IpAddr::V4(o)) => {
+            let wide = |a: std::net::Ipv4Addr| {
+                let mut w = [0u8; 16];
+                w[..4].copy_from_slice(&a.octets());
+                w
+            };
+            (libc::AF_INET, wide(t), wide(o))
+        }
+        (IpAddr::V6(t), IpAddr::V6(o)) => (libc::AF_INET6, t.octets(), o.octets()),
+        _ => return None,
+    };
+    // nlmsghdr, then inet_diag_req_v2 (family, protocol, ext, pad, states, id).
+    let mut req = Vec::with_capacity(72);
+    req.extend_from_slice(&72u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    req.extend_from_slice(&[family as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every TCP state
+    req.extend_from_slice(&theirs.port().to_be_bytes());
+    req.extend_from_slice(&ours.port().to_be_bytes());
+    req.extend_from_slice(&src);
+    req.extend_from_slice(&dst);
+    req.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+    req.extend_from_slice(&NO_COOKIE.to_ne_bytes());
+    req.extend_from_slice(&NO_COOKIE.to_ne_bytes());
+
+    // SAFETY: plain system calls on a descriptor this function owns (closed
+    // by `OwnedFd`), with buffers whose lengths are passed alongside.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let wait = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            std::ptr::addr_of!(wait).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let sent = libc::sendto(
+            fd.as_raw_fd(),
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            std::ptr::addr_of!(kernel).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        );
+        if sent != req.len() as isize {
+            return None;
+        }
+        let mut reply = [0u8; 1024];
+        let got = libc::recv(fd.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0);
+        let reply = reply.get(..usize::try_from(got).ok()?)?;
+        let kind = u16::from_ne_bytes(reply.get(4..6)?.try_into().ok()?);
+        if kind != SOCK_DIAG_BY_FAMILY {
+            return None; // NLMSG_ERROR: no such socket
+        }
+        Some(u32::from_ne_bytes(
+            reply.get(UID_AT..UID_AT + 4)?.try_into().ok()?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The owner of this very process's loopback connection is this user.
+    #[test]
+    fn the_owner_of_a_loopback_connection_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, theirs) = listener.accept().unwrap();
+        let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        assert_eq!(
+            loopback_owner(server.local_addr().unwrap(), theirs),
+            uid.ok()
+        );
+        drop(client);
     }
 }

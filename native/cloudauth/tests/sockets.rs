@@ -48,6 +48,11 @@ fn start(name: &str, cloud: &str) -> Server {
 
 /// Like [`start`], with extra command-line arguments.
 fn start_with(name: &str, cloud: &str, extra: &[&str]) -> Server {
+    start_timeout(name, cloud, "1", extra)
+}
+
+/// Like [`start_with`], with the backend `timeout`.
+fn start_timeout(name: &str, cloud: &str, timeout: &str, extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("cloudauth-sock-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -61,7 +66,7 @@ fn start_with(name: &str, cloud: &str, extra: &[&str]) -> Server {
             "-u",
             cloud,
             "--timeout",
-            "1",
+            timeout,
             "-l",
         ])
         .arg(&dir)
@@ -326,9 +331,10 @@ fn five_thousand_idle_connections_cannot_lock_out_a_real_client() {
     );
 }
 
-/// The same flood spread over ten loopback addresses (each under its
-/// per-peer share): the listener's own bound makes room for a client from
-/// an eleventh; and one address past its share only closes its own.
+/// The same flood spread over ten loopback addresses: the listener's own
+/// bound makes room for a client from an eleventh; and one user past its
+/// share only closes its own connections, whichever loopback address each
+/// came from (the share is the connecting socket's owner's).
 #[test]
 fn flood_from_many_addresses_and_the_per_peer_share() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -357,14 +363,12 @@ fn flood_from_many_addresses_and_the_per_peer_share() {
     );
     drop(flood);
 
-    // Per peer: 3 connections at most from one address; the 4th and 5th
-    // close that address's idlest ones, never another address's.
+    // Per peer: 3 connections at most from one user; the 4th and 5th
+    // close its idlest ones, though each came from another address.
     let srv = start_with("share", &dead_cloud(), &["--max-connections-per-peer", "3"]);
-    let mut other = connect_from(&rt, [127, 0, 0, 3], srv.ports[0]);
-    std::thread::sleep(Duration::from_millis(50));
     let mut mine: Vec<TcpStream> = Vec::new();
-    for _ in 0..5 {
-        mine.push(connect_from(&rt, [127, 0, 0, 2], srv.ports[0]));
+    for host in 2..7u8 {
+        mine.push(connect_from(&rt, [127, 0, 0, host], srv.ports[0]));
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut buf = [0u8; 1];
@@ -374,10 +378,82 @@ fn flood_from_many_addresses_and_the_per_peer_share() {
     for c in mine.iter_mut().skip(2) {
         assert_eq!(ejabberd_token_login(c).0, [0, 2, 0, 1]);
     }
-    assert_eq!(
-        ejabberd_token_login(&mut other).0,
-        [0, 2, 0, 1],
-        "another address untouched"
+}
+
+/// A backend that accepts connections and never answers: every password
+/// check waits for the timeout.
+fn silent_cloud() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = l.incoming().filter_map(Result::ok).collect();
+        drop(held);
+    });
+    url
+}
+
+/// Issue 24: any local user can bind 127.0.0.2, .3 … (and 127.0.0.1) as
+/// the source, so a share per address let one user fill a listener with
+/// busy connections from two addresses (a real Postfix lookup got no answer
+/// in 9 s). On loopback the share is the connecting socket's owner's (the
+/// kernel's `/proc/net/tcp`): another user, `nobody` here, holding busy
+/// connections from three addresses, 127.0.0.1 among them, gets its share
+/// and no more, and this test's user is answered at once.
+#[test]
+fn one_local_user_cannot_take_another_users_share_over_loopback_tcp() {
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    if uid.ok() != Some(0) {
+        eprintln!("skipped: only root can connect as another user (setpriv)");
+        return;
+    }
+    let srv = start_timeout(
+        "owner",
+        &silent_cloud(),
+        "8",
+        &["--max-connections", "6", "--max-connections-per-peer", "3"],
+    );
+    let flood = r#"
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for host in ["127.0.0.2"] * 3 + ["127.0.0.3"] * 3 + ["127.0.0.1"] * 2:
+    s = socket.socket()
+    s.bind((host, 0))
+    s.connect(("127.0.0.1", port))
+    req = b"auth:mallory:example.org:guess"
+    s.sendall(len(req).to_bytes(2, "big") + req)
+    held.append(s)
+    time.sleep(0.05)
+print("ready", flush=True)
+time.sleep(30)
+"#;
+    let mut attacker = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", flood])
+        .arg(srv.ports[0].to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("setpriv and /usr/bin/python3");
+    let mut ready = String::new();
+    BufReader::new(attacker.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    std::thread::sleep(Duration::from_millis(300));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut real = connect_from(&rt, [127, 0, 0, 1], srv.ports[0]);
+    let (reply, _) = ejabberd_token_login(&mut real);
+    let took = started.elapsed();
+    let _ = attacker.kill();
+    let _ = attacker.wait();
+    assert_eq!(reply, [0, 2, 0, 1]);
+    assert!(
+        took < Duration::from_secs(2),
+        "the real client waited {took:?} behind another user's connections"
     );
 }
 

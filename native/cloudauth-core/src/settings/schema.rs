@@ -295,7 +295,7 @@ pub static CORE: &[Spec] = &[
     Spec::new(MAX_CONNECTIONS, Kind::Count { min: 1, max: 1_000_000 }, "Socket mode: open connections per listener; when full, the connection idle longest is closed for a new one")
         .default("1024")
         .value_name("N"),
-    Spec::new(MAX_CONNECTIONS_PER_PEER, Kind::Count { min: 0, max: 1_000_000 }, "Socket mode: open connections per peer of a listener (TCP: its address, loopback too; unix socket: its user id); past it the peer's connection idle longest is closed (0: no limit)")
+    Spec::new(MAX_CONNECTIONS_PER_PEER, Kind::Count { min: 0, max: 1_000_000 }, "Socket mode: open connections per peer of a listener (TCP: its address, on loopback the connecting socket's owner; unix socket: its user id); past it the peer's connection idle longest is closed (0: no limit)")
         .default("512")
         .value_name("N"),
     Spec::new(PER_DOMAIN_CONFIG, Kind::Path, "Per-domain settings file: `domain secret url [authdomain] [key=value ...]` lines")
