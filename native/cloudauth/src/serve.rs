@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cloudauth_core::backend::gate::through_door;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -241,7 +242,10 @@ where
                     Step::Ask(req) => {
                         let h = Arc::clone(&handler);
                         // A task of its own: a panic in a decision cannot take the session down.
-                        let task = tokio::spawn(async move { h.ask(req, protocol).await });
+                        // Its backend requests take this protocol's (front door's) share.
+                        let task = tokio::spawn(through_door(protocol.label(), async move {
+                            h.ask(req, protocol).await
+                        }));
                         pending.push_back(Box::pin(async move {
                             task.await.unwrap_or_else(|e| {
                                 warn!("a decision task failed ({e}); answered no");

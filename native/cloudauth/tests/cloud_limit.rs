@@ -251,3 +251,66 @@ fn past_the_queue_or_the_deadline_logins_get_tempfail_never_no() {
         "one at a time at the backend: {stats}"
     );
 }
+
+/// Issue 24: the backend gate was shared by all listeners, and a flood of
+/// Postfix lookups pushed Prosody logins to 10.1 s, past the module's
+/// timeout. Each front door has its own share: an ejabberd login behind 80
+/// queued Postfix lookups (2 at a time, 200 ms each: 8 s of work) waits for
+/// one place, not for the flood.
+#[test]
+fn a_flood_of_postfix_lookups_does_not_hold_up_a_login() {
+    let dir = workdir("doors");
+    let backend = Backend::start(&dir, 4, 8, 200);
+    let postfix = free_port();
+    let (_cloudauth, port) = cloudauth(
+        &dir,
+        &backend.url,
+        &[
+            "--cloud-concurrency",
+            "2",
+            "--cloud-queue",
+            "200",
+            "--timeout",
+            "20",
+            "--listen",
+            &format!("postfix=127.0.0.1:{postfix}"),
+        ],
+    );
+    let mut flood: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", postfix)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s
+        })
+        .collect();
+    for (c, s) in flood.iter_mut().enumerate() {
+        let batch: String = (0..10)
+            .map(|i| format!("get nobody-{c}-{i}@example.org\n"))
+            .collect();
+        s.write_all(batch.as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut login = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    login
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    login.write_all(&frame("auth:u1:example.org:pw-1")).unwrap();
+    let mut reply = [0u8; 4];
+    login.read_exact(&mut reply).unwrap();
+    let took = started.elapsed();
+    assert_eq!(reply, YES);
+    assert!(
+        took < Duration::from_millis(1000),
+        "the login waited {took:?} behind the Postfix flood"
+    );
+    // The flood is answered too, in full.
+    for s in flood {
+        let mut lines = BufReader::new(s);
+        for _ in 0..10 {
+            let mut line = String::new();
+            lines.read_line(&mut line).unwrap();
+            assert!(line.starts_with("500 "), "{line:?}");
+        }
+    }
+}

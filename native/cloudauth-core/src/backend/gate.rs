@@ -5,14 +5,39 @@
 //! once only queue up inside it, where no deadline of ours reaches them,
 //! until it falls over.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+//!
+//! The places are shared fairly between front doors (the socket listeners:
+//! ejabberd, Prosody's generic protocol, saslauthd, Postfix): each door has
+//! its own queue of `queue` places, and a place that frees goes to the
+//! waiting door with the fewest requests in flight, FIFO within a door. A
+//! flood of Postfix lookups then fills only Postfix's queue, and a Prosody
+//! login waits at most for the next free place, not behind the flood (issue
+//! 24: it waited 10.1 s, past the module's timeout). A door is named by
+//! [`through_door`] around the work; work outside one is the door "".
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 use super::BackendError;
+
+tokio::task_local! {
+    /// The front door the current request came through.
+    static DOOR: &'static str;
+}
+
+/// Runs `work` as a request that came through `door` (a listener's
+/// protocol): its backend requests take that door's share of each gate.
+pub async fn through_door<F: Future>(door: &'static str, work: F) -> F::Output {
+    DOOR.scope(door, work).await
+}
+
+fn current_door() -> &'static str {
+    DOOR.try_with(|d| *d).unwrap_or("")
+}
 
 /// The limits every backend host gets, and the gates per host.
 #[derive(Debug)]
@@ -25,28 +50,69 @@ pub struct Limits {
 /// One host's gate.
 #[derive(Debug)]
 pub struct Gate {
-    permits: Arc<Semaphore>,
     concurrency: usize,
     queue: usize,
-    waiting: AtomicUsize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    in_flight: usize,
+    next_ticket: u64,
+    doors: HashMap<&'static str, Door>,
+}
+
+/// One front door's requests at one gate.
+#[derive(Debug, Default)]
+struct Door {
+    in_flight: usize,
+    /// Waiting requests in arrival order: their ticket and where to say "go".
+    waiting: VecDeque<(u64, oneshot::Sender<()>)>,
 }
 
 /// A place in the gate: the request may run while it is held.
 #[derive(Debug)]
-pub struct Pass(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+pub struct Pass(Option<(Arc<Gate>, &'static str)>);
 
-/// Counts a waiter while it waits, also when its request is cancelled.
-struct Waiting<'a>(&'a AtomicUsize);
+impl Drop for Pass {
+    fn drop(&mut self) {
+        if let Some((gate, door)) = self.0.take() {
+            gate.leave(door);
+        }
+    }
+}
+
+/// A waiter. When it stops waiting without taking its place (deadline,
+/// cancelled) it leaves its door's queue, and a place given to it in the
+/// meantime goes on to the next.
+struct Waiting<'a> {
+    gate: &'a Gate,
+    door: &'static str,
+    ticket: u64,
+    go: oneshot::Receiver<()>,
+    taken: bool,
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if self.taken {
+            return;
+        }
+        {
+            let mut state = self.gate.lock();
+            if let Some(d) = state.doors.get_mut(self.door) {
+                d.waiting.retain(|(t, _)| *t != self.ticket);
+            }
+        }
+        if self.go.try_recv().is_ok() {
+            self.gate.leave(self.door);
+        }
     }
 }
 
 impl Limits {
     /// At most `concurrency` requests in flight per host (0: no limit),
-    /// at most `queue` waiting.
+    /// at most `queue` waiting per front door.
     pub fn new(concurrency: usize, queue: usize) -> Self {
         Limits {
             concurrency,
@@ -55,7 +121,7 @@ impl Limits {
         }
     }
 
-    /// (requests in flight, requests waiting) allowed per host.
+    /// (requests in flight, requests waiting per front door) allowed per host.
     pub fn bounds(&self) -> (usize, usize) {
         (self.concurrency, self.queue)
     }
@@ -85,35 +151,64 @@ impl Limits {
         };
         Arc::clone(gates.entry(host.to_string()).or_insert_with(|| {
             Arc::new(Gate {
-                permits: Arc::new(Semaphore::new(self.concurrency.max(1))),
                 concurrency: self.concurrency,
                 queue: self.queue,
-                waiting: AtomicUsize::new(0),
+                state: Mutex::default(),
             })
         }))
     }
 }
 
 impl Gate {
-    /// Waits for a place, at most `deadline`. A full queue or a deadline
-    /// passed while waiting is trouble ("could not find out"), never "no".
-    pub async fn enter(&self, deadline: Duration) -> Result<Pass, BackendError> {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Waits for a place, at most `deadline`, as a request of the current
+    /// front door. A full queue or a deadline passed while waiting is
+    /// trouble ("could not find out"), never "no".
+    pub async fn enter(self: &Arc<Self>, deadline: Duration) -> Result<Pass, BackendError> {
         if self.concurrency == 0 {
             return Ok(Pass(None));
         }
-        if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
-            return Ok(Pass(Some(p)));
-        }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(BackendError::Overloaded {
-                limit: self.concurrency,
-                waiting: self.queue,
-            });
-        }
-        let _counted = Waiting(&self.waiting);
-        match tokio::time::timeout(deadline, Arc::clone(&self.permits).acquire_owned()).await {
-            Ok(Ok(p)) => Ok(Pass(Some(p))),
+        let door = current_door();
+        let (ticket, go) = {
+            let mut state = self.lock();
+            let nobody_waits = state.doors.values().all(|d| d.waiting.is_empty());
+            if state.in_flight < self.concurrency && nobody_waits {
+                state.in_flight += 1;
+                state.doors.entry(door).or_default().in_flight += 1;
+                return Ok(Pass(Some((Arc::clone(self), door))));
+            }
+            state.next_ticket += 1;
+            let ticket = state.next_ticket;
+            let d = state.doors.entry(door).or_default();
+            if d.waiting.len() >= self.queue {
+                return Err(BackendError::Overloaded {
+                    limit: self.concurrency,
+                    waiting: self.queue,
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            d.waiting.push_back((ticket, tx));
+            (ticket, rx)
+        };
+        let mut waiting = Waiting {
+            gate: self,
+            door,
+            ticket,
+            go,
+            taken: false,
+        };
+        match tokio::time::timeout(deadline, &mut waiting.go).await {
+            // `leave` counted the place for this door before saying "go".
+            Ok(Ok(())) => {
+                waiting.taken = true;
+                Ok(Pass(Some((Arc::clone(self), door))))
+            }
             Ok(Err(_)) | Err(_) => Err(BackendError::QueueTimeout {
                 limit: self.concurrency,
                 waited: deadline,
@@ -121,25 +216,54 @@ impl Gate {
         }
     }
 
+    /// A request of `door` is done: its place goes to the waiting door
+    /// with the fewest in flight (the first waiter there), or is free.
+    fn leave(&self, door: &'static str) {
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if let Some(d) = state.doors.get_mut(door) {
+            d.in_flight = d.in_flight.saturating_sub(1);
+        }
+        while state.in_flight < self.concurrency {
+            let next = state
+                .doors
+                .iter()
+                .filter(|(_, d)| !d.waiting.is_empty())
+                .min_by_key(|(_, d)| (d.in_flight, d.waiting.front().map(|(t, _)| *t)))
+                .map(|(name, _)| *name);
+            let Some(name) = next else { break };
+            let Some(d) = state.doors.get_mut(name) else {
+                break;
+            };
+            let Some((_, go)) = d.waiting.pop_front() else {
+                break;
+            };
+            // A waiter whose deadline passed meanwhile is gone: try the next.
+            if go.send(()).is_ok() {
+                d.in_flight += 1;
+                state.in_flight += 1;
+            }
+        }
+        state
+            .doors
+            .retain(|_, d| d.in_flight > 0 || !d.waiting.is_empty());
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> usize {
-        if self.concurrency == 0 {
-            return 0;
-        }
-        self.concurrency
-            .saturating_sub(self.permits.available_permits())
+        self.lock().in_flight
     }
 
     /// Requests waiting now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.lock().doors.values().map(|d| d.waiting.len()).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
     #[tokio::test]
@@ -205,6 +329,91 @@ mod tests {
         );
         drop(held);
         assert!(gate.enter(Duration::from_millis(10)).await.is_ok());
+    }
+
+    /// Issue 24: the gate was shared by all listeners, and a flood of
+    /// Postfix lookups pushed Prosody logins to 10.1 s. Each front door has
+    /// its own queue, and a freed place goes to the door with the fewest
+    /// requests in flight: a login behind a flood of 200 lookups waits for
+    /// one place, not for the flood.
+    #[tokio::test]
+    async fn a_flood_through_one_door_does_not_hold_up_another() {
+        let limits = Limits::new(2, 500);
+        let gate = limits.gate("h:1");
+        let mut flood = Vec::new();
+        for _ in 0..200 {
+            let g = Arc::clone(&gate);
+            flood.push(tokio::spawn(through_door("postfix", async move {
+                let _pass = g.enter(Duration::from_secs(30)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            })));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(gate.in_flight(), 2);
+        let started = Instant::now();
+        let login = through_door("generic", async {
+            let _pass = gate.enter(Duration::from_secs(30)).await.unwrap();
+            started.elapsed()
+        })
+        .await;
+        assert!(
+            login < Duration::from_millis(200),
+            "the login waited {login:?} behind the flood"
+        );
+        // Its own queue: the flood's door full, another door still queues.
+        let small = Limits::new(1, 1);
+        let g = small.gate("h:1");
+        let held = through_door("postfix", g.enter(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let queued = {
+            let g = Arc::clone(&g);
+            tokio::spawn(through_door("postfix", async move {
+                g.enter(Duration::from_secs(2)).await.map(drop)
+            }))
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(matches!(
+            through_door("postfix", g.enter(Duration::from_secs(1))).await,
+            Err(BackendError::Overloaded { .. })
+        ));
+        let other = {
+            let g = Arc::clone(&g);
+            tokio::spawn(through_door("generic", async move {
+                g.enter(Duration::from_secs(2)).await.map(drop)
+            }))
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            g.waiting(),
+            2,
+            "another door's request waits in its own queue"
+        );
+        drop(held);
+        assert!(queued.await.unwrap().is_ok() && other.await.unwrap().is_ok());
+        for f in flood {
+            f.await.unwrap();
+        }
+        assert_eq!((gate.in_flight(), gate.waiting()), (0, 0));
+        assert_eq!((g.in_flight(), g.waiting()), (0, 0));
+    }
+
+    /// A waiter cancelled just as it is given a place hands the place on.
+    #[tokio::test]
+    async fn a_cancelled_waiter_hands_its_place_on() {
+        let limits = Limits::new(1, 10);
+        let gate = limits.gate("h:1");
+        let held = gate.enter(Duration::from_secs(1)).await.unwrap();
+        let cancelled = {
+            let g = Arc::clone(&gate);
+            tokio::spawn(async move { g.enter(Duration::from_secs(5)).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cancelled.abort();
+        drop(held);
+        let _ = cancelled.await;
+        assert_eq!((gate.in_flight(), gate.waiting()), (0, 0));
+        assert!(gate.enter(Duration::from_millis(50)).await.is_ok());
     }
 
     #[tokio::test]

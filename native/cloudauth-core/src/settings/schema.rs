@@ -219,7 +219,7 @@ pub static CORE: &[Spec] = &[
         .default("8")
         .vm_named("auth_cloud_concurrency")
         .value_name("N"),
-    Spec::new(CLOUD_QUEUE, Kind::Count { min: 0, max: 1_000_000 }, "Most requests waiting for a place among them; more are answered \"cannot tell\" at once")
+    Spec::new(CLOUD_QUEUE, Kind::Count { min: 0, max: 1_000_000 }, "Most requests waiting for a place among them, per front door (socket-mode protocol); more are answered \"cannot tell\" at once")
         .default("1000")
         .vm_named("auth_cloud_queue")
         .value_name("N"),
