@@ -11,17 +11,27 @@
 # Usage: packaging/build-debs.sh [OUT_DIR]      (default: dist/)
 # Then:  apt install ./dist/cloudauth_*.deb ./dist/cloudauth-ejabberd_*.deb
 #
-# Build needs (Debian 12): cargo, rebar3, erlang-dev, ejabberd (its headers and
-# behaviours), dpkg-dev (dpkg-shlibdeps). The module is compiled for the
-# Erlang/OTP and against the ejabberd headers installed here, so build on the
-# Debian release you install on (test/e2e/versions.sh found the Debian 12
-# beams, OTP 25, working on ejabberd 24.12/OTP 25 and 26.07/OTP 29 too, but
-# Erlang promises loading only two major releases back). erlang/install.sh
-# builds the module on the target itself, with its erlc.
+# Packages are for one Debian release: the one this machine runs, or the one
+# installed in the directory DEB_ROOT names (a chroot of another release, say
+# Debian 13 made by mmdebstrap with ejabberd in it: test/e2e/packages_trixie.sh
+# does that). The version says which: 0.1.0-1~deb12, 0.1.0-1~deb13 (the
+# release's number from its /etc/os-release; `~` so that a release's own
+# later packages and an upgrade to the next release's build both win).
 #
-# Environment: CARGO_TARGET_DIR (cargo's, honoured), DEB_REVISION (default 1),
-# DEB_MAINTAINER, SOURCE_DATE_EPOCH (default: the last commit's time; dates
-# the man pages and every file in the packages).
+# Build needs (Debian 12): cargo, rebar3, erlang-dev, ejabberd (its headers and
+# behaviours), dpkg-dev (dpkg-shlibdeps). The module's beams are compiled for
+# the release's Erlang/OTP against its ejabberd's headers: here by rebar3, or
+# with DEB_ROOT by erlang/install.sh run in the root with the root's erlc
+# (Erlang promises loading beams only two major releases back). The Rust
+# binaries and the NIF are built here either way: Debian 13's rustc is older
+# than this workspace needs, and they link nothing but libc and libgcc_s, whose
+# symbol versions dpkg-shlibdeps reads here the same as there (Debian 12's
+# glibc 2.36 binaries run on Debian 13's 2.41); the package test installs them
+# into a clean root of each release.
+#
+# Environment: DEB_ROOT (see above), CARGO_TARGET_DIR (cargo's, honoured),
+# DEB_REVISION (default 1), DEB_MAINTAINER, SOURCE_DATE_EPOCH (default: the
+# last commit's time; dates the man pages and every file in the packages).
 set -euo pipefail
 umask 022
 cd "$(dirname "$0")/.."
@@ -45,7 +55,16 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' C
 [ -n "$VERSION" ] || die "no version in Cargo.toml [workspace.package]"
 APP_VSN=$(sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erlang/ejabberd_auth_cloud.app.src)
 [ "$APP_VSN" = "$VERSION" ] || die "erlang/ejabberd_auth_cloud.app.src says $APP_VSN, Cargo.toml $VERSION"
-DEBVERSION=$VERSION-${DEB_REVISION:-1}
+DEB_ROOT=${DEB_ROOT:-}
+if [ -n "$DEB_ROOT" ]; then
+    [ -x "$DEB_ROOT/usr/bin/erlc" ] || die "DEB_ROOT=$DEB_ROOT: no usr/bin/erlc there (install ejabberd in it)"
+    DEB_ROOT=$(cd "$DEB_ROOT" && pwd)
+fi
+# in_release CMD...: CMD on the release the packages are for
+in_release() { if [ -n "$DEB_ROOT" ]; then chroot "$DEB_ROOT" "$@"; else "$@"; fi; }
+RELEASE=$(. "${DEB_ROOT}/etc/os-release" && echo "${VERSION_ID:-}")
+[ -n "$RELEASE" ] || die "${DEB_ROOT:-this machine}: /etc/os-release has no VERSION_ID (Debian testing?)"
+DEBVERSION=$VERSION-${DEB_REVISION:-1}~deb$RELEASE
 ARCH=$(dpkg --print-architecture)
 HOMEPAGE=$(sed -n 's/^{url, *"\([^"]*\)"}.*/\1/p' erlang/ejabberd_auth_cloud.spec)
 MAINTAINER=${DEB_MAINTAINER:-"cloudauth maintainers <maintainers@users.noreply.h-seed-03282271.example>"}
@@ -55,7 +74,7 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 export SOURCE_DATE_EPOCH
 DATE=$(date -u -d "@$SOURCE_DATE_EPOCH" +%F)
-ERLANG_BASE=$(dpkg-query -W -f '${Version}' erlang-base 2>/dev/null) || die "erlang-base is not installed"
+ERLANG_BASE=$(in_release dpkg-query -W -f '${Version}' erlang-base 2>/dev/null) || die "erlang-base is not installed"
 ERLANG_BASE=${ERLANG_BASE%-*}    # 1:25.2.3+dfsg-1+deb12u4 -> 1:25.2.3+dfsg
 
 # --- build --------------------------------------------------------------------
@@ -64,15 +83,32 @@ say "cargo build --release (cloudauth, cloudauth-connect)"
 cargo build --release --locked -p cloudauth -p cloudauth-connect
 say "man pages from the command line's definition (examples/man.rs)"
 cargo build --release --locked -p cloudauth --example man
-say "rebar3 compile (the ejabberd module and its NIF)"
-rebar3 compile
-EBIN=_build/default/lib/ejabberd_auth_cloud/ebin
-[ -f "$EBIN/ejabberd_auth_cloud.beam" ] && [ -f priv/ejabberd_auth_cloud_nif.so ] \
-    || die "rebar3 compile left no module or NIF"
+if [ -z "$DEB_ROOT" ]; then
+    say "rebar3 compile (the ejabberd module and its NIF)"
+    rebar3 compile
+    EBIN=_build/default/lib/ejabberd_auth_cloud/ebin
+    NIF_SO=priv/ejabberd_auth_cloud_nif.so
+else
+    say "the NIF (cargo), the beams with the erlc of $DEB_ROOT (erlang/install.sh there)"
+    cargo build --release --locked -p cloud_nif
+    IN=$DEB_ROOT/tmp/cloudauth-build.$$
+    rm -rf "$IN"
+    mkdir -p "$IN/erlang"
+    trap 'rm -rf "$IN"' EXIT
+    cp erlang/*.erl erlang/*.app.src erlang/*.spec erlang/install.sh "$IN/erlang/"
+    cp "$REL/libcloud_nif.so" "$IN/nif.so"
+    chroot "$DEB_ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin NIF="${IN#"$DEB_ROOT"}/nif.so" \
+        sh "${IN#"$DEB_ROOT"}/erlang/install.sh" "${IN#"$DEB_ROOT"}/out" \
+        || die "erlang/install.sh in $DEB_ROOT failed"
+    EBIN=$IN/out/ejabberd_auth_cloud/ebin
+    NIF_SO=$IN/out/ejabberd_auth_cloud/priv/ejabberd_auth_cloud_nif.so
+fi
+[ -f "$EBIN/ejabberd_auth_cloud.beam" ] && [ -f "$NIF_SO" ] \
+    || die "the build left no module or NIF"
 say "built in $(( $(date +%s) - t0 )) s"
 
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK" ${IN:+"$IN"}' EXIT
 
 # --- helpers --------------------------------------------------------------------
 # shlibs FILE...: the Depends on shared libraries of these ELF files, as
@@ -197,7 +233,7 @@ P=$WORK/cloudauth-ejabberd
 M=$P/usr/lib/cloudauth/ejabberd-modules/ejabberd_auth_cloud
 install -d "$P/DEBIAN" "$M/ebin" "$M/priv" "$P/etc/apparmor.d/local"
 install -m 0644 "$EBIN"/*.beam "$EBIN/ejabberd_auth_cloud.app" "$M/ebin/"
-install -m 0644 priv/ejabberd_auth_cloud_nif.so "$M/priv/"
+install -m 0644 "$NIF_SO" "$M/priv/"
 install -m 0644 erlang/ejabberd_auth_cloud.spec "$M/"
 install -m 0644 packaging/apparmor/cloudauth-ejabberd "$P/etc/apparmor.d/local/cloudauth-ejabberd"
 doc_dir cloudauth-ejabberd
