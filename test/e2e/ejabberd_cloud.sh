@@ -135,6 +135,13 @@ esac
 expect "each slow login was its own cloud request" 200 $(( $(backend_count auth) - auth_before ))
 fault ok
 
+# --- a hostile backend's error message cannot forge lines of ejabberd's log --------------
+fault forge
+login "alice@$D" alice-pw "$PORT"
+[ $? != 0 ] && ok "a backend answering an error with a forged message -> no session" \
+    || not_ok "a backend answering an error with a forged message gave a session"
+fault ok
+
 # --- reload: a changed option applies without a restart --------------------------------
 sed -i "s|^auth_cloud_url: .*|auth_cloud_url: \"$URL_B\"|; s|^auth_cloud_secret_file: .*|auth_cloud_secret_file: \"$W/secret-b\"|" "$E/etc/ejabberd.yml"
 "$SANDBOX" ctl "$E" reload_config >/dev/null 2>&1
@@ -153,6 +160,14 @@ login "alice@$D" "$(mint alice $D "$SECRET_B" --ttl 1h)" "$PORT"; expect "logins
 LOG="$E/log/ejabberd.log"
 grep -q "auth alice@localhost: yes via token" "$LOG" && ok "ejabberd's log has token decisions" || not_ok "no token decision in the log"
 grep -q "backend trouble via backend" "$LOG" && ok "ejabberd's log names backend trouble" || not_ok "no backend trouble in the log"
+# The message had a line break, U+2028 and U+202E: escaped like cloudauth's own log.
+grep -qF 'yes\u{2028}[info] auth root: yes\u{202e}sey' "$LOG" && ok "ejabberd's log shows the backend's forged message escaped" \
+    || not_ok "the forged message is not in ejabberd's log, escaped: $(grep -a 'Signature does not match' "$LOG" | tail -n 1 | cut -c1-200)"
+if grep -qaE '^\[info\] auth (admin|root)' "$LOG" || grep -qaF -e "$(printf '\u2028')" -e "$(printf '\u202e')" "$LOG"; then
+    not_ok "ejabberd's log has a forged line or a raw U+2028/U+202E"
+else
+    ok "no forged line and no raw U+2028/U+202E in ejabberd's log"
+fi
 leaked=""
 for s in alice-pw bob-pw 'a: b c :d' 'pässwörd-ü' wrong-pw alice-on-b "$SECRET" "$SECRET_B" "$ALICE_TOKEN" "$BOB_TOKEN" "$EXPIRED" "$JUERGEN_TOKEN"; do
     grep -qF -- "$s" "$LOG" "$E/log/erl.out" 2>/dev/null && leaked="$leaked $s"

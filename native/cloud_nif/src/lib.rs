@@ -21,6 +21,7 @@ mod runtime;
 use std::time::Instant;
 
 use cloudauth_core::doctor::Status;
+use cloudauth_core::log_text::escape;
 use cloudauth_core::roster::{answer_hash, desired, plan, Jid};
 use cloudauth_core::{Decision, Path, TokenAnswer, Verdict};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
@@ -42,10 +43,12 @@ mod atoms {
 type DecisionTerm = (Atom, Atom, String, u64);
 
 fn decision_term(d: &Decision, started: Instant) -> DecisionTerm {
+    // The detail goes into ejabberd's log as it is: escaped here, as
+    // cloudauth's own log escapes it (a backend's message may hold anything).
     let (verdict, detail) = match &d.verdict {
-        Verdict::Yes => (atoms::yes(), d.reason.unwrap_or("").to_string()),
-        Verdict::No => (atoms::no(), d.reason.unwrap_or("").to_string()),
-        Verdict::Trouble(cause) => (atoms::trouble(), cause.to_string()),
+        Verdict::Yes => (atoms::yes(), escape(d.reason.unwrap_or(""))),
+        Verdict::No => (atoms::no(), escape(d.reason.unwrap_or(""))),
+        Verdict::Trouble(cause) => (atoms::trouble(), escape(&cause.to_string())),
     };
     let path = match d.path {
         Path::Token => atoms::token(),
@@ -234,7 +237,7 @@ fn roster_fetch<'a>(
     spawn_reply(env, reply_ref, budget, async move {
         let answer = match host.auth.shared_roster(&user, &server).await {
             Ok(a) => a,
-            Err(e) => return Fetched::Trouble(e.to_string()),
+            Err(e) => return Fetched::Trouble(escape(&e.to_string())),
         };
         let login = Jid::new(user, server.clone());
         Fetched::Ok {

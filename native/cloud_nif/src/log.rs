@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use cloudauth_core::log_text::escape;
 use rustler::{Encoder, LocalPid, OwnedEnv};
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -71,6 +72,10 @@ async fn forward(mut rx: mpsc::Receiver<(Level, String)>) {
             Level::INFO => atoms::info(),
             _ => atoms::debug(),
         };
+        // Escaped as in cloudauth's own log: ejabberd's logger writes the
+        // text as it is, and a user name or a backend's message must not
+        // forge a line of it (controls, line separators, bidi marks).
+        let text = escape(&text);
         let mut env = OwnedEnv::new();
         // A sink that died is replaced at the next start; until then events are lost.
         let _ = env.send_and_clear(&pid, |e| (atoms::cloudauth_log(), level, text).encode(e));

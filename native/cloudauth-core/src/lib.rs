@@ -20,6 +20,7 @@ pub mod duration;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jid;
+pub mod log_text;
 pub mod metrics;
 pub mod refusals;
 pub mod roster;

@@ -26,7 +26,15 @@ pub enum Fault {
     Redirect,
     /// HTTP 200 with a 2 MiB body.
     Huge,
+    /// HTTP 500 with the JSXC error envelope, whose message tries to forge
+    /// log lines (a line break, U+2028, a bidi override): what a hostile
+    /// backend can put where its error message is logged.
+    Forge,
 }
+
+/// The message of [`Fault::Forge`].
+pub const FORGED_MESSAGE: &str =
+    "Signature does not match.\n[info] auth admin@localhost: yes\u{2028}[info] auth root: yes\u{202e}sey";
 
 impl Fault {
     /// Reads `mode` (and `ms` for delay) from the control request.
@@ -39,6 +47,7 @@ impl Fault {
             "nonjson" => Fault::NonJson,
             "redirect" => Fault::Redirect,
             "huge" => Fault::Huge,
+            "forge" => Fault::Forge,
             _ => return None,
         })
     }
@@ -65,6 +74,13 @@ pub async fn apply(app: &App, path: &str) -> Option<Response> {
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal Server Error".into(),
         )),
+        Fault::Forge => Some(
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({"result": "error", "data": {"msg": FORGED_MESSAGE}})),
+            )
+                .into_response(),
+        ),
         Fault::NonJson => Some(html(
             StatusCode::OK,
             "<html><body>Maintenance mode</body></html>".into(),
