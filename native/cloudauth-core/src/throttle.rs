@@ -195,32 +195,44 @@ impl FailureThrottle {
 
     /// The backend refused `password` for `key` at `now`.
     pub fn refused(&self, key: &str, password: &str, now: u64) {
-        let digest = self.digester.digest(key, password);
-        let Ok(mut users) = self.users.lock() else {
-            return;
-        };
-        if !users.contains_key(key) {
-            self.make_room(&mut users, now);
-        }
-        let r = users.entry(key.to_string()).or_default();
-        r.forget_older_than(self.settings.window.as_secs(), now);
-        match r.refused.iter_mut().find(|(d, _)| d.ct_eq(&digest)) {
-            Some(seen) => seen.1 = now,
-            None => {
-                if r.refused.len() >= MAX_PASSWORDS {
-                    if let Some(oldest) = (0..r.refused.len()).min_by_key(|i| r.refused[*i].1) {
-                        r.refused.swap_remove(oldest);
+        let window = self.settings.window.as_secs();
+        self.update(key, password, now, |r, digest| {
+            r.forget_older_than(window, now);
+            match r.refused.iter_mut().find(|(d, _)| d.ct_eq(&digest)) {
+                Some(seen) => seen.1 = now,
+                None => {
+                    if r.refused.len() >= MAX_PASSWORDS {
+                        if let Some(oldest) = (0..r.refused.len()).min_by_key(|i| r.refused[*i].1) {
+                            r.refused.swap_remove(oldest);
+                        }
                     }
+                    r.refused.push((digest, now));
                 }
-                r.refused.push((digest, now));
             }
-        }
+        });
     }
 
     /// The backend accepted `password` for `key` at `now`: it is never
     /// paused from now on and, unless it was the last accepted one already,
     /// the user's refusals are forgotten.
     pub fn admitted(&self, key: &str, password: &str, now: u64) {
+        self.update(key, password, now, |r, digest| {
+            if !r.last_accepted.is_some_and(|d| d.ct_eq(&digest)) {
+                r.last_accepted = Some(digest);
+                r.refused.clear();
+            }
+        });
+    }
+
+    /// Runs `change` on `key`'s record (made, with room for it, if new)
+    /// with the digest of (`key`, `password`).
+    fn update(
+        &self,
+        key: &str,
+        password: &str,
+        now: u64,
+        change: impl FnOnce(&mut Record, PairDigest),
+    ) {
         let digest = self.digester.digest(key, password);
         let Ok(mut users) = self.users.lock() else {
             return;
@@ -228,11 +240,7 @@ impl FailureThrottle {
         if !users.contains_key(key) {
             self.make_room(&mut users, now);
         }
-        let r = users.entry(key.to_string()).or_default();
-        if !r.last_accepted.is_some_and(|d| d.ct_eq(&digest)) {
-            r.last_accepted = Some(digest);
-            r.refused.clear();
-        }
+        change(users.entry(key.to_string()).or_default(), digest);
     }
 
     /// Keeps the table within [`MAX_USERS`]: first users whose refusals are
