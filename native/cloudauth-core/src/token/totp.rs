@@ -795,15 +795,19 @@ mod tests {
         assert!(refused >= 12, "vector file looks truncated");
     }
 
+    /// The format with `secret` and a fresh memory guard.
+    fn format_with(secret: &[u8]) -> Totp {
+        Totp {
+            key: TotpKey::new("PUL3GGUVO4KFVN4R", secret).unwrap(),
+            replay: Arc::new(super::super::MemoryReplayGuard::default()),
+        }
+    }
+
     /// The same through the format, as a login sees it: the shifted token
     /// is refused (not passed on as a password), the real one admitted once.
     #[test]
     fn a_token_minted_for_malice_does_not_log_in_alice() {
-        let key = TotpKey::new("PUL3GGUVO4KFVN4R", b"OHCMULRVFWI2SR5W2S22C2JMA63OC5SV").unwrap();
-        let format = Totp {
-            key,
-            replay: Arc::new(super::super::MemoryReplayGuard::default()),
-        };
+        let format = format_with(b"OHCMULRVFWI2SR5W2S22C2JMA63OC5SV");
         let now = 1_765_000_005;
         let t = format.mint("malice", "example.org", now, Duration::ZERO);
         let (word, sig) = t.split_once(' ').unwrap();
@@ -834,11 +838,7 @@ mod tests {
     #[test]
     fn a_used_token_stays_refused_after_the_clock_goes_forward_and_back() {
         for jump in [3600, 2 * 3600, 365 * 24 * 3600] {
-            let key = TotpKey::new("PUL3GGUVO4KFVN4R", b"secret").unwrap();
-            let format = Totp {
-                key,
-                replay: Arc::new(super::super::MemoryReplayGuard::default()),
-            };
+            let format = format_with(b"secret");
             let now = 1_765_000_005;
             let t = format.mint("alice", "example.org", now, Duration::ZERO);
             assert_eq!(
