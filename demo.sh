@@ -45,13 +45,12 @@ logins() { # logins PORT
     try "$1" "bob, alice's token:" 1 bob@localhost "$TOKEN"
 }
 
+extauth_yml() { # extauth_yml FILE PROGRAM: ejabberd.yml lines for extauth with PROGRAM
+    printf 'auth_method: external\nextauth_program: "%s"\nextauth_pool_size: 2\nauth_use_cache: false\n' "$2" > "$1"
+}
+
 PORT=$(free_port)
-cat > "$W/extauth.yml" <<YML
-auth_method: external
-extauth_program: "$BIN_DIR/cloudauth -c /dev/null -t ejabberd -u $BACKEND_URL --secret-file $W/secret -l $W"
-extauth_pool_size: 2
-auth_use_cache: false
-YML
+extauth_yml "$W/extauth.yml" "$BIN_DIR/cloudauth -c /dev/null -t ejabberd -u $BACKEND_URL --secret-file $W/secret -l $W"
 echo "== ejabberd on 127.0.0.1:$PORT, auth_method: external with extauth_program cloudauth"
 start_ejabberd "$W/extauth" "$PORT" "$W/extauth.yml" >/dev/null || { echo "ejabberd did not start"; exit 1; }
 logins "$PORT"
@@ -82,12 +81,7 @@ fi
 
 PORT=$(free_port)
 NEXTCLOUD="--backend nextcloud -u $BACKEND_ORIGIN --service-user xmpp-svc --service-password-file $W/svc-pw"
-cat > "$W/nextcloud.yml" <<YML
-auth_method: external
-extauth_program: "$BIN_DIR/cloudauth -c /dev/null -t ejabberd $NEXTCLOUD -l $W/nextcloud"
-extauth_pool_size: 2
-auth_use_cache: false
-YML
+extauth_yml "$W/nextcloud.yml" "$BIN_DIR/cloudauth -c /dev/null -t ejabberd $NEXTCLOUD -l $W/nextcloud"
 mkdir -p "$W/nextcloud"
 echo "== ejabberd on 127.0.0.1:$PORT, extauth with the nextcloud backend (OCS API, service account xmpp-svc)"
 start_ejabberd "$W/nc" "$PORT" "$W/nextcloud.yml" >/dev/null || { echo "ejabberd did not start"; exit 1; }
