@@ -151,6 +151,7 @@ opt_type(auth_cloud_roster_max_members) -> econf:non_neg_int();
 opt_type(auth_cloud_api_token_file) -> econf:file(read);
 opt_type(auth_cloud_service_user) -> econf:binary();
 opt_type(auth_cloud_service_password_file) -> econf:file(read);
+opt_type(auth_cloud_bruteforce_max_attempts) -> econf:pos_int();
 opt_type(auth_cloud_totp_seed_file) -> econf:file(read);
 opt_type(auth_cloud_totp_secret_file) -> econf:file(read).
 
@@ -174,7 +175,7 @@ options() ->
 		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,
 		auth_cloud_roster_groups_deny, auth_cloud_roster_max_members,
 		auth_cloud_api_token_file, auth_cloud_service_user,
-		auth_cloud_service_password_file,
+		auth_cloud_service_password_file, auth_cloud_bruteforce_max_attempts,
 		auth_cloud_totp_seed_file, auth_cloud_totp_secret_file]].
 
 %%%----------------------------------------------------------------------
@@ -185,7 +186,7 @@ commands() ->
     [#ejabberd_commands{name = cloud_auth_stats, tags = [accounts, statistics],
 			desc = "Cloud authentication counters of a vhost (OpenMetrics text)",
 			longdesc = "Decisions by operation, outcome and path (token, cache, "
-			"backend, fallback, precheck, recent, throttled), backend request latency "
+			"backend, fallback, precheck, recent, throttled, withheld), backend request latency "
 			"and failures, requests in flight and waiting per backend host, "
 			"coalesced checks, throttling noticed.",
 			module = ?MODULE, function = stats,

@@ -21,7 +21,7 @@
 -on_load(init/0).
 
 -type decision() :: {yes | no | trouble,
-		     token | backend | cache | fallback | precheck | recent | throttled,
+		     token | backend | cache | fallback | precheck | recent | throttled | withheld,
 		     binary(), non_neg_integer()}.
 -export_type([decision/0]).
 

@@ -9,7 +9,7 @@
 //!
 //! Results of decisions are `{Verdict, Path, Detail, Micros}`: `Verdict` is
 //! `yes | no | trouble`, `Path` is `token | backend | cache | fallback |
-//! precheck | recent | throttled`, `Detail` a binary for the log (never a password).
+//! precheck | recent | throttled | withheld`, `Detail` a binary for the log (never a password).
 
 mod cluster;
 mod host;
@@ -34,7 +34,7 @@ mod atoms {
     rustler::atoms! {
         ok, error, not_token, pass, warn, fail, claim,
         yes, no, trouble,
-        token, backend, cache, fallback, precheck, recent, throttled,
+        token, backend, cache, fallback, precheck, recent, throttled, withheld,
         create_group, add_member, remove_member, set_name,
     }
 }
@@ -58,6 +58,7 @@ fn decision_term(d: &Decision, started: Instant) -> DecisionTerm {
         Path::Refused => atoms::precheck(),
         Path::Recent => atoms::recent(),
         Path::Throttled => atoms::throttled(),
+        Path::Withheld => atoms::withheld(),
     };
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     (verdict, path, detail, micros)

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use crate::backend::{Account, BackendError};
+use crate::bruteforce::Prospect;
 use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
@@ -71,6 +72,9 @@ pub enum Path {
     Recent,
     /// Too many different wrong passwords for this user lately: paused.
     Throttled,
+    /// Not asked: the backend's failure budget is spent, or its service
+    /// blocks this server ([`crate::bruteforce`]).
+    Withheld,
 }
 
 impl Path {
@@ -84,6 +88,7 @@ impl Path {
             Path::Refused => "precheck",
             Path::Recent => "recent",
             Path::Throttled => "throttled",
+            Path::Withheld => "withheld",
         }
     }
 
@@ -97,6 +102,7 @@ impl Path {
             Path::Refused => "precheck",
             Path::Recent => "recent refusal",
             Path::Throttled => "throttle",
+            Path::Withheld => "failure budget",
         }
     }
 }
@@ -454,6 +460,20 @@ impl Authenticator {
             Some(Ok(attempt)) => Some(attempt),
             None => None,
         };
+        // After the throttle, before the backend: a check that may be
+        // recorded as a failed login spends the backend's failure budget,
+        // the likeliest successes first.
+        let _spend = match settings.backend.failure_budget() {
+            None => None,
+            Some(budget) => match budget.admit(self.prospect(&guess, &jid, now)) {
+                Ok(spend) => Some(spend),
+                Err(withheld) => {
+                    return self
+                        .outage_answer(&jid, password, withheld.into(), Path::Withheld)
+                        .await
+                }
+            },
+        };
         match self.ask_auth(&settings, user, domain, &jid, password).await {
             Ok(true) => {
                 if let Some(t) = &self.throttle {
@@ -477,14 +497,42 @@ impl Authenticator {
                 }
                 Decision::new(Verdict::No, Path::Backend, None)
             }
-            Err(e) => {
-                if self.cache_admits(&jid, password, Rules::Unreachable).await {
-                    warn!("{jid}: cloud trouble ({e}); admitted by the password cache");
-                    Decision::new(Verdict::Yes, Path::Fallback, None)
-                } else {
-                    Decision::new(Verdict::Trouble(e), Path::Backend, None)
-                }
-            }
+            Err(e) => self.outage_answer(&jid, password, e, Path::Backend).await,
+        }
+    }
+
+    /// When the backend cannot be asked or could not answer: the password
+    /// cache's outage rules, else "cannot tell" (never "no").
+    async fn outage_answer(
+        &self,
+        jid: &str,
+        password: &str,
+        e: BackendError,
+        path: Path,
+    ) -> Decision {
+        if self.cache_admits(jid, password, Rules::Unreachable).await {
+            warn!("{jid}: cloud trouble ({e}); admitted by the password cache");
+            Decision::new(Verdict::Yes, Path::Fallback, None)
+        } else {
+            Decision::new(Verdict::Trouble(e), path, None)
+        }
+    }
+
+    /// How likely a password check is to succeed: a user who logged in
+    /// before (a cache row, or a password the backend accepted) and was
+    /// not refused lately.
+    fn prospect(&self, guess: &Guess<'_>, jid: &str, now: u64) -> Prospect {
+        let standing = self
+            .throttle
+            .as_ref()
+            .map(|t| t.standing(&guess.throttle_key, now));
+        let refused_lately = standing.is_some_and(|s| s.refused > 0);
+        let known = standing.is_some_and(|s| s.accepted_before)
+            || self.cache.as_ref().is_some_and(|c| c.knows(jid));
+        if known && !refused_lately {
+            Prospect::Likely
+        } else {
+            Prospect::Unlikely
         }
     }
 

@@ -9,6 +9,7 @@
 //! ejabberd NIF).
 
 pub mod backend;
+pub mod bruteforce;
 pub mod cache;
 pub mod clock;
 pub mod coalesce;

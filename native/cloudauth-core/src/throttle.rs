@@ -94,6 +94,15 @@ pub struct FailureThrottle {
     users: Mutex<HashMap<String, Record>>,
 }
 
+/// What the throttle knows of a user ([`FailureThrottle::standing`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Different wrong passwords within the window.
+    pub refused: usize,
+    /// Whether the backend accepted a password for the user.
+    pub accepted_before: bool,
+}
+
 /// A check let through: counted as in flight until dropped.
 pub struct Attempt<'a> {
     throttle: &'a FailureThrottle,
@@ -190,6 +199,23 @@ impl FailureThrottle {
             throttle: self,
             key: key.to_string(),
             digest: Some(digest),
+        })
+    }
+
+    /// What is known of `key` at `now`: refusals within the window, and
+    /// whether the backend ever accepted a password.
+    pub fn standing(&self, key: &str, now: u64) -> Standing {
+        let window = self.settings.window.as_secs();
+        let Ok(users) = self.users.lock() else {
+            return Standing::default();
+        };
+        users.get(key).map_or_else(Standing::default, |r| Standing {
+            refused: r
+                .refused
+                .iter()
+                .filter(|(_, t)| t.saturating_add(window) >= now)
+                .count(),
+            accepted_before: r.last_accepted.is_some(),
         })
     }
 

@@ -67,6 +67,14 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// The budget of failed logins this backend may cause, when its
+    /// service counts them against the server's address (Nextcloud's
+    /// brute-force protection): the decision spends it on the password
+    /// checks most likely to succeed ([`crate::bruteforce`]).
+    fn failure_budget(&self) -> Option<&crate::bruteforce::FailureBudget> {
+        None
+    }
+
     /// Whether the answer for a user part can depend on the domain sent
     /// (the JSON API is asked about `user@domain`, JSXC tries `user@domain`
     /// before `user`). `false` for a backend that checks the user part
@@ -231,6 +239,26 @@ pub enum BackendError {
         "not asked: too many different wrong passwords for this user lately; try again in {0} s"
     )]
     GuessingPaused(u64),
+    /// Not asked: the failed logins this server caused at Nextcloud within
+    /// its 30-minute window reached what this check may spend
+    /// ([`crate::bruteforce`]); one more might get the server's address
+    /// blocked. Whether the password is right is not known: "cannot tell".
+    #[error("not asked: this server caused {failures} failed logins at Nextcloud within 30 minutes ({limit} may be spent on this kind of check; Nextcloud's brute-force protection blocks the address beyond its max-attempts); try again later, or allow-list this server's address in Nextcloud")]
+    FailuresBudgetSpent {
+        /// Failures counted (and checks in flight).
+        failures: u32,
+        /// What this kind of check may spend.
+        limit: u32,
+    },
+    /// Nextcloud's brute-force protection blocks this server's address
+    /// (HTTP 429 for every request with credentials).
+    #[error("Nextcloud's brute-force protection blocks this server's address (HTTP 429 for {for_secs} s; next try in {retry_in} s): allow-list the address in Nextcloud (Administration → Security, or `occ config:app:set bruteForce whitelist_1 --value=ADDRESS/32`) and run `occ security:bruteforce:reset ADDRESS`")]
+    BruteForceBlock {
+        /// Seconds since the block was seen.
+        for_secs: u64,
+        /// Seconds until the next request may try.
+        retry_in: u64,
+    },
     /// Too many requests already wait for this backend.
     #[error("{waiting} requests already wait for the backend ({limit} in flight): not queued (raise cloud-concurrency only if the backend has the workers)")]
     Overloaded {
@@ -253,6 +281,19 @@ pub enum BackendError {
     /// This backend, as configured, cannot answer this question.
     #[error("cannot find out: {0}")]
     Unsupported(&'static str),
+}
+
+impl From<crate::bruteforce::Withheld> for BackendError {
+    fn from(w: crate::bruteforce::Withheld) -> Self {
+        match w {
+            crate::bruteforce::Withheld::Spent { failures, limit } => {
+                BackendError::FailuresBudgetSpent { failures, limit }
+            }
+            crate::bruteforce::Withheld::Blocked { for_secs, retry_in } => {
+                BackendError::BruteForceBlock { for_secs, retry_in }
+            }
+        }
+    }
 }
 
 /// A reply that is not what the API promises.

@@ -40,6 +40,7 @@ use super::{
     decode_json, printable_snippet, Account, Backend, BackendEntry, BackendError, BackendFuture,
     DecodeError, DoctorFuture,
 };
+use crate::bruteforce::{FailureBudget, Outcome};
 use crate::doctor::{self, BackendReport, Check};
 use crate::roster::{RosterMember, SharedRoster};
 use crate::secret::Secret;
@@ -53,8 +54,14 @@ pub const SERVICE_USER: &str = "service-user";
 pub const SERVICE_PASSWORD_FILE: &str = "service-password-file";
 
 /// How long a wrong password is answered "no" from memory: each resent
-/// failure would lengthen Nextcloud's delay for every user of this server.
-pub const REPEAT_REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+/// failure is recorded by Nextcloud's brute-force protection against this
+/// server's address, and a client with a stale password retries for
+/// hours. Far beyond Nextcloud's 30-minute window, so such a client costs
+/// at most one recorded failure per four hours; a different password (the
+/// right one) still goes through at once.
+pub const REPEAT_REFUSAL_WINDOW: Duration = Duration::from_secs(4 * 3600);
+/// `bruteforce-max-attempts`: Nextcloud's `auth.bruteforce.max-attempts`.
+pub const BRUTEFORCE_MAX_ATTEMPTS: &str = "bruteforce-max-attempts";
 /// A login slower than this (and than [`THROTTLE_FACTOR`] × the typical
 /// latency) is taken as a sign of the brute-force throttle. Nextcloud's
 /// first delays are 0.2–0.4 s, too close to an argon2id check (≈0.4 s) to
@@ -95,6 +102,14 @@ pub static ENTRY: BackendEntry = BackendEntry {
         )
         .per_domain()
         .value_name("FILE"),
+        Spec::new(
+            BRUTEFORCE_MAX_ATTEMPTS,
+            Kind::Count { min: 1, max: 1_000 },
+            "nextcloud backend: Nextcloud's auth.bruteforce.max-attempts (failed logins per address within 30 minutes before it blocks the address); cloudauth causes at most this less 2 there, unless Nextcloud allow-lists this server",
+        )
+        .default("10")
+        .per_domain()
+        .value_name("N"),
     ],
     build,
 };
@@ -158,8 +173,19 @@ fn build(v: &Values, http: &Arc<HttpClient>) -> Result<Arc<dyn Backend>, Setting
             }
         })?),
     };
+    // The schema gives the default and bounds it (1..=1000).
+    let max_attempts = v
+        .count(BRUTEFORCE_MAX_ATTEMPTS)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            invalid(
+                BRUTEFORCE_MAX_ATTEMPTS,
+                "must be a whole number from 1 to 1000".into(),
+            )
+        })?;
     let nc = Nextcloud::new(url, service, Arc::clone(http))
-        .map_err(|why| invalid(keys::URL, why.to_string()))?;
+        .map_err(|why| invalid(keys::URL, why.to_string()))?
+        .with_failure_budget(max_attempts);
     Ok(Arc::new(nc))
 }
 
@@ -267,6 +293,36 @@ pub fn ocs_url(base: &reqwest::Url, segments: &[&str]) -> Option<reqwest::Url> {
     }
     url.set_query(Some("format=json"));
     Some(url)
+}
+
+/// `bruteforce.allow-listed` and `bruteforce.delay` (ms) of a capabilities
+/// reply; `allow-listed` is missing before Nextcloud 28 (then: not listed).
+pub fn bruteforce_capabilities(body: &[u8]) -> Option<(bool, u64)> {
+    let data = ocs_data(body).ok()?;
+    let bf = data.get("capabilities")?.get("bruteforce")?;
+    let delay = bf.get("delay")?.as_u64()?;
+    let allow_listed = bf
+        .get("allow-listed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Some((allow_listed, delay))
+}
+
+/// What Nextcloud's brute-force protection made of a request with
+/// credentials: 429 (HTTP or OCS; on 25–28 an HTTP 500 "Reached maximum
+/// delay") is its block; 401 "Current user is not logged in" (a two-factor
+/// account, no credentials) is not recorded; any other 401 is.
+pub fn login_outcome(reply: &HttpReply) -> Outcome {
+    let says = |what: &str| reply.body.windows(what.len()).any(|w| w == what.as_bytes());
+    match reply.status {
+        429 => Outcome::Blocked,
+        500 if says("Reached maximum delay") => Outcome::Blocked,
+        _ if ocs_statuscode(&reply.body) == Some(429) => Outcome::Blocked,
+        200..=299 => Outcome::Accepted,
+        401 if says("Current user is not logged in") => Outcome::NotCounted,
+        401 => Outcome::Failed,
+        _ => Outcome::NotCounted,
+    }
 }
 
 /// `ocs.data` of an OCS JSON reply.
@@ -564,6 +620,9 @@ pub struct Nextcloud {
     /// Whether "isuser and the shared roster are off" was logged.
     told_no_service: AtomicBool,
     latency: LatencyWatch,
+    /// Failed logins this server caused here, and Nextcloud's block.
+    budget: Option<Arc<FailureBudget>>,
+    capabilities: reqwest::Url,
 }
 
 impl std::fmt::Debug for Nextcloud {
@@ -586,6 +645,8 @@ impl Nextcloud {
     ) -> Result<Self, &'static str> {
         let current_user =
             ocs_url(&base, &["cloud", "user"]).ok_or("the URL cannot have a path")?;
+        let capabilities =
+            ocs_url(&base, &["cloud", "capabilities"]).ok_or("the URL cannot have a path")?;
         Ok(Nextcloud {
             base,
             current_user,
@@ -593,7 +654,74 @@ impl Nextcloud {
             http,
             told_no_service: AtomicBool::new(false),
             latency: LatencyWatch::new(THROTTLE_FLOOR),
+            budget: None,
+            capabilities,
         })
+    }
+
+    /// The same, keeping the failed logins it causes below `max_attempts`
+    /// less [`crate::bruteforce::HEADROOM`] (shared with every backend for
+    /// this Nextcloud in the process).
+    pub fn with_failure_budget(mut self, max_attempts: u32) -> Self {
+        self.budget =
+            FailureBudget::for_nextcloud(self.base.as_str(), &shown(&self.base), max_attempts);
+        self
+    }
+
+    /// Reads `cloud/capabilities` (public, no login) when due: whether
+    /// Nextcloud allow-lists this address and the delay it would apply.
+    async fn read_capabilities_if_due(&self) {
+        let Some(budget) = &self.budget else { return };
+        if !budget.capabilities_due() {
+            return;
+        }
+        let url = &self.capabilities;
+        let Ok(request) = self.http.request(reqwest::Method::GET, url) else {
+            return;
+        };
+        let request = request
+            .header(OCS_API_REQUEST, "true")
+            .header(ACCEPT, "application/json");
+        match self.http.send(request, url).await {
+            Ok(reply) if reply.status == 200 => match bruteforce_capabilities(&reply.body) {
+                Some((allow_listed, delay)) => budget.capabilities(allow_listed, delay),
+                None => debug!(
+                    "Nextcloud at {}: its capabilities tell nothing of brute-force protection",
+                    shown(&self.base)
+                ),
+            },
+            Ok(reply) => debug!(
+                "Nextcloud at {}: capabilities answered HTTP {}",
+                shown(&self.base),
+                reply.status
+            ),
+            Err(e) => debug!("Nextcloud at {}: capabilities: {e}", shown(&self.base)),
+        }
+    }
+
+    /// Sends a request with `login`'s credentials through the failure
+    /// budget's block watch, and counts what Nextcloud made of it.
+    async fn send_counted(
+        &self,
+        login: &str,
+        request: reqwest::RequestBuilder,
+        url: &reqwest::Url,
+    ) -> Result<HttpReply, BackendError> {
+        let Some(budget) = &self.budget else {
+            return self.http.send(request, url).await;
+        };
+        budget.may_send()?;
+        let reply = self.http.send(request, url).await?;
+        let outcome = login_outcome(&reply);
+        budget.record(login, outcome);
+        if outcome == Outcome::Blocked {
+            let report = budget.report();
+            return Err(BackendError::BruteForceBlock {
+                for_secs: report.blocked_for.unwrap_or(0),
+                retry_in: crate::bruteforce::BLOCK_PROBE_INTERVAL.as_secs(),
+            });
+        }
+        Ok(reply)
     }
 
     /// The same with another floor for the throttle detection (default
@@ -650,9 +778,10 @@ impl Nextcloud {
             );
             return Ok(false);
         }
+        self.read_capabilities_if_due().await;
         let url = &self.current_user;
         let request = self.ocs_request(url, basic_authorization(who.user, password.as_bytes()))?;
-        let reply = match self.http.send(request, url).await {
+        let reply = match self.send_counted(who.user, request, url).await {
             Ok(r) => r,
             Err(BackendError::Timeout(d)) => {
                 // Nextcloud's delay reaches 25 s, beyond most deadlines: a
@@ -703,8 +832,9 @@ impl Nextcloud {
         svc: &ServiceAccount,
         url: &reqwest::Url,
     ) -> Result<HttpReply, BackendError> {
+        self.read_capabilities_if_due().await;
         let request = self.ocs_request(url, svc.authorization.clone())?;
-        self.http.send(request, url).await
+        self.send_counted(svc.user(), request, url).await
     }
 
     async fn is_user_op(
@@ -1011,6 +1141,10 @@ impl Backend for Nextcloud {
         Some(REPEAT_REFUSAL_WINDOW)
     }
 
+    fn failure_budget(&self) -> Option<&FailureBudget> {
+        self.budget.as_deref()
+    }
+
     /// Nextcloud logs in the user part alone.
     fn answer_depends_on_domain(&self) -> bool {
         false
@@ -1058,6 +1192,71 @@ mod tests {
             decode_current_user_id(xml),
             Err(DecodeError::NotJson { .. })
         ));
+    }
+
+    fn reply(status: u16, body: &str) -> HttpReply {
+        HttpReply {
+            status,
+            content_type: "application/json".into(),
+            body: body.as_bytes().to_vec(),
+            elapsed: Duration::ZERO,
+            date: None,
+        }
+    }
+
+    #[test]
+    fn what_the_brute_force_protection_counts() {
+        let ocs = |code: u32, msg: &str| {
+            format!(
+                r#"{{"ocs":{{"meta":{{"status":"failure","statuscode":{code},"message":"{msg}"}},"data":[]}}}}"#
+            )
+        };
+        let cases = [
+            (200, ocs(100, "OK"), Outcome::Accepted),
+            (401, ocs(997, "Unauthorised"), Outcome::Failed),
+            (
+                401,
+                "<?xml version=\"1.0\"?><ocs><meta><statuscode>997</statuscode><message>Unauthorised</message></meta></ocs>".into(),
+                Outcome::Failed,
+            ),
+            (401, ocs(997, "Current user is not logged in"), Outcome::NotCounted),
+            (429, ocs(429, "Reached maximum delay"), Outcome::Blocked),
+            (429, "<ocs><meta><statuscode>429</statuscode></meta></ocs>".into(), Outcome::Blocked),
+            (500, "Reached maximum delay".into(), Outcome::Blocked),
+            (200, ocs(429, "Reached maximum delay"), Outcome::Blocked),
+            (404, ocs(998, ""), Outcome::NotCounted),
+            (412, r#"{"message":"CSRF check failed"}"#.into(), Outcome::NotCounted),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(
+                login_outcome(&reply(status, &body)),
+                want,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn brute_force_capabilities() {
+        let caps = |bf: &str| {
+            format!(
+                r#"{{"ocs":{{"meta":{{"statuscode":200}},"data":{{"version":{{}},"capabilities":{{"core":{{}},"bruteforce":{bf}}}}}}}}}"#
+            )
+        };
+        assert_eq!(
+            bruteforce_capabilities(caps(r#"{"delay":400,"allow-listed":false}"#).as_bytes()),
+            Some((false, 400))
+        );
+        assert_eq!(
+            bruteforce_capabilities(caps(r#"{"delay":0,"allow-listed":true}"#).as_bytes()),
+            Some((true, 0))
+        );
+        // Nextcloud 24: no allow-listed field.
+        assert_eq!(
+            bruteforce_capabilities(caps(r#"{"delay":0}"#).as_bytes()),
+            Some((false, 0))
+        );
+        assert_eq!(bruteforce_capabilities(b"{}"), None);
     }
 
     #[test]

@@ -136,6 +136,11 @@ impl PasswordCache {
         normal || (rules == Rules::Unreachable && within(e.remoteauth, self.ttls.unreachable, now))
     }
 
+    /// Whether a row is kept for `jid` (the user logged in before), fresh or not.
+    pub fn knows(&self, jid: &str) -> bool {
+        matches!(self.store.get(jid), Ok(Some(_)))
+    }
+
     /// The fast part: timestamps and the in-memory digest. Never runs bcrypt.
     /// A hit is recorded (`anyauth = now`).
     pub fn lookup(&self, jid: &str, password: &str, now: u64, rules: Rules) -> Lookup {

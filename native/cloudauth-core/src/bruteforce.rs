@@ -1,0 +1,659 @@
+//! Nextcloud's brute-force protection as seen from this server, so that
+//! cloudauth never gets the XMPP server's address blocked.
+//!
+//! Nextcloud 32/34 count failed logins per client address, and every XMPP
+//! user comes from the XMPP server's address. After more than
+//! `auth.bruteforce.max-attempts` (10) failures within 30 minutes, every
+//! request with credentials from that address gets HTTP 429 — right
+//! passwords, app passwords, the service account — until the failures of
+//! the last 30 minutes fall back to the limit. A success deletes only that
+//! login name's failures. (Nextcloud 24 delayed instead; the same budget
+//! keeps that delay short.) See `NEXTCLOUD-API.md` in the shared notes.
+//!
+//! [`FailureBudget`] keeps, per Nextcloud, the failures this server caused
+//! there within Nextcloud's window and lets a password check that may fail
+//! through only while they stay below the limit less [`HEADROOM`]:
+//!
+//! * checks most likely to succeed (a user who logged in before and was not
+//!   refused lately: [`Prospect::Likely`]) may spend the whole budget, the
+//!   others (unknown names, a user who keeps failing) only half of it, so a
+//!   guesser cannot spend the budget of the users who type right;
+//! * a spent budget answers "cannot tell", never "no" (the caller then
+//!   applies the password cache's outage rules); tokens, cache hits and the
+//!   service account are not checks of this kind and go on working;
+//! * Nextcloud's own figures correct the count: its public capabilities
+//!   (`bruteforce.allow-listed`, `bruteforce.delay` for the caller's
+//!   address) are read at the first request and every
+//!   [`CAPABILITIES_INTERVAL`]; an allow-listed address has no budget, and
+//!   a count above what Nextcloud reports (an admin's reset) is lowered;
+//! * a block already on (a 429) lets at most one request through per
+//!   [`BLOCK_PROBE_INTERVAL`] until an answer other than 429 comes back.
+//!
+//! Every change of state is logged once, with what to do. The budget is
+//! shared by every backend instance for the same Nextcloud in this process
+//! ([`FailureBudget::for_nextcloud`]): socket mode and the ejabberd VM have
+//! one per Nextcloud; each process of an extauth pool has its own.
+//! Login names are kept only as keyed digests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::clock::{Clock, SystemClock};
+use crate::digest::{Digester, PairDigest};
+
+/// Nextcloud's window for counting failures (`Throttler`: 30 minutes for the block).
+pub const WINDOW: Duration = Duration::from_secs(30 * 60);
+/// Failures left unspent below Nextcloud's limit: other clients at the
+/// same address (a webmail, a sync client on the XMPP host), and a check
+/// whose failure Nextcloud counted though the answer never arrived.
+pub const HEADROOM: u32 = 2;
+/// How often Nextcloud's capabilities are read again.
+pub const CAPABILITIES_INTERVAL: Duration = Duration::from_secs(300);
+/// During a block, at most one request per this interval reaches Nextcloud.
+pub const BLOCK_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// During a block, at most one warning per this interval.
+pub const BLOCK_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How likely a password check is to succeed, which decides how much of
+/// the budget it may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prospect {
+    /// The user logged in before and was not refused lately.
+    Likely,
+    /// An unknown name, or a user refused lately.
+    Unlikely,
+}
+
+/// Why a check was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// The failures counted reached what this kind of check may spend.
+    Spent {
+        /// Failures counted at Nextcloud within its window (and in flight).
+        failures: u32,
+        /// What this kind of check may spend.
+        limit: u32,
+    },
+    /// Nextcloud blocks this address; the next probe may go in `retry_in` s.
+    Blocked {
+        /// Seconds since the block was seen.
+        for_secs: u64,
+        /// Seconds until the next probe.
+        retry_in: u64,
+    },
+}
+
+/// What Nextcloud made of a request with credentials, for the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Logged in: Nextcloud deletes this login name's failures.
+    Accepted,
+    /// A failure Nextcloud records (401 "Unauthorised").
+    Failed,
+    /// Refused without a record ("Current user is not logged in": a
+    /// two-factor account), or any other answer that is not a block.
+    NotCounted,
+    /// HTTP 429 (or OCS 429): the address is blocked.
+    Blocked,
+}
+
+/// What [`FailureBudget::report`] tells `doctor` and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetReport {
+    /// `None` until the capabilities were read.
+    pub allow_listed: Option<bool>,
+    /// Failures Nextcloud reported for this address (from `delay`), at the last read.
+    pub reported_failures: Option<u32>,
+    /// Failures counted in the window now.
+    pub failures: u32,
+    /// The most this server spends (max-attempts less [`HEADROOM`]).
+    pub limit: u32,
+    /// Seconds since a block was seen, while it lasts.
+    pub blocked_for: Option<u64>,
+}
+
+/// The state a change of which is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Only likely checks go through.
+    Reserved,
+    Spent,
+    AllowListed,
+}
+
+struct Failure {
+    at: u64,
+    login: PairDigest,
+}
+
+struct Block {
+    since: u64,
+    next_probe: u64,
+    last_warning: u64,
+}
+
+#[derive(Default)]
+struct State {
+    failures: VecDeque<Failure>,
+    /// Checks let through and not finished: each may become a failure.
+    in_flight: u32,
+    /// Failures Nextcloud reported at the first read, before any of ours,
+    /// counted until `seed_until`.
+    seed: u32,
+    seed_until: u64,
+    allow_listed: Option<bool>,
+    reported: Option<u32>,
+    capabilities_due: u64,
+    capabilities_read: bool,
+    block: Option<Block>,
+    phase: Option<Phase>,
+}
+
+/// Counters for the metrics page.
+#[derive(Debug, Default)]
+pub struct BudgetStats {
+    /// Checks withheld because the budget was spent.
+    pub withheld: AtomicU64,
+    /// Requests withheld during a block.
+    pub blocked: AtomicU64,
+    /// 429 answers seen.
+    pub blocks_seen: AtomicU64,
+    /// Failed logins Nextcloud recorded for this server.
+    pub failures_caused: AtomicU64,
+}
+
+/// The failures this server caused at one Nextcloud, and its block.
+pub struct FailureBudget {
+    /// Where, for the log (no user info).
+    name: String,
+    max_attempts: u32,
+    digester: Digester,
+    state: Mutex<State>,
+    /// The counters.
+    pub stats: BudgetStats,
+}
+
+/// A check let through: counted in flight until dropped.
+pub struct Spend<'a> {
+    budget: Option<&'a FailureBudget>,
+}
+
+impl Drop for Spend<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget {
+            if let Ok(mut s) = b.state.lock() {
+                s.in_flight = s.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Failures implied by Nextcloud's `bruteforce.delay` (ms): 0 for none,
+/// else 100 ms × 2^failures, capped at 25 s (8 failures or more within 12 h).
+pub fn failures_from_delay(delay_ms: u64) -> u32 {
+    if delay_ms == 0 {
+        return 0;
+    }
+    // Nextcloud's cap (`MAX_DELAY`): 100 ms × 2^8 would be beyond it.
+    if delay_ms >= 25_000 {
+        return 8;
+    }
+    let mut n = 0u32;
+    while n < 8 && 100u64 << (n + 1) <= delay_ms {
+        n += 1;
+    }
+    n.max(1)
+}
+
+/// The process's monotonic seconds: a stepped wall clock moves no window.
+fn now() -> u64 {
+    SystemClock.monotonic_secs()
+}
+
+impl FailureBudget {
+    /// A budget for the Nextcloud called `name` in logs, below `max_attempts`.
+    /// `None` without OS randomness for the digest key.
+    pub fn new(name: &str, max_attempts: u32) -> Option<Self> {
+        Some(FailureBudget {
+            name: name.to_string(),
+            max_attempts,
+            digester: Digester::random()?,
+            state: Mutex::default(),
+            stats: BudgetStats::default(),
+        })
+    }
+
+    /// The budget shared by every backend for the Nextcloud at `key` (its
+    /// base URL) in this process, made on first use.
+    pub fn for_nextcloud(key: &str, name: &str, max_attempts: u32) -> Option<Arc<Self>> {
+        type Registry = Mutex<HashMap<(String, u32), Weak<FailureBudget>>>;
+        static BUDGETS: OnceLock<Registry> = OnceLock::new();
+        let registry = BUDGETS.get_or_init(Registry::default);
+        let mut map = registry.lock().ok()?;
+        map.retain(|_, w| w.strong_count() > 0);
+        let id = (key.to_string(), max_attempts);
+        if let Some(b) = map.get(&id).and_then(Weak::upgrade) {
+            return Some(b);
+        }
+        let b = Arc::new(FailureBudget::new(name, max_attempts)?);
+        map.insert(id, Arc::downgrade(&b));
+        Some(b)
+    }
+
+    /// The most failures this server lets itself cause within the window.
+    pub fn limit(&self) -> u32 {
+        self.max_attempts.saturating_sub(HEADROOM).max(1)
+    }
+
+    fn limit_for(&self, prospect: Prospect) -> u32 {
+        match prospect {
+            Prospect::Likely => self.limit(),
+            Prospect::Unlikely => self.limit() / 2,
+        }
+    }
+
+    fn counted(&self, s: &mut State, now: u64) -> u32 {
+        let window = WINDOW.as_secs();
+        while s
+            .failures
+            .front()
+            .is_some_and(|f| f.at.saturating_add(window) <= now)
+        {
+            s.failures.pop_front();
+        }
+        if s.seed_until <= now {
+            s.seed = 0;
+        }
+        u32::try_from(s.failures.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(s.seed)
+    }
+
+    /// Lets a check that may fail through at `now` (monotonic seconds), or
+    /// says why not. The check counts in flight until the [`Spend`] drops.
+    pub fn admit_at(&self, prospect: Prospect, now: u64) -> Result<Spend<'_>, Withheld> {
+        let Ok(mut s) = self.state.lock() else {
+            // A poisoned lock must not lock anyone out.
+            return Ok(Spend { budget: None });
+        };
+        if s.allow_listed == Some(true) {
+            return Ok(Spend { budget: None });
+        }
+        let failures = self.counted(&mut s, now).saturating_add(s.in_flight);
+        let limit = self.limit_for(prospect);
+        if failures >= limit {
+            self.stats.withheld.fetch_add(1, Ordering::Relaxed);
+            self.note_phase(&mut s, now);
+            return Err(Withheld::Spent { failures, limit });
+        }
+        s.in_flight += 1;
+        Ok(Spend { budget: Some(self) })
+    }
+
+    /// Whether a request with credentials may go to Nextcloud at `now`:
+    /// during a block only one per [`BLOCK_PROBE_INTERVAL`].
+    pub fn may_send_at(&self, now: u64) -> Result<(), Withheld> {
+        let Ok(mut s) = self.state.lock() else {
+            return Ok(());
+        };
+        let Some(block) = s.block.as_mut() else {
+            return Ok(());
+        };
+        if now >= block.next_probe {
+            block.next_probe = now.saturating_add(BLOCK_PROBE_INTERVAL.as_secs());
+            return Ok(());
+        }
+        self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        Err(Withheld::Blocked {
+            for_secs: now.saturating_sub(block.since),
+            retry_in: block.next_probe.saturating_sub(now),
+        })
+    }
+
+    /// Counts what Nextcloud made of a request for `login` at `now`.
+    pub fn record_at(&self, login: &str, outcome: Outcome, now: u64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let digest = self.digester.digest("login", &login.to_lowercase());
+        match outcome {
+            Outcome::Blocked => {
+                self.stats.blocks_seen.fetch_add(1, Ordering::Relaxed);
+                let warn_now = match s.block.as_mut() {
+                    None => {
+                        s.block = Some(Block {
+                            since: now,
+                            next_probe: now.saturating_add(BLOCK_PROBE_INTERVAL.as_secs()),
+                            last_warning: now,
+                        });
+                        true
+                    }
+                    Some(b) => {
+                        let due =
+                            now >= b.last_warning.saturating_add(BLOCK_WARN_INTERVAL.as_secs());
+                        if due {
+                            b.last_warning = now;
+                        }
+                        due
+                    }
+                };
+                if warn_now {
+                    let since = s.block.as_ref().map_or(0, |b| now.saturating_sub(b.since));
+                    warn!(
+                        "Nextcloud at {}: its brute-force protection blocks this server's address (HTTP 429 \
+                         for every login, right passwords and the service account included; seen for {since} s; \
+                         it lifts when the failures of the last 30 minutes fall to {} or fewer). Until then at most \
+                         one request per {} s goes to Nextcloud, cached passwords and tokens still work, other \
+                         logins get \"try again later\". Fix: allow-list this server's address in Nextcloud \
+                         (Administration → Security, or `occ config:app:set bruteForce whitelist_1 --value=ADDRESS/32`) \
+                         and run `occ security:bruteforce:reset ADDRESS`",
+                        self.name,
+                        self.max_attempts,
+                        BLOCK_PROBE_INTERVAL.as_secs()
+                    );
+                }
+                return;
+            }
+            Outcome::Accepted => {
+                s.failures.retain(|f| !f.login.ct_eq(&digest));
+            }
+            Outcome::Failed => {
+                self.stats.failures_caused.fetch_add(1, Ordering::Relaxed);
+                s.failures.push_back(Failure {
+                    at: now,
+                    login: digest,
+                });
+            }
+            Outcome::NotCounted => {}
+        }
+        if let Some(b) = s.block.take() {
+            info!(
+                "Nextcloud at {}: the brute-force block is over after {} s",
+                self.name,
+                now.saturating_sub(b.since)
+            );
+        }
+        self.note_phase(&mut s, now);
+    }
+
+    /// Claims the next read of the capabilities when it is due at `now`.
+    pub fn capabilities_due_at(&self, now: u64) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        if now < s.capabilities_due {
+            return false;
+        }
+        s.capabilities_due = now.saturating_add(CAPABILITIES_INTERVAL.as_secs());
+        true
+    }
+
+    /// What the capabilities said about this address at `now`: allow-listed
+    /// or not, and the delay Nextcloud would apply (from which the failures
+    /// it holds within 12 h follow, an upper bound for its 30-minute count).
+    pub fn capabilities_at(&self, allow_listed: bool, delay_ms: u64, now: u64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let reported = failures_from_delay(delay_ms);
+        let first = !s.capabilities_read;
+        s.capabilities_read = true;
+        s.allow_listed = Some(allow_listed);
+        s.reported = Some(reported);
+        let ours = self.counted(&mut s, now);
+        if first && reported > ours {
+            // Failures from before this process started (or from another
+            // client at this address): counted for one window.
+            s.seed = reported - ours;
+            s.seed_until = now.saturating_add(WINDOW.as_secs());
+        } else if reported < 8 && reported < ours {
+            // Nextcloud holds fewer (an admin reset them): believe it.
+            let mut excess = ours - reported;
+            let from_seed = excess.min(s.seed);
+            s.seed -= from_seed;
+            excess -= from_seed;
+            for _ in 0..excess {
+                s.failures.pop_front();
+            }
+        }
+        self.note_phase(&mut s, now);
+    }
+
+    /// The state for `doctor` and the metrics.
+    pub fn report_at(&self, now: u64) -> BudgetReport {
+        let Ok(mut s) = self.state.lock() else {
+            return BudgetReport {
+                allow_listed: None,
+                reported_failures: None,
+                failures: 0,
+                limit: self.limit(),
+                blocked_for: None,
+            };
+        };
+        let failures = self.counted(&mut s, now);
+        BudgetReport {
+            allow_listed: s.allow_listed,
+            reported_failures: s.reported,
+            failures,
+            limit: self.limit(),
+            blocked_for: s.block.as_ref().map(|b| now.saturating_sub(b.since)),
+        }
+    }
+
+    /// [`FailureBudget::admit_at`] now.
+    pub fn admit(&self, prospect: Prospect) -> Result<Spend<'_>, Withheld> {
+        self.admit_at(prospect, now())
+    }
+
+    /// [`FailureBudget::may_send_at`] now.
+    pub fn may_send(&self) -> Result<(), Withheld> {
+        self.may_send_at(now())
+    }
+
+    /// [`FailureBudget::record_at`] now.
+    pub fn record(&self, login: &str, outcome: Outcome) {
+        self.record_at(login, outcome, now())
+    }
+
+    /// [`FailureBudget::capabilities_due_at`] now.
+    pub fn capabilities_due(&self) -> bool {
+        self.capabilities_due_at(now())
+    }
+
+    /// [`FailureBudget::capabilities_at`] now.
+    pub fn capabilities(&self, allow_listed: bool, delay_ms: u64) {
+        self.capabilities_at(allow_listed, delay_ms, now())
+    }
+
+    /// [`FailureBudget::report_at`] now.
+    pub fn report(&self) -> BudgetReport {
+        self.report_at(now())
+    }
+
+    /// Logs a change of phase, once.
+    fn note_phase(&self, s: &mut State, now: u64) {
+        let failures = self.counted(s, now).saturating_add(s.in_flight);
+        let phase = if s.allow_listed == Some(true) {
+            Phase::AllowListed
+        } else if failures >= self.limit_for(Prospect::Likely) {
+            Phase::Spent
+        } else if failures >= self.limit_for(Prospect::Unlikely) {
+            Phase::Reserved
+        } else {
+            Phase::Open
+        };
+        let before = s.phase.replace(phase);
+        if before == Some(phase) {
+            return;
+        }
+        let (name, limit, max) = (&self.name, self.limit(), self.max_attempts);
+        let fix = "to let every login through, allow-list this server's address in Nextcloud \
+                   (Administration → Security, or `occ config:app:set bruteForce whitelist_1 --value=ADDRESS/32`)";
+        match phase {
+            Phase::AllowListed => info!(
+                "Nextcloud at {name} allow-lists this server's address: its brute-force protection does not \
+                 count these logins, so cloudauth's guessing throttle (throttle-failures) is the defence against \
+                 password guessing"
+            ),
+            Phase::Open if before.is_none() => {}
+            Phase::Open => info!(
+                "Nextcloud at {name}: failed logins within its 30-minute window are below {} again; every password \
+                 check goes to Nextcloud",
+                self.limit_for(Prospect::Unlikely)
+            ),
+            Phase::Reserved => warn!(
+                "Nextcloud at {name}: this server caused {failures} failed logins there within 30 minutes \
+                 (Nextcloud blocks every login from this address after {max}); the rest of the budget ({limit}) \
+                 is kept for users who logged in before: unknown names and users who keep failing get \
+                 \"try again later\" without asking; {fix}"
+            ),
+            Phase::Spent => warn!(
+                "Nextcloud at {name}: this server caused {failures} failed logins there within 30 minutes \
+                 (Nextcloud blocks every login from this address after {max}): password checks not in the \
+                 cache get \"try again later\" without asking until the failures age out or users log in; \
+                 cached passwords and tokens still work; {fix}"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget() -> FailureBudget {
+        FailureBudget::new("test", 10).unwrap()
+    }
+
+    fn fail(b: &FailureBudget, login: &str, now: u64) {
+        let spend = b.admit_at(Prospect::Likely, now).expect("admitted");
+        b.record_at(login, Outcome::Failed, now);
+        drop(spend);
+    }
+
+    #[test]
+    fn delay_to_failures() {
+        assert_eq!(failures_from_delay(0), 0);
+        assert_eq!(failures_from_delay(200), 1);
+        assert_eq!(failures_from_delay(400), 2);
+        assert_eq!(failures_from_delay(800), 3);
+        assert_eq!(failures_from_delay(12800), 7);
+        assert_eq!(failures_from_delay(25000), 8);
+        assert_eq!(failures_from_delay(99), 1);
+    }
+
+    #[test]
+    fn never_more_than_the_limit_less_headroom() {
+        let b = budget();
+        for i in 0..8 {
+            fail(&b, &format!("u{i}"), 100);
+        }
+        assert_eq!(b.limit(), 8);
+        assert_eq!(
+            b.admit_at(Prospect::Likely, 100).err(),
+            Some(Withheld::Spent {
+                failures: 8,
+                limit: 8
+            })
+        );
+        // Nextcloud's window passes: the budget is back.
+        assert!(b.admit_at(Prospect::Likely, 100 + WINDOW.as_secs()).is_ok());
+    }
+
+    #[test]
+    fn unlikely_checks_spend_half_and_in_flight_counts() {
+        let b = budget();
+        let a = b.admit_at(Prospect::Unlikely, 1).unwrap();
+        let c = b.admit_at(Prospect::Unlikely, 1).unwrap();
+        let d = b.admit_at(Prospect::Unlikely, 1).unwrap();
+        let e = b.admit_at(Prospect::Unlikely, 1).unwrap();
+        assert!(matches!(
+            b.admit_at(Prospect::Unlikely, 1),
+            Err(Withheld::Spent {
+                failures: 4,
+                limit: 4
+            })
+        ));
+        assert!(
+            b.admit_at(Prospect::Likely, 1).is_ok(),
+            "the rest is kept for likely checks"
+        );
+        drop((a, c, d, e));
+        assert!(
+            b.admit_at(Prospect::Unlikely, 1).is_ok(),
+            "finished checks that did not fail cost nothing"
+        );
+    }
+
+    #[test]
+    fn a_success_clears_only_that_login() {
+        let b = budget();
+        for _ in 0..3 {
+            fail(&b, "alice", 10);
+        }
+        fail(&b, "bob", 10);
+        fail(&b, "bob", 10);
+        b.record_at("ALICE", Outcome::Accepted, 11);
+        assert_eq!(b.report_at(11).failures, 2);
+    }
+
+    #[test]
+    fn a_block_lets_one_probe_through_per_interval_and_ends_on_another_answer() {
+        let b = budget();
+        assert!(b.may_send_at(0).is_ok());
+        b.record_at("alice", Outcome::Blocked, 0);
+        assert!(matches!(
+            b.may_send_at(1),
+            Err(Withheld::Blocked {
+                for_secs: 1,
+                retry_in: 4
+            })
+        ));
+        assert!(b.may_send_at(5).is_ok(), "the probe");
+        assert!(b.may_send_at(5).is_err(), "only one");
+        b.record_at("alice", Outcome::Blocked, 5);
+        assert!(b.may_send_at(9).is_err());
+        assert_eq!(b.report_at(9).blocked_for, Some(9));
+        assert!(b.may_send_at(10).is_ok());
+        b.record_at("alice", Outcome::Accepted, 10);
+        assert!(b.may_send_at(10).is_ok() && b.may_send_at(10).is_ok());
+        assert_eq!(b.report_at(10).blocked_for, None);
+        assert_eq!(b.stats.blocks_seen.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn capabilities_seed_lower_and_allow_list() {
+        let b = budget();
+        assert!(b.capabilities_due_at(0));
+        assert!(!b.capabilities_due_at(1));
+        assert!(b.capabilities_due_at(CAPABILITIES_INTERVAL.as_secs()));
+        // Six failures before this process: two left for likely checks.
+        b.capabilities_at(false, 6400, 0);
+        assert_eq!(b.report_at(0).failures, 6);
+        fail(&b, "x", 1);
+        assert!(b.admit_at(Prospect::Likely, 1).is_ok());
+        fail(&b, "y", 1);
+        assert!(b.admit_at(Prospect::Likely, 1).is_err());
+        // An admin reset them all.
+        b.capabilities_at(false, 0, 2);
+        assert_eq!(b.report_at(2).failures, 0);
+        assert!(b.admit_at(Prospect::Unlikely, 2).is_ok());
+        // Allow-listed: nothing is withheld.
+        for i in 0..20 {
+            b.record_at(&format!("z{i}"), Outcome::Failed, 3);
+        }
+        b.capabilities_at(true, 0, 4);
+        assert!(b.admit_at(Prospect::Unlikely, 4).is_ok());
+        assert_eq!(b.report_at(4).allow_listed, Some(true));
+    }
+
+    #[test]
+    fn one_budget_per_nextcloud_in_a_process() {
+        let a = FailureBudget::for_nextcloud("https://cloud.example/", "a", 10).unwrap();
+        let b = FailureBudget::for_nextcloud("https://cloud.example/", "b", 10).unwrap();
+        let c = FailureBudget::for_nextcloud("https://other.example/", "c", 10).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}
