@@ -32,10 +32,13 @@ write_totp_files "$W"
 mkdir -p "$W/log"
 
 TOTP_FILES="totp-seed-file=$W/totp-seed totp-secret-file=$W/totp-secret"
+# This script sends wrong passwords on purpose, more than the failure
+# budget for Nextcloud 32/34 allows (bruteforce-max-attempts, checked in
+# nextcloud_protection.sh); the emulated Nextcloud 24 here only delays.
 cat > "$W/domains" <<TXT
 json.localhost backend=json url=$BACKEND_ORIGIN/json api-token-file=$W/api-token tokens=totp $TOTP_FILES
-nc.localhost backend=nextcloud url=$BACKEND_ORIGIN service-user=svc service-password-file=$W/svc-pw tokens=totp,jsxc $TOTP_FILES secret-file=$W/secret
-nosvc.localhost backend=nextcloud url=$BACKEND_ORIGIN
+nc.localhost backend=nextcloud url=$BACKEND_ORIGIN service-user=svc service-password-file=$W/svc-pw tokens=totp,jsxc $TOTP_FILES secret-file=$W/secret bruteforce-max-attempts=1000
+nosvc.localhost backend=nextcloud url=$BACKEND_ORIGIN bruteforce-max-attempts=1000
 TXT
 HOSTS='hosts:
   - json.localhost
@@ -152,9 +155,11 @@ host_config:
     auth_cloud_secret_file: "$W/secret"
     auth_cloud_totp_seed_file: "$W/totp-seed"
     auth_cloud_totp_secret_file: "$W/totp-secret"
+    auth_cloud_bruteforce_max_attempts: 1000
   nosvc.localhost:
     auth_cloud_backend: nextcloud
     auth_cloud_url: "$BACKEND_ORIGIN"
+    auth_cloud_bruteforce_max_attempts: 1000
 YML
 EJABBERD_SANDBOX_LOGLEVEL=debug start_ejabberd "$VM" "$PORT_VM" "$W/vm.yml" || die_setup "ejabberd (vm) did not start"
 ev() { "$SANDBOX" eval "$VM" "$1"; }

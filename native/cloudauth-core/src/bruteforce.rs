@@ -16,8 +16,9 @@
 //!
 //! * checks most likely to succeed (a user who logged in before and was not
 //!   refused lately: [`Prospect::Likely`]) may spend the whole budget, the
-//!   others (unknown names, a user who keeps failing) only half of it, so a
-//!   guesser cannot spend the budget of the users who type right;
+//!   others (unknown names, a user who keeps failing) all but
+//!   [`KEPT_FOR_LIKELY`] of it, and at most [`PER_LOGIN`] failures per login
+//!   name: one guesser cannot spend the budget of the users who type right;
 //! * a spent budget answers "cannot tell", never "no" (the caller then
 //!   applies the password cache's outage rules); tokens, cache hits and the
 //!   service account are not checks of this kind and go on working;
@@ -51,6 +52,12 @@ pub const WINDOW: Duration = Duration::from_secs(30 * 60);
 /// same address (a webmail, a sync client on the XMPP host), and a check
 /// whose failure Nextcloud counted though the answer never arrived.
 pub const HEADROOM: u32 = 2;
+/// Failures of the budget only checks likely to succeed may spend.
+pub const KEPT_FOR_LIKELY: u32 = 3;
+/// Failures one login name may hold in the window before its checks that
+/// are not likely to succeed are withheld (until one succeeds, or they age
+/// out); with a larger budget, half of what unlikely checks may spend.
+pub const PER_LOGIN: usize = 3;
 /// How often Nextcloud's capabilities are read again.
 pub const CAPABILITIES_INTERVAL: Duration = Duration::from_secs(300);
 /// During a block, at most one request per this interval reaches Nextcloud.
@@ -253,7 +260,7 @@ impl FailureBudget {
     fn limit_for(&self, prospect: Prospect) -> u32 {
         match prospect {
             Prospect::Likely => self.limit(),
-            Prospect::Unlikely => self.limit() / 2,
+            Prospect::Unlikely => self.limit().saturating_sub(KEPT_FOR_LIKELY).max(1),
         }
     }
 
@@ -276,7 +283,12 @@ impl FailureBudget {
 
     /// Lets a check that may fail through at `now` (monotonic seconds), or
     /// says why not. The check counts in flight until the [`Spend`] drops.
-    pub fn admit_at(&self, prospect: Prospect, now: u64) -> Result<Spend<'_>, Withheld> {
+    pub fn admit_at(
+        &self,
+        login: &str,
+        prospect: Prospect,
+        now: u64,
+    ) -> Result<Spend<'_>, Withheld> {
         let Ok(mut s) = self.state.lock() else {
             // A poisoned lock must not lock anyone out.
             return Ok(Spend { budget: None });
@@ -286,6 +298,17 @@ impl FailureBudget {
         }
         let failures = self.counted(&mut s, now).saturating_add(s.in_flight);
         let limit = self.limit_for(prospect);
+        let digest = self.login_digest(login);
+        let own = s.failures.iter().filter(|f| f.login.ct_eq(&digest)).count();
+        // A larger budget (a raised max-attempts) lets one login hold more.
+        let per_login = PER_LOGIN.max(self.limit_for(Prospect::Unlikely) as usize / 2);
+        if prospect == Prospect::Unlikely && own >= per_login {
+            self.stats.withheld.fetch_add(1, Ordering::Relaxed);
+            return Err(Withheld::Spent {
+                failures: u32::try_from(own).unwrap_or(u32::MAX),
+                limit: u32::try_from(per_login).unwrap_or(u32::MAX),
+            });
+        }
         if failures >= limit {
             self.stats.withheld.fetch_add(1, Ordering::Relaxed);
             self.note_phase(&mut s, now);
@@ -318,7 +341,7 @@ impl FailureBudget {
     /// Counts what Nextcloud made of a request for `login` at `now`.
     pub fn record_at(&self, login: &str, outcome: Outcome, now: u64) {
         let Ok(mut s) = self.state.lock() else { return };
-        let digest = self.digester.digest("login", &login.to_lowercase());
+        let digest = self.login_digest(login);
         match outcome {
             Outcome::Blocked => {
                 self.stats.blocks_seen.fetch_add(1, Ordering::Relaxed);
@@ -442,8 +465,13 @@ impl FailureBudget {
     }
 
     /// [`FailureBudget::admit_at`] now.
-    pub fn admit(&self, prospect: Prospect) -> Result<Spend<'_>, Withheld> {
-        self.admit_at(prospect, now())
+    pub fn admit(&self, login: &str, prospect: Prospect) -> Result<Spend<'_>, Withheld> {
+        self.admit_at(login, prospect, now())
+    }
+
+    /// Nextcloud counts login names case-insensitively.
+    fn login_digest(&self, login: &str) -> PairDigest {
+        self.digester.digest("login", &login.to_lowercase())
     }
 
     /// [`FailureBudget::may_send_at`] now.
@@ -527,7 +555,7 @@ mod tests {
     }
 
     fn fail(b: &FailureBudget, login: &str, now: u64) {
-        let spend = b.admit_at(Prospect::Likely, now).expect("admitted");
+        let spend = b.admit_at(login, Prospect::Likely, now).expect("admitted");
         b.record_at(login, Outcome::Failed, now);
         drop(spend);
     }
@@ -551,39 +579,58 @@ mod tests {
         }
         assert_eq!(b.limit(), 8);
         assert_eq!(
-            b.admit_at(Prospect::Likely, 100).err(),
+            b.admit_at("u", Prospect::Likely, 100).err(),
             Some(Withheld::Spent {
                 failures: 8,
                 limit: 8
             })
         );
         // Nextcloud's window passes: the budget is back.
-        assert!(b.admit_at(Prospect::Likely, 100 + WINDOW.as_secs()).is_ok());
+        assert!(b
+            .admit_at("u", Prospect::Likely, 100 + WINDOW.as_secs())
+            .is_ok());
     }
 
     #[test]
-    fn unlikely_checks_spend_half_and_in_flight_counts() {
+    fn unlikely_checks_leave_some_and_in_flight_counts() {
         let b = budget();
-        let a = b.admit_at(Prospect::Unlikely, 1).unwrap();
-        let c = b.admit_at(Prospect::Unlikely, 1).unwrap();
-        let d = b.admit_at(Prospect::Unlikely, 1).unwrap();
-        let e = b.admit_at(Prospect::Unlikely, 1).unwrap();
+        let held: Vec<_> = (0..5)
+            .map(|i| b.admit_at(&format!("n{i}"), Prospect::Unlikely, 1).unwrap())
+            .collect();
         assert!(matches!(
-            b.admit_at(Prospect::Unlikely, 1),
+            b.admit_at("n9", Prospect::Unlikely, 1),
             Err(Withheld::Spent {
-                failures: 4,
-                limit: 4
+                failures: 5,
+                limit: 5
             })
         ));
         assert!(
-            b.admit_at(Prospect::Likely, 1).is_ok(),
+            b.admit_at("n9", Prospect::Likely, 1).is_ok(),
             "the rest is kept for likely checks"
         );
-        drop((a, c, d, e));
+        drop(held);
         assert!(
-            b.admit_at(Prospect::Unlikely, 1).is_ok(),
+            b.admit_at("n9", Prospect::Unlikely, 1).is_ok(),
             "finished checks that did not fail cost nothing"
         );
+    }
+
+    #[test]
+    fn one_login_holds_at_most_its_share_unless_likely() {
+        let b = budget();
+        for _ in 0..3 {
+            b.record_at("mallory", Outcome::Failed, 1);
+        }
+        assert!(matches!(
+            b.admit_at("MALLORY", Prospect::Unlikely, 1),
+            Err(Withheld::Spent {
+                failures: 3,
+                limit: 3
+            })
+        ));
+        assert!(b.admit_at("alice", Prospect::Unlikely, 1).is_ok());
+        b.record_at("mallory", Outcome::Accepted, 2);
+        assert!(b.admit_at("mallory", Prospect::Unlikely, 2).is_ok());
     }
 
     #[test]
@@ -632,19 +679,19 @@ mod tests {
         b.capabilities_at(false, 6400, 0);
         assert_eq!(b.report_at(0).failures, 6);
         fail(&b, "x", 1);
-        assert!(b.admit_at(Prospect::Likely, 1).is_ok());
+        assert!(b.admit_at("u", Prospect::Likely, 1).is_ok());
         fail(&b, "y", 1);
-        assert!(b.admit_at(Prospect::Likely, 1).is_err());
+        assert!(b.admit_at("u", Prospect::Likely, 1).is_err());
         // An admin reset them all.
         b.capabilities_at(false, 0, 2);
         assert_eq!(b.report_at(2).failures, 0);
-        assert!(b.admit_at(Prospect::Unlikely, 2).is_ok());
+        assert!(b.admit_at("u", Prospect::Unlikely, 2).is_ok());
         // Allow-listed: nothing is withheld.
         for i in 0..20 {
             b.record_at(&format!("z{i}"), Outcome::Failed, 3);
         }
         b.capabilities_at(true, 0, 4);
-        assert!(b.admit_at(Prospect::Unlikely, 4).is_ok());
+        assert!(b.admit_at("u", Prospect::Unlikely, 4).is_ok());
         assert_eq!(b.report_at(4).allow_listed, Some(true));
     }
 

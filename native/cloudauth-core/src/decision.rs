@@ -465,7 +465,7 @@ impl Authenticator {
         // the likeliest successes first.
         let _spend = match settings.backend.failure_budget() {
             None => None,
-            Some(budget) => match budget.admit(self.prospect(&guess, &jid, now)) {
+            Some(budget) => match budget.admit(user, self.prospect(&guess, &jid, now)) {
                 Ok(spend) => Some(spend),
                 Err(withheld) => {
                     return self
