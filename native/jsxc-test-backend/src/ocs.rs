@@ -49,6 +49,7 @@ const UNAUTHORISED: u16 = 997;
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/ocs/v2.php/cloud/user", get(current_user))
+        .route("/ocs/v2.php/cloud/capabilities", get(capabilities))
         .route("/ocs/v2.php/cloud/users/{id}", get(user))
         .route("/ocs/v2.php/cloud/users/{id}/groups", get(user_groups))
         .route(
@@ -60,7 +61,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ocs/{*rest}", any(unknown))
 }
 
-/// Answer format: `?format=json`, else XML (Nextcloud's default).
+/// Answer format: `?format=json` or `Accept: application/json`, else XML
+/// (Nextcloud's default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Json,
@@ -68,10 +70,13 @@ enum Format {
 }
 
 impl Format {
-    fn of(uri: &Uri) -> Format {
+    fn of(uri: &Uri, headers: &HeaderMap) -> Format {
         let json = uri.query().is_some_and(|q| {
             form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "json")
-        });
+        }) || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/json"));
         if json {
             Format::Json
         } else {
@@ -261,8 +266,20 @@ async fn enter(
     if let Some(faulty) = faults::apply(app, uri.path()).await {
         return Err(faulty);
     }
-    let format = Format::of(uri);
+    let format = Format::of(uri, headers);
     let credentials = basic_credentials(headers);
+    // Nextcloud 32/34: a blocked address gets 429 for any credentials,
+    // before they are checked; the 429 itself is not recorded.
+    if credentials.is_some() && app.throttle.blocked(client) {
+        app.stats.event(Event::ThrottleBlocked);
+        log(app, uri, "someone", "429 address blocked");
+        return Err(fail(
+            format,
+            StatusCode::TOO_MANY_REQUESTS,
+            429,
+            "Reached maximum delay",
+        ));
+    }
     // Every login is throttled, whatever its password, before it is checked.
     let delayed_ms = match &credentials {
         Some(_) => app.throttle.before_login(client, &app.stats).await,
@@ -271,11 +288,30 @@ async fn enter(
     let dir = app.directory();
     let me = match credentials {
         Some((login, password)) => match dir.login(&login, &password) {
-            Some(u) => Some(u.clone()),
+            Some(u) => {
+                app.throttle.succeeded(client, &login);
+                Some(u.clone())
+            }
             None => {
-                app.throttle.failed(client, delayed_ms, &app.stats).await;
+                app.throttle
+                    .failed(client, &login, delayed_ms, &app.stats)
+                    .await;
                 app.stats.event(Event::OcsLoginFailed);
                 log(app, uri, &login, "401 login failed");
+                if app.nextcloud_version >= 32 {
+                    // 32/34 render the 401 in the asked format.
+                    let mut r = fail(
+                        format,
+                        StatusCode::UNAUTHORIZED,
+                        UNAUTHORISED,
+                        "Unauthorised",
+                    );
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static("Basic realm=\"Authorisation Required\""),
+                    );
+                    return Err(r);
+                }
                 return Err((
                     StatusCode::UNAUTHORIZED,
                     [(header::CONTENT_TYPE, "application/xml")],
@@ -369,6 +405,39 @@ async fn current_user(
         d.insert("display-name".into(), name);
     }
     ok(call.format, Value::Object(d))
+}
+
+/// `GET /ocs/v2.php/cloud/capabilities` (32/34): public, answered during a
+/// block too; `bruteforce` tells the caller's address's state. On 24 this
+/// path is not emulated.
+async fn capabilities(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client.ip();
+    if app.nextcloud_version < 32 || basic_credentials(&headers).is_some() {
+        return unknown(State(app), ConnectInfo(client), uri, headers).await;
+    }
+    app.stats.request(Req::OcsOther);
+    let format = Format::of(&uri, &headers);
+    let (major, version) = match app.nextcloud_version {
+        34 => (34, "34.0.1"),
+        _ => (32, "32.0.2"),
+    };
+    ok(
+        format,
+        json!({
+            "version": {"major": major, "minor": 0, "string": version},
+            "capabilities": {
+                "bruteforce": {
+                    "delay": app.throttle.reported_delay_ms(ip),
+                    "allow-listed": app.throttle.is_allow_listed(ip),
+                },
+            },
+        }),
+    )
 }
 
 /// `GET /ocs/v2.php/cloud/users/{id}`.
