@@ -98,6 +98,12 @@ struct Cli {
     /// recorded for it); repeatable.
     #[arg(long)]
     allow_listed: Vec<std::net::IpAddr>,
+    /// An address in Nextcloud's `trusted_proxies`: the OCS API takes the
+    /// `X-Forwarded-For` of requests from it as the client address (for
+    /// the throttle and capabilities); repeatable. Without it the header
+    /// is ignored.
+    #[arg(long)]
+    trusted_proxy: Vec<std::net::IpAddr>,
 }
 
 /// `--nextcloud-version`: one of the versions recorded.
@@ -236,6 +242,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             cli.allow_listed.clone(),
         ),
         nextcloud_version: cli.nextcloud_version,
+        trusted_proxies: cli.trusted_proxy.clone(),
         workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
         clock: ClockOffset::new(cli.clock_offset_s),
     });

@@ -69,8 +69,8 @@ pub fn nextcloud_delay_ms(failures: usize) -> u64 {
     (FIRST_DELAY_MS << shift).min(MAX_DELAY_MS)
 }
 
-/// The address failures are recorded against: IPv4 as is, IPv6 by its /64
-/// (as Nextcloud does, one host usually having a whole /64).
+/// The address failures are recorded against: IPv4 as is, IPv6 by its /56
+/// (as Nextcloud 32/34 do: one site usually has a whole prefix).
 fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -78,7 +78,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
             Some(v4) => IpAddr::V4(v4),
             None => {
                 let s = v6.segments();
-                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+                IpAddr::from([s[0], s[1], s[2], s[3] & 0xff00, 0, 0, 0, 0])
             }
         },
     }
@@ -219,7 +219,7 @@ impl Throttle {
         }
     }
 
-    /// Forgets the failures of `ip` (its /64 for IPv6), or of everyone, as
+    /// Forgets the failures of `ip` (its /56 for IPv6), or of everyone, as
     /// `occ security:bruteforce:reset` does.
     pub fn reset(&self, ip: Option<IpAddr>) {
         let mut t = self.table();
@@ -283,10 +283,12 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_by_slash_64() {
+    fn ipv6_by_slash_56() {
         let a: IpAddr = "2001:db8:1:2::5".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:ff:ffff::9".parse().unwrap();
         assert_eq!(client_key(a), client_key(b));
+        let c: IpAddr = "2001:db8:1:100::9".parse().unwrap();
+        assert_ne!(client_key(a), client_key(c));
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(client_key(mapped), "127.0.0.1".parse::<IpAddr>().unwrap());
     }
