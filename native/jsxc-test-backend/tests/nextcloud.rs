@@ -502,6 +502,10 @@ async fn nextcloud_32_answers() {
             matches!(&e, BackendError::NotVisible { user, .. } if user == "dave"),
             "{e}"
         );
+        assert!(
+            e.to_string().contains("svc is subadmin of staff, chess"),
+            "{e}"
+        );
         let admin = registry_backend(&b, Some(("svcadmin", "svcadmin-pw")));
         assert_eq!(admin.is_user(who("dave")).await, Ok(true));
         // Display names, no disabled member.
@@ -585,4 +589,56 @@ async fn a_group_of_thousands_is_paged() {
     assert_eq!(r["u0999"].groups, ["big"]);
     // 200 per page: five full pages and the empty one past the end.
     assert_eq!(stat(&b, "ocs_group_members"), 6);
+}
+
+/// Item 5: `doctor` tells the version, allow-listed from not, failures
+/// recorded, a block, and a service password that is no app password.
+#[tokio::test]
+async fn doctor_against_32_and_34() {
+    use cloudauth_core::doctor::Status;
+    let line = |r: &cloudauth_core::doctor::BackendReport, name: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.status, c.detail.clone(), c.fix.clone()))
+            .unwrap_or_else(|| panic!("no {name} line in {:?}", r.checks))
+    };
+    let b = start_with("doctor34", USERS_32, &["--nextcloud-version", "34"]);
+    let nc = registry_backend(&b, Some(("svc", "svc-app")));
+    let r = nc.doctor("example.org").await;
+    assert_eq!(line(&r, "Nextcloud").1, "version 34.0.1");
+    assert_eq!(line(&r, "brute-force protection").0, Status::Pass);
+    let (status, detail, fix) = line(&r, "service password");
+    assert_eq!(status, Status::Warn, "{detail}");
+    assert!(fix.contains("app password"), "{fix}");
+    // Three failures: a warning with the count.
+    for _ in 0..3 {
+        assert_eq!(nc.auth(who("alice"), "wrong").await, Ok(false));
+    }
+    let r = nc.doctor("example.org").await;
+    let (status, detail, _) = line(&r, "brute-force protection");
+    assert_eq!(status, Status::Warn);
+    assert!(detail.contains("about 3 failed logins"), "{detail}");
+    // Blocked: ✗ with the fix, never "not throttled".
+    for n in 0..8 {
+        assert_eq!(nc.auth(who(&format!("u{n}")), "wrong").await, Ok(false));
+    }
+    let r = nc.doctor("example.org").await;
+    assert_eq!(line(&r, "brute-force protection").0, Status::Fail);
+    let (status, detail, fix) = line(&r, "throttle");
+    assert_eq!(status, Status::Fail);
+    assert!(detail.contains("blocks this server's address"), "{detail}");
+    assert!(fix.contains("whitelist_1"), "{fix}");
+
+    let allowed = start_with(
+        "doctor-allowed",
+        USERS_32,
+        &["--nextcloud-version", "32", "--allow-listed", "127.0.0.1"],
+    );
+    let nc = registry_backend(&allowed, None);
+    let r = nc.doctor("example.org").await;
+    assert_eq!(line(&r, "Nextcloud").1, "version 32.0.2");
+    let (status, detail, _) = line(&r, "brute-force protection");
+    assert_eq!(status, Status::Warn);
+    assert!(detail.contains("allow-listed"), "{detail}");
 }

@@ -220,6 +220,8 @@ pub enum ServiceAccountError {
 #[derive(Clone)]
 pub struct ServiceAccount {
     user: String,
+    /// Whether the password has the form of a Nextcloud app password.
+    app_password_like: bool,
     /// `Basic …`, marked sensitive so that reqwest never prints it.
     authorization: HeaderValue,
 }
@@ -244,6 +246,7 @@ impl ServiceAccount {
         }
         Ok(ServiceAccount {
             user: user.to_string(),
+            app_password_like: looks_like_app_password(p),
             authorization: basic_authorization(user, p),
         })
     }
@@ -252,6 +255,13 @@ impl ServiceAccount {
     pub fn user(&self) -> &str {
         &self.user
     }
+}
+
+/// Whether `password` has the form of the app passwords Nextcloud mints
+/// (Personal settings → Security, login flow v2): 72 ASCII letters and
+/// digits. Only the form: whether it is one only Nextcloud knows.
+pub fn looks_like_app_password(password: &[u8]) -> bool {
+    password.len() == 72 && password.iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// Whether HTTP basic auth can carry `user` as the login: not empty, no
@@ -919,6 +929,9 @@ pub struct Nextcloud {
     /// Set once `users/{id}/groups/details` turned out missing (Nextcloud
     /// before 32): group ids are then taken as their names.
     no_group_details: AtomicBool,
+    /// What the service account covers ("; svc is subadmin of staff,
+    /// chess"), asked once, on the first 404 998, for the message.
+    service_scope: Mutex<Option<String>>,
     latency: LatencyWatch,
 }
 
@@ -950,6 +963,7 @@ impl Nextcloud {
             told_no_service: AtomicBool::new(false),
             told_two_factor: Mutex::new(HashSet::new()),
             no_group_details: AtomicBool::new(false),
+            service_scope: Mutex::new(None),
             latency: LatencyWatch::new(THROTTLE_FLOOR),
         })
     }
@@ -1132,8 +1146,74 @@ impl Nextcloud {
         let Some(url) = ocs_url(&self.base, &["cloud", "users", who.user]) else {
             return Ok(false);
         };
-        self.service_call(svc, &url, |r| is_user_answer(r, &url, who.user, &svc.user))
-            .await
+        let answer = self
+            .service_call(svc, &url, |r| is_user_answer(r, &url, who.user, &svc.user))
+            .await;
+        self.with_scope(svc, answer).await
+    }
+
+    /// A [`BackendError::NotVisible`] with what the service account covers.
+    async fn with_scope<T>(
+        &self,
+        svc: &Service,
+        answer: Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        match answer {
+            Err(BackendError::NotVisible {
+                user, service_user, ..
+            }) => Err(BackendError::NotVisible {
+                user,
+                service_user,
+                scope: self.service_scope(svc).await,
+            }),
+            other => other,
+        }
+    }
+
+    /// "; svc is subadmin of staff, chess" (or an admin), from the service
+    /// account's own record, asked once; empty when that fails.
+    async fn service_scope(&self, svc: &Service) -> String {
+        let known = self
+            .service_scope
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(s) = known {
+            return s;
+        }
+        let Some(url) = ocs_url(&self.base, &["cloud", "users", &svc.user]) else {
+            return String::new();
+        };
+        let record = self
+            .service_call(svc, &url, |r| match r.status {
+                200 if shared_trouble(r, &url).is_none() => Ok(ocs_data(&r.body)?),
+                _ => Err(Self::service_trouble(r, &url, svc)),
+            })
+            .await;
+        let Ok(data) = record else {
+            return String::new();
+        };
+        let strings = |k: &str| -> Vec<String> {
+            data.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let scope = if strings("groups").iter().any(|g| g == "admin") {
+            format!("; {} is an admin, so the user is unknown", svc.user)
+        } else {
+            match strings("subadmin") {
+                s if s.is_empty() => format!("; {} is subadmin of no group", svc.user),
+                s => format!("; {} is subadmin of {}", svc.user, s.join(", ")),
+            }
+        };
+        *self.service_scope.lock().unwrap_or_else(|p| p.into_inner()) = Some(scope.clone());
+        scope
     }
 
     /// Reads a service-account reply that has no answer of its own to give
@@ -1250,7 +1330,8 @@ impl Nextcloud {
         svc: &Service,
         who: Account<'_>,
     ) -> Result<SharedRoster, BackendError> {
-        let groups = self.user_groups(svc, who.user).await?;
+        let groups = self.user_groups(svc, who.user).await;
+        let groups = self.with_scope(svc, groups).await?;
         let mut seen = BTreeSet::new();
         let mut members = Vec::with_capacity(groups.len());
         // One group after another: a login must not become a burst of
@@ -1328,6 +1409,7 @@ impl Nextcloud {
                 return report;
             }
         }
+        self.doctor_public(&mut report).await;
         let Some(service) = &self.service else {
             report.checks.push(Check::pass(
                 "service account",
@@ -1393,6 +1475,7 @@ impl Nextcloud {
                 let data = ocs_data(&reply.body).unwrap_or_default();
                 let rights = self.doctor_rights(svc).await;
                 report.checks.push(service_check(who, &data, rights));
+                report.checks.push(app_password_check(svc));
             }
             401 => {
                 let e = service_refused(&reply, who);
@@ -1434,6 +1517,64 @@ impl Nextcloud {
 }
 
 impl Nextcloud {
+    /// A request without credentials (never a failed login).
+    async fn public_get(&self, url: &reqwest::Url) -> Result<HttpReply, BackendError> {
+        let request = self
+            .http
+            .request(reqwest::Method::GET, url)?
+            .header(OCS_API_REQUEST, "true")
+            .header(ACCEPT, "application/json");
+        self.http.send(request, url).await
+    }
+
+    /// The doctor's checks that need no login: the version (`status.php`)
+    /// and the brute-force state of this address (`cloud/capabilities`).
+    async fn doctor_public(&self, report: &mut BackendReport) {
+        if let Some(url) = base_file(&self.base, "status.php") {
+            match self.public_get(&url).await {
+                Ok(r) if r.status == 200 => {
+                    let v = decode_json(&r.body).unwrap_or_default();
+                    let version = v
+                        .get("versionstring")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?");
+                    if v.get("maintenance").and_then(Value::as_bool) == Some(true) {
+                        report.checks.push(Check::fail(
+                            "Nextcloud",
+                            format!("version {version}, in maintenance mode: every login fails"),
+                            "`occ maintenance:mode --off` when the maintenance is done",
+                        ));
+                    } else {
+                        report
+                            .checks
+                            .push(Check::pass("Nextcloud", format!("version {version}")));
+                    }
+                }
+                Ok(r) => report.checks.push(Check::warn(
+                    "Nextcloud",
+                    format!("status.php answered HTTP {}: version unknown", r.status),
+                    "none needed if the checks below pass",
+                )),
+                Err(e) => report.checks.push(Check::warn(
+                    "Nextcloud",
+                    format!("status.php: {e}"),
+                    "none needed if the checks below pass",
+                )),
+            }
+        }
+        if let Some(url) = ocs_url(&self.base, &["cloud", "capabilities"]) {
+            if let Ok(r) = self.public_get(&url).await {
+                let data = (r.status == 200)
+                    .then(|| ocs_data(&r.body).ok())
+                    .flatten()
+                    .unwrap_or_default();
+                if let Some(check) = bruteforce_check(&data) {
+                    report.checks.push(check);
+                }
+            }
+        }
+    }
+
     /// Whether the service account may look up other users: the details
     /// of a group nobody has need admin or subadmin rights (403 without,
     /// before Nextcloud looks for the group; 404 with them).
@@ -1496,8 +1637,89 @@ fn service_check(who: &str, data: &Value, rights: Result<bool, BackendError>) ->
 
 /// What to do about Nextcloud's brute-force throttle.
 fn throttle_fix() -> &'static str {
-    "whitelist the XMPP server's address in Nextcloud (Administration → Security, app bruteforcesettings), \
-     then run `occ security:bruteforce:reset ADDRESS`"
+    "allow-list the XMPP server's address in Nextcloud (Administration → Security, or \
+     `occ config:app:set bruteForce whitelist_1 --value=ADDR/32`), then run `occ security:bruteforce:reset ADDR`"
+}
+
+/// Whether the service account's password has an app password's form.
+fn app_password_check(svc: &ServiceAccount) -> Check {
+    const NAME: &str = "service password";
+    if svc.app_password_like {
+        Check::pass(
+            NAME,
+            "service-password-file holds an app password (by its form: 72 letters and digits)",
+        )
+    } else {
+        Check::warn(
+            NAME,
+            "service-password-file does not look like an app password (72 letters and digits): a login \
+             password stops working once the account gets two-factor authentication, and changing it \
+             locks cloudauth out",
+            format!(
+                "create an app password for {} (Nextcloud: Personal settings → Security → Devices & sessions) \
+                 and put it in service-password-file",
+                svc.user()
+            ),
+        )
+    }
+}
+
+/// The doctor's line for `cloud/capabilities`' `bruteforce` of this
+/// server's address: `delay` in ms (Nextcloud's 100 · 2^failures, at most
+/// 25000), `allow-listed`. `None` when the reply has neither (Nextcloud
+/// before they were published).
+pub fn bruteforce_check(data: &Value) -> Option<Check> {
+    const NAME: &str = "brute-force protection";
+    let bf = data.pointer("/capabilities/bruteforce")?;
+    if bf.get("allow-listed").and_then(Value::as_bool) == Some(true) {
+        return Some(Check::warn(
+            NAME,
+            "this server's address is allow-listed: Nextcloud records no failed logins from it, so \
+             cloudauth's own guessing throttle (throttle-failures) is the only protection against \
+             password guessing through XMPP",
+            "keep throttle-failures low; or remove the allow-list entry (Administration → Security) and \
+             let Nextcloud count",
+        ));
+    }
+    let delay = bf.get("delay").and_then(Value::as_u64)?;
+    // delay = 100 ms · 2^failures (failures of the last 12 hours).
+    let failures = (delay / 100).max(1).ilog2();
+    Some(match delay {
+        0 => Check::pass(
+            NAME,
+            "not allow-listed; no failed logins recorded for this server's address \
+             (Nextcloud 32 on blocks it after 11 within 30 minutes)",
+        ),
+        d if d < 25_000 => Check::warn(
+            NAME,
+            format!(
+                "about {failures} failed logins recorded for this server's address in the last 12 hours \
+                 (delay {d} ms); more than 10 within 30 minutes block every login from it"
+            ),
+            "see who fails in Nextcloud's log (\"Login failed\"); allow-list the address or \
+             `occ security:bruteforce:reset ADDR`",
+        ),
+        d => Check::fail(
+            NAME,
+            format!(
+                "8 or more failed logins recorded for this server's address (delay {d} ms): a block is near or on"
+            ),
+            throttle_fix(),
+        ),
+    })
+}
+
+/// `{base}/{file}` (for `status.php`), the base's path prefix kept.
+fn base_file(base: &reqwest::Url, file: &str) -> Option<reqwest::Url> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    {
+        let mut path = url.path_segments_mut().ok()?;
+        path.pop_if_empty();
+        path.push(file);
+    }
+    Some(url)
 }
 
 impl Backend for Nextcloud {
@@ -1926,6 +2148,33 @@ mod tests {
         assert!(svc.credentials().is_err());
         svc.backoff = Duration::ZERO;
         assert!(svc.credentials().is_ok());
+    }
+
+    #[test]
+    fn bruteforce_lines() {
+        use crate::doctor::Status;
+        let caps = |bf: Value| json!({"capabilities": {"bruteforce": bf}});
+        let st = |bf: Value| bruteforce_check(&caps(bf)).map(|c| (c.status, c.detail));
+        assert_eq!(
+            st(json!({"delay": 0, "allow-listed": false})).unwrap().0,
+            Status::Pass
+        );
+        let (s, d) = st(json!({"delay": 800, "allow-listed": false})).unwrap();
+        assert_eq!(s, Status::Warn);
+        assert!(d.contains("about 3 failed logins"), "{d}");
+        assert_eq!(
+            st(json!({"delay": 25000, "allow-listed": false}))
+                .unwrap()
+                .0,
+            Status::Fail
+        );
+        let (s, d) = st(json!({"delay": 0, "allow-listed": true})).unwrap();
+        assert_eq!(s, Status::Warn);
+        assert!(d.contains("only protection"), "{d}");
+        assert!(bruteforce_check(&json!({"capabilities": {}})).is_none());
+        assert!(looks_like_app_password(&[b'a'; 72]));
+        assert!(!looks_like_app_password(b"svc-app"));
+        assert!(!looks_like_app_password(&[b'-'; 72]));
     }
 
     #[test]
