@@ -75,23 +75,23 @@ pub enum Prospect {
     Unlikely,
 }
 
-/// Why a check was not sent.
+/// Why a check that may fail was not sent ([`FailureBudget::admit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Withheld {
-    /// The failures counted reached what this kind of check may spend.
-    Spent {
-        /// Failures counted at Nextcloud within its window (and in flight).
-        failures: u32,
-        /// What this kind of check may spend.
-        limit: u32,
-    },
-    /// Nextcloud blocks this address; the next probe may go in `retry_in` s.
-    Blocked {
-        /// Seconds since the block was seen.
-        for_secs: u64,
-        /// Seconds until the next probe.
-        retry_in: u64,
-    },
+pub struct Spent {
+    /// Failures counted at Nextcloud within its window (and in flight),
+    /// or the login name's own.
+    pub failures: u32,
+    /// What this kind of check may spend.
+    pub limit: u32,
+}
+
+/// Why a request was not sent during a block ([`FailureBudget::may_send`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockOn {
+    /// Seconds since the block was seen.
+    pub for_secs: u64,
+    /// Seconds until the next probe.
+    pub retry_in: u64,
 }
 
 /// What Nextcloud made of a request with credentials, for the count.
@@ -283,12 +283,7 @@ impl FailureBudget {
 
     /// Lets a check that may fail through at `now` (monotonic seconds), or
     /// says why not. The check counts in flight until the [`Spend`] drops.
-    pub fn admit_at(
-        &self,
-        login: &str,
-        prospect: Prospect,
-        now: u64,
-    ) -> Result<Spend<'_>, Withheld> {
+    pub fn admit_at(&self, login: &str, prospect: Prospect, now: u64) -> Result<Spend<'_>, Spent> {
         let Ok(mut s) = self.state.lock() else {
             // A poisoned lock must not lock anyone out.
             return Ok(Spend { budget: None });
@@ -304,7 +299,7 @@ impl FailureBudget {
         let per_login = PER_LOGIN.max(self.limit_for(Prospect::Unlikely) as usize / 2);
         if prospect == Prospect::Unlikely && own >= per_login {
             self.stats.withheld.fetch_add(1, Ordering::Relaxed);
-            return Err(Withheld::Spent {
+            return Err(Spent {
                 failures: u32::try_from(own).unwrap_or(u32::MAX),
                 limit: u32::try_from(per_login).unwrap_or(u32::MAX),
             });
@@ -312,7 +307,7 @@ impl FailureBudget {
         if failures >= limit {
             self.stats.withheld.fetch_add(1, Ordering::Relaxed);
             self.note_phase(&mut s, now);
-            return Err(Withheld::Spent { failures, limit });
+            return Err(Spent { failures, limit });
         }
         s.in_flight += 1;
         Ok(Spend { budget: Some(self) })
@@ -320,7 +315,7 @@ impl FailureBudget {
 
     /// Whether a request with credentials may go to Nextcloud at `now`:
     /// during a block only one per [`BLOCK_PROBE_INTERVAL`].
-    pub fn may_send_at(&self, now: u64) -> Result<(), Withheld> {
+    pub fn may_send_at(&self, now: u64) -> Result<(), BlockOn> {
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
@@ -332,7 +327,7 @@ impl FailureBudget {
             return Ok(());
         }
         self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-        Err(Withheld::Blocked {
+        Err(BlockOn {
             for_secs: now.saturating_sub(block.since),
             retry_in: block.next_probe.saturating_sub(now),
         })
@@ -465,7 +460,7 @@ impl FailureBudget {
     }
 
     /// [`FailureBudget::admit_at`] now.
-    pub fn admit(&self, login: &str, prospect: Prospect) -> Result<Spend<'_>, Withheld> {
+    pub fn admit(&self, login: &str, prospect: Prospect) -> Result<Spend<'_>, Spent> {
         self.admit_at(login, prospect, now())
     }
 
@@ -475,7 +470,7 @@ impl FailureBudget {
     }
 
     /// [`FailureBudget::may_send_at`] now.
-    pub fn may_send(&self) -> Result<(), Withheld> {
+    pub fn may_send(&self) -> Result<(), BlockOn> {
         self.may_send_at(now())
     }
 
@@ -580,7 +575,7 @@ mod tests {
         assert_eq!(b.limit(), 8);
         assert_eq!(
             b.admit_at("u", Prospect::Likely, 100).err(),
-            Some(Withheld::Spent {
+            Some(Spent {
                 failures: 8,
                 limit: 8
             })
@@ -599,7 +594,7 @@ mod tests {
             .collect();
         assert!(matches!(
             b.admit_at("n9", Prospect::Unlikely, 1),
-            Err(Withheld::Spent {
+            Err(Spent {
                 failures: 5,
                 limit: 5
             })
@@ -623,7 +618,7 @@ mod tests {
         }
         assert!(matches!(
             b.admit_at("MALLORY", Prospect::Unlikely, 1),
-            Err(Withheld::Spent {
+            Err(Spent {
                 failures: 3,
                 limit: 3
             })
@@ -652,7 +647,7 @@ mod tests {
         b.record_at("alice", Outcome::Blocked, 0);
         assert!(matches!(
             b.may_send_at(1),
-            Err(Withheld::Blocked {
+            Err(BlockOn {
                 for_secs: 1,
                 retry_in: 4
             })

@@ -467,9 +467,9 @@ impl Authenticator {
             None => None,
             Some(budget) => match budget.admit(user, self.prospect(&guess, &jid, now)) {
                 Ok(spend) => Some(spend),
-                Err(withheld) => {
+                Err(spent) => {
                     return self
-                        .outage_answer(&jid, password, withheld.into(), Path::Withheld)
+                        .outage_answer(&jid, password, spent.into(), Path::Withheld)
                         .await
                 }
             },

@@ -72,16 +72,17 @@ impl Backend for Ledger {
     }
     fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
         // As the nextcloud backend does: during a block, one probe per interval.
-        if let Err(withheld) = self.budget.may_send() {
-            return Box::pin(std::future::ready(Err(withheld.into())));
+        if self.budget.may_send().is_err() {
+            return Box::pin(std::future::ready(Err(BackendError::Blocked {
+                host: "test".into(),
+            })));
         }
         self.asked.fetch_add(1, Ordering::SeqCst);
         let mut failures = self.failures.lock().unwrap();
         let answer = if failures.len() > MAX_ATTEMPTS as usize {
             self.budget.record(who.user, Outcome::Blocked);
-            Err(BackendError::BruteForceBlock {
-                for_secs: 0,
-                retry_in: 5,
+            Err(BackendError::Blocked {
+                host: "test".into(),
             })
         } else if password == format!("right-{}", who.user) {
             failures.retain(|u| u != who.user);
@@ -230,10 +231,7 @@ async fn a_block_already_on_is_named_and_cached_passwords_still_work() {
         .extend((0..11).map(|i| format!("web{i}")));
     let d = a.auth("erin", "x.org", "right-erin").await;
     assert!(
-        matches!(
-            d.verdict,
-            Verdict::Trouble(BackendError::BruteForceBlock { .. })
-        ),
+        matches!(d.verdict, Verdict::Trouble(BackendError::Blocked { .. })),
         "{d:?}"
     );
     let asked = ledger.asked();

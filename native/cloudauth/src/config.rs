@@ -288,7 +288,9 @@ impl Config {
             ejabberdctl: v.path(EJABBERDCTL).map(Path::to_path_buf),
             roster_policy: roster_policy(&v),
             log,
-            debug: v.flag(DEBUG) || one_shot,
+            // One-shot checks too: their answer is on stdout, and DEBUG
+            // would add the HTTP client's lines on stderr (issue 19).
+            debug: v.flag(DEBUG),
             timeouts: timeouts(&v),
             db,
             per_domain_file: v.path(PER_DOMAIN_CONFIG).map(Path::to_path_buf),
@@ -483,9 +485,11 @@ mod tests {
     }
 
     #[test]
-    fn one_shot_implies_stderr_and_debug() {
+    fn one_shot_implies_stderr_but_debug_only_with_d() {
         let c = Config::load(&cli(&["-c", "/dev/null", "-I", "a", "b"])).unwrap();
         assert_eq!(c.log, LogTarget::Stderr);
+        assert!(!c.debug, "quiet unless -d");
+        let c = Config::load(&cli(&["-c", "/dev/null", "-d", "-I", "a", "b"])).unwrap();
         assert!(c.debug);
     }
 

@@ -40,7 +40,7 @@ use crate::clock::ClockOffset;
 use crate::faults::Fault;
 use crate::state::App;
 use crate::stats::Stats;
-use crate::throttle::Throttle;
+use crate::throttle::{Model, Throttle};
 use crate::users::Directory;
 use crate::workers::Workers;
 
@@ -89,6 +89,29 @@ struct Cli {
     /// (negative: behind), like a cloud whose clock is wrong.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     clock_offset_s: i64,
+    /// Nextcloud version the OCS API answers as: 24 (a delay per recorded
+    /// failure, switched on at run time) or 32/34 (a block after the 11th
+    /// failure, always on; JSON 401 bodies; `cloud/capabilities`).
+    #[arg(long, default_value_t = 24, value_parser = nextcloud_version)]
+    nextcloud_version: u32,
+    /// An address on Nextcloud's brute-force allow-list (no failures are
+    /// recorded for it); repeatable.
+    #[arg(long)]
+    allow_listed: Vec<std::net::IpAddr>,
+    /// An address in Nextcloud's `trusted_proxies`: the OCS API takes the
+    /// `X-Forwarded-For` of requests from it as the client address (for
+    /// the throttle and capabilities); repeatable. Without it the header
+    /// is ignored.
+    #[arg(long)]
+    trusted_proxy: Vec<std::net::IpAddr>,
+}
+
+/// `--nextcloud-version`: one of the versions recorded.
+fn nextcloud_version(v: &str) -> Result<u32, String> {
+    match v {
+        "24" | "32" | "34" => v.parse().map_err(|e| format!("{e}")),
+        _ => Err("24, 32 or 34".into()),
+    }
 }
 
 fn api_router(app: Arc<App>, path: &str) -> Router {
@@ -210,7 +233,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         listening: listening_tx.clone(),
         quiet: cli.quiet,
         api_token,
-        throttle: Throttle::default(),
+        throttle: Throttle::new(
+            if cli.nextcloud_version >= 32 {
+                Model::Block
+            } else {
+                Model::Delay
+            },
+            cli.allow_listed.clone(),
+        ),
+        nextcloud_version: cli.nextcloud_version,
+        trusted_proxies: cli.trusted_proxy.clone(),
         workers: Workers::new(cli.workers, Duration::from_millis(cli.delay_ms)),
         clock: ClockOffset::new(cli.clock_offset_s),
     });

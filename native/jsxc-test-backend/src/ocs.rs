@@ -20,6 +20,18 @@
 //! group details. The rest (no credentials, unknown user or group, the
 //! `totalitems`/`itemsperpage` meta fields, XML without `format=json`)
 //! follows Nextcloud 24's source and has not been compared byte for byte.
+//!
+//! With `--nextcloud-version 32|34`, as real 32.0.2 and 34.0.1 answered
+//! (`NEXTCLOUD-API.md`, "Nextcloud 32 and 34"): the 401 in the asked
+//! format with `WWW-Authenticate`; a blocked address gets 429 (see
+//! `throttle`); a disabled account's right password 401 "Unauthorised" and
+//! a two-factor account's any password 401 "Current user is not logged in"
+//! (no `WWW-Authenticate`), neither counted; `users/{id}/groups/details`
+//! with display names; `groups/details` (403 to subadmins); `limit` and
+//! `offset` on a group's members (`[]` past the end); `users/disabled` (34
+//! only); `enabled` in user records; `status.php`. Behind a trusted proxy
+//! (`--trusted-proxy`) the client address is the `X-Forwarded-For` one.
+//! Not emulated: the XML's indentation and `<?xml …?>` line.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -34,7 +46,7 @@ use serde_json::{json, Map, Value};
 use crate::faults;
 use crate::state::App;
 use crate::stats::{Event, Req};
-use crate::users::{Directory, User};
+use crate::users::{Directory, Login, User};
 
 /// The answer to a failed basic-auth login, byte for byte as recorded:
 /// Nextcloud's `ocs/v2.php` sends it before looking at `format`.
@@ -49,8 +61,16 @@ const UNAUTHORISED: u16 = 997;
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/ocs/v2.php/cloud/user", get(current_user))
+        .route("/ocs/v2.php/cloud/capabilities", get(capabilities))
+        .route("/ocs/v2.php/cloud/users/disabled", get(disabled_users))
         .route("/ocs/v2.php/cloud/users/{id}", get(user))
         .route("/ocs/v2.php/cloud/users/{id}/groups", get(user_groups))
+        .route(
+            "/ocs/v2.php/cloud/users/{id}/groups/details",
+            get(user_group_details),
+        )
+        .route("/ocs/v2.php/cloud/groups/details", get(group_details))
+        .route("/status.php", get(status))
         .route(
             "/ocs/v2.php/cloud/groups/{group}/users/details",
             get(group_members),
@@ -60,7 +80,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ocs/{*rest}", any(unknown))
 }
 
-/// Answer format: `?format=json`, else XML (Nextcloud's default).
+/// Answer format: `?format=json` or `Accept: application/json`, else XML
+/// (Nextcloud's default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Json,
@@ -68,10 +89,13 @@ enum Format {
 }
 
 impl Format {
-    fn of(uri: &Uri) -> Format {
+    fn of(uri: &Uri, headers: &HeaderMap) -> Format {
         let json = uri.query().is_some_and(|q| {
             form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "json")
-        });
+        }) || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/json"));
         if json {
             Format::Json
         } else {
@@ -220,6 +244,27 @@ struct Call {
     me: User,
 }
 
+/// The client address as Nextcloud sees it: the peer, or, when the peer is
+/// a trusted proxy, the rightmost `X-Forwarded-For` entry that is not one
+/// (as `OC\AppFramework\Http\Request::getRemoteAddress`).
+fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = |ip: &IpAddr| app.trusted_proxies.contains(ip);
+    if !trusted(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer)
+}
+
 /// Which endpoint; decides what Nextcloud checks before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -227,6 +272,7 @@ enum Route {
     User,
     UserGroups,
     GroupMembers,
+    GroupDetails,
     Unknown,
 }
 
@@ -237,7 +283,7 @@ impl Route {
             Route::User => Req::OcsUsers,
             Route::UserGroups => Req::OcsGroups,
             Route::GroupMembers => Req::OcsGroupMembers,
-            Route::Unknown => Req::OcsOther,
+            Route::GroupDetails | Route::Unknown => Req::OcsOther,
         }
     }
 }
@@ -261,8 +307,21 @@ async fn enter(
     if let Some(faulty) = faults::apply(app, uri.path()).await {
         return Err(faulty);
     }
-    let format = Format::of(uri);
+    let client = client_address(app, client, headers);
+    let format = Format::of(uri, headers);
     let credentials = basic_credentials(headers);
+    // Nextcloud 32/34: a blocked address gets 429 for any credentials,
+    // before they are checked; the 429 itself is not recorded.
+    if credentials.is_some() && app.throttle.blocked(client) {
+        app.stats.event(Event::ThrottleBlocked);
+        log(app, uri, "someone", "429 address blocked");
+        return Err(fail(
+            format,
+            StatusCode::TOO_MANY_REQUESTS,
+            429,
+            "Reached maximum delay",
+        ));
+    }
     // Every login is throttled, whatever its password, before it is checked.
     let delayed_ms = match &credentials {
         Some(_) => app.throttle.before_login(client, &app.stats).await,
@@ -270,12 +329,34 @@ async fn enter(
     };
     let dir = app.directory();
     let me = match credentials {
-        Some((login, password)) => match dir.login(&login, &password) {
-            Some(u) => Some(u.clone()),
-            None => {
-                app.throttle.failed(client, delayed_ms, &app.stats).await;
+        Some((login, password)) => match dir.nextcloud_login(&login, &password) {
+            Login::Ok(u) => {
+                app.throttle.succeeded(client, &login);
+                Some(u.clone())
+            }
+            // Neither is counted by the throttle.
+            Login::TwoFactor => {
+                log(app, uri, &login, "401 two-factor: password not checked");
+                return Err(fail(
+                    format,
+                    StatusCode::UNAUTHORIZED,
+                    UNAUTHORISED,
+                    "Current user is not logged in",
+                ));
+            }
+            Login::Disabled if app.nextcloud_version >= 32 => {
+                log(app, uri, &login, "401 account disabled");
+                return Err(unauthorised_32(format));
+            }
+            Login::Disabled | Login::Wrong => {
+                app.throttle
+                    .failed(client, &login, delayed_ms, &app.stats)
+                    .await;
                 app.stats.event(Event::OcsLoginFailed);
                 log(app, uri, &login, "401 login failed");
+                if app.nextcloud_version >= 32 {
+                    return Err(unauthorised_32(format));
+                }
                 return Err((
                     StatusCode::UNAUTHORIZED,
                     [(header::CONTENT_TYPE, "application/xml")],
@@ -313,7 +394,20 @@ async fn enter(
             format,
             StatusCode::FORBIDDEN,
             403,
-            "Logged in user must be at least a sub admin",
+            if app.nextcloud_version >= 32 {
+                "Logged in account must be at least a sub admin"
+            } else {
+                "Logged in user must be at least a sub admin"
+            },
+        ));
+    }
+    if route == Route::GroupDetails && !me.is_admin() {
+        log(app, uri, &who, "403 not an admin");
+        return Err(fail(
+            format,
+            StatusCode::FORBIDDEN,
+            403,
+            "Logged in account must be an admin, a sub admin or gotten special right to access this setting",
         ));
     }
     let csrf_ok = headers
@@ -333,6 +427,22 @@ async fn enter(
     Ok(Call { format, dir, me })
 }
 
+/// Nextcloud 32/34's 401 for a failed login: in the asked format, with
+/// `WWW-Authenticate`.
+fn unauthorised_32(format: Format) -> Response {
+    let mut r = fail(
+        format,
+        StatusCode::UNAUTHORIZED,
+        UNAUTHORISED,
+        "Unauthorised",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"Authorisation Required\""),
+    );
+    r
+}
+
 /// What Nextcloud's `getUserData` shows `viewer` of `target`: `None` when
 /// the viewer may not see it (neither the user, nor its admin or subadmin).
 fn user_data(viewer: &User, target: &User) -> Option<Map<String, Value>> {
@@ -343,7 +453,7 @@ fn user_data(viewer: &User, target: &User) -> Option<Map<String, Value>> {
     let mut d = Map::new();
     d.insert("id".into(), target.uid.clone().into());
     if manages {
-        d.insert("enabled".into(), true.into());
+        d.insert("enabled".into(), (!target.disabled).into());
     }
     d.insert("displayname".into(), target.display_name().into());
     d.insert("email".into(), target.login.clone().into());
@@ -371,6 +481,39 @@ async fn current_user(
     ok(call.format, Value::Object(d))
 }
 
+/// `GET /ocs/v2.php/cloud/capabilities` (32/34): public, answered during a
+/// block too; `bruteforce` tells the caller's address's state. On 24 this
+/// path is not emulated.
+async fn capabilities(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client_address(&app, client.ip(), &headers);
+    if app.nextcloud_version < 32 || basic_credentials(&headers).is_some() {
+        return unknown(State(app), ConnectInfo(client), uri, headers).await;
+    }
+    app.stats.request(Req::OcsOther);
+    let format = Format::of(&uri, &headers);
+    let (major, version) = match app.nextcloud_version {
+        34 => (34, "34.0.1"),
+        _ => (32, "32.0.2"),
+    };
+    ok(
+        format,
+        json!({
+            "version": {"major": major, "minor": 0, "string": version},
+            "capabilities": {
+                "bruteforce": {
+                    "delay": app.throttle.reported_delay_ms(ip),
+                    "allow-listed": app.throttle.is_allow_listed(ip),
+                },
+            },
+        }),
+    )
+}
+
 /// `GET /ocs/v2.php/cloud/users/{id}`.
 async fn user(
     State(app): State<Arc<App>>,
@@ -383,13 +526,24 @@ async fn user(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some(target) = call.dir.get(&id) else {
-        return fail(
-            call.format,
-            StatusCode::NOT_FOUND,
-            404,
-            "User does not exist",
-        );
+    let target = match call.dir.get(&id) {
+        Some(t) => t,
+        // An e-mail address: an admin finds the account, a subadmin does
+        // not (recorded on 32/34: 200 id grace vs 404 998).
+        None => match call.dir.by_login(&id) {
+            Some(t) if app.nextcloud_version >= 32 && call.me.is_admin() => t,
+            Some(_) if app.nextcloud_version >= 32 => {
+                return fail(call.format, StatusCode::NOT_FOUND, NOT_FOUND, "")
+            }
+            _ => {
+                return fail(
+                    call.format,
+                    StatusCode::NOT_FOUND,
+                    404,
+                    "User does not exist",
+                )
+            }
+        },
     };
     match user_data(&call.me, target) {
         Some(d) => ok(call.format, Value::Object(d)),
@@ -423,6 +577,9 @@ async fn user_groups(
             .iter()
             .filter(|g| me.subadmin.contains(g))
             .collect()
+    } else if app.nextcloud_version >= 32 {
+        // 32/34: an invisible user is an unknown one.
+        return fail(call.format, StatusCode::NOT_FOUND, NOT_FOUND, "");
     } else {
         return fail(call.format, StatusCode::UNAUTHORIZED, UNAUTHORISED, "");
     };
@@ -451,9 +608,12 @@ async fn group_members(
             "The requested group could not be found",
         );
     }
+    let (limit, offset) = paging(&uri);
     let users: Map<String, Value> = call
         .dir
         .members(&group)
+        .skip(offset)
+        .take(limit)
         .map(|u| {
             let d = user_data(me, u).unwrap_or_else(|| {
                 // As Nextcloud: only the id of a member the caller may not see.
@@ -464,7 +624,172 @@ async fn group_members(
             (u.uid.clone(), Value::Object(d))
         })
         .collect();
+    if users.is_empty() {
+        // An empty PHP array: a list.
+        return ok(call.format, json!({ "users": [] }));
+    }
     ok(call.format, json!({ "users": users }))
+}
+
+/// `limit` and `offset` of the query (no limit: all; unreadable: as absent).
+fn paging(uri: &Uri) -> (usize, usize) {
+    let (mut limit, mut offset) = (usize::MAX, 0);
+    if let Some(q) = uri.query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            match (k.as_ref(), v.parse::<usize>()) {
+                ("limit", Ok(n)) if n > 0 => limit = n,
+                ("offset", Ok(n)) => offset = n,
+                _ => {}
+            }
+        }
+    }
+    (limit, offset)
+}
+
+/// `GET /ocs/v2.php/cloud/users/{id}/groups/details` (32/34): the groups
+/// `users/{id}/groups` would list, with display names.
+async fn user_group_details(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if app.nextcloud_version < 32 {
+        return unknown(State(app), ConnectInfo(client), uri, headers).await;
+    }
+    let call = match enter(&app, Route::UserGroups, client.ip(), &uri, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(target) = call.dir.get(&id) else {
+        return fail(call.format, StatusCode::NOT_FOUND, NOT_FOUND, "");
+    };
+    let me = &call.me;
+    if !(me.uid == target.uid || me.manages(target)) {
+        return fail(call.format, StatusCode::NOT_FOUND, NOT_FOUND, "");
+    }
+    let groups: Vec<Value> = target
+        .groups
+        .iter()
+        .filter(|g| me.uid == target.uid || me.is_admin() || me.subadmin.contains(g))
+        .map(|g| group_record(&call.dir, g))
+        .collect();
+    ok(call.format, json!({ "groups": groups }))
+}
+
+/// A group as `…/groups/details` list it.
+fn group_record(dir: &Directory, id: &str) -> Value {
+    let members: Vec<&User> = dir.members(id).collect();
+    json!({
+        "id": id,
+        "displayname": dir.group_name(id),
+        "usercount": members.len(),
+        "disabled": members.iter().filter(|u| u.disabled).count(),
+        "canAdd": true,
+        "canRemove": true,
+    })
+}
+
+/// `GET /ocs/v2.php/cloud/groups/details`: every group with its display
+/// name, for admins (32/34 refuse subadmins with 403, in `enter`).
+async fn group_details(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let call = match enter(&app, Route::GroupDetails, client.ip(), &uri, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (limit, offset) = paging(&uri);
+    let groups: Vec<Value> = call
+        .dir
+        .groups()
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|g| group_record(&call.dir, g))
+        .collect();
+    ok(call.format, json!({ "groups": groups }))
+}
+
+/// `GET /ocs/v2.php/cloud/users/disabled` (34): the disabled accounts'
+/// full records, for admins. On 24 and 32 it is `users/{id}` of a user
+/// called "disabled".
+async fn disabled_users(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if app.nextcloud_version < 34 {
+        return user(
+            State(app),
+            ConnectInfo(client),
+            Path("disabled".to_string()),
+            uri,
+            headers,
+        )
+        .await;
+    }
+    let call = match enter(&app, Route::User, client.ip(), &uri, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !call.me.is_admin() {
+        return fail(
+            call.format,
+            StatusCode::FORBIDDEN,
+            403,
+            "Logged in account must be an admin",
+        );
+    }
+    let users: Map<String, Value> = call
+        .dir
+        .all()
+        .filter(|u| u.disabled)
+        .filter_map(|u| Some((u.uid.clone(), Value::Object(user_data(&call.me, u)?))))
+        .collect();
+    if users.is_empty() {
+        return ok(call.format, json!({ "users": [] }));
+    }
+    ok(call.format, json!({ "users": users }))
+}
+
+/// `GET /status.php` (32/34; public, answered during a block too).
+async fn status(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if app.nextcloud_version < 32 {
+        return unknown(State(app), ConnectInfo(client), uri, headers).await;
+    }
+    app.stats.request(Req::OcsOther);
+    let (version, string) = version_of(app.nextcloud_version);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        json!({
+            "installed": true, "maintenance": false, "needsDbUpgrade": false,
+            "version": version, "versionstring": string, "edition": "",
+            "productname": "Nextcloud", "extendedSupport": false,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+/// Full version and version string of the emulated Nextcloud.
+fn version_of(v: u32) -> (&'static str, &'static str) {
+    match v {
+        34 => ("34.0.1.2", "34.0.1"),
+        32 => ("32.0.2.2", "32.0.2"),
+        _ => ("24.0.5.1", "24.0.5"),
+    }
 }
 
 /// Any other path under `/ocs`.

@@ -33,6 +33,12 @@ pub struct App {
     pub api_token: Option<Secret>,
     /// Nextcloud's brute-force throttle on the OCS API.
     pub throttle: Throttle,
+    /// The Nextcloud version the OCS API answers as (`--nextcloud-version`:
+    /// 24, 32 or 34; 32 and 34 answer alike).
+    pub nextcloud_version: u32,
+    /// Nextcloud's `trusted_proxies` (`--trusted-proxy`): only requests from
+    /// these have their `X-Forwarded-For` taken as the client address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Concurrency limit and work time of the API (`--workers`, `--delay-ms`).
     pub workers: Workers,
     /// How far the `Date` header is off (`--clock-offset-s`, `POST /clock`).

@@ -69,9 +69,12 @@ pub enum Event {
     ThrottleDelayed,
     /// Throttle: milliseconds slept in all, after scaling.
     ThrottleDelayMs,
+    /// Throttle (Nextcloud 32/34): requests with credentials refused with
+    /// 429 because the client address is blocked.
+    ThrottleBlocked,
 }
 
-const EVENT_NAMES: [&str; 9] = [
+const EVENT_NAMES: [&str; 10] = [
     "bad_signature",
     "unauthorized",
     "bad_request",
@@ -81,6 +84,7 @@ const EVENT_NAMES: [&str; 9] = [
     "throttle_failures",
     "throttle_delayed",
     "throttle_delay_ms",
+    "throttle_blocked",
 ];
 
 /// All counters.
@@ -175,10 +179,10 @@ mod tests {
         assert_eq!(REQ_NAMES[Req::OcsOther as usize], "ocs_other");
         assert_eq!(REQ_NAMES.len(), Req::OcsOther as usize + 1);
         assert_eq!(
-            EVENT_NAMES[Event::ThrottleDelayMs as usize],
-            "throttle_delay_ms"
+            EVENT_NAMES[Event::ThrottleBlocked as usize],
+            "throttle_blocked"
         );
-        assert_eq!(EVENT_NAMES.len(), Event::ThrottleDelayMs as usize + 1);
+        assert_eq!(EVENT_NAMES.len(), Event::ThrottleBlocked as usize + 1);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The users file: `{"users": [{"uid", "password", "name", "groups"}]}`,
-//! each entry optionally with `login`, `app_passwords`, `admin` and
-//! `subadmin` (for the OCS API; all default to nothing).
+//! each entry optionally with `login`, `app_passwords`, `admin`,
+//! `subadmin`, `disabled` and `two_factor` (for the OCS API; all default to
+//! nothing), and optionally `"group_names": {"staff": "Staff Team"}`: the
+//! groups' display names (Nextcloud 32/34's ids differ from them; default:
+//! the id).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,6 +50,28 @@ pub struct User {
     /// Groups this user is subadmin of.
     #[serde(default)]
     pub subadmin: Vec<String>,
+    /// A disabled account: its right password is refused (and not counted
+    /// by the brute-force throttle); the OCS API shows `enabled: false`.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Two-factor authentication enforced (or `token_auth_enforced`): the
+    /// OCS API never checks the password, only app passwords log in.
+    #[serde(default)]
+    pub two_factor: bool,
+}
+
+/// How Nextcloud 32/34 answer a basic-auth login (`Session::logClientIn`).
+#[derive(Debug, Clone)]
+pub enum Login<'a> {
+    /// Logged in (password or app password).
+    Ok(&'a User),
+    /// Wrong password or unknown user: 401 "Unauthorised", counted.
+    Wrong,
+    /// A disabled account's right password: 401 "Unauthorised", not counted.
+    Disabled,
+    /// A two-factor account's password (right or wrong, never checked):
+    /// 401 "Current user is not logged in", not counted.
+    TwoFactor,
 }
 
 impl User {
@@ -81,12 +106,15 @@ impl User {
 #[derive(Deserialize)]
 struct UsersFile {
     users: Vec<User>,
+    #[serde(default)]
+    group_names: BTreeMap<String, String>,
 }
 
-/// All accounts, by uid.
+/// All accounts, by uid, and the groups' display names.
 #[derive(Debug, Default)]
 pub struct Directory {
     users: BTreeMap<String, User>,
+    group_names: BTreeMap<String, String>,
 }
 
 /// Constant-time comparison of equally long secrets (the length may leak).
@@ -106,7 +134,22 @@ impl Directory {
             serde_json::from_str(&text).map_err(|e| UsersError::Json(shown, e))?;
         Ok(Directory {
             users: file.users.into_iter().map(|u| (u.uid.clone(), u)).collect(),
+            group_names: file.group_names,
         })
+    }
+
+    /// A group's display name (its id when none is set).
+    pub fn group_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.group_names.get(id).map_or(id, String::as_str)
+    }
+
+    /// Every group id, sorted.
+    pub fn groups(&self) -> std::collections::BTreeSet<&str> {
+        self.users
+            .values()
+            .flat_map(|u| u.groups.iter().chain(&u.subadmin))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The uids tried for a request, as the ojsxc app does: `user@domain` (when a domain is given), then `user`.
@@ -131,26 +174,70 @@ impl Directory {
         })
     }
 
+    /// Every account, by uid.
+    pub fn all(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
     /// The account with this uid.
     pub fn get(&self, uid: &str) -> Option<&User> {
         self.users.get(uid)
     }
 
-    /// A Nextcloud login: `name` is the uid or, failing that, a `login`
-    /// alias (compared ignoring ASCII case, as Nextcloud looks up e-mail
-    /// addresses); `password` the password or an app password.
-    pub fn login(&self, name: &str, password: &str) -> Option<&User> {
-        if name.is_empty() || password.is_empty() {
-            return None;
-        }
-        let user = self.users.get(name).or_else(|| {
-            self.users.values().find(|u| {
-                u.login
-                    .as_deref()
-                    .is_some_and(|l| l.eq_ignore_ascii_case(name))
+    /// The account a Nextcloud login name means: the uid (ignoring case,
+    /// as Nextcloud finds `ALICE`) or, failing that, a `login` alias
+    /// (compared ignoring ASCII case, as Nextcloud looks up e-mail addresses).
+    pub fn by_login(&self, name: &str) -> Option<&User> {
+        self.users
+            .get(name)
+            .or_else(|| {
+                self.users
+                    .values()
+                    .find(|u| u.uid.eq_ignore_ascii_case(name))
             })
-        })?;
-        user.password_matches(password).then_some(user)
+            .or_else(|| {
+                self.users.values().find(|u| {
+                    u.login
+                        .as_deref()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(name))
+                })
+            })
+    }
+
+    /// A Nextcloud login: `name` as [`Directory::by_login`] reads it;
+    /// `password` the password or an app password.
+    #[cfg(test)]
+    pub fn login(&self, name: &str, password: &str) -> Option<&User> {
+        match self.nextcloud_login(name, password) {
+            Login::Ok(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// A Nextcloud login with the outcomes that 32/34 tell apart.
+    pub fn nextcloud_login(&self, name: &str, password: &str) -> Login<'_> {
+        if name.is_empty() || password.is_empty() {
+            return Login::Wrong;
+        }
+        let Some(user) = self.by_login(name) else {
+            return Login::Wrong;
+        };
+        if user.two_factor {
+            // Only app passwords (tokens) skip the second factor.
+            let app = user.app_passwords.iter().fold(false, |found, p| {
+                ct_eq(p.as_bytes(), password.as_bytes()) | found
+            });
+            return if app {
+                Login::Ok(user)
+            } else {
+                Login::TwoFactor
+            };
+        }
+        match (user.password_matches(password), user.disabled) {
+            (true, false) => Login::Ok(user),
+            (true, true) => Login::Disabled,
+            (false, _) => Login::Wrong,
+        }
     }
 
     /// Whether any account is a member or subadmin of `group`.
@@ -222,6 +309,7 @@ mod tests {
         let f: UsersFile = serde_json::from_str(text).unwrap();
         Directory {
             users: f.users.into_iter().map(|u| (u.uid.clone(), u)).collect(),
+            group_names: f.group_names,
         }
     }
 

@@ -50,12 +50,18 @@ fn test_dir(name: &str) -> PathBuf {
 }
 
 fn start(name: &str) -> TestBackend {
+    start_with(name, USERS, &[])
+}
+
+/// Starts the emulation with `users` and extra `args` (`--nextcloud-version 32`).
+fn start_with(name: &str, users_json: &str, args: &[&str]) -> TestBackend {
     let dir = test_dir(name);
     let users = dir.join("users.json");
-    std::fs::write(&users, USERS).unwrap();
+    std::fs::write(&users, users_json).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
         .args(["--secret", "unused-here", "--quiet", "--users"])
         .arg(&users)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -192,7 +198,7 @@ async fn passwords() {
         assert_eq!(nc.auth(who(user), password).await, Ok(false), "{user:?}");
     }
     assert_eq!(stat(&b, "ocs_user"), asked, "no requests for those");
-    assert_eq!(nc.repeat_refusal_window(), Some(Duration::from_secs(60)));
+    assert_eq!(nc.repeat_refusal_window(), Some(Duration::from_secs(4 * 3600)));
 }
 
 #[tokio::test]
@@ -223,7 +229,7 @@ async fn is_user_needs_the_service_account() {
     let wrong = registry_backend(&b, Some(("svc", "not-the-password")));
     assert!(matches!(
         wrong.is_user(who("alice")).await,
-        Err(BackendError::Unauthorized { status: 401, hint }) if hint.contains("service-password-file")
+        Err(BackendError::ServiceRefused { user, hint }) if user == "svc" && hint.contains("service-password-file")
     ));
     // A subadmin sees its groups' members; others exist but are hidden
     // from it: that is no answer, not a no.
@@ -232,7 +238,7 @@ async fn is_user_needs_the_service_account() {
     assert_eq!(sub.is_user(who("nobody")).await, Ok(false));
     assert!(matches!(
         sub.is_user(who("bob")).await,
-        Err(BackendError::Unauthorized { hint, .. }) if hint.contains("subadmin")
+        Err(BackendError::NotVisible { user, .. }) if user == "bob"
     ));
     // An account that is neither admin nor subadmin.
     let plain = registry_backend(&b, Some(("bob", "bob-pw")));
@@ -272,10 +278,11 @@ async fn shared_roster_from_nextcloud_groups() {
 
     let dave = nc.shared_roster(who("dave")).unwrap().await.unwrap();
     assert!(dave.is_empty(), "no groups: empty roster");
-    // An unknown user is trouble, never an empty roster.
+    // An unknown user is trouble, never an empty roster (Nextcloud
+    // answers 404 998 for an unknown user's groups, even to an admin).
     assert!(matches!(
         nc.shared_roster(who("nobody")).unwrap().await,
-        Err(BackendError::Api(_))
+        Err(BackendError::NotVisible { .. })
     ));
 }
 
@@ -454,4 +461,184 @@ async fn notices_the_brute_force_throttle() {
     let seen = nc.throttling_seen();
     assert_eq!(nc.auth(who("alice"), "alice-pw").await, Ok(true));
     assert_eq!(nc.throttling_seen(), seen);
+}
+
+/// Nextcloud 32/34 as recorded (see `tests/nextcloud32.rs`): svc is subadmin
+/// of staff and chess, frank disabled, erin two-factor.
+const USERS_32: &str = r#"{"group_names": {"staff": "Staff Team", "chess": "Chess Club"},
+ "users": [
+  {"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "groups": ["staff", "chess"]},
+  {"uid": "bob", "password": "bob-pw", "groups": ["staff"]},
+  {"uid": "carol", "password": "carol-pw", "groups": ["chess"]},
+  {"uid": "dave", "password": "dave-pw"},
+  {"uid": "frank", "password": "frank-pw", "groups": ["staff"], "disabled": true},
+  {"uid": "erin", "password": "erin-pw", "groups": ["tfa", "staff"], "two_factor": true,
+   "app_passwords": ["erin-app"]},
+  {"uid": "svc", "password": "svc-pw", "subadmin": ["staff", "chess"], "app_passwords": ["svc-app"]},
+  {"uid": "svcadmin", "password": "svcadmin-pw", "admin": true}
+]}"#;
+
+fn failures(b: &TestBackend) -> u64 {
+    let (_, body) = control(b, "GET", "/throttle");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["failures"]["127.0.0.1"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn nextcloud_32_answers() {
+    for version in ["32", "34"] {
+        let b = start_with(
+            &format!("answers{version}"),
+            USERS_32,
+            &["--nextcloud-version", version],
+        );
+        let sub = registry_backend(&b, Some(("svc", "svc-app")));
+        assert_eq!(sub.is_user(who("bob")).await, Ok(true));
+        assert_eq!(sub.is_user(who("nobody")).await, Ok(false), "404 404");
+        assert_eq!(sub.is_user(who("frank")).await, Ok(false), "disabled");
+        // Outside the subadmin's groups: cannot tell, never no.
+        let e = sub.is_user(who("dave")).await.unwrap_err();
+        assert!(
+            matches!(&e, BackendError::NotVisible { user, .. } if user == "dave"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("svc is subadmin of staff, chess"),
+            "{e}"
+        );
+        let admin = registry_backend(&b, Some(("svcadmin", "svcadmin-pw")));
+        assert_eq!(admin.is_user(who("dave")).await, Ok(true));
+        // Display names, no disabled member.
+        let r = sub.shared_roster(who("alice")).unwrap().await.unwrap();
+        assert_eq!(
+            r.keys().collect::<Vec<_>>(),
+            ["alice", "bob", "carol", "erin"]
+        );
+        assert_eq!(r["alice"].groups, ["Staff Team", "Chess Club"]);
+        assert_eq!(r["bob"].groups, ["Staff Team"]);
+        // Two-factor: the password is a no, the app password a yes.
+        assert_eq!(sub.auth(who("erin"), "erin-pw").await, Ok(false));
+        assert_eq!(sub.auth(who("erin"), "erin-app").await, Ok(true));
+        assert_eq!(failures(&b), 0, "nothing counted so far");
+    }
+}
+
+/// Item 1: a wrong service password is sent once, not once per request,
+/// and the new one is used as soon as the file holds it.
+#[tokio::test]
+async fn a_refused_service_password_is_not_resent() {
+    let b = start_with("svcrefused", USERS_32, &["--nextcloud-version", "34"]);
+    let file = password_file(&b, "svc-pw-file", "revoked");
+    let nc = through_registry(&[
+        ("backend", "nextcloud"),
+        ("url", b.base.as_str()),
+        ("service-user", "svc"),
+        ("service-password-file", file.as_str()),
+    ])
+    .unwrap();
+    let e = nc.is_user(who("bob")).await.unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "Nextcloud refuses service-user svc's password: check service-password-file"
+        ),
+        "{e}"
+    );
+    for _ in 0..20 {
+        let e = nc.is_user(who("bob")).await.unwrap_err();
+        assert!(matches!(e, BackendError::ServicePaused { .. }), "{e}");
+        assert!(nc.shared_roster(who("bob")).unwrap().await.is_err());
+    }
+    assert_eq!(failures(&b), 1, "one failure recorded, not 41");
+    assert_eq!(stat(&b, "ocs_users"), 1);
+    std::fs::write(&file, "svc-app\n").unwrap();
+    assert_eq!(
+        nc.is_user(who("bob")).await,
+        Ok(true),
+        "the new password at once"
+    );
+    assert_eq!(failures(&b), 0, "svc's login cleared its own failure");
+}
+
+#[tokio::test]
+async fn a_block_is_named() {
+    let b = start_with("blocked", USERS_32, &["--nextcloud-version", "32"]);
+    let nc = registry_backend(&b, Some(("svc", "svc-app")));
+    for n in 0..11 {
+        assert_eq!(nc.auth(who(&format!("user{n}")), "x").await, Ok(false));
+    }
+    for e in [
+        nc.auth(who("alice"), "alice-pw").await.unwrap_err(),
+        nc.is_user(who("bob")).await.unwrap_err(),
+        nc.shared_roster(who("alice")).unwrap().await.unwrap_err(),
+    ] {
+        assert!(matches!(e, BackendError::Blocked { .. }), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_group_of_thousands_is_paged() {
+    let mut users: Vec<String> = (0..1000)
+        .map(|n| format!(r#"{{"uid": "u{n:04}", "password": "p", "groups": ["big"]}}"#))
+        .collect();
+    users.push(r#"{"uid": "svc", "password": "svc-pw", "admin": true}"#.into());
+    let json = format!(r#"{{"users": [{}]}}"#, users.join(","));
+    let b = start_with("paged", &json, &["--nextcloud-version", "32"]);
+    let nc = registry_backend(&b, Some(("svc", "svc-pw")));
+    let r = nc.shared_roster(who("u0000")).unwrap().await.unwrap();
+    assert_eq!(r.len(), 1000);
+    assert_eq!(r["u0999"].groups, ["big"]);
+    // 200 per page: five full pages and the empty one past the end.
+    assert_eq!(stat(&b, "ocs_group_members"), 6);
+}
+
+/// Item 5: `doctor` tells the version, allow-listed from not, failures
+/// recorded, a block, and a service password that is no app password.
+#[tokio::test]
+async fn doctor_against_32_and_34() {
+    use cloudauth_core::doctor::Status;
+    let line = |r: &cloudauth_core::doctor::BackendReport, name: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.status, c.detail.clone(), c.fix.clone()))
+            .unwrap_or_else(|| panic!("no {name} line in {:?}", r.checks))
+    };
+    let b = start_with("doctor34", USERS_32, &["--nextcloud-version", "34"]);
+    let nc = registry_backend(&b, Some(("svc", "svc-app")));
+    let r = nc.doctor("example.org").await;
+    assert_eq!(line(&r, "Nextcloud").1, "version 34.0.1");
+    assert_eq!(line(&r, "brute-force protection").0, Status::Pass);
+    let (status, detail, fix) = line(&r, "service password");
+    assert_eq!(status, Status::Warn, "{detail}");
+    assert!(fix.contains("app password"), "{fix}");
+    // Three failures: a warning with the count.
+    for _ in 0..3 {
+        assert_eq!(nc.auth(who("alice"), "wrong").await, Ok(false));
+    }
+    let r = nc.doctor("example.org").await;
+    let (status, detail, _) = line(&r, "brute-force protection");
+    assert_eq!(status, Status::Warn);
+    assert!(detail.contains("about 3 failed logins"), "{detail}");
+    // Blocked: ✗ with the fix, never "not throttled".
+    for n in 0..8 {
+        assert_eq!(nc.auth(who(&format!("u{n}")), "wrong").await, Ok(false));
+    }
+    let r = nc.doctor("example.org").await;
+    assert_eq!(line(&r, "brute-force protection").0, Status::Fail);
+    let (status, detail, fix) = line(&r, "throttle");
+    assert_eq!(status, Status::Fail);
+    assert!(detail.contains("blocks this server's address"), "{detail}");
+    assert!(fix.contains("whitelist_1"), "{fix}");
+
+    let allowed = start_with(
+        "doctor-allowed",
+        USERS_32,
+        &["--nextcloud-version", "32", "--allow-listed", "127.0.0.1"],
+    );
+    let nc = registry_backend(&allowed, None);
+    let r = nc.doctor("example.org").await;
+    assert_eq!(line(&r, "Nextcloud").1, "version 32.0.2");
+    let (status, detail, _) = line(&r, "brute-force protection");
+    assert_eq!(status, Status::Warn);
+    assert!(detail.contains("allow-listed"), "{detail}");
 }

@@ -212,6 +212,46 @@ pub enum BackendError {
         /// What to check.
         hint: &'static str,
     },
+    /// The service account's login was refused (any HTTP 401 for it):
+    /// its credentials, never its rights.
+    #[error("Nextcloud refuses service-user {user}'s password: {hint}")]
+    ServiceRefused {
+        /// The service account's name.
+        user: String,
+        /// What to check (a two-factor account needs an app password).
+        hint: &'static str,
+    },
+    /// Not asked: the service account's password was refused lately and
+    /// neither its file changed nor the back-off passed (each resend would
+    /// be one more failure Nextcloud records against this server).
+    #[error("not asked: Nextcloud refused service-user {user}'s password {ago_s} s ago: check service-password-file (asked again when the file changes, or in {retry_s} s)")]
+    ServicePaused {
+        /// The service account's name.
+        user: String,
+        /// Seconds since the refusal.
+        ago_s: u64,
+        /// Seconds until it is tried again.
+        retry_s: u64,
+    },
+    /// Nextcloud answered 404 with OCS statuscode 998 for a user: it does
+    /// not exist, or the service account may not see it. Not a "no".
+    #[error("Nextcloud does not show user {user:?} to service-user {service_user}: unknown, or not visible to the service account (a subadmin sees only its groups' members{scope}); make it an admin, or a subadmin of the user's groups")]
+    NotVisible {
+        /// The user asked about.
+        user: String,
+        /// The service account's name.
+        service_user: String,
+        /// ": the groups …" when known, else empty.
+        scope: String,
+    },
+    /// Nextcloud's brute-force protection blocks this server's address
+    /// (HTTP 429 or OCS 429; on 25–28 HTTP 500 "Reached maximum delay"):
+    /// every request with credentials is refused, right ones included.
+    #[error("Nextcloud at {host}: its brute-force protection blocks this server's address (every login from it is refused, for up to 30 minutes after the failures stop); allow-list the address in Administration → Security (or `occ config:app:set bruteForce whitelist_1 --value=ADDR/32`), then `occ security:bruteforce:reset ADDR`")]
+    Blocked {
+        /// Host and port of Nextcloud.
+        host: String,
+    },
     /// Any other status than the ones the API promises.
     #[error("HTTP status {status}{}: {snippet}", status_hint(*status))]
     HttpStatus {
@@ -250,15 +290,6 @@ pub enum BackendError {
         /// What this kind of check may spend.
         limit: u32,
     },
-    /// Nextcloud's brute-force protection blocks this server's address
-    /// (HTTP 429 for every request with credentials).
-    #[error("Nextcloud's brute-force protection blocks this server's address (HTTP 429 for {for_secs} s; next try in {retry_in} s): allow-list the address in Nextcloud (Administration → Security, or `occ config:app:set bruteForce whitelist_1 --value=ADDRESS/32`) and run `occ security:bruteforce:reset ADDRESS`")]
-    BruteForceBlock {
-        /// Seconds since the block was seen.
-        for_secs: u64,
-        /// Seconds until the next request may try.
-        retry_in: u64,
-    },
     /// Too many requests already wait for this backend.
     #[error("{waiting} requests already wait for the backend ({limit} in flight): not queued (raise cloud-concurrency only if the backend has the workers)")]
     Overloaded {
@@ -283,15 +314,11 @@ pub enum BackendError {
     Unsupported(&'static str),
 }
 
-impl From<crate::bruteforce::Withheld> for BackendError {
-    fn from(w: crate::bruteforce::Withheld) -> Self {
-        match w {
-            crate::bruteforce::Withheld::Spent { failures, limit } => {
-                BackendError::FailuresBudgetSpent { failures, limit }
-            }
-            crate::bruteforce::Withheld::Blocked { for_secs, retry_in } => {
-                BackendError::BruteForceBlock { for_secs, retry_in }
-            }
+impl From<crate::bruteforce::Spent> for BackendError {
+    fn from(s: crate::bruteforce::Spent) -> Self {
+        BackendError::FailuresBudgetSpent {
+            failures: s.failures,
+            limit: s.limit,
         }
     }
 }

@@ -3,37 +3,57 @@
 //! - Passwords (and app passwords, which are passwords to this API): `GET
 //!   {url}/ocs/v2.php/cloud/user?format=json` with the user's credentials
 //!   as HTTP basic auth; 200 names the account the credentials belong to,
-//!   401 (an XML body, whatever `format` asks for) is a wrong password.
+//!   401 is a wrong password (24: a fixed XML body whatever `format` asks
+//!   for; 32/34: JSON as asked). 401 "Current user is not logged in" with
+//!   credentials sent is a two-factor (or `token_auth_enforced`) account:
+//!   Nextcloud did not check the password, only app passwords work; a "no",
+//!   logged once per user with that hint.
 //! - Whether a user exists, and the shared roster, need a service account
 //!   (`service-user`, `service-password-file`) that is a Nextcloud admin or
 //!   a subadmin of the users' groups: `cloud/users/{id}`,
-//!   `cloud/users/{id}/groups` and `cloud/groups/{g}/users/details`.
-//!   Without one, `isuser` cannot find out (trouble, never "no") and the
-//!   shared roster is off.
+//!   `cloud/users/{id}/groups/details` (group display names; `…/groups`,
+//!   ids only, where that is missing) and `cloud/groups/{g}/users/details`
+//!   (paged with `limit`/`offset`). Without one, `isuser` cannot find out
+//!   (trouble, never "no") and the shared roster is off. 404 with OCS 998
+//!   is "unknown, or not visible to the service account" (trouble), 404
+//!   with OCS 404 unknown ("no"); a disabled account (`enabled: false`)
+//!   does not exist for `isuser` and is left out of shared rosters. Any 401
+//!   for the service account is about its credentials: once refused, they
+//!   are not sent again until `service-password-file` changes or
+//!   [`SERVICE_BACKOFF`] passed (each refusal is one failure Nextcloud
+//!   records against this server's address); meanwhile `isuser` and the
+//!   roster answer trouble without asking.
 //!
 //! Every OCS request carries `OCS-APIRequest: true`; Nextcloud answers 412
 //! without it, which in practice means a proxy stripped it.
 //!
 //! Nextcloud's brute-force protection records failed logins per client
-//! address and then delays *every* request from there (right passwords
-//! included, up to 25 s). For Nextcloud the XMPP server is one address, so
-//! this backend asks the decision layer not to resend a password that just
-//! failed ([`Backend::repeat_refusal_window`]) and watches login latency to
-//! tell the admin when the throttle has kicked in.
+//! address. Nextcloud 24 then delays *every* request from there (right
+//! passwords included, up to 25 s); 32/34 block it instead: HTTP 429 (OCS
+//! 429, no `Retry-After`) for every request with credentials once more
+//! than 10 failures were recorded in 30 minutes (25–28: HTTP 500 "Reached
+//! maximum delay"). A block is [`BackendError::Blocked`], which names the
+//! fix. For Nextcloud the XMPP server is one address, so this backend asks
+//! the decision layer not to resend a password that just failed
+//! ([`Backend::repeat_refusal_window`]) and watches login latency to tell
+//! the admin when 24's delay has kicked in.
 //!
-//! The replies handled here are those a real Nextcloud 24.0.5 gave when
-//! recorded; `jsxc-test-backend` emulates them (its `src/ocs.rs`).
+//! The replies handled here are those real Nextcloud 24.0.5, 32.0.2 and
+//! 34.0.1 gave when recorded; `jsxc-test-backend` emulates them (its
+//! `src/ocs.rs`, `--nextcloud-version`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use serde_json::Value;
-use tracing::{debug, warn};
+use subtle::ConstantTimeEq;
+use tracing::{debug, info, warn};
 
 use super::http::{host_of, HttpClient, HttpReply};
 use super::{
@@ -72,11 +92,32 @@ pub const THROTTLE_FACTOR: u32 = 5;
 /// At most one throttle warning per this interval (the condition lasts).
 pub const THROTTLE_WARN_INTERVAL: Duration = Duration::from_secs(600);
 
+/// How long refused service-account credentials are not sent again (unless
+/// `service-password-file` changes first): Nextcloud 32/34 block this
+/// server's address after 11 failures in 30 minutes, and `isuser` comes
+/// once per message to an offline user.
+pub const SERVICE_BACKOFF: Duration = Duration::from_secs(10 * 60);
+/// Group members asked for per request (`limit`), so that a group of
+/// thousands is a few bounded replies rather than one huge one.
+pub const MEMBERS_PAGE: usize = 200;
+/// More members than this in one group is taken as a reply gone wrong.
+pub const MAX_GROUP_MEMBERS: usize = 100_000;
+/// At most this many two-factor users are remembered as already told about.
+const TWO_FACTOR_TOLD_MAX: usize = 10_000;
+
 /// The OCS header Nextcloud's CSRF check requires of API clients.
 const OCS_API_REQUEST: &str = "OCS-APIRequest";
+/// Nextcloud's OCS message when it did not log the request in: no
+/// credentials, or (with credentials) an account whose password this API
+/// does not take: two-factor, or `token_auth_enforced`.
+const NOT_LOGGED_IN: &str = "Current user is not logged in";
 
 /// What to check when Nextcloud refuses the service account's login.
 const HINT_CREDENTIALS: &str = "check service-user and service-password-file";
+/// The same for a plain refusal (wrong, rotated or revoked password).
+const HINT_SERVICE_PASSWORD: &str = "check service-password-file (best an app password of that account: Personal settings → Security → Devices & sessions)";
+/// The same when Nextcloud did not even check it.
+const HINT_SERVICE_TWO_FACTOR: &str = "Nextcloud did not check it (\"Current user is not logged in\"): the account uses two-factor authentication, so service-password-file must hold an app password of it (Personal settings → Security → Devices & sessions)";
 /// What to check when the service account logged in but may not look.
 const HINT_RIGHTS: &str =
     "the service account (service-user) must be a Nextcloud admin, or a subadmin of the users' groups";
@@ -183,9 +224,12 @@ fn build(v: &Values, http: &Arc<HttpClient>) -> Result<Arc<dyn Backend>, Setting
                 "must be a whole number from 1 to 1000".into(),
             )
         })?;
-    let nc = Nextcloud::new(url, service, Arc::clone(http))
+    let mut nc = Nextcloud::new(url, service, Arc::clone(http))
         .map_err(|why| invalid(keys::URL, why.to_string()))?
         .with_failure_budget(max_attempts);
+    if let Some(file) = v.secret_file(SERVICE_PASSWORD_FILE) {
+        nc = nc.with_service_password_file(file.to_path_buf());
+    }
     Ok(Arc::new(nc))
 }
 
@@ -202,6 +246,8 @@ pub enum ServiceAccountError {
 #[derive(Clone)]
 pub struct ServiceAccount {
     user: String,
+    /// Whether the password has the form of a Nextcloud app password.
+    app_password_like: bool,
     /// `Basic …`, marked sensitive so that reqwest never prints it.
     authorization: HeaderValue,
 }
@@ -226,6 +272,7 @@ impl ServiceAccount {
         }
         Ok(ServiceAccount {
             user: user.to_string(),
+            app_password_like: looks_like_app_password(p),
             authorization: basic_authorization(user, p),
         })
     }
@@ -234,6 +281,13 @@ impl ServiceAccount {
     pub fn user(&self) -> &str {
         &self.user
     }
+}
+
+/// Whether `password` has the form of the app passwords Nextcloud mints
+/// (Personal settings → Security, login flow v2): 72 ASCII letters and
+/// digits. Only the form: whether it is one only Nextcloud knows.
+pub fn looks_like_app_password(password: &[u8]) -> bool {
+    password.len() == 72 && password.iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// Whether HTTP basic auth can carry `user` as the login: not empty, no
@@ -314,10 +368,10 @@ pub fn bruteforce_capabilities(body: &[u8]) -> Option<(bool, u64)> {
 /// account, no credentials) is not recorded; any other 401 is.
 pub fn login_outcome(reply: &HttpReply) -> Outcome {
     let says = |what: &str| reply.body.windows(what.len()).any(|w| w == what.as_bytes());
+    if is_blocked(reply) {
+        return Outcome::Blocked;
+    }
     match reply.status {
-        429 => Outcome::Blocked,
-        500 if says("Reached maximum delay") => Outcome::Blocked,
-        _ if ocs_statuscode(&reply.body) == Some(429) => Outcome::Blocked,
         200..=299 => Outcome::Accepted,
         401 if says("Current user is not logged in") => Outcome::NotCounted,
         401 => Outcome::Failed,
@@ -333,14 +387,60 @@ fn ocs_data(body: &[u8]) -> Result<Value, DecodeError> {
         .ok_or_else(|| DecodeError::Shape("no ocs.data in the reply".into()))
 }
 
-/// `ocs.meta.statuscode` of an OCS JSON reply (a number, or digits in a string).
+/// `ocs.meta.statuscode` of an OCS reply (a number, or digits in a
+/// string), JSON or XML: 24 always sends its 401 as XML, 32/34 send XML
+/// whenever the JSON was not asked for.
 pub fn ocs_statuscode(body: &[u8]) -> Option<u64> {
-    let v = decode_json(body).ok()?;
-    match v.pointer("/ocs/meta/statuscode")? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+    match decode_json(body) {
+        Ok(v) => match v.pointer("/ocs/meta/statuscode")? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        },
+        Err(_) => xml_meta(body, "statuscode")?.trim().parse().ok(),
     }
+}
+
+/// `ocs.meta.message` of an OCS reply, JSON or XML.
+pub fn ocs_message(body: &[u8]) -> Option<String> {
+    match decode_json(body) {
+        Ok(v) => v
+            .pointer("/ocs/meta/message")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        Err(_) => xml_meta(body, "message").map(str::to_string),
+    }
+}
+
+/// The text of `<ocs><meta><NAME>…</NAME>`: enough of XML for the
+/// envelope Nextcloud writes (no attributes, no entities in these fields).
+fn xml_meta<'b>(body: &'b [u8], name: &str) -> Option<&'b str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let meta_start = text.find("<meta>")? + "<meta>".len();
+    let meta = &text[meta_start..text[meta_start..].find("</meta>")? + meta_start];
+    let open = format!("<{name}>");
+    let start = meta.find(&open)? + open.len();
+    let end = meta[start..].find(&format!("</{name}>"))? + start;
+    Some(&meta[start..end])
+}
+
+/// Whether `reply` is Nextcloud's brute-force block: HTTP 429, OCS
+/// statuscode 429 (in a reply that is neither a success nor a login
+/// refusal), or on Nextcloud 25–28 HTTP 500 "Reached maximum delay".
+pub fn is_blocked(reply: &HttpReply) -> bool {
+    const MAX_DELAY: &[u8] = b"Reached maximum delay";
+    reply.status == 429
+        || (!matches!(reply.status, 200 | 401) && ocs_statuscode(&reply.body) == Some(429))
+        || (reply.status == 500 && reply.body.windows(MAX_DELAY.len()).any(|w| w == MAX_DELAY))
+}
+
+/// The trouble every OCS reply can be, whatever was asked: the brute-force
+/// block, a stripped `OCS-APIRequest` header.
+fn shared_trouble(reply: &HttpReply, url: &reqwest::Url) -> Option<BackendError> {
+    if is_blocked(reply) {
+        return Some(BackendError::Blocked { host: host_of(url) });
+    }
+    (reply.status == 412).then(csrf_stripped)
 }
 
 /// The account id of a successful `cloud/user` reply (`ocs.data.id`).
@@ -352,14 +452,67 @@ pub fn decode_current_user_id(body: &[u8]) -> Result<String, DecodeError> {
         .ok_or_else(|| DecodeError::Shape("cloud/user without string ocs.data.id".into()))
 }
 
-/// Checks a successful `cloud/users/{id}` reply (`ocs.data.id` is there).
-fn decode_user_found(body: &[u8]) -> Result<(), DecodeError> {
-    match ocs_data(body)?.get("id") {
-        Some(Value::String(_)) => Ok(()),
+/// A successful `cloud/users/{id}` reply: the account is there (`ocs.data.id`)
+/// and whether it is enabled (`enabled: false` only for a disabled one;
+/// the field is missing for viewers who may not manage the account).
+fn decode_user_found(body: &[u8]) -> Result<bool, DecodeError> {
+    let data = ocs_data(body)?;
+    match data.get("id") {
+        Some(Value::String(_)) => Ok(enabled(&data)),
         _ => Err(DecodeError::Shape(
             "cloud/users/{id} without string ocs.data.id".into(),
         )),
     }
+}
+
+/// Whether a user record is not marked disabled (`enabled` false, 0, "0"
+/// or "" is disabled; a missing field is not).
+fn enabled(record: &Value) -> bool {
+    match record.get("enabled") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64() != Some(0),
+        Some(Value::String(s)) => !matches!(s.as_str(), "" | "0" | "false"),
+        _ => true,
+    }
+}
+
+/// One group of a user, as `users/{id}/groups/details` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Nextcloud group id (what URLs name).
+    pub id: String,
+    /// Display name (the id when Nextcloud gives none).
+    pub name: String,
+}
+
+/// The groups of a `cloud/users/{id}/groups/details` reply
+/// (`ocs.data.groups`: a list of `{"id", "displayname", …}`).
+pub fn decode_user_group_details(body: &[u8]) -> Result<Vec<Group>, DecodeError> {
+    let data = ocs_data(body)?;
+    let shape = || {
+        DecodeError::Shape(
+            "users/{id}/groups/details without a list of {id, displayname} in ocs.data.groups"
+                .into(),
+        )
+    };
+    let list = data
+        .get("groups")
+        .and_then(Value::as_array)
+        .ok_or_else(shape)?;
+    list.iter()
+        .map(|g| {
+            let id = g.get("id").and_then(Value::as_str).ok_or_else(shape)?;
+            let name = g
+                .get("displayname")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(id);
+            Ok(Group {
+                id: id.to_string(),
+                name: name.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The group ids of a `cloud/users/{id}/groups` reply (`ocs.data.groups`).
@@ -376,15 +529,41 @@ pub fn decode_user_groups(body: &[u8]) -> Result<Vec<String>, DecodeError> {
         .collect()
 }
 
+/// What Nextcloud said to a user's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAnswer {
+    /// Right, for this very account.
+    Accepted,
+    /// Wrong (or unknown user, or a disabled account, or another account's).
+    Refused,
+    /// Refused without the password being checked: a two-factor or
+    /// `token_auth_enforced` account, which only app passwords open.
+    PasswordNotChecked,
+}
+
+impl LoginAnswer {
+    /// The yes or no of it.
+    pub fn accepted(self) -> bool {
+        self == LoginAnswer::Accepted
+    }
+}
+
 /// The answer of a `cloud/user` reply to `user`'s credentials: yes only for
 /// HTTP 200 naming this very account (folded), no for HTTP 401 or another
-/// account's id, anything else trouble.
-pub fn auth_answer(reply: &HttpReply, user: &str) -> Result<bool, BackendError> {
+/// account's id, anything else trouble (a block: [`BackendError::Blocked`]).
+pub fn auth_answer(
+    reply: &HttpReply,
+    url: &reqwest::Url,
+    user: &str,
+) -> Result<LoginAnswer, BackendError> {
+    if let Some(e) = shared_trouble(reply, url) {
+        return Err(e);
+    }
     match reply.status {
         200 => {
             let id = decode_current_user_id(&reply.body)?;
             if fold(&id) == fold(user) {
-                Ok(true)
+                Ok(LoginAnswer::Accepted)
             } else {
                 // Nextcloud also takes e-mail addresses and other login
                 // names: right credentials, but of another account.
@@ -394,38 +573,56 @@ pub fn auth_answer(reply: &HttpReply, user: &str) -> Result<bool, BackendError> 
                     printable_snippet(id.as_bytes(), 80),
                     user
                 );
-                Ok(false)
+                Ok(LoginAnswer::Refused)
             }
         }
-        // The body is Nextcloud's fixed XML, whatever `format` says.
-        401 => Ok(false),
-        412 => Err(csrf_stripped()),
+        // 24: a fixed XML body whatever `format` says; 32/34: as asked.
+        // Credentials were sent, so "not logged in" means Nextcloud would
+        // not take a password for this account at all.
+        401 if ocs_message(&reply.body).as_deref() == Some(NOT_LOGGED_IN) => {
+            Ok(LoginAnswer::PasswordNotChecked)
+        }
+        401 => Ok(LoginAnswer::Refused),
         _ => Err(reply.unexpected()),
     }
 }
 
-/// The answer of a `cloud/users/{id}` reply: yes for HTTP 200 with
-/// `ocs.data.id`, no only for HTTP 404 with OCS statuscode 404.
-pub fn is_user_answer(reply: &HttpReply) -> Result<bool, BackendError> {
+/// The answer of a `cloud/users/{id}` reply about `user`, asked as
+/// `service_user`: yes for HTTP 200 with `ocs.data.id` of an enabled
+/// account, no for a disabled one and for HTTP 404 with OCS statuscode
+/// 404; 404 with 998 is "unknown, or not visible" (trouble).
+pub fn is_user_answer(
+    reply: &HttpReply,
+    url: &reqwest::Url,
+    user: &str,
+    service_user: &str,
+) -> Result<bool, BackendError> {
+    if let Some(e) = shared_trouble(reply, url) {
+        return Err(e);
+    }
     match reply.status {
-        200 => {
-            decode_user_found(&reply.body)?;
-            Ok(true)
-        }
-        // OCS statuscode 404: no such user. 998: the user exists but the
-        // service account may not see it (a subadmin of other groups);
-        // anything else (an HTML 404: a wrong URL) is no answer at all.
+        // A disabled account cannot log in: for XMPP it does not exist.
+        200 => Ok(decode_user_found(&reply.body)?),
+        // OCS statuscode 404: no such user. 998: no such user, or one the
+        // service account may not see (a subadmin of other groups), which
+        // Nextcloud does not tell apart; anything else (an HTML 404: a
+        // wrong URL) is no answer at all.
         404 => match ocs_statuscode(&reply.body) {
             Some(404) => Ok(false),
-            Some(998) => Err(BackendError::Unauthorized {
-                status: 404,
-                hint: HINT_RIGHTS,
-            }),
+            Some(998) => Err(not_visible(user, service_user)),
             _ => Err(reply.unexpected()),
         },
-        401 | 403 => Err(service_refused(reply)),
-        412 => Err(csrf_stripped()),
+        401 | 403 => Err(service_refused(reply, service_user)),
         _ => Err(reply.unexpected()),
+    }
+}
+
+/// 404 with OCS 998 for `user`.
+fn not_visible(user: &str, service_user: &str) -> BackendError {
+    BackendError::NotVisible {
+        user: printable_snippet(user.as_bytes(), 80),
+        service_user: service_user.to_string(),
+        scope: String::new(),
     }
 }
 
@@ -436,6 +633,8 @@ pub struct Member {
     pub uid: String,
     /// Display name (the id when Nextcloud gives none).
     pub name: String,
+    /// False for a disabled account (left out of shared rosters).
+    pub enabled: bool,
 }
 
 /// The members of a `cloud/groups/{g}/users/details` reply: `ocs.data.users`
@@ -460,6 +659,7 @@ pub fn decode_group_members(body: &[u8]) -> Result<Vec<Member>, DecodeError> {
         Ok(Member {
             uid: uid.to_string(),
             name: name.to_string(),
+            enabled: enabled(entry),
         })
     };
     match data.get("users") {
@@ -471,15 +671,16 @@ pub fn decode_group_members(body: &[u8]) -> Result<Vec<Member>, DecodeError> {
     }
 }
 
-/// The shared roster from the user's groups, in the user's order, each
-/// with its members: every member once, with its display name and the
-/// groups (of these) it is in. The user is a member of its own groups, so
-/// it is included, as the JSXC `sharedroster` operation does; no groups
-/// give an empty roster.
+/// The shared roster from the user's groups (by display name), in the
+/// user's order, each with its members: every enabled member once, with
+/// its display name and the groups (of these) it is in. The user is a
+/// member of its own groups, so it is included, as the JSXC `sharedroster`
+/// operation does; no groups give an empty roster. Disabled accounts are
+/// left out: they cannot log in, and a contact nobody answers is noise.
 pub fn build_shared_roster(groups: &[(String, Vec<Member>)]) -> SharedRoster {
     let mut roster = SharedRoster::new();
     for (group, members) in groups {
-        for m in members {
+        for m in members.iter().filter(|m| m.enabled) {
             let entry = roster.entry(m.uid.clone()).or_insert_with(|| RosterMember {
                 name: m.name.clone(),
                 groups: Vec::new(),
@@ -512,17 +713,27 @@ fn csrf_stripped() -> BackendError {
     )
 }
 
-/// What a refusal of the service account means: a failed login is answered
-/// with Nextcloud's fixed XML body, a login without the rights with an OCS
-/// JSON envelope.
-fn service_refused(reply: &HttpReply) -> BackendError {
-    let hint = match reply.status {
-        401 if decode_json(&reply.body).is_err() => HINT_CREDENTIALS,
-        _ => HINT_RIGHTS,
-    };
-    BackendError::Unauthorized {
-        status: reply.status,
-        hint,
+/// What a refusal of the service account (`user`) means: a 401 is about
+/// its credentials (on 32/34 a wrong password's 401 is a JSON envelope
+/// too, so the body's format tells nothing), "not logged in" with them a
+/// two-factor account; a 403, and the 401 with an empty OCS message that
+/// a controller sends to a logged-in account without the rights (a plain
+/// user asking for another's groups), are about its rights.
+fn service_refused(reply: &HttpReply, user: &str) -> BackendError {
+    let message = ocs_message(&reply.body);
+    match reply.status {
+        401 if message.as_deref() != Some("") => BackendError::ServiceRefused {
+            user: user.to_string(),
+            hint: if message.as_deref() == Some(NOT_LOGGED_IN) {
+                HINT_SERVICE_TWO_FACTOR
+            } else {
+                HINT_SERVICE_PASSWORD
+            },
+        },
+        status => BackendError::Unauthorized {
+            status,
+            hint: HINT_RIGHTS,
+        },
     }
 }
 
@@ -611,14 +822,172 @@ fn claim_slot(last: &AtomicU64, now: u64, interval: Duration) -> bool {
     }
 }
 
+/// When the service account's credentials were refused, and what its
+/// password file looked like then.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    at: Instant,
+    file: Option<FileStamp>,
+}
+
+/// A file's modification time and length: a change means the admin wrote it.
+type FileStamp = (Option<SystemTime>, u64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok(), m.len()))
+}
+
+/// The service account as used: its credentials (replaced when the
+/// password file changes after a refusal) and the last refusal.
+struct Service {
+    user: String,
+    password_file: Option<PathBuf>,
+    account: RwLock<ServiceAccount>,
+    refused: Mutex<Option<Refusal>>,
+    backoff: Duration,
+}
+
+impl Service {
+    fn new(account: ServiceAccount) -> Self {
+        Service {
+            user: account.user.clone(),
+            password_file: None,
+            account: RwLock::new(account),
+            refused: Mutex::new(None),
+            backoff: SERVICE_BACKOFF,
+        }
+    }
+
+    fn refused(&self) -> MutexGuard<'_, Option<Refusal>> {
+        // Poisoned only by a panic elsewhere; the value stays usable.
+        self.refused.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current(&self) -> ServiceAccount {
+        self.account
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The credentials to send, or [`BackendError::ServicePaused`] while a
+    /// refusal stands: neither has the password file changed (then its new
+    /// content is used at once) nor has the back-off passed (then one
+    /// request tries the old credentials again).
+    fn credentials(&self) -> Result<ServiceAccount, BackendError> {
+        let mut refused = self.refused();
+        let Some(r) = *refused else {
+            return Ok(self.current());
+        };
+        if let Some(path) = &self.password_file {
+            let now = file_stamp(path);
+            if now != r.file {
+                match self.reload(path) {
+                    Some(true) => {
+                        info!(
+                            "{}: changed; sending service-user {}'s new password to Nextcloud",
+                            path.display(),
+                            self.user
+                        );
+                        *refused = None;
+                        return Ok(self.current());
+                    }
+                    // Touched, same password: still the refused one.
+                    Some(false) => {
+                        *refused = Some(Refusal { file: now, ..r });
+                    }
+                    None => {}
+                }
+            }
+        }
+        let ago = r.at.elapsed();
+        if ago >= self.backoff {
+            // One more try; a refusal starts the back-off again.
+            *refused = None;
+            return Ok(self.current());
+        }
+        Err(BackendError::ServicePaused {
+            user: self.user.clone(),
+            ago_s: ago.as_secs(),
+            retry_s: (self.backoff - ago).as_secs().max(1),
+        })
+    }
+
+    /// Re-reads the password file: `Some(true)` when it now holds another
+    /// usable password (taken), `Some(false)` when the same, `None` when
+    /// unreadable or unusable (logged; the old credentials stay).
+    fn reload(&self, path: &Path) -> Option<bool> {
+        let read = match crate::secret::read_file(path) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("service-password-file: {e}");
+                return None;
+            }
+        };
+        let new = match ServiceAccount::new(&self.user, read.secret) {
+            Ok(a) => a,
+            Err(_) => {
+                warn!(
+                    "{}: the password contains a control character, which HTTP basic auth cannot carry; not used",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        let mut account = self.account.write().unwrap_or_else(|p| p.into_inner());
+        let same: bool = account
+            .authorization
+            .as_bytes()
+            .ct_eq(new.authorization.as_bytes())
+            .into();
+        if same {
+            return Some(false);
+        }
+        *account = new;
+        Some(true)
+    }
+
+    /// After a request as the service account: a refusal of its
+    /// credentials starts the back-off, logged once.
+    fn note(&self, e: &BackendError) {
+        if !matches!(e, BackendError::ServiceRefused { .. }) {
+            return;
+        }
+        let mut refused = self.refused();
+        if refused.is_some() {
+            return;
+        }
+        *refused = Some(Refusal {
+            at: Instant::now(),
+            file: self.password_file.as_deref().and_then(file_stamp),
+        });
+        warn!(
+            "{e}; not sent again until service-password-file changes, or for {} min \
+             (each refused login is a failure Nextcloud's brute-force protection records against this \
+             server's address, and 11 in 30 minutes block every login from it); meanwhile isuser and \
+             shared rosters cannot tell",
+            self.backoff.as_secs() / 60
+        );
+    }
+}
+
 /// One Nextcloud, asked through its OCS API.
 pub struct Nextcloud {
     base: reqwest::Url,
     current_user: reqwest::Url,
-    service: Option<ServiceAccount>,
+    service: Option<Service>,
     http: Arc<HttpClient>,
     /// Whether "isuser and the shared roster are off" was logged.
     told_no_service: AtomicBool,
+    /// Two-factor users already told to use an app password (bounded).
+    told_two_factor: Mutex<HashSet<String>>,
+    /// Set once `users/{id}/groups/details` turned out missing (Nextcloud
+    /// before 32): group ids are then taken as their names.
+    no_group_details: AtomicBool,
+    /// What the service account covers ("; svc is subadmin of staff,
+    /// chess"), asked once, on the first 404 998, for the message.
+    service_scope: Mutex<Option<String>>,
     latency: LatencyWatch,
     /// Failed logins this server caused here, and Nextcloud's block.
     budget: Option<Arc<FailureBudget>>,
@@ -629,7 +998,7 @@ impl std::fmt::Debug for Nextcloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Nextcloud")
             .field("base", &shown(&self.base))
-            .field("service", &self.service)
+            .field("service", &self.service.as_ref().map(|s| &s.user))
             .finish()
     }
 }
@@ -650,9 +1019,12 @@ impl Nextcloud {
         Ok(Nextcloud {
             base,
             current_user,
-            service,
+            service: service.map(Service::new),
             http,
             told_no_service: AtomicBool::new(false),
+            told_two_factor: Mutex::new(HashSet::new()),
+            no_group_details: AtomicBool::new(false),
+            service_scope: Mutex::new(None),
             latency: LatencyWatch::new(THROTTLE_FLOOR),
             budget: None,
             capabilities,
@@ -675,14 +1047,7 @@ impl Nextcloud {
         if !budget.capabilities_due() {
             return;
         }
-        let url = &self.capabilities;
-        let Ok(request) = self.http.request(reqwest::Method::GET, url) else {
-            return;
-        };
-        let request = request
-            .header(OCS_API_REQUEST, "true")
-            .header(ACCEPT, "application/json");
-        match self.http.send(request, url).await {
+        match self.public_get(&self.capabilities).await {
             Ok(reply) if reply.status == 200 => match bruteforce_capabilities(&reply.body) {
                 Some((allow_listed, delay)) => budget.capabilities(allow_listed, delay),
                 None => debug!(
@@ -710,18 +1075,32 @@ impl Nextcloud {
         let Some(budget) = &self.budget else {
             return self.http.send(request, url).await;
         };
-        budget.may_send()?;
-        let reply = self.http.send(request, url).await?;
-        let outcome = login_outcome(&reply);
-        budget.record(login, outcome);
-        if outcome == Outcome::Blocked {
-            let report = budget.report();
-            return Err(BackendError::BruteForceBlock {
-                for_secs: report.blocked_for.unwrap_or(0),
-                retry_in: crate::bruteforce::BLOCK_PROBE_INTERVAL.as_secs(),
-            });
+        // During a block only one probe per interval; the rest is the
+        // block's trouble without asking.
+        if budget.may_send().is_err() {
+            return Err(BackendError::Blocked { host: host_of(url) });
         }
+        let reply = self.http.send(request, url).await?;
+        budget.record(login, login_outcome(&reply));
         Ok(reply)
+    }
+
+    /// The file the service account's password came from: re-read after
+    /// Nextcloud refused it, once it changed.
+    pub fn with_service_password_file(mut self, path: PathBuf) -> Self {
+        if let Some(s) = &mut self.service {
+            s.password_file = Some(path);
+        }
+        self
+    }
+
+    /// Another back-off for refused service credentials (default
+    /// [`SERVICE_BACKOFF`]), for tests.
+    pub fn with_service_backoff(mut self, backoff: Duration) -> Self {
+        if let Some(s) = &mut self.service {
+            s.backoff = backoff;
+        }
+        self
     }
 
     /// The same with another floor for the throttle detection (default
@@ -743,7 +1122,7 @@ impl Nextcloud {
     }
 
     /// The service account, or (once logged) the reason there is none.
-    fn service(&self) -> Option<&ServiceAccount> {
+    fn service(&self) -> Option<&Service> {
         if self.service.is_none() && !self.told_no_service.swap(true, Ordering::Relaxed) {
             warn!(
                 "Nextcloud at {}: no service account, so isuser cannot find out and the shared roster is off; \
@@ -796,7 +1175,31 @@ impl Nextcloud {
         if matches!(reply.status, 200 | 401) && self.latency.observe(reply.elapsed) {
             self.warn_throttled(url, reply.elapsed, false);
         }
-        auth_answer(&reply, who.user)
+        let answer = auth_answer(&reply, url, who.user)?;
+        if answer == LoginAnswer::PasswordNotChecked {
+            self.tell_two_factor(who.user);
+        }
+        Ok(answer.accepted())
+    }
+
+    /// Logs once per user (of the last [`TWO_FACTOR_TOLD_MAX`]) that its
+    /// password cannot work here.
+    fn tell_two_factor(&self, user: &str) {
+        let mut told = self
+            .told_two_factor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if told.len() >= TWO_FACTOR_TOLD_MAX {
+            told.clear();
+        }
+        if told.insert(fold(user)) {
+            warn!(
+                "{user:?}: Nextcloud did not check the password (\"{NOT_LOGGED_IN}\"): the account uses \
+                 two-factor authentication (or token_auth_enforced), so only an app password works; \
+                 refused. The user should create one (Nextcloud: Personal settings → Security → \
+                 Devices & sessions) and use it as the XMPP password"
+            );
+        }
     }
 
     fn warn_throttled(&self, url: &reqwest::Url, took: Duration, timed_out: bool) {
@@ -827,78 +1230,238 @@ impl Nextcloud {
         );
     }
 
+    /// A request as the service account, unless its credentials were
+    /// refused lately ([`Service::credentials`]); `answer` reads the reply,
+    /// and a refusal it finds starts the back-off.
+    async fn service_call<T>(
+        &self,
+        svc: &Service,
+        url: &reqwest::Url,
+        answer: impl FnOnce(&HttpReply) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let account = svc.credentials()?;
+        self.read_capabilities_if_due().await;
+        let request = self.ocs_request(url, account.authorization.clone())?;
+        let reply = self.send_counted(account.user(), request, url).await?;
+        let result = answer(&reply);
+        if let Err(e) = &result {
+            svc.note(e);
+        }
+        result
+    }
+
+    /// A request as `account`, for the doctor (which checks the back-off itself).
     async fn service_get(
         &self,
-        svc: &ServiceAccount,
+        account: &ServiceAccount,
         url: &reqwest::Url,
     ) -> Result<HttpReply, BackendError> {
         self.read_capabilities_if_due().await;
-        let request = self.ocs_request(url, svc.authorization.clone())?;
-        self.send_counted(svc.user(), request, url).await
+        let request = self.ocs_request(url, account.authorization.clone())?;
+        self.send_counted(account.user(), request, url).await
     }
 
-    async fn is_user_op(
-        &self,
-        svc: &ServiceAccount,
-        who: Account<'_>,
-    ) -> Result<bool, BackendError> {
+    async fn is_user_op(&self, svc: &Service, who: Account<'_>) -> Result<bool, BackendError> {
         // Nextcloud refuses such user ids; a URL could not name them anyway.
         let Some(url) = ocs_url(&self.base, &["cloud", "users", who.user]) else {
             return Ok(false);
         };
-        is_user_answer(&self.service_get(svc, &url).await?)
+        let answer = self
+            .service_call(svc, &url, |r| is_user_answer(r, &url, who.user, &svc.user))
+            .await;
+        self.with_scope(svc, answer).await
     }
 
-    async fn roster_op(
+    /// A [`BackendError::NotVisible`] with what the service account covers.
+    async fn with_scope<T>(
         &self,
-        svc: &ServiceAccount,
-        who: Account<'_>,
-    ) -> Result<SharedRoster, BackendError> {
-        let Some(url) = ocs_url(&self.base, &["cloud", "users", who.user, "groups"]) else {
-            return Err(BackendError::Api(format!(
-                "user id {:?} cannot be put in a Nextcloud URL",
-                who.user
-            )));
+        svc: &Service,
+        answer: Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        match answer {
+            Err(BackendError::NotVisible {
+                user, service_user, ..
+            }) => Err(BackendError::NotVisible {
+                user,
+                service_user,
+                scope: self.service_scope(svc).await,
+            }),
+            other => other,
+        }
+    }
+
+    /// "; svc is subadmin of staff, chess" (or an admin), from the service
+    /// account's own record, asked once; empty when that fails.
+    async fn service_scope(&self, svc: &Service) -> String {
+        let known = self
+            .service_scope
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(s) = known {
+            return s;
+        }
+        let Some(url) = ocs_url(&self.base, &["cloud", "users", &svc.user]) else {
+            return String::new();
         };
-        let reply = self.service_get(svc, &url).await?;
-        let groups = match reply.status {
-            200 => decode_user_groups(&reply.body)?,
-            // Trouble, not an empty roster: an empty one would remove the
-            // user from every provisioned group.
-            404 => {
-                return Err(BackendError::Api(format!(
-                    "Nextcloud does not know user {:?} (HTTP 404 for its groups)",
-                    who.user
-                )))
-            }
-            401 | 403 => return Err(service_refused(&reply)),
-            412 => return Err(csrf_stripped()),
-            _ => return Err(reply.unexpected()),
+        let record = self
+            .service_call(svc, &url, |r| match r.status {
+                200 if shared_trouble(r, &url).is_none() => Ok(ocs_data(&r.body)?),
+                _ => Err(Self::service_trouble(r, &url, svc)),
+            })
+            .await;
+        let Ok(data) = record else {
+            return String::new();
         };
-        let mut seen = BTreeSet::new();
-        let mut members = Vec::with_capacity(groups.len());
-        // One group after another: a login must not become a burst of
-        // requests on Nextcloud.
-        for group in groups {
-            if !seen.insert(group.clone()) {
-                continue;
+        let strings = |k: &str| -> Vec<String> {
+            data.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let scope = if strings("groups").iter().any(|g| g == "admin") {
+            format!("; {} is an admin, so the user is unknown", svc.user)
+        } else {
+            match strings("subadmin") {
+                s if s.is_empty() => format!("; {} is subadmin of no group", svc.user),
+                s => format!("; {} is subadmin of {}", svc.user, s.join(", ")),
             }
-            let Some(url) = ocs_url(
-                &self.base,
-                &["cloud", "groups", group.as_str(), "users", "details"],
-            ) else {
+        };
+        *self.service_scope.lock().unwrap_or_else(|p| p.into_inner()) = Some(scope.clone());
+        scope
+    }
+
+    /// Reads a service-account reply that has no answer of its own to give
+    /// for 401, 403, 404: the trouble it is.
+    fn service_trouble(reply: &HttpReply, url: &reqwest::Url, svc: &Service) -> BackendError {
+        if let Some(e) = shared_trouble(reply, url) {
+            return e;
+        }
+        match reply.status {
+            401 | 403 => service_refused(reply, &svc.user),
+            _ => reply.unexpected(),
+        }
+    }
+
+    /// The user's groups with their display names: `users/{id}/groups/details`
+    /// (Nextcloud 32 on), else `users/{id}/groups` with the ids as names.
+    async fn user_groups(&self, svc: &Service, user: &str) -> Result<Vec<Group>, BackendError> {
+        let url_of = |last: &[&str]| {
+            let mut segs = vec!["cloud", "users", user, "groups"];
+            segs.extend_from_slice(last);
+            ocs_url(&self.base, &segs).ok_or_else(|| {
+                BackendError::Api(format!(
+                    "user id {:?} cannot be put in a Nextcloud URL",
+                    printable_snippet(user.as_bytes(), 80)
+                ))
+            })
+        };
+        // 404 of an unknown or invisible user, or of a missing endpoint:
+        // the plain list then tells which.
+        if !self.no_group_details.load(Ordering::Relaxed) {
+            let url = url_of(&["details"])?;
+            let details = self
+                .service_call(svc, &url, |r| match r.status {
+                    200 if shared_trouble(r, &url).is_none() => {
+                        Ok(Some(decode_user_group_details(&r.body)?))
+                    }
+                    404 | 403 if shared_trouble(r, &url).is_none() => Ok(None),
+                    _ => Err(Self::service_trouble(r, &url, svc)),
+                })
+                .await?;
+            if let Some(groups) = details {
+                return Ok(groups);
+            }
+        }
+        let url = url_of(&[])?;
+        let groups = self
+            .service_call(svc, &url, |r| match r.status {
+                200 if shared_trouble(r, &url).is_none() => Ok(decode_user_groups(&r.body)?),
+                // Trouble, not an empty roster: an empty one would remove
+                // the user from every provisioned group.
+                404 if shared_trouble(r, &url).is_none() => Err(match ocs_statuscode(&r.body) {
+                    Some(998) => not_visible(user, &svc.user),
+                    _ => BackendError::Api(format!(
+                        "Nextcloud does not know user {:?} (HTTP 404 for its groups)",
+                        printable_snippet(user.as_bytes(), 80)
+                    )),
+                }),
+                _ => Err(Self::service_trouble(r, &url, svc)),
+            })
+            .await?;
+        if !self.no_group_details.swap(true, Ordering::Relaxed) {
+            debug!("Nextcloud has no users/{{id}}/groups/details (before 32): shared roster groups are named by their ids");
+        }
+        Ok(groups
+            .into_iter()
+            .map(|id| Group {
+                name: id.clone(),
+                id,
+            })
+            .collect())
+    }
+
+    /// Every member of `group`, [`MEMBERS_PAGE`] per request, until a page
+    /// is short or empty (`[]` past the end) or brings nobody new (a
+    /// Nextcloud that ignores `offset`).
+    async fn group_members(&self, svc: &Service, group: &str) -> Result<Vec<Member>, BackendError> {
+        let mut all: Vec<Member> = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            let Some(mut url) =
+                ocs_url(&self.base, &["cloud", "groups", group, "users", "details"])
+            else {
                 return Err(BackendError::Api(format!(
                     "group {:?} cannot be put in a Nextcloud URL",
                     printable_snippet(group.as_bytes(), 80)
                 )));
             };
-            let reply = self.service_get(svc, &url).await?;
-            match reply.status {
-                200 => members.push((group, decode_group_members(&reply.body)?)),
-                401 | 403 => return Err(service_refused(&reply)),
-                412 => return Err(csrf_stripped()),
-                _ => return Err(reply.unexpected()),
+            url.query_pairs_mut()
+                .append_pair("limit", &MEMBERS_PAGE.to_string())
+                .append_pair("offset", &all.len().to_string());
+            let page = self
+                .service_call(svc, &url, |r| match r.status {
+                    200 if shared_trouble(r, &url).is_none() => Ok(decode_group_members(&r.body)?),
+                    _ => Err(Self::service_trouble(r, &url, svc)),
+                })
+                .await?;
+            let short = page.len() < MEMBERS_PAGE;
+            let before = all.len();
+            all.extend(page.into_iter().filter(|m| seen.insert(m.uid.clone())));
+            if short || all.len() == before {
+                return Ok(all);
             }
+            if all.len() > MAX_GROUP_MEMBERS {
+                return Err(BackendError::Api(format!(
+                    "group {:?} has more than {MAX_GROUP_MEMBERS} members; not a shared roster",
+                    printable_snippet(group.as_bytes(), 80)
+                )));
+            }
+        }
+    }
+
+    async fn roster_op(
+        &self,
+        svc: &Service,
+        who: Account<'_>,
+    ) -> Result<SharedRoster, BackendError> {
+        let groups = self.user_groups(svc, who.user).await;
+        let groups = self.with_scope(svc, groups).await?;
+        let mut seen = BTreeSet::new();
+        let mut members = Vec::with_capacity(groups.len());
+        // One group after another: a login must not become a burst of
+        // requests on Nextcloud.
+        for group in groups {
+            if !seen.insert(group.id.clone()) {
+                continue;
+            }
+            let list = self.group_members(svc, &group.id).await?;
+            members.push((group.name, list));
         }
         Ok(build_shared_roster(&members))
     }
@@ -966,7 +1529,8 @@ impl Nextcloud {
                 return report;
             }
         }
-        let Some(svc) = &self.service else {
+        self.doctor_public(&mut report).await;
+        let Some(service) = &self.service else {
             report.checks.push(Check::pass(
                 "service account",
                 "none: passwords only; isuser cannot tell and the shared roster is off \
@@ -975,6 +1539,17 @@ impl Nextcloud {
             return report;
         };
         let name = "service account";
+        // Refused lately: asking again would be one more recorded failure.
+        let svc = match service.credentials() {
+            Ok(a) => a,
+            Err(e) => {
+                report
+                    .checks
+                    .push(Check::fail(name, e.to_string(), HINT_SERVICE_PASSWORD));
+                return report;
+            }
+        };
+        let svc = &svc;
         let Some(url) = ocs_url(&self.base, &["cloud", "users", svc.user()]) else {
             report.checks.push(Check::fail(
                 name,
@@ -1004,16 +1579,30 @@ impl Nextcloud {
             }
         };
         let who = svc.user();
+        if is_blocked(&reply) {
+            report.checks.push(Check::fail(
+                "throttle",
+                BackendError::Blocked {
+                    host: host_of(&url),
+                }
+                .to_string(),
+                throttle_fix(),
+            ));
+            return report;
+        }
         match reply.status {
             200 => {
                 let data = ocs_data(&reply.body).unwrap_or_default();
                 let rights = self.doctor_rights(svc).await;
                 report.checks.push(service_check(who, &data, rights));
+                report.checks.push(app_password_check(svc));
             }
             401 => {
+                let e = service_refused(&reply, who);
+                service.note(&e);
                 report.checks.push(Check::fail(
                     name,
-                    format!("Nextcloud refused the login of {who} (HTTP 401)"),
+                    format!("HTTP 401: {e}"),
                     "check service-user and service-password-file (best an app password of that account: Personal settings → Security)",
                 ));
             }
@@ -1048,6 +1637,64 @@ impl Nextcloud {
 }
 
 impl Nextcloud {
+    /// A request without credentials (never a failed login).
+    async fn public_get(&self, url: &reqwest::Url) -> Result<HttpReply, BackendError> {
+        let request = self
+            .http
+            .request(reqwest::Method::GET, url)?
+            .header(OCS_API_REQUEST, "true")
+            .header(ACCEPT, "application/json");
+        self.http.send(request, url).await
+    }
+
+    /// The doctor's checks that need no login: the version (`status.php`)
+    /// and the brute-force state of this address (`cloud/capabilities`).
+    async fn doctor_public(&self, report: &mut BackendReport) {
+        if let Some(url) = base_file(&self.base, "status.php") {
+            match self.public_get(&url).await {
+                Ok(r) if r.status == 200 => {
+                    let v = decode_json(&r.body).unwrap_or_default();
+                    let version = v
+                        .get("versionstring")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?");
+                    if v.get("maintenance").and_then(Value::as_bool) == Some(true) {
+                        report.checks.push(Check::fail(
+                            "Nextcloud",
+                            format!("version {version}, in maintenance mode: every login fails"),
+                            "`occ maintenance:mode --off` when the maintenance is done",
+                        ));
+                    } else {
+                        report
+                            .checks
+                            .push(Check::pass("Nextcloud", format!("version {version}")));
+                    }
+                }
+                Ok(r) => report.checks.push(Check::warn(
+                    "Nextcloud",
+                    format!("status.php answered HTTP {}: version unknown", r.status),
+                    "none needed if the checks below pass",
+                )),
+                Err(e) => report.checks.push(Check::warn(
+                    "Nextcloud",
+                    format!("status.php: {e}"),
+                    "none needed if the checks below pass",
+                )),
+            }
+        }
+        if let Some(url) = ocs_url(&self.base, &["cloud", "capabilities"]) {
+            if let Ok(r) = self.public_get(&url).await {
+                let data = (r.status == 200)
+                    .then(|| ocs_data(&r.body).ok())
+                    .flatten()
+                    .unwrap_or_default();
+                if let Some(check) = bruteforce_check(&data) {
+                    report.checks.push(check);
+                }
+            }
+        }
+    }
+
     /// Whether the service account may look up other users: the details
     /// of a group nobody has need admin or subadmin rights (403 without,
     /// before Nextcloud looks for the group; 404 with them).
@@ -1110,8 +1757,89 @@ fn service_check(who: &str, data: &Value, rights: Result<bool, BackendError>) ->
 
 /// What to do about Nextcloud's brute-force throttle.
 fn throttle_fix() -> &'static str {
-    "whitelist the XMPP server's address in Nextcloud (Administration → Security, app bruteforcesettings), \
-     then run `occ security:bruteforce:reset ADDRESS`"
+    "allow-list the XMPP server's address in Nextcloud (Administration → Security, or \
+     `occ config:app:set bruteForce whitelist_1 --value=ADDR/32`), then run `occ security:bruteforce:reset ADDR`"
+}
+
+/// Whether the service account's password has an app password's form.
+fn app_password_check(svc: &ServiceAccount) -> Check {
+    const NAME: &str = "service password";
+    if svc.app_password_like {
+        Check::pass(
+            NAME,
+            "service-password-file holds an app password (by its form: 72 letters and digits)",
+        )
+    } else {
+        Check::warn(
+            NAME,
+            "service-password-file does not look like an app password (72 letters and digits): a login \
+             password stops working once the account gets two-factor authentication, and changing it \
+             locks cloudauth out",
+            format!(
+                "create an app password for {} (Nextcloud: Personal settings → Security → Devices & sessions) \
+                 and put it in service-password-file",
+                svc.user()
+            ),
+        )
+    }
+}
+
+/// The doctor's line for `cloud/capabilities`' `bruteforce` of this
+/// server's address: `delay` in ms (Nextcloud's 100 · 2^failures, at most
+/// 25000), `allow-listed`. `None` when the reply has neither (Nextcloud
+/// before they were published).
+pub fn bruteforce_check(data: &Value) -> Option<Check> {
+    const NAME: &str = "brute-force protection";
+    let bf = data.pointer("/capabilities/bruteforce")?;
+    if bf.get("allow-listed").and_then(Value::as_bool) == Some(true) {
+        return Some(Check::warn(
+            NAME,
+            "this server's address is allow-listed: Nextcloud records no failed logins from it, so \
+             cloudauth's own guessing throttle (throttle-failures) is the only protection against \
+             password guessing through XMPP",
+            "keep throttle-failures low; or remove the allow-list entry (Administration → Security) and \
+             let Nextcloud count",
+        ));
+    }
+    let delay = bf.get("delay").and_then(Value::as_u64)?;
+    // delay = 100 ms · 2^failures (failures of the last 12 hours).
+    let failures = (delay / 100).max(1).ilog2();
+    Some(match delay {
+        0 => Check::pass(
+            NAME,
+            "not allow-listed; no failed logins recorded for this server's address \
+             (Nextcloud 32 on blocks it after 11 within 30 minutes)",
+        ),
+        d if d < 25_000 => Check::warn(
+            NAME,
+            format!(
+                "about {failures} failed logins recorded for this server's address in the last 12 hours \
+                 (delay {d} ms); more than 10 within 30 minutes block every login from it"
+            ),
+            "see who fails in Nextcloud's log (\"Login failed\"); allow-list the address or \
+             `occ security:bruteforce:reset ADDR`",
+        ),
+        d => Check::fail(
+            NAME,
+            format!(
+                "8 or more failed logins recorded for this server's address (delay {d} ms): a block is near or on"
+            ),
+            throttle_fix(),
+        ),
+    })
+}
+
+/// `{base}/{file}` (for `status.php`), the base's path prefix kept.
+fn base_file(base: &reqwest::Url, file: &str) -> Option<reqwest::Url> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    {
+        let mut path = url.path_segments_mut().ok()?;
+        path.pop_if_empty();
+        path.push(file);
+    }
+    Some(url)
 }
 
 impl Backend for Nextcloud {
@@ -1194,16 +1922,6 @@ mod tests {
         ));
     }
 
-    fn reply(status: u16, body: &str) -> HttpReply {
-        HttpReply {
-            status,
-            content_type: "application/json".into(),
-            body: body.as_bytes().to_vec(),
-            elapsed: Duration::ZERO,
-            date: None,
-        }
-    }
-
     #[test]
     fn what_the_brute_force_protection_counts() {
         let ocs = |code: u32, msg: &str| {
@@ -1223,13 +1941,12 @@ mod tests {
             (429, ocs(429, "Reached maximum delay"), Outcome::Blocked),
             (429, "<ocs><meta><statuscode>429</statuscode></meta></ocs>".into(), Outcome::Blocked),
             (500, "Reached maximum delay".into(), Outcome::Blocked),
-            (200, ocs(429, "Reached maximum delay"), Outcome::Blocked),
             (404, ocs(998, ""), Outcome::NotCounted),
             (412, r#"{"message":"CSRF check failed"}"#.into(), Outcome::NotCounted),
         ];
         for (status, body, want) in cases {
             assert_eq!(
-                login_outcome(&reply(status, &body)),
+                login_outcome(&reply(status, body.as_bytes())),
                 want,
                 "{status} {body}"
             );
@@ -1293,15 +2010,18 @@ mod tests {
             vec![
                 Member {
                     uid: "alice".into(),
-                    name: "Alice Liddell".into()
+                    name: "Alice Liddell".into(),
+                    enabled: true,
                 },
                 Member {
                     uid: "bob".into(),
-                    name: "bob".into()
+                    name: "bob".into(),
+                    enabled: true,
                 },
                 Member {
                     uid: "carol".into(),
-                    name: "carol".into()
+                    name: "carol".into(),
+                    enabled: true,
                 },
             ]
         );
@@ -1311,7 +2031,8 @@ mod tests {
             decode_group_members(&ocs(json!({"users": [{"id": "0", "displayname": "Zero"}]}))),
             Ok(vec![Member {
                 uid: "0".into(),
-                name: "Zero".into()
+                name: "Zero".into(),
+                enabled: true,
             }])
         );
         // The key stands in for a missing id.
@@ -1319,7 +2040,8 @@ mod tests {
             decode_group_members(&ocs(json!({"users": {"dave": {}}}))),
             Ok(vec![Member {
                 uid: "dave".into(),
-                name: "dave".into()
+                name: "dave".into(),
+                enabled: true,
             }])
         );
         for bad in [
@@ -1337,6 +2059,7 @@ mod tests {
         let m = |uid: &str, name: &str| Member {
             uid: uid.into(),
             name: name.into(),
+            enabled: true,
         };
         let r = build_shared_roster(&[
             (
@@ -1356,6 +2079,280 @@ mod tests {
         assert!(build_shared_roster(&[]).is_empty());
         // A group without members adds nobody.
         assert!(build_shared_roster(&[("empty".into(), vec![])]).is_empty());
+    }
+
+    fn reply(status: u16, body: &[u8]) -> HttpReply {
+        HttpReply {
+            status,
+            content_type: "application/json".into(),
+            body: body.to_vec(),
+            elapsed: Duration::from_millis(5),
+            date: None,
+        }
+    }
+
+    fn failure(statuscode: u16, message: &str) -> Vec<u8> {
+        body(
+            json!({"ocs": {"meta": {"status": "failure", "statuscode": statuscode,
+            "message": message}, "data": []}}),
+        )
+    }
+
+    fn nc_url() -> reqwest::Url {
+        reqwest::Url::parse("http://127.0.0.1:8080/ocs/v2.php/cloud/user?format=json").unwrap()
+    }
+
+    /// Nextcloud 32/34: 429 (JSON as asked, or XML), and 25–28's 500.
+    #[test]
+    fn a_block_is_its_own_trouble_and_names_the_fix() {
+        let url = nc_url();
+        let xml = b"<?xml version=\"1.0\"?>\n<ocs>\n <meta>\n  <status>failure</status>\n  <statuscode>429</statuscode>\n  <message>Reached maximum delay</message>\n </meta>\n <data/>\n</ocs>\n";
+        for r in [
+            reply(429, &failure(429, "Reached maximum delay")),
+            reply(429, xml),
+            reply(429, b""),
+            reply(500, &failure(500, "Reached maximum delay")),
+            reply(500, b"<html>Reached maximum delay</html>"),
+        ] {
+            assert!(is_blocked(&r), "{}", r.status);
+            let e = auth_answer(&r, &url, "alice").unwrap_err();
+            assert_eq!(
+                e,
+                BackendError::Blocked {
+                    host: "127.0.0.1:8080".into()
+                }
+            );
+            let e = is_user_answer(&r, &url, "alice", "svc").unwrap_err();
+            assert!(matches!(e, BackendError::Blocked { .. }));
+            let m = e.to_string();
+            assert!(m.contains("Administration → Security"), "{m}");
+            assert!(
+                m.contains("occ config:app:set bruteForce whitelist_1 --value=ADDR/32"),
+                "{m}"
+            );
+            assert!(m.contains("occ security:bruteforce:reset ADDR"), "{m}");
+        }
+        assert!(!is_blocked(&reply(500, b"oops")));
+        assert_eq!(ocs_statuscode(xml), Some(429));
+        assert_eq!(ocs_message(xml).as_deref(), Some("Reached maximum delay"));
+    }
+
+    #[test]
+    fn login_answers_of_24_and_32() {
+        let url = nc_url();
+        let ok = ocs(json!({"id": "alice", "display-name": "Alice Liddell"}));
+        assert_eq!(
+            auth_answer(&reply(200, &ok), &url, "Alice"),
+            Ok(LoginAnswer::Accepted)
+        );
+        // 24: the fixed XML; 32/34: JSON.
+        let xml24 = b"<ocs><meta><status>failure</status><statuscode>997</statuscode><message>Unauthorised</message></meta><data/></ocs>";
+        for b in [&xml24[..], &failure(997, "Unauthorised")] {
+            assert_eq!(
+                auth_answer(&reply(401, b), &url, "alice"),
+                Ok(LoginAnswer::Refused)
+            );
+        }
+        // Two-factor or token_auth_enforced: the password was never checked.
+        let xml_tfa = b"<?xml version=\"1.0\"?>\n<ocs>\n <meta>\n  <status>failure</status>\n  <statuscode>997</statuscode>\n  <message>Current user is not logged in</message>\n </meta>\n <data/>\n</ocs>\n";
+        for b in [&xml_tfa[..], &failure(997, NOT_LOGGED_IN)] {
+            let a = auth_answer(&reply(401, b), &url, "erin");
+            assert_eq!(a, Ok(LoginAnswer::PasswordNotChecked));
+            assert!(!a.unwrap().accepted(), "a no");
+        }
+        // An e-mail login answers with the uid; "grace" logging in is grace.
+        let grace = ocs(json!({"id": "grace"}));
+        assert_eq!(
+            auth_answer(&reply(200, &grace), &url, "grace"),
+            Ok(LoginAnswer::Accepted)
+        );
+        assert!(matches!(
+            auth_answer(&reply(412, br#"{"message":"CSRF check failed"}"#), &url, "a"),
+            Err(BackendError::Api(m)) if m.contains("OCS-APIRequest")
+        ));
+    }
+
+    #[test]
+    fn is_user_answers_of_32() {
+        let url = nc_url();
+        let user =
+            |enabled: Value| ocs(json!({"id": "frank", "enabled": enabled, "groups": ["staff"]}));
+        assert_eq!(
+            is_user_answer(&reply(200, &user(json!(true))), &url, "frank", "svc"),
+            Ok(true)
+        );
+        assert_eq!(
+            is_user_answer(&reply(200, &ocs(json!({"id": "bob"}))), &url, "bob", "svc"),
+            Ok(true)
+        );
+        // Disabled: does not exist for XMPP.
+        assert_eq!(
+            is_user_answer(&reply(200, &user(json!(false))), &url, "frank", "svc"),
+            Ok(false)
+        );
+        assert_eq!(
+            is_user_answer(
+                &reply(404, &failure(404, "User does not exist")),
+                &url,
+                "nobody",
+                "svc"
+            ),
+            Ok(false)
+        );
+        // 998: unknown or invisible to a subadmin: trouble, never "no".
+        let e = is_user_answer(&reply(404, &failure(998, "")), &url, "dave", "svc").unwrap_err();
+        assert!(
+            matches!(&e, BackendError::NotVisible { user, service_user, .. } if user == "dave" && service_user == "svc")
+        );
+        let m = e.to_string();
+        assert!(
+            m.contains("unknown, or not visible to the service account"),
+            "{m}"
+        );
+        assert!(
+            m.contains("a subadmin sees only its groups' members"),
+            "{m}"
+        );
+        // Any 401 is the credentials, whatever the body's format.
+        for b in [failure(997, "Unauthorised"), b"<ocs/>".to_vec()] {
+            let e = is_user_answer(&reply(401, &b), &url, "bob", "svc").unwrap_err();
+            assert_eq!(
+                e,
+                BackendError::ServiceRefused {
+                    user: "svc".into(),
+                    hint: HINT_SERVICE_PASSWORD
+                }
+            );
+            assert!(
+                e.to_string().starts_with(
+                    "Nextcloud refuses service-user svc's password: check service-password-file"
+                ),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("subadmin"), "{e}");
+        }
+        let e = is_user_answer(
+            &reply(401, &failure(997, NOT_LOGGED_IN)),
+            &url,
+            "bob",
+            "svc",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("app password"), "{e}");
+        assert!(e.to_string().contains("two-factor"), "{e}");
+        // Logged in, but no rights: the controller's own 401, message "".
+        let e = is_user_answer(&reply(401, &failure(997, "")), &url, "bob", "svc").unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::Unauthorized {
+                status: 401,
+                hint: HINT_RIGHTS
+            }
+        );
+        let e = is_user_answer(&reply(403, &failure(403, "x")), &url, "bob", "svc").unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::Unauthorized {
+                status: 403,
+                hint: HINT_RIGHTS
+            }
+        );
+    }
+
+    #[test]
+    fn group_details_and_disabled_members() {
+        let b = ocs(json!({"groups": [
+            {"id": "staff", "displayname": "Staff Team", "usercount": 4, "disabled": 1},
+            {"id": "chess", "displayname": ""}
+        ]}));
+        assert_eq!(
+            decode_user_group_details(&b),
+            Ok(vec![
+                Group {
+                    id: "staff".into(),
+                    name: "Staff Team".into()
+                },
+                Group {
+                    id: "chess".into(),
+                    name: "chess".into()
+                },
+            ])
+        );
+        assert!(decode_user_group_details(&ocs(json!({"groups": ["staff"]}))).is_err());
+        let m = decode_group_members(&ocs(json!({"users": {
+            "bob": {"id": "bob", "enabled": true},
+            "frank": {"id": "frank", "enabled": false}
+        }})))
+        .unwrap();
+        assert_eq!(
+            m.iter().map(|m| m.enabled).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let r = build_shared_roster(&[("Staff Team".into(), m)]);
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["bob"], "frank is disabled");
+        assert_eq!(r["bob"].groups, ["Staff Team"]);
+    }
+
+    #[test]
+    fn refused_service_password_waits_for_its_file_or_the_backoff() {
+        let dir = std::env::temp_dir().join(format!("cloudauth-nc-svc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("svc");
+        std::fs::write(&f, "old-pw\n").unwrap();
+        let mut svc = Service::new(ServiceAccount::new("svc", Secret::new("old-pw")).unwrap());
+        svc.password_file = Some(f.clone());
+        assert!(svc.credentials().is_ok());
+        let refused = BackendError::ServiceRefused {
+            user: "svc".into(),
+            hint: HINT_SERVICE_PASSWORD,
+        };
+        svc.note(&BackendError::Timeout(Duration::from_secs(1)));
+        assert!(svc.credentials().is_ok(), "only a refusal pauses");
+        svc.note(&refused);
+        for _ in 0..3 {
+            let e = svc.credentials().unwrap_err();
+            assert!(matches!(e, BackendError::ServicePaused { .. }), "{e}");
+            assert!(e.to_string().contains("check service-password-file"), "{e}");
+        }
+        // Rewritten with the same password: still paused.
+        std::fs::write(&f, "old-pw\n\n").unwrap();
+        assert!(svc.credentials().is_err());
+        // A new password: used at once.
+        std::fs::write(&f, "new-password\n").unwrap();
+        let a = svc.credentials().unwrap();
+        assert_eq!(a.authorization, basic_authorization("svc", b"new-password"));
+        // The back-off passed: one more try with the same password.
+        svc.note(&refused);
+        assert!(svc.credentials().is_err());
+        svc.backoff = Duration::ZERO;
+        assert!(svc.credentials().is_ok());
+    }
+
+    #[test]
+    fn bruteforce_lines() {
+        use crate::doctor::Status;
+        let caps = |bf: Value| json!({"capabilities": {"bruteforce": bf}});
+        let st = |bf: Value| bruteforce_check(&caps(bf)).map(|c| (c.status, c.detail));
+        assert_eq!(
+            st(json!({"delay": 0, "allow-listed": false})).unwrap().0,
+            Status::Pass
+        );
+        let (s, d) = st(json!({"delay": 800, "allow-listed": false})).unwrap();
+        assert_eq!(s, Status::Warn);
+        assert!(d.contains("about 3 failed logins"), "{d}");
+        assert_eq!(
+            st(json!({"delay": 25000, "allow-listed": false}))
+                .unwrap()
+                .0,
+            Status::Fail
+        );
+        let (s, d) = st(json!({"delay": 0, "allow-listed": true})).unwrap();
+        assert_eq!(s, Status::Warn);
+        assert!(d.contains("only protection"), "{d}");
+        assert!(bruteforce_check(&json!({"capabilities": {}})).is_none());
+        assert!(looks_like_app_password(&[b'a'; 72]));
+        assert!(!looks_like_app_password(b"svc-app"));
+        assert!(!looks_like_app_password(&[b'-'; 72]));
     }
 
     #[test]

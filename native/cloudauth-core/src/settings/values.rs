@@ -97,8 +97,11 @@ pub enum Value {
     Url(reqwest::Url),
     /// A path.
     Path(PathBuf),
-    /// A secret (from the text or from its file).
+    /// A secret given as text.
     Secret(Secret),
+    /// A secret read from a file, and the file (re-read by a backend whose
+    /// cloud refused it, once the admin has changed it).
+    SecretFile(Secret, PathBuf),
     /// A duration.
     Duration(Duration),
     /// Connect and total deadlines.
@@ -236,7 +239,7 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
                     "secret file {t} is readable by other users; chmod 600 it"
                 ));
             }
-            Ok(Value::Secret(read.secret))
+            Ok(Value::SecretFile(read.secret, PathBuf::from(t)))
         }
         Kind::Duration => parse_duration(t)
             .map(Value::Duration)
@@ -473,7 +476,15 @@ impl Values {
     /// A secret.
     pub fn secret(&self, key: &str) -> Option<&Secret> {
         match self.get(key) {
-            Some(Value::Secret(s)) => Some(s),
+            Some(Value::Secret(s) | Value::SecretFile(s, _)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The file a secret was read from (`None` for a secret given as text).
+    pub fn secret_file(&self, key: &str) -> Option<&Path> {
+        match self.get(key) {
+            Some(Value::SecretFile(_, p)) => Some(p),
             _ => None,
         }
     }
