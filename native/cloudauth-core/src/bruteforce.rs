@@ -17,7 +17,9 @@
 //! * checks most likely to succeed (a user who logged in before and was not
 //!   refused lately: [`Prospect::Likely`]) may spend the whole budget, the
 //!   others (unknown names, a user who keeps failing) all but
-//!   [`KEPT_FOR_LIKELY`] of it, and at most [`PER_LOGIN`] failures per login
+//!   [`KEPT_FOR_LIKELY`] of it — except a login retrying after a failure of
+//!   its own (a typo, then the right password: its success deletes its
+//!   failures at Nextcloud) — and at most [`PER_LOGIN`] failures per login
 //!   name: one guesser cannot spend the budget of the users who type right;
 //! * a spent budget answers "cannot tell", never "no" (the caller then
 //!   applies the password cache's outage rules); tokens, cache hits and the
@@ -304,6 +306,14 @@ impl FailureBudget {
                 limit: u32::try_from(per_login).unwrap_or(u32::MAX),
             });
         }
+        // A login retrying after its own failure (a typo, then the right
+        // password) may use the part kept for likely checks: its success
+        // deletes its failures at Nextcloud.
+        let limit = if prospect == Prospect::Unlikely && own > 0 {
+            self.limit_for(Prospect::Likely)
+        } else {
+            limit
+        };
         if failures >= limit {
             self.stats.withheld.fetch_add(1, Ordering::Relaxed);
             self.note_phase(&mut s, now);
@@ -624,6 +634,12 @@ mod tests {
             })
         ));
         assert!(b.admit_at("alice", Prospect::Unlikely, 1).is_ok());
+        // Five unknown names failed: others wait, but those five may retry.
+        for i in 0..2 {
+            b.record_at(&format!("new{i}"), Outcome::Failed, 1);
+        }
+        assert!(b.admit_at("new9", Prospect::Unlikely, 1).is_err());
+        assert!(b.admit_at("new0", Prospect::Unlikely, 1).is_ok());
         b.record_at("mallory", Outcome::Accepted, 2);
         assert!(b.admit_at("mallory", Prospect::Unlikely, 2).is_ok());
     }

@@ -192,6 +192,35 @@ async fn twenty_users_mistyping_once_all_get_in_and_nextcloud_never_blocks() {
 }
 
 #[tokio::test]
+async fn twenty_new_users_with_a_typo_each_all_get_in() {
+    let ledger = Ledger::new();
+    let clock = Arc::new(FixedClock::new(NOW));
+    let a = ledger.authenticator(&clock);
+    for i in 0..20 {
+        let u = format!("new{i}");
+        let typo = a.auth(&u, "x.org", "typo").await;
+        assert_ne!(typo.verdict, Verdict::Yes);
+        let d = a.auth(&u, "x.org", &format!("right-{u}")).await;
+        assert!(d.verdict.is_yes(), "{u}: {d:?}");
+    }
+    assert!(ledger.most() <= 8, "Nextcloud held {}", ledger.most());
+    // Typos first, then the right passwords: the typos beyond the unknown
+    // names' share wait, the retries of the ones sent get in.
+    let ledger = Ledger::new();
+    let a = ledger.authenticator(&clock);
+    let users: Vec<String> = (0..20).map(|i| format!("late{i}")).collect();
+    for u in &users {
+        assert_ne!(a.auth(u, "x.org", "typo").await.verdict, Verdict::Yes);
+    }
+    assert_eq!(ledger.most(), 5);
+    for u in &users {
+        let d = a.auth(u, "x.org", &format!("right-{u}")).await;
+        assert!(d.verdict.is_yes(), "{u}: {d:?}");
+    }
+    assert_eq!(ledger.failures.lock().unwrap().len(), 0);
+}
+
+#[tokio::test]
 async fn a_stale_password_is_sent_once_and_the_right_one_still_goes_through() {
     let ledger = Ledger::new();
     let clock = Arc::new(FixedClock::new(NOW));

@@ -198,7 +198,10 @@ async fn passwords() {
         assert_eq!(nc.auth(who(user), password).await, Ok(false), "{user:?}");
     }
     assert_eq!(stat(&b, "ocs_user"), asked, "no requests for those");
-    assert_eq!(nc.repeat_refusal_window(), Some(Duration::from_secs(4 * 3600)));
+    assert_eq!(
+        nc.repeat_refusal_window(),
+        Some(Duration::from_secs(4 * 3600))
+    );
 }
 
 #[tokio::test]
