@@ -838,10 +838,10 @@ impl Service {
                         return Ok(self.current());
                     }
                     // Touched, same password: still the refused one.
-                    Some(false) => {
+                    // Unreadable (logged): not re-read until it changes again.
+                    Some(false) | None => {
                         *refused = Some(Refusal { file: now, ..r });
                     }
-                    None => {}
                 }
             }
         }
