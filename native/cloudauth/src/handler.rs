@@ -126,7 +126,7 @@ impl Note {
         let path = d.path.word();
         match (&d.verdict, d.reason) {
             // Not asked on purpose: no trouble with the backend.
-            (Verdict::Trouble(cause), _) if d.path == Path::Throttled => {
+            (Verdict::Trouble(cause), _) if d.path == Path::Throttled || cause.not_asked() => {
                 info!("{op} {user}@{domain}: cannot tell via {path} in {us} us: {cause}")
             }
             (Verdict::Trouble(cause), _) => {

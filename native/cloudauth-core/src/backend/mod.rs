@@ -323,6 +323,20 @@ impl From<crate::bruteforce::Spent> for BackendError {
     }
 }
 
+impl BackendError {
+    /// Whether the backend was not asked on purpose (a pause that is
+    /// already explained once in the log): the request's own log line is
+    /// then no warning.
+    pub fn not_asked(&self) -> bool {
+        matches!(
+            self,
+            BackendError::GuessingPaused(_)
+                | BackendError::ServicePaused { .. }
+                | BackendError::FailuresBudgetSpent { .. }
+        )
+    }
+}
+
 /// A reply that is not what the API promises.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DecodeError {
