@@ -107,7 +107,7 @@ for path in ${PATHS:-extauth vm}; do
         || not_ok "$path service: 30 isuser with a refused service password sent $n failures to Nextcloud"
     grep -q "true" "$E.isuser" && not_ok "$path service: isuser said yes without Nextcloud: $(cat "$E.isuser")" \
         || ok "$path service: isuser was not answered yes"
-    grep -q "refuses service-user svc" "$LOG" && ok "$path service: the log says Nextcloud refuses svc's password" \
+    wait_line "$LOG" "refuses service-user svc" 5 && ok "$path service: the log says Nextcloud refuses svc's password" \
         || not_ok "$path service: no 'refuses service-user svc's password' in the log"
     login "alice@$D" alice-pw "$PORT"; expect "$path service: alice still logs in (her own password)" 0 $?
     never_blocked "$path service"
@@ -131,7 +131,7 @@ for path in ${PATHS:-extauth vm}; do
     for i in $(seq 1 12); do login "u$i@$D" "u$i-pw" "$PORT" || bad=$((bad + 1)); done
     expect "$path mistyping: all 12 then log in with the right password (refused)" 0 "$bad"
     never_blocked "$path mistyping"
-    grep -q "failed logins there within 30 minutes" "$LOG" && ok "$path mistyping: the log says the budget is being kept" \
+    wait_line "$LOG" "failed logins there within 30 minutes" 5 && ok "$path mistyping: the log says the budget is being kept" \
         || not_ok "$path mistyping: no budget line in the log"
 
     # --- a block already on -------------------------------------------------------
@@ -149,7 +149,7 @@ for path in ${PATHS:-extauth vm}; do
     [ "$sent" -le 2 ] && ok "$path block: 6 logins during the block sent $sent request(s) to Nextcloud (one probe per 5 s)" \
         || not_ok "$path block: 6 logins during the block sent $sent requests to Nextcloud"
     login "alice@$D" alice-pw "$PORT"; expect "$path block: alice's cached password still works" 0 $?
-    grep -q "brute-force protection blocks this server's address" "$LOG" && ok "$path block: the log names the block" \
+    wait_line "$LOG" "brute-force protection blocks this server's address" 5 && ok "$path block: the log names the block" \
         || not_ok "$path block: the block is not named in the log"
     grep -q "occ security:bruteforce:reset" "$LOG" && ok "$path block: the log says what to do" || not_ok "$path block: no remedy in the log"
     curl -sf -X POST "$BACKEND_CONTROL/throttle/reset" >/dev/null   # occ security:bruteforce:reset
@@ -159,7 +159,7 @@ for path in ${PATHS:-extauth vm}; do
     # --- allow-listed -------------------------------------------------------------
     start "$path" 34 svc-pw --allow-listed 127.0.0.1
     login "alice@$D" alice-pw "$PORT"; expect "$path allowed: alice logs in" 0 $?
-    grep -q "allow-lists this server's address" "$LOG" && ok "$path allowed: the log says Nextcloud allow-lists this server" \
+    wait_line "$LOG" "allow-lists this server's address" 5 && ok "$path allowed: the log says Nextcloud allow-lists this server" \
         || not_ok "$path allowed: no allow-list line in the log"
     before=$(backend_count ocs_user)
     for i in $(seq 1 6); do login "mallory@$D" "guess-$i" "$PORT" >/dev/null; done
