@@ -5,6 +5,7 @@
 # accounts, group display names), through
 #   extauth: ejabberd 23.01 running `cloudauth -t ejabberd` (pool of 2)
 #   in-VM:   ejabberd 23.01 with auth_method: cloud (roster sync on)
+#   Prosody: mod_auth_cloudauth talking to a socket-mode cloudauth (logins)
 # Two vhosts, one Nextcloud:
 #   nc.localhost      the service account svc (subadmin of staff) with its app password
 #   badsvc.localhost  the same account with a revoked password in its file
@@ -164,10 +165,34 @@ expect "vm: group staff provisioned as \"Staff Team\", without the disabled fran
     '[<<"alice">>,<<"bob">>,<<"erin">>]' "$members"
 block_cases vm "$VLOG"
 "$SANDBOX" status "$VM" >/dev/null 2>&1; expect "vm: ejabberd still running" 0 $?
+"$SANDBOX" stop "$VM"
+
+# --- Prosody through a socket-mode cloudauth ------------------------------------------
+SOCK="$W/cloudauth.sock"
+"$BIN_DIR/cloudauth" -c /dev/null -p "$W/domains" -l "$W/log-socket" \
+    --timeout 5,10 --listen "generic=$SOCK" 2>> "$W/cloudauth.stderr" &
+CA_PID=$!
+on_exit "kill $CA_PID"
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+P="$W/prosody"
+mkdir -p "$P/data"
+PORT=$(free_port)
+{
+    prosody_globals "$P" "$PORT" "$ROOT/prosody"
+    printf 'VirtualHost "nc.localhost"\n    authentication = "cloudauth"\n    cloudauth_socket = "%s"\n    cloudauth_timeout = 20\n' "$SOCK"
+} > "$P/prosody.cfg.lua"
+prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+PROSODY_PID=$!
+on_exit "kill $PROSODY_PID; wait $PROSODY_PID"
+for _ in $(seq 100); do (exec 3<> "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+(exec 3<> "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || die_setup "prosody did not listen"
+reset_failures
+account_cases prosody
+block_cases prosody "$W/log-socket/cloudauth.log"
 
 leaked=""
 for s in alice-pw bob-pw frank-pw erin-pw erin-app-pw svc-app-pw revoked-pw; do
-    for f in "$LOG" "$VLOG"; do
+    for f in "$LOG" "$VLOG" "$W/log-socket/cloudauth.log" "$P/prosody.log"; do
         grep -qF -- "$s" "$f" && leaked="$leaked $(basename "$f"):$s"
     done
 done

@@ -611,6 +611,11 @@ async fn doctor_against_32_and_34() {
     let r = nc.doctor("example.org").await;
     assert_eq!(line(&r, "Nextcloud").1, "version 34.0.1");
     assert_eq!(line(&r, "brute-force protection").0, Status::Pass);
+    assert!(
+        r.checks.iter().all(|c| c.name != "throttle"),
+        "no latency guess where Nextcloud tells: {:?}",
+        r.checks
+    );
     let (status, detail, fix) = line(&r, "service password");
     assert_eq!(status, Status::Warn, "{detail}");
     assert!(fix.contains("app password"), "{fix}");

@@ -64,7 +64,9 @@ impl Nextcloud {
                 return report;
             }
         }
-        self.doctor_public(&mut report).await;
+        // Nextcloud 25 on publishes the brute-force state and blocks
+        // instead of delaying: the latency watch below is for 24.
+        let bruteforce_known = self.doctor_public(&mut report).await;
         let Some(service) = &self.service else {
             report.checks.push(Check::pass(
                 "service account",
@@ -152,6 +154,9 @@ impl Nextcloud {
                 HINT_RIGHTS,
             )),
         }
+        if bruteforce_known && reply.elapsed <= self.latency.floor {
+            return report;
+        }
         report.checks.push(if reply.elapsed > self.latency.floor {
             Check::fail(
                 "throttle",
@@ -183,8 +188,9 @@ impl Nextcloud {
     }
 
     /// The doctor's checks that need no login: the version (`status.php`)
-    /// and the brute-force state of this address (`cloud/capabilities`).
-    pub(super) async fn doctor_public(&self, report: &mut BackendReport) {
+    /// and the brute-force state of this address (`cloud/capabilities`);
+    /// true when Nextcloud told that state.
+    pub(super) async fn doctor_public(&self, report: &mut BackendReport) -> bool {
         if let Some(url) = base_file(&self.base, "status.php") {
             match self.public_get(&url).await {
                 Ok(r) if r.status == 200 => {
@@ -225,9 +231,11 @@ impl Nextcloud {
                     .unwrap_or_default();
                 if let Some(check) = bruteforce_check(&data) {
                     report.checks.push(check);
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// Whether the service account may look up other users: the details
