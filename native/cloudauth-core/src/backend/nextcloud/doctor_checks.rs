@@ -137,10 +137,16 @@ impl Nextcloud {
             401 => {
                 let e = service_refused(&reply, who);
                 service.note(&e);
+                // The refusal's own hint (a password, or a two-factor
+                // account's app password) is the fix.
+                let fix = match &e {
+                    BackendError::ServiceRefused { hint, .. } => *hint,
+                    _ => "check service-user and service-password-file (best an app password of that account: Personal settings → Security)",
+                };
                 report.checks.push(Check::fail(
                     name,
-                    format!("HTTP 401: {e}"),
-                    "check service-user and service-password-file (best an app password of that account: Personal settings → Security)",
+                    format!("Nextcloud refused the login of {who} (HTTP 401)"),
+                    fix,
                 ));
             }
             412 => report.checks.push(Check::fail(
