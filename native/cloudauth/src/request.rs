@@ -23,6 +23,17 @@ pub enum Request {
         /// XMPP domain.
         domain: String,
     },
+    /// `roster:USER:DOMAIN:VERSION`: the user's shared roster, unless the
+    /// cloud's answer is still that of `VERSION` (the one the client was
+    /// given last; `-` or empty for none).
+    Roster {
+        /// Local part.
+        user: String,
+        /// XMPP domain.
+        domain: String,
+        /// The version the client has; `None` for none.
+        known: Option<String>,
+    },
     /// `quit` / `exit`: end the session.
     Quit,
     /// A command this program refuses (`setpass`, `tryregister`, `removeuser`, …).
@@ -38,6 +49,7 @@ impl std::fmt::Debug for Request {
         match self {
             Request::Auth { user, domain, .. } => write!(f, "auth({user}@{domain})"),
             Request::IsUser { user, domain } => write!(f, "isuser({user}@{domain})"),
+            Request::Roster { user, domain, .. } => write!(f, "roster({user}@{domain})"),
             Request::Quit => f.write_str("quit"),
             Request::Unsupported { command } => write!(f, "unsupported({command})"),
         }
@@ -71,13 +83,12 @@ pub enum RequestError {
 
 /// Commands answered "no" without any check (registration and changes
 /// belong to the cloud, certificates are not supported).
-const REFUSED: [&str; 6] = [
+const REFUSED: [&str; 5] = [
     "setpass",
     "tryregister",
     "removeuser",
     "removeuser3",
     "certauth",
-    "roster",
 ];
 
 /// How a protocol spells its requests.
@@ -221,6 +232,17 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
                 expected: "isuser:USER:DOMAIN",
             }),
         },
+        "roster" => match (user, domain, rest) {
+            (Some(u), Some(d), Some(v)) if !u.is_empty() && !d.is_empty() => Ok(Request::Roster {
+                user: u.to_string(),
+                domain: d.to_string(),
+                known: (!v.is_empty() && v != "-").then(|| v.to_string()),
+            }),
+            _ => Err(RequestError::Fields {
+                command: "roster",
+                expected: "roster:USER:DOMAIN:VERSION",
+            }),
+        },
         other => {
             let known = REFUSED.iter().find(|c| **c == other);
             // An unknown word is not logged: it could be a password sent in the wrong field.
@@ -320,6 +342,42 @@ mod tests {
             panic!("not unsupported")
         };
         assert!(!command.contains("Sup3rSecret"), "{command}");
+    }
+
+    #[test]
+    fn roster_with_and_without_version() {
+        assert_eq!(
+            parse(b"roster:alice:localhost:-"),
+            Ok(Request::Roster {
+                user: "alice".into(),
+                domain: "localhost".into(),
+                known: None
+            })
+        );
+        assert_eq!(
+            parse(b"roster:alice:localhost:ab12"),
+            Ok(Request::Roster {
+                user: "alice".into(),
+                domain: "localhost".into(),
+                known: Some("ab12".into())
+            })
+        );
+        for bad in [
+            &b"roster:alice:localhost"[..],
+            b"roster:alice",
+            b"roster::d:-",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad),
+                    Err(RequestError::Fields {
+                        command: "roster",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub enum Incoming {
 }
 
 /// A reply in protocol-neutral form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Success / the user exists.
     Yes,
@@ -54,4 +54,25 @@ pub enum Reply {
     /// Neither: the cloud could not be asked (ejabberd reports an internal
     /// error and caches nothing; protocols without such an answer say no).
     TempFail,
+    /// The answer to a `roster` request (generic protocol only; the
+    /// others answer it as a failure).
+    Roster(RosterReply),
+}
+
+/// A user's shared roster, as answered to a `roster` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterReply {
+    /// The cloud's answer is still the one of the version the client has.
+    Unchanged,
+    /// The cloud could not be asked: the client keeps what it has.
+    Unknown,
+    /// The whole roster at a new version.
+    Full {
+        /// Digest of the answer, sent back by the client next time.
+        version: String,
+        /// The user's own display name (for his contacts' side), maybe empty.
+        own_name: String,
+        /// Every contact.
+        items: Vec<cloudauth_core::roster::PersonalItem>,
+    },
 }
