@@ -16,6 +16,8 @@
 --   -- or: cloudauth_host = "127.0.0.1"; cloudauth_port = 23664 -- TCP (IP address)
 --   cloudauth_timeout = 12 -- seconds to wait for an answer
 --   cloudauth_connections = 4 -- connections to cloudauth at most
+--   cloudauth_roster = true -- shared roster from Nextcloud groups (prosody/README.md)
+--   cloudauth_roster_refresh = 600 -- seconds between re-reads of provisioned rosters (0: off)
 
 local async = require "util.async";
 local server = require "net.server";
@@ -70,19 +72,32 @@ local listeners = {};
 function listeners.onincoming(c, data)
 	local link = pool[c];
 	if not link then return; end -- a connection we dropped
-	link.buffer = link.buffer .. data;
+	local buffer, pos = link.buffer .. data, 1;
+	-- Lines are cut by position: a roster answer may bring thousands at once.
 	while pool[c] == link do -- a woken session may make requests (or drop) meanwhile
-		local line, rest = link.buffer:match("^([^\n]*)\n(.*)$");
-		if not line then break; end
-		link.buffer = rest;
-		local req = table.remove(link.pending, 1);
-		if not req or (line ~= "1" and line ~= "0") then
+		local nl = buffer:find("\n", pos, true);
+		if not nl then break; end
+		local line = buffer:sub(pos, nl - 1);
+		pos = nl + 1;
+		local req = link.pending[1];
+		local done, answer; -- done stays nil for a line that answers nothing
+		if req and req.roster then
+			done, answer = req.roster(line);
+		elseif req and (line == "1" or line == "0") then
+			done, answer = true, line == "1";
+		end
+		if done == nil or not req then
 			module:log("error", "Unexpected answer from cloudauth at %s; dropping the connection", target);
 			return drop(link, "protocol error");
 		end
-		finish(req, line == "1");
+		if done then
+			table.remove(link.pending, 1);
+			finish(req, answer);
+		end
 	end
-	if pool[c] == link and #link.buffer > 64 then
+	link.buffer = buffer:sub(pos);
+	-- Every answer line is bounded (a roster line by cloudauth's field limits).
+	if pool[c] == link and #link.buffer > 16384 then
 		module:log("error", "Overlong answer from cloudauth at %s; dropping the connection", target);
 		drop(link, "protocol error");
 	end
@@ -144,15 +159,17 @@ local function pick()
 end
 
 -- Send one request line and wait (without blocking Prosody) for its answer.
--- Returns true/false, or nil and an error when there is no answer.
-local function request(line)
+-- Returns true/false, or nil and an error when there is no answer. With
+-- `reader` (a function of each answer line returning done, answer; nil for
+-- a protocol error), the answer may span several lines.
+local function request(line, reader)
 	if not async.ready() then
 		return nil, "cloudauth needs an async context";
 	end
 	local link, err = pick();
 	if not link then return nil, err; end
 	local wait, wake = async.waiter();
-	local req = { wake = wake };
+	local req = { wake = wake, roster = reader };
 	req.timer = module:add_timer(timeout, function ()
 		if req.finished then return; end
 		-- Answers come in order, so everything behind this one on its
@@ -212,6 +229,139 @@ function provider.get_sasl_handler()
 			return provider.test_password(username, password) == true, true;
 		end;
 	});
+end
+
+-- Shared roster (cloudauth_roster = true): see prosody/README.md. The
+-- rules (which groups, which members, which names) are cloudauth's; this
+-- only stores what it answers. The contacts cloudauth put into each roster
+-- are remembered per user, so that only those are ever removed, and with
+-- the answer's version, so that an unchanged roster costs one short line.
+local roster_on = module:get_option_boolean("cloudauth_roster", false);
+local roster_refresh = module:get_option_number("cloudauth_roster_refresh", 0);
+local rm = require "core.rostermanager";
+local provisioned = module:open_store("cloudauth_roster");
+
+-- A reader for a roster answer: `=`, `!`, or a header and COUNT item lines.
+local function roster_reader()
+	local got, want, answer;
+	return function (line)
+		if not answer then
+			if line == "=" then return true, { unchanged = true }; end
+			if line == "!" then return true, { unknown = true }; end
+			local version, count, own = line:match("^%+\t([^\t]*)\t(%d+)\t(.*)$");
+			if not version then return nil; end
+			answer, got, want = { version = version, own_name = own, items = {} }, 0, tonumber(count);
+			return want == 0, answer;
+		end
+		local fields = {};
+		for f in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = f; end
+		local jid, name = fields[1], fields[2];
+		if not jid or jid == "" or not name then return nil; end
+		local groups = {};
+		for i = 3, #fields do groups[fields[i]] = true; end
+		answer.items[jid] = { name = name ~= "" and name or nil, groups = groups };
+		got = got + 1;
+		return got >= want, answer;
+	end;
+end
+
+-- Put `contact` into `username`'s roster (or take him out with item nil),
+-- save and push it to his online resources.
+local function set_item(username, contact, item)
+	local roster = rm.load_roster(username, host);
+	if not roster then return false; end
+	local old = roster[contact];
+	if item then
+		roster[contact] = { subscription = "both", name = item.name, groups = item.groups,
+			approved = old and old.approved or nil };
+	elseif old then
+		roster[contact] = nil;
+	else
+		return true;
+	end
+	local ok = rm.save_roster(username, host, roster, contact);
+	if ok then rm.roster_push(username, host, contact); end
+	return ok;
+end
+
+-- The local user behind a JID of this host, or nil.
+local function local_user(jid)
+	local user, domain = jid:match("^([^@/]+)@([^@/]+)$");
+	return domain == host and user or nil;
+end
+
+-- Ask cloudauth for username's shared roster and store it, on both sides:
+-- each contact of this host gets username too, so colleagues see each other
+-- after either one's login, and a member who left disappears from both
+-- rosters without his own login.
+local function sync_roster(username)
+	local state = provisioned:get(username) or { items = {} };
+	local answer, err = request(("roster:%s:%s:%s"):format(username, host, state.version or "-"),
+		roster_reader());
+	if not answer then
+		module:log("warn", "roster %s@%s: no answer (%s); roster kept", username, host, err);
+		return;
+	end
+	if answer.unknown then
+		module:log("info", "roster %s@%s: cloudauth cannot tell now; roster kept", username, host);
+		return;
+	end
+	if answer.unchanged then
+		module:log("debug", "roster %s@%s: unchanged", username, host);
+		return;
+	end
+	local me = username .. "@" .. host;
+	local kept, added, removed = {}, 0, 0;
+	for contact, item in pairs(answer.items) do
+		if set_item(username, contact, item) then
+			kept[contact] = true;
+			added = added + 1;
+		end
+		local other = local_user(contact);
+		if other then
+			local theirs = provisioned:get(other) or { items = {} };
+			if set_item(other, me, { name = answer.own_name ~= "" and answer.own_name or nil, groups = item.groups }) then
+				theirs.items[me] = true;
+				provisioned:set(other, theirs);
+			end
+		end
+	end
+	for contact in pairs(state.items) do
+		if not kept[contact] then
+			set_item(username, contact, nil);
+			removed = removed + 1;
+			local other = local_user(contact);
+			local theirs = other and provisioned:get(other);
+			if theirs and theirs.items[me] then
+				set_item(other, me, nil);
+				theirs.items[me] = nil;
+				provisioned:set(other, theirs);
+			end
+		end
+	end
+	provisioned:set(username, { version = answer.version, items = kept });
+	module:log("info", "roster %s@%s: version %s, %d contacts, %d removed", username, host,
+		answer.version:sub(1, 12), added, removed);
+end
+
+if roster_on then
+	-- One runner: syncs run one after another, never blocking Prosody.
+	local runner = async.runner(function (username) sync_roster(username); end);
+	module:hook("authentication-success", function (event)
+		local username = event.session and event.session.username;
+		if username then runner:run(username); end
+	end);
+	if roster_refresh > 0 then
+		-- Re-reads the rosters cloudauth provisioned before, so that members
+		-- who left a group disappear without anybody's login.
+		module:add_timer(roster_refresh, function ()
+			local ok, users = pcall(provisioned.users, provisioned);
+			if ok and users then
+				for username in users do runner:run(username); end
+			end
+			return roster_refresh;
+		end);
+	end
 end
 
 function module.unload()
