@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudauth_core::roster::{answer_hash, desired, personal_roster, GroupPolicy, Jid};
+use cloudauth_core::roster::{
+    apply_changes, bucket_of, changes_since, desired, personal_roster, GroupPolicy, Jid,
+    RosterVersion, BUCKETS,
+};
 use cloudauth_core::{Authenticator, Decision, Path, Verdict};
 use tracing::{info, warn};
 
@@ -252,10 +255,15 @@ impl Handler {
         }
     }
 
-    /// The roster answer for `user@domain` when the client has version
-    /// `known`: only a new version carries items; a cloud that cannot be
-    /// asked is "unknown" (keep yours), never an empty roster.
-    pub async fn roster(&self, user: &str, domain: &str, known: Option<&str>) -> RosterReply {
+    /// The roster answer for `user@domain` when the client holds version
+    /// `known`: the buckets that changed since, or "unchanged"; a cloud that
+    /// cannot be asked is "unknown" (keep yours), never an empty roster.
+    pub async fn roster(
+        &self,
+        user: &str,
+        domain: &str,
+        known: Option<&RosterVersion>,
+    ) -> RosterReply {
         let started = Instant::now();
         let answer = match self.auth.shared_roster(user, domain).await {
             Ok(a) => a,
@@ -265,26 +273,28 @@ impl Handler {
             }
         };
         let login = Jid::new(user, domain);
-        let version = answer_hash(&answer, &login, &self.roster_policy);
-        let ms = started.elapsed().as_millis();
-        // A digest of what the client already has, not a secret.
-        if known == Some(version.as_str()) {
-            info!("roster {login}: unchanged in {ms} ms");
-            return RosterReply::Unchanged;
-        }
         let want = desired(&answer, domain, &self.roster_policy);
         for (group, why) in &want.skipped {
             info!("roster {login}: group {group:?} left out ({why})");
         }
         let (items, own_name) = personal_roster(&want, &login);
+        let contacts = items.len();
+        let buckets = changes_since(items, &own_name, known);
+        let ms = started.elapsed().as_millis();
+        if buckets.is_empty() {
+            info!("roster {login}: unchanged ({contacts} contacts) in {ms} ms");
+            return RosterReply::Unchanged;
+        }
+        let sent: usize = buckets.iter().map(|b| b.items.len()).sum();
         info!(
-            "roster {login}: {} contacts at a new version in {ms} ms",
-            items.len()
+            "roster {login}: {} of {BUCKETS} buckets changed, {sent} of {contacts} contacts sent, in {ms} ms",
+            buckets.len()
         );
-        RosterReply::Full {
-            version,
+        RosterReply::Changes {
+            own_bucket: bucket_of(&login),
             own_name,
-            items,
+            version: apply_changes(known, &buckets),
+            buckets,
         }
     }
 
@@ -310,7 +320,7 @@ impl Handler {
                 domain,
                 known,
             } => {
-                let r = self.roster(&user, &domain, known.as_deref()).await;
+                let r = self.roster(&user, &domain, known.as_ref()).await;
                 return (Reply::Roster(r), None);
             }
             Request::Quit | Request::Unsupported { .. } => return (Reply::No, None),

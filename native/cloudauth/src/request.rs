@@ -2,6 +2,7 @@
 //!
 //! Split on the first three colons only, so a password may contain `:`.
 
+use cloudauth_core::roster::{BadVersion, RosterVersion};
 use thiserror::Error;
 
 /// A request the XMPP server sent, read from one frame.
@@ -23,16 +24,15 @@ pub enum Request {
         /// XMPP domain.
         domain: String,
     },
-    /// `roster:USER:DOMAIN:VERSION`: the user's shared roster, unless the
-    /// cloud's answer is still that of `VERSION` (the one the client was
-    /// given last; `-` or empty for none).
+    /// `roster:USER:DOMAIN:VERSION`: what changed in the user's shared
+    /// roster since `VERSION`, the one the client holds (`-` for none).
     Roster {
         /// Local part.
         user: String,
         /// XMPP domain.
         domain: String,
-        /// The version the client has; `None` for none.
-        known: Option<String>,
+        /// The version the client holds; `None` for none.
+        known: Option<RosterVersion>,
     },
     /// `quit` / `exit`: end the session.
     Quit,
@@ -79,6 +79,9 @@ pub enum RequestError {
         /// What the command needs.
         expected: &'static str,
     },
+    /// A roster request whose version is not one cloudauth gives out.
+    #[error("malformed roster request: {0}")]
+    RosterVersion(#[from] BadVersion),
 }
 
 /// Commands answered "no" without any check (registration and changes
@@ -236,7 +239,10 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
             (Some(u), Some(d), Some(v)) if !u.is_empty() && !d.is_empty() => Ok(Request::Roster {
                 user: u.to_string(),
                 domain: d.to_string(),
-                known: (!v.is_empty() && v != "-").then(|| v.to_string()),
+                known: match v {
+                    "-" => None,
+                    v => Some(v.parse()?),
+                },
             }),
             _ => Err(RequestError::Fields {
                 command: "roster",
@@ -258,6 +264,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudauth_core::roster::BUCKETS;
 
     fn auth(u: &str, d: &str, p: &str) -> Request {
         Request::Auth {
@@ -354,14 +361,25 @@ mod tests {
                 known: None
             })
         );
+        let version = format!("1.{}", ["0123456789abcdef"; BUCKETS].join("."));
         assert_eq!(
-            parse(b"roster:alice:localhost:ab12"),
+            parse(format!("roster:alice:localhost:{version}").as_bytes()),
             Ok(Request::Roster {
                 user: "alice".into(),
                 domain: "localhost".into(),
-                known: Some("ab12".into())
+                known: Some(version.parse().unwrap())
             })
         );
+        for bad in [
+            &b"roster:alice:localhost:"[..],
+            b"roster:alice:localhost:ab12",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err(RequestError::RosterVersion(BadVersion)),
+                "{bad:?}"
+            );
+        }
         for bad in [
             &b"roster:alice:localhost"[..],
             b"roster:alice",

@@ -19,7 +19,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use group_id::group_id;
-pub use personal::{personal_roster, PersonalItem};
+pub use personal::{
+    apply_changes, bucket_of, changes_since, personal_roster, BadVersion, BucketChange,
+    PersonalItem, RosterVersion, BUCKETS,
+};
 pub use plan::{answer_hash, desired, plan, stale_digests, Action, Current, Desired, DesiredGroup};
 pub use policy::{Glob, GroupPolicy, Skip};
 

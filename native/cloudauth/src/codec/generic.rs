@@ -1,9 +1,11 @@
 //! The line protocol (`-t generic`, alias `prosody`): one request per line,
 //! replies `1` or `0` on a line of their own.
 //!
-//! A roster reply is `=` (unchanged), `!` (unknown: keep yours) or a header
-//! line `+<TAB>VERSION<TAB>COUNT<TAB>OWN_NAME` followed by COUNT item lines
-//! `JID<TAB>NAME<TAB>GROUP...`: one line per contact, each bounded by
+//! A roster reply is `=` (unchanged), `!` (unknown: keep yours), or a header
+//! line `+<TAB>LINES<TAB>OWN_BUCKET<TAB>VERSION<TAB>OWN_NAME` followed by
+//! LINES lines: for each changed bucket `#<TAB>BUCKET`, then its contacts,
+//! one line each, `JID<TAB>NAME<TAB>GROUP...`. VERSION (at most 546 bytes)
+//! is what the client sends back once it applied every bucket. Every line is bounded by
 //! [`MAX_ROSTER_FIELD`] and [`MAX_ROSTER_GROUPS`], so that no line grows
 //! with the size of a group.
 
@@ -40,25 +42,28 @@ fn encode_roster(reply: &RosterReply, dst: &mut BytesMut) {
     match reply {
         RosterReply::Unchanged => dst.extend_from_slice(b"=\n"),
         RosterReply::Unknown => dst.extend_from_slice(b"!\n"),
-        RosterReply::Full {
-            version,
+        RosterReply::Changes {
+            own_bucket,
             own_name,
-            items,
+            version,
+            buckets,
         } => {
-            dst.extend_from_slice(b"+\t");
-            push_field(dst, version);
-            dst.extend_from_slice(format!("\t{}\t", items.len()).as_bytes());
+            let lines: usize = buckets.iter().map(|b| 1 + b.items.len()).sum();
+            dst.extend_from_slice(format!("+\t{lines}\t{own_bucket}\t{version}\t").as_bytes());
             push_field(dst, own_name);
             dst.extend_from_slice(b"\n");
-            for item in items {
-                push_field(dst, &item.jid.to_string());
-                dst.extend_from_slice(b"\t");
-                push_field(dst, &item.name);
-                for g in item.groups.iter().take(MAX_ROSTER_GROUPS) {
+            for b in buckets {
+                dst.extend_from_slice(format!("#\t{}\n", b.bucket).as_bytes());
+                for item in &b.items {
+                    push_field(dst, &item.jid.to_string());
                     dst.extend_from_slice(b"\t");
-                    push_field(dst, g);
+                    push_field(dst, &item.name);
+                    for g in item.groups.iter().take(MAX_ROSTER_GROUPS) {
+                        dst.extend_from_slice(b"\t");
+                        push_field(dst, g);
+                    }
+                    dst.extend_from_slice(b"\n");
                 }
-                dst.extend_from_slice(b"\n");
             }
         }
     }
@@ -164,7 +169,7 @@ impl Encoder<Reply> for LineCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cloudauth_core::roster::{Jid, PersonalItem};
+    use cloudauth_core::roster::{BucketChange, Jid, PersonalItem, RosterVersion, BUCKETS};
 
     fn roster_bytes(r: RosterReply) -> String {
         let mut out = BytesMut::new();
@@ -186,28 +191,45 @@ mod tests {
         let long = "é".repeat(300);
         let many: Vec<String> = (0..40).map(|i| format!("g{i:02}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        let text = roster_bytes(RosterReply::Full {
-            version: "abc".into(),
+        let version: RosterVersion = format!("1.{}", ["0123456789abcdef"; BUCKETS].join("."))
+            .parse()
+            .unwrap();
+        let text = roster_bytes(RosterReply::Changes {
+            own_bucket: 5,
             own_name: "Alice\tL\nx".into(),
-            items: vec![
-                item("bob", "Bob\nBuilder", &["Staff Team", "R\teaders"]),
-                item("carol", &long, &many),
+            version: version.clone(),
+            buckets: vec![
+                BucketChange {
+                    bucket: 3,
+                    digest: "0123456789abcdef".into(),
+                    items: vec![
+                        item("bob", "Bob\nBuilder", &["Staff Team", "R\teaders"]),
+                        item("carol", &long, &many),
+                    ],
+                },
+                BucketChange {
+                    bucket: 9,
+                    digest: String::new(),
+                    items: Vec::new(),
+                },
             ],
         });
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines.len(),
-            3,
-            "a header and one line per contact: {text:?}"
+            5,
+            "a header, one line per bucket and one per contact: {text:?}"
         );
-        assert_eq!(lines[0], "+\tabc\t2\tAlice L x");
+        assert_eq!(lines[0], format!("+\t4\t5\t{version}\tAlice L x"));
+        assert_eq!(lines[1], "#\t3");
         assert_eq!(
-            lines[1],
+            lines[2],
             "bob@example.org\tBob Builder\tR eaders\tStaff Team"
         );
-        let carol: Vec<&str> = lines[2].split('\t').collect();
+        let carol: Vec<&str> = lines[3].split('\t').collect();
         assert_eq!(carol[1], "é".repeat(128), "cut at a character boundary");
         assert_eq!(carol.len(), 2 + MAX_ROSTER_GROUPS);
+        assert_eq!(lines[4], "#\t9", "an emptied bucket");
     }
 
     fn decode_chunks(chunks: &[&[u8]]) -> Vec<Incoming> {

@@ -62,17 +62,19 @@ pub enum Reply {
 /// A user's shared roster, as answered to a `roster` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RosterReply {
-    /// The cloud's answer is still the one of the version the client has.
+    /// Every bucket is still the one of the version the client has.
     Unchanged,
     /// The cloud could not be asked: the client keeps what it has.
     Unknown,
-    /// The whole roster at a new version.
-    Full {
-        /// Digest of the answer, sent back by the client next time.
-        version: String,
+    /// The buckets that changed since the client's version, each whole.
+    Changes {
+        /// The bucket the user himself is in (in his contacts' rosters).
+        own_bucket: usize,
         /// The user's own display name (for his contacts' side), maybe empty.
         own_name: String,
-        /// Every contact.
-        items: Vec<cloudauth_core::roster::PersonalItem>,
+        /// The version the client holds once it applied every bucket.
+        version: cloudauth_core::roster::RosterVersion,
+        /// The changed buckets, each whole.
+        buckets: Vec<cloudauth_core::roster::BucketChange>,
     },
 }
