@@ -191,6 +191,12 @@ end
 
 local provider = {};
 
+-- Users the cloud has just listed as members in the roster sync under way
+-- (see sync_roster): save_roster asks user_exists for every roster it
+-- writes, and asking cloudauth again for each of thousands of contacts
+-- would cost a round trip each.
+local listed = {};
+
 function provider.test_password(username, password)
 	if bad_user(username) or type(password) ~= "string" or password:find("[\r\n]") then
 		module:log("debug", "Refusing malformed credentials without asking cloudauth");
@@ -208,6 +214,7 @@ end
 
 function provider.user_exists(username)
 	if bad_user(username) then return nil, "Invalid username"; end
+	if listed[username] then return true; end
 	local ok, err = request(("isuser:%s:%s"):format(username, host));
 	if err then
 		module:log("warn", "isuser %s@%s: no answer (%s)", username, host, err);
@@ -233,132 +240,219 @@ end
 
 -- Shared roster (cloudauth_roster = true): see prosody/README.md. The
 -- rules (which groups, which members, which names) are cloudauth's; this
--- only stores what it answers. The contacts cloudauth put into each roster
--- are remembered per user, so that only those are ever removed, and with
--- the answer's version, so that an unchanged roster costs one short line.
+-- only stores what it answers. Per user the store `cloudauth_roster` keeps
+-- the version cloudauth gave and, for each contact cloudauth put into the
+-- roster, its bucket: an answer replaces whole buckets, and only contacts
+-- remembered here are ever removed.
 local roster_on = module:get_option_boolean("cloudauth_roster", false);
 local roster_refresh = module:get_option_number("cloudauth_roster_refresh", 0);
 local rm = require "core.rostermanager";
+local jid_prep = require "util.jid".prep;
 local provisioned = module:open_store("cloudauth_roster");
 
--- A reader for a roster answer: `=`, `!`, or a header and COUNT item lines.
+-- A reader for a roster answer: `=`, `!`, `0` (refused), or a header and
+-- LINES lines: `#<TAB>BUCKET` opens a bucket, its contacts follow.
 local function roster_reader()
-	local got, want, answer;
+	local answer, left, bucket;
 	return function (line)
 		if not answer then
 			if line == "=" then return true, { unchanged = true }; end
 			if line == "!" then return true, { unknown = true }; end
-			local version, count, own = line:match("^%+\t([^\t]*)\t(%d+)\t(.*)$");
-			if not version then return nil; end
-			answer, got, want = { version = version, own_name = own, items = {} }, 0, tonumber(count);
-			return want == 0, answer;
+			if line == "0" then return true, { refused = true }; end
+			local lines, own_bucket, version, own = line:match("^%+\t(%d+)\t(%d+)\t([^\t]+)\t(.*)$");
+			if not lines then return nil; end
+			answer = { version = version, own_bucket = tonumber(own_bucket),
+				own_name = own ~= "" and own or nil, buckets = {}, bad = 0 };
+			left = tonumber(lines);
+			return left == 0, answer;
 		end
-		local fields = {};
-		for f in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = f; end
-		local jid, name = fields[1], fields[2];
-		if not jid or jid == "" or not name then return nil; end
-		local groups = {};
-		for i = 3, #fields do groups[fields[i]] = true; end
-		answer.items[jid] = { name = name ~= "" and name or nil, groups = groups };
-		got = got + 1;
-		return got >= want, answer;
+		left = left - 1;
+		local b = line:match("^#\t(%d+)$");
+		if b then
+			bucket = {};
+			answer.buckets[tonumber(b)] = bucket;
+		else
+			if not bucket then return nil; end
+			local fields = {};
+			for f in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = f; end
+			local contact, name = jid_prep(fields[1] or ""), fields[2];
+			if contact and name and not contact:find("/", 1, true) then
+				local groups = {};
+				for i = 3, #fields do groups[fields[i]] = true; end
+				bucket[contact] = { name = name ~= "" and name or nil, groups = groups };
+			else
+				answer.bad = answer.bad + 1; -- counted and logged, the rest still applies
+			end
+		end
+		return left <= 0, answer;
 	end;
 end
 
--- Put `contact` into `username`'s roster (or take him out with item nil),
--- save and push it to his online resources.
-local function set_item(username, contact, item)
-	local roster = rm.load_roster(username, host);
-	if not roster then return false; end
-	local old = roster[contact];
-	if item then
-		roster[contact] = { subscription = "both", name = item.name, groups = item.groups,
-			approved = old and old.approved or nil };
-	elseif old then
-		roster[contact] = nil;
-	else
-		return true;
-	end
-	local ok = rm.save_roster(username, host, roster, contact);
-	if ok then rm.roster_push(username, host, contact); end
-	return ok;
-end
-
--- The local user behind a JID of this host, or nil.
+-- The local user behind a bare JID of this host, or nil.
 local function local_user(jid)
 	local user, domain = jid:match("^([^@/]+)@([^@/]+)$");
 	return domain == host and user or nil;
 end
 
--- Ask cloudauth for username's shared roster and store it, on both sides:
--- each contact of this host gets username too, so colleagues see each other
--- after either one's login, and a member who left disappears from both
--- rosters without his own login.
+local function same_groups(a, b)
+	for g in pairs(a) do if not b[g] then return false; end end
+	for g in pairs(b) do if not a[g] then return false; end end
+	return true;
+end
+
+-- Whether roster item `old` already is the provisioned `item`.
+local function is_item(old, item)
+	return old ~= nil and old.subscription == "both" and old.name == item.name
+		and same_groups(old.groups or {}, item.groups);
+end
+
+local function provisioned_item(old, item)
+	return { subscription = "both", name = item.name, groups = item.groups,
+		approved = old and old.approved or nil };
+end
+
+-- The other side: put `me` into (item) or take him out of (nil) the
+-- roster of `username`, a contact of this host. Returns false on failure.
+local function set_other_side(username, me, bucket, item)
+	local roster = rm.load_roster(username, host);
+	if not roster then return false; end
+	local theirs = provisioned:get(username) or {};
+	theirs.items = theirs.items or {};
+	local old = roster[me];
+	if item then
+		if not is_item(old, item) then
+			roster[me] = provisioned_item(old, item);
+			if not rm.save_roster(username, host, roster, me) then return false; end
+			rm.roster_push(username, host, me);
+		end
+		if theirs.items[me] ~= bucket then
+			theirs.items[me] = bucket;
+			provisioned:set(username, theirs);
+		end
+	elseif theirs.items[me] then
+		if old then
+			roster[me] = nil;
+			if not rm.save_roster(username, host, roster, me) then return false; end
+			rm.roster_push(username, host, me);
+		end
+		theirs.items[me] = nil;
+		provisioned:set(username, theirs);
+	end
+	return true;
+end
+
+-- Ask cloudauth what changed in username's shared roster since the version
+-- he holds, and store it: the changed buckets replace his provisioned
+-- contacts of those buckets. Each contact of this host whose item changed
+-- gets username too (or loses him), so colleagues see each other after
+-- either one's sync, and a member who left disappears from both rosters
+-- without his own login.
 local function sync_roster(username)
-	local state = provisioned:get(username) or { items = {} };
+	local state = provisioned:get(username) or {};
+	local items = state.items or {};
 	local answer, err = request(("roster:%s:%s:%s"):format(username, host, state.version or "-"),
 		roster_reader());
 	if not answer then
 		module:log("warn", "roster %s@%s: no answer (%s); roster kept", username, host, err);
 		return;
-	end
-	if answer.unknown then
+	elseif answer.unknown then
 		module:log("info", "roster %s@%s: cloudauth cannot tell now; roster kept", username, host);
 		return;
-	end
-	if answer.unchanged then
+	elseif answer.refused then
+		module:log("error", "roster %s@%s: cloudauth refused the request (see its log); roster kept", username, host);
+		return;
+	elseif answer.unchanged then
 		module:log("debug", "roster %s@%s: unchanged", username, host);
 		return;
 	end
+	local roster = rm.load_roster(username, host);
+	if not roster then
+		module:log("warn", "roster %s@%s: cannot load the roster; not changed", username, host);
+		return;
+	end
 	local me = username .. "@" .. host;
-	local kept, added, removed = {}, 0, 0;
-	for contact, item in pairs(answer.items) do
-		if set_item(username, contact, item) then
-			kept[contact] = true;
-			added = added + 1;
-		end
-		local other = local_user(contact);
-		if other then
-			local theirs = provisioned:get(other) or { items = {} };
-			if set_item(other, me, { name = answer.own_name ~= "" and answer.own_name or nil, groups = item.groups }) then
-				theirs.items[me] = true;
-				provisioned:set(other, theirs);
+	listed = {}; -- (a sync that raised an error left its own)
+	local changed, others, sent, removed = {}, {}, 0, 0;
+	for b, bucket in pairs(answer.buckets) do
+		for contact, in_bucket in pairs(items) do
+			if in_bucket == b and not bucket[contact] then
+				items[contact] = nil;
+				if roster[contact] then
+					roster[contact], changed[contact] = nil, true;
+					removed = removed + 1;
+				end
+				local other = local_user(contact);
+				if other then others[other] = false; end
 			end
 		end
-	end
-	for contact in pairs(state.items) do
-		if not kept[contact] then
-			set_item(username, contact, nil);
-			removed = removed + 1;
+		for contact, item in pairs(bucket) do
+			sent = sent + 1;
+			if not is_item(roster[contact], item) then
+				roster[contact], changed[contact] = provisioned_item(roster[contact], item), true;
+				local other = local_user(contact);
+				if other then others[other] = { name = answer.own_name, groups = item.groups }; end
+			end
+			items[contact] = b;
 			local other = local_user(contact);
-			local theirs = other and provisioned:get(other);
-			if theirs and theirs.items[me] then
-				set_item(other, me, nil);
-				theirs.items[me] = nil;
-				provisioned:set(other, theirs);
-			end
+			if other then listed[other] = true; end
 		end
 	end
-	provisioned:set(username, { version = answer.version, items = kept });
-	module:log("info", "roster %s@%s: version %s, %d contacts, %d removed", username, host,
-		answer.version:sub(1, 12), added, removed);
+	listed[username] = true;
+	local ok = rm.save_roster(username, host, roster);
+	local failed = 0;
+	if ok then
+		for contact in pairs(changed) do rm.roster_push(username, host, contact); end
+		for other, item in pairs(others) do
+			if not set_other_side(other, me, answer.own_bucket, item or nil) then failed = failed + 1; end
+		end
+	end
+	listed = {};
+	if not ok then
+		module:log("warn", "roster %s@%s: cannot save the roster; version kept", username, host);
+		return;
+	end
+	-- Failures elsewhere: the next sync starts from scratch (buckets are replaced whole, so
+	-- nothing is applied twice).
+	provisioned:set(username, { version = failed == 0 and answer.version or nil, items = items });
+	local n = 0;
+	for _ in pairs(changed) do n = n + 1; end
+	module:log("info", "roster %s@%s: %d contacts in the changed buckets, %d items changed (%d removed), %d other rosters, %d failed%s",
+		username, host, sent, n, removed, (function () local c = 0; for _ in pairs(others) do c = c + 1; end return c; end)(),
+		failed, answer.bad > 0 and (", " .. answer.bad .. " unusable lines skipped") or "");
 end
 
 if roster_on then
-	-- One runner: syncs run one after another, never blocking Prosody.
-	local runner = async.runner(function (username) sync_roster(username); end);
+	-- One runner: syncs run one after another, never blocking Prosody; a
+	-- user already waiting for his sync is not queued twice.
+	local queued = {};
+	local runner = async.runner(function (username)
+		queued[username] = nil;
+		sync_roster(username);
+	end, {
+		error = function (_, err) module:log("error", "roster sync failed: %s", err); end;
+	});
+	local function queue(username)
+		if queued[username] then return; end
+		queued[username] = true;
+		runner:run(username);
+	end
 	module:hook("authentication-success", function (event)
 		local username = event.session and event.session.username;
-		if username then runner:run(username); end
+		if username then queue(username); end
 	end);
 	if roster_refresh > 0 then
-		-- Re-reads the rosters cloudauth provisioned before, so that members
-		-- who left a group disappear without anybody's login.
+		-- Re-reads every roster cloudauth provisioned, so that members who
+		-- left a group disappear without anybody's login. The store's users()
+		-- is an iterator with a state: collect first, the syncs write the store.
 		module:add_timer(roster_refresh, function ()
-			local ok, users = pcall(provisioned.users, provisioned);
-			if ok and users then
-				for username in users do runner:run(username); end
+			if not provisioned.users then
+				module:log("error", "roster refresh: this storage cannot list users; refresh off");
+				return;
 			end
+			local users = {};
+			for username in provisioned:users() do users[#users + 1] = username; end
+			module:log("debug", "roster refresh: %d users", #users);
+			for _, username in ipairs(users) do queue(username); end
 			return roster_refresh;
 		end);
 	end
