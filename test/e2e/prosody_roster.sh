@@ -9,7 +9,8 @@
 #                                                    (test/lib/debian-root.sh; also
 #                                                    bookworm-backports, sid; needs root)
 #
-# alice, bob and 40 colleagues share "Staff Team": after alice's login she
+# alice, bob and 40 colleagues share "Staff Team" (also seen through the
+# nextcloud backend with a service account): after alice's login she
 # sees bob and bob (before any login of his) sees her; the module's periodic
 # re-read answers "unchanged" in one line; bob leaves the group and the
 # re-read takes him out of alice's roster (and her out of his) without bob
@@ -32,11 +33,15 @@ users = [{"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "grou
          {"uid": "bob", "password": "bob-pw", "name": "Bob Builder", "groups": json.loads(sys.argv[1])},
          {"uid": "carol", "password": "carol-pw", "name": "Carol", "groups": ["Elsewhere"]}]
 users += [{"uid": f"u{i}", "password": "pw", "name": f"User {i}", "groups": ["Staff Team"]} for i in range(40)]
+users.append({"uid": "svc", "password": "svc-pw", "admin": True})
 print(json.dumps({"users": users}))' "$1"
 }
 set_bob_groups() { users "$1" > "$BASE/users.json" && curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null; }
 start_backend "$BASE" "$SECRET" "$(users '["Staff Team"]')" || die_setup "test backend did not start"
 write_secret "$BASE/secret" "$SECRET"
+# nc.localhost: the same accounts through the nextcloud backend (OCS API, service account)
+write_secret "$BASE/svc-pw" svc-pw
+echo "nc.localhost backend=nextcloud url=$BACKEND_ORIGIN service-user=svc service-password-file=$BASE/svc-pw" > "$BASE/domains"
 port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 REFRESH=2
 
@@ -47,7 +52,7 @@ W="$BASE/$1"
 mkdir -p "$W/log"
 set_bob_groups '["Staff Team"]' && fault ok || die_setup "backend reset"
 CA_PORT=$(free_port)
-"$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$BASE/secret" -l "$W/log" \
+"$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$BASE/secret" -p "$BASE/domains" -l "$W/log" \
     --timeout 2 --listen "generic=127.0.0.1:$CA_PORT" 2>> "$W/cloudauth.stderr" &
 CA_PID=$!
 on_exit "kill $CA_PID"
@@ -65,6 +70,12 @@ VirtualHost "localhost"
     cloudauth_port = $CA_PORT
     cloudauth_roster = true
     cloudauth_roster_refresh = $REFRESH
+
+VirtualHost "nc.localhost"
+    authentication = "cloudauth"
+    cloudauth_host = "127.0.0.1"
+    cloudauth_port = $CA_PORT
+    cloudauth_roster = true
 LUA
 }
 if [ -z "$ROOT_NAME" ]; then
@@ -126,6 +137,16 @@ grep -qE "^roster alice@$D both Alice Liddell \| Staff Team$" "$B" \
     && ok "bob's first roster fetch already lists alice under Staff Team (from alice's sync)" \
     || not_ok "alice not in bob's first roster fetch: $(tail -n 4 "$B" | tr '\n' ';')"
 touch "$B.stop"; wait "$BW" 2>/dev/null
+
+# The nextcloud backend with a service account gives the same roster.
+NC="$W/nc-alice.roster"
+/usr/bin/python3 "$E2E_LIB/xmpp_roster.py" "alice@nc.localhost" alice-pw "$PORT" "$NC" --duration 60 &
+NW=$!
+on_exit "kill $NW"
+wait_line "$NC" "^(roster|push) bob@nc.localhost both Bob Builder \| Staff Team$" 20 \
+    && ok "nextcloud backend (service account): alice@nc.localhost sees bob under Staff Team" \
+    || not_ok "nextcloud backend: bob not in alice's roster: $(tail -n 4 "$NC" | tr '\n' ';') $(grep "roster alice@nc" "$CALOG" | tail -n 2)"
+touch "$NC.stop"; wait "$NW" 2>/dev/null
 
 # Unchanged: the periodic re-read answers '=' and changes nothing.
 wait_line "$CALOG" "roster alice@$D: unchanged \(41 contacts\)" $(( REFRESH * 5 )) \

@@ -258,12 +258,7 @@ impl Handler {
     /// The roster answer for `user@domain` when the client holds version
     /// `known`: the buckets that changed since, or "unchanged"; a cloud that
     /// cannot be asked is "unknown" (keep yours), never an empty roster.
-    pub async fn roster(
-        &self,
-        user: &str,
-        domain: &str,
-        known: Option<&RosterVersion>,
-    ) -> RosterReply {
+    async fn roster(&self, user: &str, domain: &str, known: Option<&RosterVersion>) -> RosterReply {
         let started = Instant::now();
         let answer = match self.auth.shared_roster(user, domain).await {
             Ok(a) => a,
