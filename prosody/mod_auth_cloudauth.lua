@@ -311,8 +311,17 @@ local function provisioned_item(old, item)
 		approved = old and old.approved or nil };
 end
 
+-- Whether the cloud says `username` does not exist (not: cannot tell).
+local function gone(username)
+	local ok, err = provider.user_exists(username);
+	return not ok and err == "User does not exist";
+end
+
 -- The other side: put `me` into (item) or take him out of (nil) the
--- roster of `username`, a contact of this host. Returns false on failure.
+-- roster of `username`, a contact of this host. Returns false on failure;
+-- a contact deleted in the cloud has no roster left to fix (save_roster
+-- refuses it), which is no failure: else every later sync would start
+-- from scratch again.
 local function set_other_side(username, me, bucket, item)
 	local roster = rm.load_roster(username, host);
 	if not roster then return false; end
@@ -332,8 +341,11 @@ local function set_other_side(username, me, bucket, item)
 	elseif theirs.items[me] then
 		if old then
 			roster[me] = nil;
-			if not rm.save_roster(username, host, roster, me) then return false; end
-			rm.roster_push(username, host, me);
+			if rm.save_roster(username, host, roster, me) then
+				rm.roster_push(username, host, me);
+			elseif not gone(username) then
+				return false;
+			end
 		end
 		theirs.items[me] = nil;
 		provisioned:set(username, theirs);

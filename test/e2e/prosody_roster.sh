@@ -27,16 +27,16 @@ case ${1:-} in
 esac
 SECRET="e2e-secret-$$-$RANDOM"
 BASE=$(workdir prosody-roster)
-users() { # users BOB_GROUPS -> the users file
+users() { # users BOB_GROUPS [COLLEAGUES] -> the users file (u0..u39 unless fewer)
     /usr/bin/python3 -c 'import json, sys
 users = [{"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "groups": ["Staff Team"]},
          {"uid": "bob", "password": "bob-pw", "name": "Bob Builder", "groups": json.loads(sys.argv[1])},
          {"uid": "carol", "password": "carol-pw", "name": "Carol", "groups": ["Elsewhere"]}]
-users += [{"uid": f"u{i}", "password": "pw", "name": f"User {i}", "groups": ["Staff Team"]} for i in range(40)]
+users += [{"uid": f"u{i}", "password": "pw", "name": f"User {i}", "groups": ["Staff Team"]} for i in range(int(sys.argv[2]))]
 users.append({"uid": "svc", "password": "svc-pw", "admin": True})
-print(json.dumps({"users": users}))' "$1"
+print(json.dumps({"users": users}))' "$1" "${2:-40}"
 }
-set_bob_groups() { users "$1" > "$BASE/users.json" && curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null; }
+set_bob_groups() { users "$@" > "$BASE/users.json" && curl -sf -X POST "$BACKEND_CONTROL/reload" >/dev/null; }
 start_backend "$BASE" "$SECRET" "$(users '["Staff Team"]')" || die_setup "test backend did not start"
 write_secret "$BASE/secret" "$SECRET"
 # nc.localhost: the same accounts through the nextcloud backend (OCS API, service account)
@@ -190,10 +190,24 @@ expect "Nextcloud down: no roster push to alice (bob stays)" "$pushes" "$(count 
 grep -q "bob@$D" "$P/data/localhost/roster/alice.dat" 2>/dev/null \
     && ok "Nextcloud down: bob still stored in alice's roster" \
     || not_ok "bob not in alice's stored roster: $(ls "$P/data/localhost/roster/" 2>&1)"
+settled=$(count "$CALOG" "roster alice@$D: unchanged \(40 contacts\)")
 fault ok
 wait_count "$A" "^push bob@$D remove " 2 $(( REFRESH * 5 )) \
     && ok "Nextcloud back: the re-read takes bob out" \
     || not_ok "bob not taken out once Nextcloud is back: $(tail -n 3 "$A" | tr '\n' ';')"
+# u39 deleted in Nextcloud: out of alice's roster, and her next re-read does
+# not start from scratch because his own roster cannot be saved any more.
+# (after alice's own re-read has taken bob out: bob's may have done it first)
+wait_count "$CALOG" "roster alice@$D: unchanged \(40 contacts\)" $(( settled + 1 )) $(( REFRESH * 5 ))
+resends=$(count "$CALOG" "roster alice@$D: [0-9]+ of 32 buckets changed")
+set_bob_groups '[]' 39
+wait_line "$A" "^push u39@$D remove " $(( REFRESH * 5 )) \
+    && ok "u39 deleted in Nextcloud: the re-read takes him out of alice's roster" \
+    || not_ok "u39 not taken out: $(tail -n 3 "$A" | tr '\n' ';')"
+wait_line "$CALOG" "roster alice@$D: unchanged \(39 contacts\)" $(( REFRESH * 5 )) \
+    || not_ok "alice's re-reads resend: $(grep "roster alice@$D" "$CALOG" | tail -n 2 | tr '\n' ';')"
+expect "u39 deleted: one changed answer for alice, then 'unchanged' (the deleted contact is no failure): $(grep -oE "roster alice@$D: [0-9]+ of 32 buckets changed, [0-9]+ of [0-9]+" "$CALOG" | tail -n 1)" \
+    $(( resends + 1 )) "$(count "$CALOG" "roster alice@$D: [0-9]+ of 32 buckets changed")"
 touch "$A.stop"; wait "$AW" 2>/dev/null
 kill -0 "$PROSODY_PID" 2>/dev/null; expect "Prosody still running" 0 $?
 grep -E "roster sync failed|Traceback" "$LOG" | head -n 5 | sed 's/^/#   /'
