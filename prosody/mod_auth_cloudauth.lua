@@ -16,6 +16,8 @@
 --   -- or: cloudauth_host = "127.0.0.1"; cloudauth_port = 23664 -- TCP (IP address)
 --   cloudauth_timeout = 12 -- seconds to wait for an answer
 --   cloudauth_connections = 4 -- connections to cloudauth at most
+--   cloudauth_roster = true -- shared roster from Nextcloud groups (prosody/README.md)
+--   cloudauth_roster_refresh = 600 -- seconds between re-reads of provisioned rosters (0: off)
 
 local async = require "util.async";
 local server = require "net.server";
@@ -70,19 +72,32 @@ local listeners = {};
 function listeners.onincoming(c, data)
 	local link = pool[c];
 	if not link then return; end -- a connection we dropped
-	link.buffer = link.buffer .. data;
+	local buffer, pos = link.buffer .. data, 1;
+	-- Lines are cut by position: a roster answer may bring thousands at once.
 	while pool[c] == link do -- a woken session may make requests (or drop) meanwhile
-		local line, rest = link.buffer:match("^([^\n]*)\n(.*)$");
-		if not line then break; end
-		link.buffer = rest;
-		local req = table.remove(link.pending, 1);
-		if not req or (line ~= "1" and line ~= "0") then
+		local nl = buffer:find("\n", pos, true);
+		if not nl then break; end
+		local line = buffer:sub(pos, nl - 1);
+		pos = nl + 1;
+		local req = link.pending[1];
+		local done, answer; -- done stays nil for a line that answers nothing
+		if req and req.roster then
+			done, answer = req.roster(line);
+		elseif req and (line == "1" or line == "0") then
+			done, answer = true, line == "1";
+		end
+		if done == nil or not req then
 			module:log("error", "Unexpected answer from cloudauth at %s; dropping the connection", target);
 			return drop(link, "protocol error");
 		end
-		finish(req, line == "1");
+		if done then
+			table.remove(link.pending, 1);
+			finish(req, answer);
+		end
 	end
-	if pool[c] == link and #link.buffer > 64 then
+	link.buffer = buffer:sub(pos);
+	-- Every answer line is bounded (a roster line by cloudauth's field limits).
+	if pool[c] == link and #link.buffer > 16384 then
 		module:log("error", "Overlong answer from cloudauth at %s; dropping the connection", target);
 		drop(link, "protocol error");
 	end
@@ -144,15 +159,17 @@ local function pick()
 end
 
 -- Send one request line and wait (without blocking Prosody) for its answer.
--- Returns true/false, or nil and an error when there is no answer.
-local function request(line)
+-- Returns true/false, or nil and an error when there is no answer. With
+-- `reader` (a function of each answer line returning done, answer; nil for
+-- a protocol error), the answer may span several lines.
+local function request(line, reader)
 	if not async.ready() then
 		return nil, "cloudauth needs an async context";
 	end
 	local link, err = pick();
 	if not link then return nil, err; end
 	local wait, wake = async.waiter();
-	local req = { wake = wake };
+	local req = { wake = wake, roster = reader };
 	req.timer = module:add_timer(timeout, function ()
 		if req.finished then return; end
 		-- Answers come in order, so everything behind this one on its
@@ -174,6 +191,12 @@ end
 
 local provider = {};
 
+-- Users the cloud has just listed as members in the roster sync under way
+-- (see sync_roster): save_roster asks user_exists for every roster it
+-- writes, and asking cloudauth again for each of thousands of contacts
+-- would cost a round trip each.
+local listed = {};
+
 function provider.test_password(username, password)
 	if bad_user(username) or type(password) ~= "string" or password:find("[\r\n]") then
 		module:log("debug", "Refusing malformed credentials without asking cloudauth");
@@ -191,6 +214,7 @@ end
 
 function provider.user_exists(username)
 	if bad_user(username) then return nil, "Invalid username"; end
+	if listed[username] then return true; end
 	local ok, err = request(("isuser:%s:%s"):format(username, host));
 	if err then
 		module:log("warn", "isuser %s@%s: no answer (%s)", username, host, err);
@@ -212,6 +236,238 @@ function provider.get_sasl_handler()
 			return provider.test_password(username, password) == true, true;
 		end;
 	});
+end
+
+-- Shared roster (cloudauth_roster = true): see prosody/README.md. The
+-- rules (which groups, which members, which names) are cloudauth's; this
+-- only stores what it answers. Per user the store `cloudauth_roster` keeps
+-- the version cloudauth gave and, for each contact cloudauth put into the
+-- roster, its bucket: an answer replaces whole buckets, and only contacts
+-- remembered here are ever removed.
+local roster_on = module:get_option_boolean("cloudauth_roster", false);
+local roster_refresh = module:get_option_number("cloudauth_roster_refresh", 0);
+local rm = require "core.rostermanager";
+local jid_prep = require "util.jid".prep;
+local provisioned = module:open_store("cloudauth_roster");
+
+-- A reader for a roster answer: `=`, `!`, `0` (refused), or a header and
+-- LINES lines: `#<TAB>BUCKET` opens a bucket, its contacts follow.
+local function roster_reader()
+	local answer, left, bucket;
+	return function (line)
+		if not answer then
+			if line == "=" then return true, { unchanged = true }; end
+			if line == "!" then return true, { unknown = true }; end
+			if line == "0" then return true, { refused = true }; end
+			local lines, own_bucket, version, own = line:match("^%+\t(%d+)\t(%d+)\t([^\t]+)\t(.*)$");
+			if not lines then return nil; end
+			answer = { version = version, own_bucket = tonumber(own_bucket),
+				own_name = own ~= "" and own or nil, buckets = {}, bad = 0 };
+			left = tonumber(lines);
+			return left == 0, answer;
+		end
+		left = left - 1;
+		local b = line:match("^#\t(%d+)$");
+		if b then
+			bucket = {};
+			answer.buckets[tonumber(b)] = bucket;
+		else
+			if not bucket then return nil; end
+			local fields = {};
+			for f in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = f; end
+			local contact, name = jid_prep(fields[1] or ""), fields[2];
+			if contact and name and not contact:find("/", 1, true) then
+				local groups = {};
+				for i = 3, #fields do groups[fields[i]] = true; end
+				bucket[contact] = { name = name ~= "" and name or nil, groups = groups };
+			else
+				answer.bad = answer.bad + 1; -- counted and logged, the rest still applies
+			end
+		end
+		return left <= 0, answer;
+	end;
+end
+
+-- The local user behind a bare JID of this host, or nil.
+local function local_user(jid)
+	local user, domain = jid:match("^([^@/]+)@([^@/]+)$");
+	return domain == host and user or nil;
+end
+
+local function same_groups(a, b)
+	for g in pairs(a) do if not b[g] then return false; end end
+	for g in pairs(b) do if not a[g] then return false; end end
+	return true;
+end
+
+-- Whether roster item `old` already is the provisioned `item`.
+local function is_item(old, item)
+	return old ~= nil and old.subscription == "both" and old.name == item.name
+		and same_groups(old.groups or {}, item.groups);
+end
+
+local function provisioned_item(old, item)
+	return { subscription = "both", name = item.name, groups = item.groups,
+		approved = old and old.approved or nil };
+end
+
+-- Whether the cloud says `username` does not exist (not: cannot tell).
+local function gone(username)
+	local ok, err = provider.user_exists(username);
+	return not ok and err == "User does not exist";
+end
+
+-- The other side: put `me` into (item) or take him out of (nil) the
+-- roster of `username`, a contact of this host. Returns false on failure;
+-- a contact deleted in the cloud has no roster left to fix (save_roster
+-- refuses it), which is no failure: else every later sync would start
+-- from scratch again.
+local function set_other_side(username, me, bucket, item)
+	local roster = rm.load_roster(username, host);
+	if not roster then return false; end
+	local theirs = provisioned:get(username) or {};
+	theirs.items = theirs.items or {};
+	local old = roster[me];
+	if item then
+		if not is_item(old, item) then
+			roster[me] = provisioned_item(old, item);
+			if not rm.save_roster(username, host, roster, me) then return false; end
+			rm.roster_push(username, host, me);
+		end
+		if theirs.items[me] ~= bucket then
+			theirs.items[me] = bucket;
+			provisioned:set(username, theirs);
+		end
+	elseif theirs.items[me] then
+		if old then
+			roster[me] = nil;
+			if rm.save_roster(username, host, roster, me) then
+				rm.roster_push(username, host, me);
+			elseif not gone(username) then
+				return false;
+			end
+		end
+		theirs.items[me] = nil;
+		provisioned:set(username, theirs);
+	end
+	return true;
+end
+
+-- Ask cloudauth what changed in username's shared roster since the version
+-- he holds, and store it: the changed buckets replace his provisioned
+-- contacts of those buckets. Each contact of this host whose item changed
+-- gets username too (or loses him), so colleagues see each other after
+-- either one's sync, and a member who left disappears from both rosters
+-- without his own login.
+local function sync_roster(username)
+	local state = provisioned:get(username) or {};
+	local items = state.items or {};
+	local answer, err = request(("roster:%s:%s:%s"):format(username, host, state.version or "-"),
+		roster_reader());
+	if not answer then
+		module:log("warn", "roster %s@%s: no answer (%s); roster kept", username, host, err);
+		return;
+	elseif answer.unknown then
+		module:log("info", "roster %s@%s: cloudauth cannot tell now; roster kept", username, host);
+		return;
+	elseif answer.refused then
+		module:log("error", "roster %s@%s: cloudauth refused the request (see its log); roster kept", username, host);
+		return;
+	elseif answer.unchanged then
+		module:log("debug", "roster %s@%s: unchanged", username, host);
+		return;
+	end
+	local roster = rm.load_roster(username, host);
+	if not roster then
+		module:log("warn", "roster %s@%s: cannot load the roster; not changed", username, host);
+		return;
+	end
+	local me = username .. "@" .. host;
+	listed = {}; -- (a sync that raised an error left its own)
+	local changed, others, sent, removed = {}, {}, 0, 0;
+	for b, bucket in pairs(answer.buckets) do
+		for contact, in_bucket in pairs(items) do
+			if in_bucket == b and not bucket[contact] then
+				items[contact] = nil;
+				if roster[contact] then
+					roster[contact], changed[contact] = nil, true;
+					removed = removed + 1;
+				end
+				local other = local_user(contact);
+				if other then others[other] = false; end
+			end
+		end
+		for contact, item in pairs(bucket) do
+			sent = sent + 1;
+			if not is_item(roster[contact], item) then
+				roster[contact], changed[contact] = provisioned_item(roster[contact], item), true;
+				local other = local_user(contact);
+				if other then others[other] = { name = answer.own_name, groups = item.groups }; end
+			end
+			items[contact] = b;
+			local other = local_user(contact);
+			if other then listed[other] = true; end
+		end
+	end
+	listed[username] = true;
+	local ok = rm.save_roster(username, host, roster);
+	local failed = 0;
+	if ok then
+		for contact in pairs(changed) do rm.roster_push(username, host, contact); end
+		for other, item in pairs(others) do
+			if not set_other_side(other, me, answer.own_bucket, item or nil) then failed = failed + 1; end
+		end
+	end
+	listed = {};
+	if not ok then
+		module:log("warn", "roster %s@%s: cannot save the roster; version kept", username, host);
+		return;
+	end
+	-- Failures elsewhere: the next sync starts from scratch (buckets are replaced whole, so
+	-- nothing is applied twice).
+	provisioned:set(username, { version = failed == 0 and answer.version or nil, items = items });
+	local n = 0;
+	for _ in pairs(changed) do n = n + 1; end
+	module:log("info", "roster %s@%s: %d contacts in the changed buckets, %d items changed (%d removed), %d other rosters, %d failed%s",
+		username, host, sent, n, removed, (function () local c = 0; for _ in pairs(others) do c = c + 1; end return c; end)(),
+		failed, answer.bad > 0 and (", " .. answer.bad .. " unusable lines skipped") or "");
+end
+
+if roster_on then
+	-- One runner: syncs run one after another, never blocking Prosody; a
+	-- user already waiting for his sync is not queued twice.
+	local queued = {};
+	local runner = async.runner(function (username)
+		queued[username] = nil;
+		sync_roster(username);
+	end, {
+		error = function (_, err) module:log("error", "roster sync failed: %s", err); end;
+	});
+	local function queue(username)
+		if queued[username] then return; end
+		queued[username] = true;
+		runner:run(username);
+	end
+	module:hook("authentication-success", function (event)
+		local username = event.session and event.session.username;
+		if username then queue(username); end
+	end);
+	if roster_refresh > 0 then
+		-- Re-reads every roster cloudauth provisioned, so that members who
+		-- left a group disappear without anybody's login. The store's users()
+		-- is an iterator with a state: collect first, the syncs write the store.
+		module:add_timer(roster_refresh, function ()
+			if not provisioned.users then
+				module:log("error", "roster refresh: this storage cannot list users; refresh off");
+				return;
+			end
+			local users = {};
+			for username in provisioned:users() do users[#users + 1] = username; end
+			module:log("debug", "roster refresh: %d users", #users);
+			for _, username in ipairs(users) do queue(username); end
+			return roster_refresh;
+		end);
+	end
 end
 
 function module.unload()

@@ -43,8 +43,6 @@ for b in cloudauth jsxc-test-backend; do
 done
 W=$(workdir versions)
 VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")
-MIRROR=${CLOUDAUTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SECURITY=${CLOUDAUTH_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 SECRET="versions-secret-$$-$RANDOM"
 TIMEOUT=5          # cloudauth --timeout, auth_cloud_timeout
 SLOW_MS=3000       # the slow backend's delay (below TIMEOUT: the slow logins succeed)
@@ -311,14 +309,10 @@ on_exit "kill $!"
 wait_until 10 port_listens "$CA_PORT" || die_setup "cloudauth did not listen on 127.0.0.1:$CA_PORT"
 echo "# timing: set-up $(( $(date +%s) - T0 )) s"
 
-run_root bookworm-backports bookworm ejabberd,prosody,mawk \
-    '--aptopt=APT::Default-Release "bookworm-backports"' \
-    "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-    "deb $SECURITY bookworm-security main" "deb $MIRROR bookworm-backports main"
-run_root trixie trixie ejabberd,prosody,mawk \
-    "deb $MIRROR trixie main" "deb $MIRROR trixie-updates main" "deb $SECURITY trixie-security main"
-# sid's Release files are valid for a week; a mirror snapshot may be older
-run_root sid sid ejabberd,prosody,mawk "deb [check-valid-until=no] $MIRROR sid main"
+for name in bookworm-backports trixie sid; do
+    mapfile -t recipe < <(root_recipe "$name")
+    run_root "$name" "${recipe[@]}"
+done
 
 echo "# ==== results"
 for r in "${RESULTS[@]}"; do echo "#   $r"; done

@@ -10,6 +10,9 @@
 #                                               took, 0 when the cache had it)
 #   root_unpack TAR DIR                         unpack, /etc/hosts, /proc mounted
 #                                               (unmounted at exit)
+#   root_recipe NAME                            SUITE INCLUDE [--OPTION...] SOURCE... of
+#                                               the version matrix's roots, one a line
+#                                               (bookworm-backports, trixie, sid)
 #
 # INCLUDE is mmdebstrap's comma-separated list; a package may name its
 # release (ejabberd/bookworm-backports), but its dependencies then come from
@@ -17,6 +20,23 @@
 # "bookworm-backports"' (what apt -t does). --OPTIONs go to mmdebstrap.
 
 ROOTS_DIR=$ROOT/test/.work/roots
+DEBIAN_MIRROR=${CLOUDAUTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DEBIAN_SECURITY=${CLOUDAUTH_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
+
+root_recipe() {
+    local m=$DEBIAN_MIRROR s=$DEBIAN_SECURITY
+    case $1 in
+        bookworm-backports) printf '%s\n' bookworm ejabberd,prosody,mawk \
+            '--aptopt=APT::Default-Release "bookworm-backports"' \
+            "deb $m bookworm main" "deb $m bookworm-updates main" \
+            "deb $s bookworm-security main" "deb $m bookworm-backports main" ;;
+        trixie) printf '%s\n' trixie ejabberd,prosody,mawk \
+            "deb $m trixie main" "deb $m trixie-updates main" "deb $s trixie-security main" ;;
+        # sid's Release files are valid for a week; a mirror snapshot may be older
+        sid) printf '%s\n' sid ejabberd,prosody,mawk "deb [check-valid-until=no] $m sid main" ;;
+        *) return 1 ;;
+    esac
+}
 
 root_tar() {
     local name=$1 suite=$2 include=$3 log=$4 key cache t0 opts=()

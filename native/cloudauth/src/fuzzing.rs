@@ -230,11 +230,11 @@ fn replies_decode(proto: Proto) {
         match proto {
             Proto::Ejabberd => {
                 EjabberdCodec::default()
-                    .encode(reply, &mut out)
+                    .encode(reply.clone(), &mut out)
                     .expect("encodes");
                 let value = match reply {
                     Reply::Yes => 1,
-                    Reply::No => 0,
+                    Reply::No | Reply::Roster(_) => 0,
                     Reply::TempFail => 2,
                 };
                 let items = decode_stream(proto, &out, &[out.len()]);
@@ -242,26 +242,26 @@ fn replies_decode(proto: Proto) {
             }
             Proto::Generic => {
                 LineCodec::default()
-                    .encode(reply, &mut out)
+                    .encode(reply.clone(), &mut out)
                     .expect("encodes");
                 let want: &[u8] = if reply == Reply::Yes { b"1\n" } else { b"0\n" };
                 assert_eq!(&out[..], want);
             }
             Proto::Postfix => {
                 PostfixCodec::default()
-                    .encode(reply, &mut out)
+                    .encode(reply.clone(), &mut out)
                     .expect("encodes");
                 assert!(out.ends_with(b"\n") && out.iter().filter(|b| **b == b'\n').count() == 1);
                 let code = match reply {
                     Reply::Yes => b"200 ",
-                    Reply::No => b"500 ",
+                    Reply::No | Reply::Roster(_) => b"500 ",
                     Reply::TempFail => b"400 ",
                 };
                 assert!(out.starts_with(code));
             }
             Proto::Saslauthd => {
                 SaslauthdCodec::default()
-                    .encode(reply, &mut out)
+                    .encode(reply.clone(), &mut out)
                     .expect("encodes");
                 let len = usize::from(u16::from_be_bytes([out[0], out[1]]));
                 assert_eq!(len, out.len() - 2);
@@ -340,6 +340,22 @@ fn parse_request(proto: Proto, item: &Incoming) {
                 again.as_ref(),
                 Ok(&req),
                 "{proto:?} isuser written out again"
+            );
+        }
+        Request::Roster {
+            user,
+            domain,
+            known,
+        } => {
+            assert_eq!(shown, format!("roster({user}@{domain})"));
+            check_jid(user, domain);
+            assert!(!user.contains(':') && !domain.contains(':'));
+            let v = known.as_ref().map_or("-".to_string(), ToString::to_string);
+            let again = request::parse(format!("roster:{user}:{domain}:{v}").as_bytes());
+            assert_eq!(
+                again.as_ref(),
+                Ok(&req),
+                "{proto:?} roster written out again"
             );
         }
         Request::Quit => assert!(matches!(proto, Proto::Ejabberd | Proto::Generic)),

@@ -5,10 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cloudauth_core::roster::{
+    apply_changes, bucket_of, changes_since, desired, personal_roster, GroupPolicy, Jid,
+    RosterVersion, BUCKETS,
+};
 use cloudauth_core::{Authenticator, Decision, Path, Verdict};
 use tracing::{info, warn};
 
-use crate::codec::{Incoming, Reply};
+use crate::codec::{Incoming, Reply, RosterReply};
 use crate::config::{Protocol, TroublePolicy};
 use crate::monitor::Monitor;
 use crate::request::{self, Dialect, Request};
@@ -72,6 +76,7 @@ pub struct Handler {
     auth: Arc<Authenticator>,
     on_trouble: TroublePolicy,
     roster: Option<Arc<RosterSync>>,
+    roster_policy: GroupPolicy,
     monitor: Arc<Monitor>,
     bad_input: BadInputLog,
 }
@@ -143,17 +148,20 @@ impl Note {
 
 impl Handler {
     /// A handler deciding with `auth`, answering trouble per `on_trouble`,
-    /// syncing shared rosters after logins when `roster` is given.
+    /// syncing shared rosters after logins when `roster` is given, and
+    /// answering `roster` requests with the groups `roster_policy` keeps.
     pub fn new(
         auth: Arc<Authenticator>,
         on_trouble: TroublePolicy,
         roster: Option<Arc<RosterSync>>,
+        roster_policy: GroupPolicy,
         monitor: Arc<Monitor>,
     ) -> Self {
         Handler {
             auth,
             on_trouble,
             roster,
+            roster_policy,
             monitor,
             bad_input: BadInputLog::default(),
         }
@@ -238,7 +246,50 @@ impl Handler {
                     }),
                 }
             }
-            Ok(req @ Request::IsUser { .. }) => Step::Ask(req),
+            // Only the generic protocol has a roster answer (mod_auth_cloudauth's).
+            Ok(Request::Roster { .. }) if protocol != Protocol::Generic => {
+                info!("roster: only the generic protocol answers it; answered no");
+                Step::Answer(Reply::No, None)
+            }
+            Ok(req @ (Request::IsUser { .. } | Request::Roster { .. })) => Step::Ask(req),
+        }
+    }
+
+    /// The roster answer for `user@domain` when the client holds version
+    /// `known`: the buckets that changed since, or "unchanged"; a cloud that
+    /// cannot be asked is "unknown" (keep yours), never an empty roster.
+    async fn roster(&self, user: &str, domain: &str, known: Option<&RosterVersion>) -> RosterReply {
+        let started = Instant::now();
+        let answer = match self.auth.shared_roster(user, domain).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("roster {user}@{domain}: cannot tell ({e}); answered unknown");
+                return RosterReply::Unknown;
+            }
+        };
+        let login = Jid::new(user, domain);
+        let want = desired(&answer, domain, &self.roster_policy);
+        for (group, why) in &want.skipped {
+            info!("roster {login}: group {group:?} left out ({why})");
+        }
+        let (items, own_name) = personal_roster(&want, &login);
+        let contacts = items.len();
+        let buckets = changes_since(items, &own_name, known);
+        let ms = started.elapsed().as_millis();
+        if buckets.is_empty() {
+            info!("roster {login}: unchanged ({contacts} contacts) in {ms} ms");
+            return RosterReply::Unchanged;
+        }
+        let sent: usize = buckets.iter().map(|b| b.items.len()).sum();
+        info!(
+            "roster {login}: {} of {BUCKETS} buckets changed, {sent} of {contacts} contacts sent, in {ms} ms",
+            buckets.len()
+        );
+        RosterReply::Changes {
+            own_bucket: bucket_of(&login),
+            own_name,
+            version: apply_changes(known, &buckets),
+            buckets,
         }
     }
 
@@ -258,6 +309,14 @@ impl Handler {
             Request::IsUser { user, domain } => {
                 let d = self.auth.is_user(&user, &domain).await;
                 ("isuser", user, domain, d)
+            }
+            Request::Roster {
+                user,
+                domain,
+                known,
+            } => {
+                let r = self.roster(&user, &domain, known.as_ref()).await;
+                return (Reply::Roster(r), None);
             }
             Request::Quit | Request::Unsupported { .. } => return (Reply::No, None),
         };

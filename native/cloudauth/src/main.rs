@@ -255,7 +255,13 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     }
     let auth = Arc::new(auth);
     let monitor = Arc::new(monitor::Monitor::new(Arc::clone(&auth), http));
-    let handler = Arc::new(Handler::new(auth, config.on_trouble, roster, monitor));
+    let handler = Arc::new(Handler::new(
+        auth,
+        config.on_trouble,
+        roster,
+        config.roster_policy.clone(),
+        monitor,
+    ));
     let drain = config.timeouts.total + std::time::Duration::from_secs(2);
     runtime.spawn(logging::flush_periodically());
     runtime.spawn(logging::reopen_on_hangup());

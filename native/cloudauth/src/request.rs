@@ -2,6 +2,7 @@
 //!
 //! Split on the first three colons only, so a password may contain `:`.
 
+use cloudauth_core::roster::{BadVersion, RosterVersion};
 use thiserror::Error;
 
 /// A request the XMPP server sent, read from one frame.
@@ -23,6 +24,16 @@ pub enum Request {
         /// XMPP domain.
         domain: String,
     },
+    /// `roster:USER:DOMAIN:VERSION`: what changed in the user's shared
+    /// roster since `VERSION`, the one the client holds (`-` for none).
+    Roster {
+        /// Local part.
+        user: String,
+        /// XMPP domain.
+        domain: String,
+        /// The version the client holds; `None` for none.
+        known: Option<RosterVersion>,
+    },
     /// `quit` / `exit`: end the session.
     Quit,
     /// A command this program refuses (`setpass`, `tryregister`, `removeuser`, …).
@@ -38,6 +49,7 @@ impl std::fmt::Debug for Request {
         match self {
             Request::Auth { user, domain, .. } => write!(f, "auth({user}@{domain})"),
             Request::IsUser { user, domain } => write!(f, "isuser({user}@{domain})"),
+            Request::Roster { user, domain, .. } => write!(f, "roster({user}@{domain})"),
             Request::Quit => f.write_str("quit"),
             Request::Unsupported { command } => write!(f, "unsupported({command})"),
         }
@@ -67,17 +79,19 @@ pub enum RequestError {
         /// What the command needs.
         expected: &'static str,
     },
+    /// A roster request whose version is not one cloudauth gives out.
+    #[error("malformed roster request: {0}")]
+    RosterVersion(#[from] BadVersion),
 }
 
 /// Commands answered "no" without any check (registration and changes
 /// belong to the cloud, certificates are not supported).
-const REFUSED: [&str; 6] = [
+const REFUSED: [&str; 5] = [
     "setpass",
     "tryregister",
     "removeuser",
     "removeuser3",
     "certauth",
-    "roster",
 ];
 
 /// How a protocol spells its requests.
@@ -221,6 +235,20 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
                 expected: "isuser:USER:DOMAIN",
             }),
         },
+        "roster" => match (user, domain, rest) {
+            (Some(u), Some(d), Some(v)) if !u.is_empty() && !d.is_empty() => Ok(Request::Roster {
+                user: u.to_string(),
+                domain: d.to_string(),
+                known: match v {
+                    "-" => None,
+                    v => Some(v.parse()?),
+                },
+            }),
+            _ => Err(RequestError::Fields {
+                command: "roster",
+                expected: "roster:USER:DOMAIN:VERSION",
+            }),
+        },
         other => {
             let known = REFUSED.iter().find(|c| **c == other);
             // An unknown word is not logged: it could be a password sent in the wrong field.
@@ -236,6 +264,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudauth_core::roster::BUCKETS;
 
     fn auth(u: &str, d: &str, p: &str) -> Request {
         Request::Auth {
@@ -320,6 +349,53 @@ mod tests {
             panic!("not unsupported")
         };
         assert!(!command.contains("Sup3rSecret"), "{command}");
+    }
+
+    #[test]
+    fn roster_with_and_without_version() {
+        assert_eq!(
+            parse(b"roster:alice:localhost:-"),
+            Ok(Request::Roster {
+                user: "alice".into(),
+                domain: "localhost".into(),
+                known: None
+            })
+        );
+        let version = format!("1.{}", ["0123456789abcdef"; BUCKETS].join("."));
+        assert_eq!(
+            parse(format!("roster:alice:localhost:{version}").as_bytes()),
+            Ok(Request::Roster {
+                user: "alice".into(),
+                domain: "localhost".into(),
+                known: Some(version.parse().unwrap())
+            })
+        );
+        for bad in [
+            &b"roster:alice:localhost:"[..],
+            b"roster:alice:localhost:ab12",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err(RequestError::RosterVersion(BadVersion)),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            &b"roster:alice:localhost"[..],
+            b"roster:alice",
+            b"roster::d:-",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad),
+                    Err(RequestError::Fields {
+                        command: "roster",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

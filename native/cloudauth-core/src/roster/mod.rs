@@ -8,6 +8,7 @@
 //! `ejabberdctl` from the port binary) belongs to the adapters.
 
 pub mod group_id;
+pub mod personal;
 pub mod plan;
 pub mod policy;
 pub mod state_db;
@@ -18,6 +19,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use group_id::group_id;
+pub use personal::{
+    apply_changes, bucket_of, changes_since, personal_roster, BadVersion, BucketChange,
+    PersonalItem, RosterVersion, BUCKETS,
+};
 pub use plan::{answer_hash, desired, plan, stale_digests, Action, Current, Desired, DesiredGroup};
 pub use policy::{Glob, GroupPolicy, Skip};
 

@@ -1,12 +1,73 @@
 //! The line protocol (`-t generic`, alias `prosody`): one request per line,
 //! replies `1` or `0` on a line of their own.
+//!
+//! A roster reply is `=` (unchanged), `!` (unknown: keep yours), or a header
+//! line `+<TAB>LINES<TAB>OWN_BUCKET<TAB>VERSION<TAB>OWN_NAME` followed by
+//! LINES lines: for each changed bucket `#<TAB>BUCKET`, then its contacts,
+//! one line each, `JID<TAB>NAME<TAB>GROUP...`. VERSION (at most 546 bytes)
+//! is what the client sends back once it applied every bucket. Every line is bounded by
+//! [`MAX_ROSTER_FIELD`] and [`MAX_ROSTER_GROUPS`], so that no line grows
+//! with the size of a group.
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{FrameProblem, Incoming, Reply, MAX_REQUEST};
+use super::{FrameProblem, Incoming, Reply, RosterReply, MAX_REQUEST};
+
+/// Longest name, JID or group label in a roster line, in bytes; longer ones
+/// are cut at a character boundary.
+pub const MAX_ROSTER_FIELD: usize = 256;
+
+/// Most group labels on one roster line; further ones are left out.
+pub const MAX_ROSTER_GROUPS: usize = 32;
+
+/// `text` as one roster field: control characters (the separators among
+/// them) become spaces, and it is cut to [`MAX_ROSTER_FIELD`] bytes.
+fn push_field(dst: &mut BytesMut, text: &str) {
+    let mut used = 0;
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if used + c.len_utf8() > MAX_ROSTER_FIELD {
+            break;
+        }
+        used += c.len_utf8();
+        let mut b = [0; 4];
+        dst.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+    }
+}
+
+fn encode_roster(reply: &RosterReply, dst: &mut BytesMut) {
+    match reply {
+        RosterReply::Unchanged => dst.extend_from_slice(b"=\n"),
+        RosterReply::Unknown => dst.extend_from_slice(b"!\n"),
+        RosterReply::Changes {
+            own_bucket,
+            own_name,
+            version,
+            buckets,
+        } => {
+            let lines: usize = buckets.iter().map(|b| 1 + b.items.len()).sum();
+            dst.extend_from_slice(format!("+\t{lines}\t{own_bucket}\t{version}\t").as_bytes());
+            push_field(dst, own_name);
+            dst.extend_from_slice(b"\n");
+            for b in buckets {
+                dst.extend_from_slice(format!("#\t{}\n", b.bucket).as_bytes());
+                for item in &b.items {
+                    push_field(dst, &item.jid.to_string());
+                    dst.extend_from_slice(b"\t");
+                    push_field(dst, &item.name);
+                    for g in item.groups.iter().take(MAX_ROSTER_GROUPS) {
+                        dst.extend_from_slice(b"\t");
+                        push_field(dst, g);
+                    }
+                    dst.extend_from_slice(b"\n");
+                }
+            }
+        }
+    }
+}
 
 /// Codec for `-t generic`.
 #[derive(Debug, Default)]
@@ -96,10 +157,11 @@ impl Encoder<Reply> for LineCodec {
     type Error = io::Error;
 
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
-        dst.extend_from_slice(match item {
-            Reply::Yes => b"1\n",
-            Reply::No | Reply::TempFail => b"0\n",
-        });
+        match item {
+            Reply::Yes => dst.extend_from_slice(b"1\n"),
+            Reply::No | Reply::TempFail => dst.extend_from_slice(b"0\n"),
+            Reply::Roster(r) => encode_roster(&r, dst),
+        }
         Ok(())
     }
 }
@@ -107,6 +169,68 @@ impl Encoder<Reply> for LineCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudauth_core::roster::{BucketChange, Jid, PersonalItem, RosterVersion, BUCKETS};
+
+    fn roster_bytes(r: RosterReply) -> String {
+        let mut out = BytesMut::new();
+        LineCodec::default()
+            .encode(Reply::Roster(r), &mut out)
+            .unwrap();
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn roster_replies_are_bounded_lines() {
+        assert_eq!(roster_bytes(RosterReply::Unchanged), "=\n");
+        assert_eq!(roster_bytes(RosterReply::Unknown), "!\n");
+        let item = |u: &str, name: &str, groups: &[&str]| PersonalItem {
+            jid: Jid::new(u, "example.org"),
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        let long = "é".repeat(300);
+        let many: Vec<String> = (0..40).map(|i| format!("g{i:02}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let version: RosterVersion = format!("1.{}", ["0123456789abcdef"; BUCKETS].join("."))
+            .parse()
+            .unwrap();
+        let text = roster_bytes(RosterReply::Changes {
+            own_bucket: 5,
+            own_name: "Alice\tL\nx".into(),
+            version: version.clone(),
+            buckets: vec![
+                BucketChange {
+                    bucket: 3,
+                    digest: "0123456789abcdef".into(),
+                    items: vec![
+                        item("bob", "Bob\nBuilder", &["Staff Team", "R\teaders"]),
+                        item("carol", &long, &many),
+                    ],
+                },
+                BucketChange {
+                    bucket: 9,
+                    digest: String::new(),
+                    items: Vec::new(),
+                },
+            ],
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            5,
+            "a header, one line per bucket and one per contact: {text:?}"
+        );
+        assert_eq!(lines[0], format!("+\t4\t5\t{version}\tAlice L x"));
+        assert_eq!(lines[1], "#\t3");
+        assert_eq!(
+            lines[2],
+            "bob@example.org\tBob Builder\tR eaders\tStaff Team"
+        );
+        let carol: Vec<&str> = lines[3].split('\t').collect();
+        assert_eq!(carol[1], "é".repeat(128), "cut at a character boundary");
+        assert_eq!(carol.len(), 2 + MAX_ROSTER_GROUPS);
+        assert_eq!(lines[4], "#\t9", "an emptied bucket");
+    }
 
     fn decode_chunks(chunks: &[&[u8]]) -> Vec<Incoming> {
         let mut c = LineCodec::default();

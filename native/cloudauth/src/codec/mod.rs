@@ -45,7 +45,7 @@ pub enum Incoming {
 }
 
 /// A reply in protocol-neutral form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Success / the user exists.
     Yes,
@@ -54,4 +54,27 @@ pub enum Reply {
     /// Neither: the cloud could not be asked (ejabberd reports an internal
     /// error and caches nothing; protocols without such an answer say no).
     TempFail,
+    /// The answer to a `roster` request (generic protocol only; the
+    /// others answer it as a failure).
+    Roster(RosterReply),
+}
+
+/// A user's shared roster, as answered to a `roster` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterReply {
+    /// Every bucket is still the one of the version the client has.
+    Unchanged,
+    /// The cloud could not be asked: the client keeps what it has.
+    Unknown,
+    /// The buckets that changed since the client's version, each whole.
+    Changes {
+        /// The bucket the user himself is in (in his contacts' rosters).
+        own_bucket: usize,
+        /// The user's own display name (for his contacts' side), maybe empty.
+        own_name: String,
+        /// The version the client holds once it applied every bucket.
+        version: cloudauth_core::roster::RosterVersion,
+        /// The changed buckets, each whole.
+        buckets: Vec<cloudauth_core::roster::BucketChange>,
+    },
 }
