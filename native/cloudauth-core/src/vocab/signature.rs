@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn vectors_match_byte_for_byte() {
         let v: Vectors =
-            serde_json::from_str(include_str!("../tests/data/jsxc-vectors.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/data/jsxc-vectors.json")).unwrap();
         assert!(!v.signatures.is_empty());
         for case in v.signatures {
             let order = ["operation", "username", "domain", "password"];

@@ -506,7 +506,7 @@ mod tests {
     }
 
     fn vectors() -> Vectors {
-        let text = include_str!("../../tests/data/totp-vectors.json");
+        let text = include_str!("../../../tests/data/totp-vectors.json");
         serde_json::from_str(text).unwrap()
     }
 
@@ -778,7 +778,7 @@ mod tests {
     /// and other lengths. The verifier before the fix admitted every one.
     #[test]
     fn shifted_and_odd_length_tokens_are_refused() {
-        let text = include_str!("../../tests/data/totp-shifted-vectors.json");
+        let text = include_str!("../../../tests/data/totp-shifted-vectors.json");
         let v: Shifted = serde_json::from_str(text).unwrap();
         let k = TotpKey::new(&v.otp_seed, v.token_secret.as_bytes()).unwrap();
         let mut refused = 0;

@@ -3,11 +3,9 @@
 //! ([`DomainSettings`]: a backend, token formats, the domain name the
 //! backend knows), built from those values.
 
-pub mod keys;
 #[cfg(test)]
 mod reference;
-pub mod schema;
-pub mod values;
+pub use crate::vocab::settings::{keys, schema, values};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -248,7 +248,7 @@ mod tests {
     }
 
     fn vectors() -> Vectors {
-        let text = include_str!("../../tests/data/jsxc-vectors.json");
+        let text = include_str!("../../../tests/data/jsxc-vectors.json");
         serde_json::from_str(text).unwrap()
     }
 

@@ -320,7 +320,7 @@ fn kill_9_loses_nothing_committed() {
     let mut child = std::process::Command::new(exe)
         .args([
             "--exact",
-            "cache::tests::kill9_writer_child",
+            "mechanism::cache::tests::kill9_writer_child",
             "--nocapture",
             "--test-threads=1",
         ])
