@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use cloudauth_core::backend::gate::Limits;
 use cloudauth_core::cache::{LentStore, PasswordCache};
+use cloudauth_core::catalogue;
 use cloudauth_core::doctor::{self, Check};
 use cloudauth_core::domains::Builder;
 use cloudauth_core::metrics::{self, Requests};
 use cloudauth_core::roster::GroupPolicy;
-use cloudauth_core::settings::schema::{self, Spec, Vm};
+use cloudauth_core::settings::schema::{Spec, Vm};
 use cloudauth_core::settings::values::{Layer, Origin, Values};
 use cloudauth_core::settings::{
     cache_settings, keys, limits, roster_policy, timeouts, CacheStorage,
@@ -131,7 +132,7 @@ impl Host {
     pub fn new(options: Vec<(String, Term)>) -> Result<(Host, Vec<String>), String> {
         let mut layer = Layer::new(Origin::Ejabberd);
         for (name, value) in options {
-            let spec = schema::find_vm(&name).ok_or_else(|| format!("unknown option {name}"))?;
+            let spec = catalogue::find_vm(&name).ok_or_else(|| format!("unknown option {name}"))?;
             let text = term_text(value).ok_or_else(|| format!("{name}: unreadable value"))?;
             layer.set(spec.key, text);
         }
@@ -207,7 +208,7 @@ impl Host {
             doctor::secret_files([&self.options])
                 .into_iter()
                 .map(|mut c| {
-                    if let Some(n) = schema::find(&c.name).and_then(|s| s.vm_name()) {
+                    if let Some(n) = catalogue::find(&c.name).and_then(|s| s.vm_name()) {
                         c.name = n;
                     }
                     c
@@ -232,7 +233,7 @@ impl Host {
             .options
             .entries
             .iter()
-            .filter_map(|(k, _)| schema::find(k).and_then(|s| s.vm_name()))
+            .filter_map(|(k, _)| catalogue::find(k).and_then(|s| s.vm_name()))
             .collect();
         format!(
             "backend {}, url {}, tokens {}, cache {}, timeout {}+{} s; set: {}",

@@ -25,9 +25,7 @@ use std::sync::Arc;
 use clap::Parser;
 use cloudauth_core::domains::{Builder, DomainTable};
 use cloudauth_core::settings::keys;
-use cloudauth_core::token::{
-    self, MemoryReplayGuard, ReplayGuard, SqliteReplayGuard, TokenContext,
-};
+use cloudauth_core::token::{MemoryReplayGuard, ReplayGuard, SqliteReplayGuard, TokenContext};
 use cloudauth_core::{Authenticator, Clock, HttpClient, SettingsResolver, SystemClock};
 use tracing::{error, info, warn};
 
@@ -120,7 +118,7 @@ fn mint_token(
     let Some(name) = format.or(names.first().map(String::as_str)) else {
         return fail("no token format configured (--tokens)".into());
     };
-    let Some(entry) = token::find(name) else {
+    let Some(entry) = cloudauth_core::catalogue::token_entry(name) else {
         return fail(format!("unknown token format {name:?}"));
     };
     match (entry.build)(&values, &token_context(config)) {

@@ -1,7 +1,8 @@
-//! Layer 3, assembly: what serves one domain built from the settings (the
-//! typed settings, the per-domain table) and the decision that runs the
-//! mechanisms in order.
+//! Layer 3, assembly: the catalogue of plug-ins and settings, what serves
+//! one domain built from the settings (the typed settings, the per-domain
+//! table) and the decision that runs the mechanisms in order.
 
+pub mod catalogue;
 pub mod decision;
 pub mod domains;
 pub mod settings;

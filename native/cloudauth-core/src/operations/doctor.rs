@@ -13,7 +13,6 @@
 //! Nothing here prints a secret: checks name files and settings, never
 //! their contents.
 
-use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -30,109 +29,17 @@ use crate::settings::keys;
 use crate::settings::schema::{self, Kind};
 use crate::settings::values::{Layer, SettingsError, Values};
 use crate::settings::DomainSettings;
-use crate::token::{self, MemoryReplayGuard, TokenCheck, TokenContext};
+use crate::token::{MemoryReplayGuard, TokenCheck, TokenContext};
+use crate::vocab::check::probe_suffix;
+
+// The check lines are vocabulary (backends write them too); doctor runs them.
+pub use crate::vocab::check::{all_ok, probe_user, took, BackendReport, Check, Status, SLOW};
+pub use crate::vocab::url::shown_url;
 
 /// The largest clock difference to the server that passes. Tokens carry
 /// absolute expiry times and TOTP steps are 30 s (one step of slack each
 /// way): a minute off already refuses fresh TOTP tokens.
 pub const MAX_CLOCK_OFFSET_S: u64 = 60;
-
-/// An answer slower than this is worth a line: nothing but an overloaded
-/// or throttling cloud takes that long for a lookup.
-pub const SLOW: Duration = Duration::from_secs(2);
-
-/// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Fine.
-    Pass,
-    /// Works, but worth changing (plain http to another host, …); does not fail the run.
-    Warn,
-    /// Broken: the run fails.
-    Fail,
-}
-
-/// One check's outcome, printed as one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// What was checked (`TLS`, `secret-file`, …).
-    pub name: String,
-    /// How it came out.
-    pub status: Status,
-    /// What was found (never a secret).
-    pub detail: String,
-    /// What to do (empty for a pass).
-    pub fix: String,
-}
-
-impl Check {
-    /// A passed check.
-    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Pass,
-            detail: detail.into(),
-            fix: String::new(),
-        }
-    }
-
-    /// A warning: works, but should change.
-    pub fn warn(
-        name: impl Into<String>,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Warn,
-            detail: detail.into(),
-            fix: fix.into(),
-        }
-    }
-
-    /// A failed check.
-    pub fn fail(
-        name: impl Into<String>,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Fail,
-            detail: detail.into(),
-            fix: fix.into(),
-        }
-    }
-
-    /// False only for a failure.
-    pub fn ok(&self) -> bool {
-        self.status != Status::Fail
-    }
-
-    /// The mark printed before the line.
-    pub fn mark(&self) -> &'static str {
-        match self.status {
-            Status::Pass => "✓",
-            Status::Warn => "!",
-            Status::Fail => "✗",
-        }
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.mark(), self.name, self.detail)?;
-        if !self.fix.is_empty() {
-            write!(f, " — {}", self.fix)?;
-        }
-        Ok(())
-    }
-}
-
-/// True when no check failed (warnings pass).
-pub fn all_ok(checks: &[Check]) -> bool {
-    checks.iter().all(Check::ok)
-}
 
 /// The user id this process runs as (the owner of `/proc/self`), for
 /// messages about files it cannot read.
@@ -236,7 +143,8 @@ pub fn secret_file(key: &str, path: &Path) -> Check {
 /// file holding it as sensitive as a secret file.
 pub fn holds_secret(layer: &Layer) -> bool {
     layer.entries.iter().any(|(k, _)| {
-        schema::find(&schema::normalise_key(k)).is_some_and(|s| s.kind == Kind::SecretText)
+        crate::catalogue::find(&schema::normalise_key(k))
+            .is_some_and(|s| s.kind == Kind::SecretText)
     })
 }
 
@@ -300,7 +208,7 @@ pub fn secret_files<'a>(layers: impl IntoIterator<Item = &'a Layer>) -> Vec<Chec
     for layer in layers {
         for (k, v) in &layer.entries {
             let key = schema::normalise_key(k);
-            let Some(spec) = schema::find(&key) else {
+            let Some(spec) = crate::catalogue::find(&key) else {
                 continue;
             };
             if spec.kind != Kind::SecretFile || v.trim().is_empty() {
@@ -387,11 +295,11 @@ pub fn state_db(path: &Path) -> Check {
     if !d.ok() {
         return Check::fail(NAME, format!("{shown}: its directory: {}", d.detail), d.fix);
     }
-    let opened = crate::cache::sqlite::open_shared(path).and_then(|conn| {
+    let opened = crate::vocab::state_db::open_shared(path).and_then(|conn| {
         // A write lock taken and given back: proves writes would work
         // without changing anything.
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
-            .map_err(|e| crate::cache::StoreError(format!("{shown}: {e}")))
+            .map_err(|e| crate::vocab::state_db::StoreError(format!("{shown}: {e}")))
     });
     match opened {
         Ok(()) => Check::pass(NAME, format!("{shown}: opens and takes writes")),
@@ -401,15 +309,6 @@ pub fn state_db(path: &Path) -> Check {
             format!("make {shown} (and its directory) owned by the user the server runs as; if it is corrupt, move it away"),
         ),
     }
-}
-
-/// `url` for display: without user info (which may hold a password).
-pub fn shown_url(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    // Both only fail for URLs without a host, which `url` settings never are.
-    let _ = u.set_password(None);
-    let _ = u.set_username("");
-    u.to_string()
 }
 
 /// The URL's host as a name or an address (IPv6 without its brackets).
@@ -786,27 +685,6 @@ pub fn clock(server: u64, local: u64) -> Check {
     )
 }
 
-/// A few random hex digits, for names nobody has.
-fn probe_suffix() -> String {
-    let mut raw = [0u8; 6];
-    if getrandom::fill(&mut raw).is_err() {
-        // Without OS randomness the process id and time still make the
-        // name unlikely to exist; it need not be unguessable.
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        raw[..4].copy_from_slice(&n.to_le_bytes());
-    }
-    hex::encode(raw)
-}
-
-/// A user name that surely does not exist, for asking a backend without
-/// touching a real account (nor a login throttle).
-pub fn probe_user() -> String {
-    format!("cloudauth-doctor-{}", probe_suffix())
-}
-
 /// Each configured token format: built from the settings, a token minted
 /// and verified at once. One-time formats record the token as used, so
 /// they get a guard of their own here, never the server's.
@@ -818,7 +696,7 @@ pub fn tokens(values: &Values, domain: &str, now: u64) -> Vec<Check> {
     let mut out = Vec::new();
     for name in values.list(keys::TOKENS) {
         let label = format!("token {name}");
-        let Some(entry) = token::find(name) else {
+        let Some(entry) = crate::catalogue::token_entry(name) else {
             out.push(Check::fail(
                 label,
                 "unknown token format",
@@ -911,21 +789,6 @@ pub async fn check_domain(values: &Values, domain: &str, http: &Arc<HttpClient>)
     }
     out.extend(tokens(values, domain, SystemClock.now_unix()));
     out
-}
-
-/// What a backend's own checks found: their lines, and the `Date` of an
-/// answer, for the clock check.
-#[derive(Debug, Clone, Default)]
-pub struct BackendReport {
-    /// One line each.
-    pub checks: Vec<Check>,
-    /// The `Date` header of an answer, as Unix seconds.
-    pub date: Option<u64>,
-}
-
-/// Time of an answer, worth saying when it was slow.
-pub fn took(elapsed: Duration) -> String {
-    format!("{} ms", elapsed.as_millis())
 }
 
 #[cfg(test)]
@@ -1029,7 +892,7 @@ mod tests {
     /// The start-up warning and doctor now ask one rule.
     #[test]
     fn the_start_up_warning_and_doctor_agree_on_plain_http() {
-        let spec = crate::settings::schema::find(crate::settings::keys::URL).unwrap();
+        let spec = crate::catalogue::find(crate::settings::keys::URL).unwrap();
         for url in [
             "http://cloud.localhost/x",
             "http://localhost.example.org/x",
@@ -1041,7 +904,7 @@ mod tests {
             "https://cloud.example.org/x",
         ] {
             let mut warnings = Vec::new();
-            let parsed = crate::settings::values::parse_value(spec, url, &mut warnings).unwrap();
+            let parsed = crate::catalogue::parse_value(spec, url, &mut warnings).unwrap();
             let crate::settings::values::Value::Url(parsed) = parsed else {
                 panic!("{url}: not a URL value")
             };

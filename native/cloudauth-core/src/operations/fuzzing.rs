@@ -450,7 +450,7 @@ pub fn without_file_reads(layer: &Layer) -> Layer {
     let mut out = Layer::new(layer.origin.clone());
     for (k, v) in &layer.entries {
         let key = schema::normalise_key(k);
-        if schema::find(&key).is_some_and(|s| s.kind == Kind::SecretFile) {
+        if crate::catalogue::find(&key).is_some_and(|s| s.kind == Kind::SecretFile) {
             continue;
         }
         out.entries.push((k.clone(), v.clone()));
@@ -459,7 +459,7 @@ pub fn without_file_reads(layer: &Layer) -> Layer {
 }
 
 fn is_secret_text(key: &str) -> bool {
-    schema::find(&schema::normalise_key(key)).is_some_and(|s| s.kind == Kind::SecretText)
+    crate::catalogue::find(&schema::normalise_key(key)).is_some_and(|s| s.kind == Kind::SecretText)
 }
 
 /// Secrets given as text in `layer`, long enough to be recognised in a message.

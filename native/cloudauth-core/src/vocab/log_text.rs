@@ -65,6 +65,21 @@ fn layout_char(w: &[u8]) -> Option<u32> {
     }
 }
 
+/// The first `max` characters of `bytes`, lossily decoded, control
+/// characters replaced, so that it is safe to put in a log line.
+pub fn printable_snippet(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +116,12 @@ mod tests {
             &*sanitize("jürgen\tok\n".as_bytes()),
             "jürgen\tok\n".as_bytes()
         );
+    }
+
+    #[test]
+    fn snippets_are_printable_and_bounded() {
+        let s = printable_snippet(b"a\nb\x00c\xffd", 100);
+        assert!(!s.contains('\n') && !s.contains('\0'));
+        assert_eq!(printable_snippet(b"abcdef", 3), "abc…");
     }
 }

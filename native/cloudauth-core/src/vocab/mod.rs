@@ -5,7 +5,9 @@
 //! metric counters. Nothing here imports from `mechanism`, `assembly` or
 //! `operations` (`tests/layers.rs` keeps it so).
 
+pub mod check;
 pub mod clock;
+pub mod counters;
 pub mod digest;
 pub mod duration;
 pub mod jid;
@@ -13,5 +15,8 @@ pub mod log_text;
 pub mod secret;
 pub mod settings;
 pub mod signature;
+pub mod state_db;
+pub mod timeouts;
 pub mod timestamp;
 pub mod tls;
+pub mod url;

@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{self, Backend, HttpClient, Timeouts};
+use crate::backend::{Backend, HttpClient, Timeouts};
 use crate::cache::{CacheTtls, PasswordCache, Storage, StoreError};
 use crate::roster::{Glob, GroupPolicy};
-use crate::token::{self, TokenContext, TokenFormat};
+use crate::token::{TokenContext, TokenFormat};
 use values::{SettingsError, Values};
 
 /// The deadlines: `timeout`, with `connect-timeout` over its first part.
@@ -57,6 +57,14 @@ pub fn roster_policy(v: &Values) -> GroupPolicy {
             .count(keys::ROSTER_MAX_MEMBERS)
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0),
+    }
+}
+
+impl Default for CacheTtls {
+    /// The settings schema's defaults (1 h, 1 d, 1 w: xcauth's), read where
+    /// the schema is known.
+    fn default() -> Self {
+        cache_settings(&Values::defaults()).ttls
     }
 }
 
@@ -179,18 +187,19 @@ impl DomainSettings {
         ctx: &TokenContext,
     ) -> Result<Self, SettingsError> {
         let name = v.text(keys::BACKEND).unwrap_or("jsxc");
-        let entry = backend::find(name).ok_or_else(|| SettingsError::Invalid {
-            key: keys::BACKEND.into(),
-            origin: v
-                .origin(keys::BACKEND)
-                .cloned()
-                .unwrap_or(values::Origin::Default),
-            why: format!("unknown backend {name:?}"),
-        })?;
+        let entry =
+            crate::catalogue::backend_entry(name).ok_or_else(|| SettingsError::Invalid {
+                key: keys::BACKEND.into(),
+                origin: v
+                    .origin(keys::BACKEND)
+                    .cloned()
+                    .unwrap_or(values::Origin::Default),
+                why: format!("unknown backend {name:?}"),
+            })?;
         let backend = (entry.build)(v, http)?;
         let mut tokens = Vec::new();
         for name in v.list(keys::TOKENS) {
-            let Some(entry) = token::find(name) else {
+            let Some(entry) = crate::catalogue::token_entry(name) else {
                 continue;
             };
             match (entry.build)(v, ctx) {

@@ -7,8 +7,7 @@
 use std::fmt::Write;
 
 use super::schema::{Kind, Spec, CORE};
-use crate::backend::BACKENDS;
-use crate::token::TOKEN_FORMATS;
+use crate::catalogue::{BACKENDS, TOKEN_FORMATS};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -19,7 +18,7 @@ const PATH: &str = concat!(
 fn page() -> String {
     let mut out = String::from(
         "# Options reference\n\n\
-         <!-- Written from the settings schema (native/cloudauth-core/src/settings/schema.rs and the\n     \
+         <!-- Written from the settings schema (native/cloudauth-core/src/vocab/settings/schema.rs and the\n     \
          backends' and token formats' own settings) by a test: do not edit by hand; run\n     \
          CLOUDAUTH_WRITE_REFERENCE=1 cargo test -p cloudauth-core reference -->\n\n\
          Every setting has one name. It is given as `--NAME` on the command line, as `NAME = value`\n\
@@ -137,7 +136,7 @@ mod tests {
     #[test]
     fn every_setting_has_a_row() {
         let fresh = page();
-        for s in super::super::schema::all() {
+        for s in crate::catalogue::all() {
             assert!(fresh.contains(&format!("| `{}` |", s.key)), "{}", s.key);
         }
     }

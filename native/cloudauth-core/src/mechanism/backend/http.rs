@@ -9,19 +9,14 @@ use std::time::{Duration, Instant};
 
 use super::gate::Limits;
 use super::BackendError;
-use crate::metrics::BackendStats;
+use crate::vocab::counters::BackendStats;
+// The URL rules and the deadlines are vocabulary (settings parse them); the
+// names stay reachable here, where callers have always found them.
+pub use crate::vocab::timeouts::Timeouts;
+pub use crate::vocab::url::{is_loopback, parse_url};
 
 /// Largest reply body read from the cloud.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// Connect and total deadlines for one request (xcauth's `--timeout C,T`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Deadline for the TCP (and TLS) connection set-up.
-    pub connect: Duration,
-    /// Deadline for the whole request, connection included.
-    pub total: Duration,
-}
 
 /// A reply as the backend sent it (status 2xx/4xx/5xx; redirects are errors).
 #[derive(Debug, Clone)]
@@ -178,36 +173,6 @@ impl HttpClient {
         }
         result
     }
-}
-
-/// Parses a configured URL; only http and https are accepted.
-///
-/// Errors never repeat the text: a URL that does not parse may still hold
-/// `user:password@`, and errors go to the terminal and the log.
-pub fn parse_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
-    match url.scheme() {
-        "http" | "https" if url.host_str().is_some() => Ok(url),
-        "http" | "https" => Err("the URL has no host".to_string()),
-        other => Err(format!(
-            "the URL's scheme {:?} is not http or https",
-            super::printable_snippet(other.as_bytes(), 20)
-        )),
-    }
-}
-
-/// Whether a URL's host is this machine by itself, so that plain http
-/// crosses no network: a loopback address, or `localhost`. Other names
-/// (`cloud.localhost` included: whether it resolves to loopback depends on
-/// the resolver and `/etc/hosts`) are not. The start-up warning and
-/// `cloudauth doctor` both ask this.
-pub fn is_loopback(url: &reqwest::Url) -> bool {
-    url.host_str().is_some_and(|h| {
-        h.eq_ignore_ascii_case("localhost")
-            || h.trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback())
-    })
 }
 
 fn build_http(timeouts: Timeouts) -> Result<reqwest::Client, BackendError> {

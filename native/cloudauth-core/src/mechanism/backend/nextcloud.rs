@@ -1327,15 +1327,15 @@ mod tests {
     #[test]
     fn settings_are_per_domain_ejabberd_options() {
         for key in [SERVICE_USER, SERVICE_PASSWORD_FILE] {
-            let s = crate::settings::schema::find(key).expect("declared");
+            let s = crate::catalogue::find(key).expect("declared");
             assert!(s.per_domain);
         }
         assert_eq!(
-            crate::settings::schema::find_vm("auth_cloud_service_password_file").map(|s| s.key),
+            crate::catalogue::find_vm("auth_cloud_service_password_file").map(|s| s.key),
             Some(SERVICE_PASSWORD_FILE)
         );
         assert_eq!(
-            crate::settings::schema::find_vm("auth_cloud_service_user").map(|s| s.key),
+            crate::catalogue::find_vm("auth_cloud_service_user").map(|s| s.key),
             Some(SERVICE_USER)
         );
     }

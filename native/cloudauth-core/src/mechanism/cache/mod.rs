@@ -40,13 +40,6 @@ pub struct CacheTtls {
     pub unreachable: Duration,
 }
 
-impl Default for CacheTtls {
-    /// The settings schema's defaults (1 h, 1 d, 1 w: xcauth's).
-    fn default() -> Self {
-        crate::settings::cache_settings(&crate::settings::values::Values::defaults()).ttls
-    }
-}
-
 /// Which rule set a lookup applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rules {

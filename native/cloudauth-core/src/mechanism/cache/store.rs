@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use thiserror::Error;
-
 /// One cached account, as in xcauth's `authcache` table (times in Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheEntry {
@@ -18,10 +16,7 @@ pub struct CacheEntry {
     pub anyauth: u64,
 }
 
-/// A storage failure (the cache then simply does not help).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("cache storage: {0}")]
-pub struct StoreError(pub String);
+pub use crate::vocab::state_db::StoreError;
 
 /// Storage for cache entries keyed by bare JID.
 pub trait CacheStore: Send + Sync {

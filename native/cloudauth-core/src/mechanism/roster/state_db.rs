@@ -26,9 +26,8 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{stale_digests, Action, Current, Desired, Jid};
-use crate::cache::sqlite::open_shared;
-use crate::cache::StoreError;
 use crate::timestamp;
+use crate::vocab::state_db::{open_shared, StoreError};
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError(e.to_string())

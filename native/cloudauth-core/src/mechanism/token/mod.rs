@@ -2,7 +2,7 @@
 //! any backend is asked.
 //!
 //! Each format is one file here implementing [`TokenFormat`], plus one line
-//! in [`TOKEN_FORMATS`]. A domain tries its configured formats in order
+//! in `crate::catalogue::TOKEN_FORMATS`. A domain tries its configured formats in order
 //! (the `tokens` setting); the first that recognises the password decides.
 
 pub mod jsxc;
@@ -71,26 +71,4 @@ pub struct TokenEntry {
     pub settings: &'static [Spec],
     /// Builds it.
     pub build: BuildTokenFormat,
-}
-
-/// Every token format. Adding one: its file, and one line here.
-pub static TOKEN_FORMATS: &[&TokenEntry] = &[&jsxc::ENTRY, &totp::ENTRY];
-
-/// The entry named `name`.
-pub fn find(name: &str) -> Option<&'static TokenEntry> {
-    TOKEN_FORMATS.iter().copied().find(|t| t.name == name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_names_are_unique() {
-        let mut names: Vec<_> = TOKEN_FORMATS.iter().map(|t| t.name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), TOKEN_FORMATS.len());
-        assert!(find("jsxc").is_some() && find("nope").is_none());
-    }
 }

@@ -8,8 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 
-use crate::cache::sqlite::open_shared;
-use crate::cache::StoreError;
+use crate::vocab::state_db::{open_shared, StoreError};
 
 /// How long past the end of its window a used token's record is kept. A
 /// clock stepped forward by less than this and back again finds the record

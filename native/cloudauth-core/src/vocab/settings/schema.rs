@@ -3,11 +3,10 @@
 //! per-domain rows, the NIF's host options and the ejabberd module's
 //! `auth_cloud_*` options are all read through it; backends and token
 //! formats declare their own settings next to their code
-//! ([`crate::backend::BackendEntry::settings`]), and [`all`] joins them.
+//! ([`crate::backend::BackendEntry::settings`]), and `crate::catalogue::all`
+//! joins them.
 
 use super::keys::*;
-use crate::backend::BACKENDS;
-use crate::token::TOKEN_FORMATS;
 
 /// What values a setting takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,16 +160,6 @@ impl Spec {
     pub fn is_flag(&self) -> bool {
         self.kind == Kind::Flag
     }
-
-    /// The names it accepts, for choice-like kinds.
-    pub fn choices(&self) -> Option<Vec<&'static str>> {
-        match self.kind {
-            Kind::Choice(c) => Some(c.to_vec()),
-            Kind::Backend => Some(BACKENDS.iter().map(|b| b.name).collect()),
-            Kind::Tokens => Some(TOKEN_FORMATS.iter().map(|t| t.name).collect()),
-            _ => None,
-        }
-    }
 }
 
 /// Where cached passwords live.
@@ -314,26 +303,6 @@ pub static CORE: &[Spec] = &[
     Spec::new("shared-roster-db", Kind::Obsolete, "Old xcauth dbm shared roster database (its data lives in --db)"),
 ];
 
-/// Every setting: the core's, then each backend's and each token format's.
-pub fn all() -> Vec<&'static Spec> {
-    CORE.iter()
-        .chain(BACKENDS.iter().flat_map(|b| b.settings.iter()))
-        .chain(TOKEN_FORMATS.iter().flat_map(|t| t.settings.iter()))
-        .collect()
-}
-
-/// The setting named `key` (dashes; see [`normalise_key`]).
-pub fn find(key: &str) -> Option<&'static Spec> {
-    all().into_iter().find(|s| s.key == key)
-}
-
-/// The setting behind an ejabberd option name.
-pub fn find_vm(option: &str) -> Option<&'static Spec> {
-    all()
-        .into_iter()
-        .find(|s| s.vm_name().as_deref() == Some(option))
-}
-
 /// A key as written in a file or on a command line, in schema form:
 /// `_` as `-`, leading dashes dropped, lowercase. Idempotent: `__url` is
 /// `url` at once (dropping the dashes before replacing `_` made it `--url`,
@@ -348,6 +317,7 @@ pub fn normalise_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::{all, find, find_vm, parse_value};
 
     #[test]
     fn keys_and_vm_names_are_unique() {
@@ -375,7 +345,7 @@ mod tests {
             if let Some(d) = s.default {
                 let mut warnings = Vec::new();
                 assert!(
-                    super::super::values::parse_value(s, d, &mut warnings).is_ok(),
+                    parse_value(s, d, &mut warnings).is_ok(),
                     "default of {}",
                     s.key
                 );

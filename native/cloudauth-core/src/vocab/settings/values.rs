@@ -1,6 +1,9 @@
 //! Settings as read: layers of `key = text` (defaults, config file, command
 //! line; or the ejabberd options; or a per-domain row over the global
-//! settings) parsed and checked by the schema into typed [`Values`].
+//! settings) parsed and checked by the schema into typed [`Values`]. The
+//! parsing needs every setting of every backend and token format, so it is
+//! the assembly's (`crate::catalogue`: `Values::resolve`, `parse_value`);
+//! the values and how they are read are here, for every layer.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,11 +12,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::schema::{self, Kind, Spec};
-use crate::backend::http::parse_url;
-use crate::backend::Timeouts;
-use crate::duration::parse_duration;
-use crate::secret::{self, Secret};
+use crate::secret::Secret;
+use crate::vocab::timeouts::Timeouts;
 
 /// Where a layer of settings comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ pub fn parse_timeouts(v: &str) -> Result<Timeouts, String> {
     }
 }
 
-fn parse_rounds(v: &str) -> Result<(u32, u32), String> {
+pub(crate) fn parse_rounds(v: &str) -> Result<(u32, u32), String> {
     let one = |s: &str| -> Result<u32, String> {
         match s.trim().parse::<u32>() {
             Ok(n) if (4..=31).contains(&n) => Ok(n),
@@ -189,7 +189,7 @@ fn parse_rounds(v: &str) -> Result<(u32, u32), String> {
     }
 }
 
-fn split_list(v: &str) -> Vec<String> {
+pub(crate) fn split_list(v: &str) -> Vec<String> {
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -197,94 +197,16 @@ fn split_list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses one value of `spec`. Secret files are read here; a secret file
-/// readable by others adds a warning. Errors never contain a secret.
-pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Result<Value, String> {
-    let t = text.trim();
-    match spec.kind {
-        Kind::Text => Ok(Value::Text(t.to_string())),
-        Kind::Url => {
-            let url = parse_url(t)?;
-            if url.scheme() == "http" && !crate::backend::http::is_loopback(&url) {
-                warnings.push(format!(
-                    "{} is plain http to another machine: anyone on the way can read the \
-                     passwords and answer \"yes\" for any user; use https",
-                    spec.key
-                ));
-            }
-            Ok(Value::Url(url))
-        }
-        Kind::Path => {
-            if t.is_empty() {
-                Err("is empty".into())
-            } else {
-                Ok(Value::Path(PathBuf::from(t)))
-            }
-        }
-        Kind::SecretText => {
-            // Taken as given: a secret may begin or end with spaces.
-            if text.is_empty() {
-                Err("is empty".into())
-            } else {
-                Ok(Value::Secret(Secret::new(text.as_bytes())))
-            }
-        }
-        Kind::SecretFile => {
-            let read = secret::read_file(Path::new(t)).map_err(|e| e.to_string())?;
-            if read.world_readable {
-                warnings.push(format!(
-                    "secret file {t} is readable by other users; chmod 600 it"
-                ));
-            }
-            Ok(Value::Secret(read.secret))
-        }
-        Kind::Duration => parse_duration(t)
-            .map(Value::Duration)
-            .map_err(|e| e.to_string()),
-        Kind::Timeouts => parse_timeouts(t).map(Value::Timeouts),
-        Kind::Count { min, max } => match t.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(Value::Count(n)),
-            _ => Err(format!("{t:?} is not a whole number from {min} to {max}")),
-        },
-        Kind::Rounds => parse_rounds(t).map(|(p, m)| Value::Rounds(p, m)),
-        Kind::Choice(_) | Kind::Backend => {
-            let name = t.to_ascii_lowercase();
-            let choices = spec.choices().unwrap_or_default();
-            if choices.contains(&name.as_str()) {
-                Ok(Value::Text(name))
-            } else {
-                Err(format!("{t:?}: expected {}", choices.join(", ")))
-            }
-        }
-        Kind::Tokens => {
-            let choices = spec.choices().unwrap_or_default();
-            let names: Vec<String> = split_list(&t.to_ascii_lowercase());
-            match names.iter().find(|n| !choices.contains(&n.as_str())) {
-                Some(bad) => Err(format!(
-                    "{bad:?} is not a token format (known: {})",
-                    choices.join(", ")
-                )),
-                None => Ok(Value::List(names)),
-            }
-        }
-        Kind::List => Ok(Value::List(split_list(t))),
-        Kind::Flag => truthy(t)
-            .map(Value::Flag)
-            .ok_or_else(|| format!("{t:?} is not a boolean")),
-        Kind::Obsolete => Ok(Value::Text(t.to_string())),
-    }
-}
-
 #[derive(Debug, Clone)]
-struct Entry {
-    value: Value,
-    origin: Origin,
+pub(crate) struct Entry {
+    pub(crate) value: Value,
+    pub(crate) origin: Origin,
 }
 
 /// Settings after parsing: a value (or its default) per key, with where it came from.
 #[derive(Debug, Clone, Default)]
 pub struct Values {
-    map: BTreeMap<&'static str, Entry>,
+    pub(crate) map: BTreeMap<&'static str, Entry>,
 }
 
 /// What [`Values::resolve`] produced besides the values.
@@ -297,140 +219,6 @@ pub struct Resolved {
 }
 
 impl Values {
-    /// Parses `layers` (lowest precedence first) over the schema's defaults.
-    ///
-    /// `allowed` picks the settings this place takes (the port program
-    /// takes all, ejabberd only those with an option, a per-domain row only
-    /// per-domain ones). Unknown keys are warned about and ignored;
-    /// obsolete ones likewise; a key not allowed here is an error. Of two
-    /// spellings of a setting (`secret`, `secret-file`) the higher layer
-    /// wins; both in one layer is an error.
-    pub fn resolve(
-        layers: &[Layer],
-        allowed: impl Fn(&Spec) -> bool,
-    ) -> Result<Resolved, SettingsError> {
-        let mut out = Resolved::default();
-        for spec in schema::all() {
-            if let (Some(d), true) = (spec.default, allowed(spec)) {
-                let value = parse_value(spec, d, &mut out.warnings).map_err(|why| {
-                    SettingsError::Invalid {
-                        key: spec.key.into(),
-                        origin: Origin::Default,
-                        why,
-                    }
-                })?;
-                out.values.map.insert(
-                    spec.target(),
-                    Entry {
-                        value,
-                        origin: Origin::Default,
-                    },
-                );
-            }
-        }
-        for layer in layers {
-            out.values.apply(layer, &allowed, &mut out.warnings)?;
-        }
-        Ok(out)
-    }
-
-    /// The schema's defaults alone (every default parses: a unit test of the
-    /// schema checks it).
-    pub fn defaults() -> Values {
-        Values::resolve(&[], |_| true)
-            .map(|r| r.values)
-            .unwrap_or_default()
-    }
-
-    /// Values from `(key, text)` pairs set by the program itself (tests,
-    /// benchmarks, tools), over the defaults.
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Values, SettingsError> {
-        let mut layer = Layer::new(Origin::Program);
-        for (k, v) in pairs {
-            layer.set(*k, *v);
-        }
-        Values::resolve(&[layer], |_| true).map(|r| r.values)
-    }
-
-    /// These values with a per-domain `layer` on top (only per-domain settings).
-    pub fn overlay(&self, layer: &Layer) -> Result<Resolved, SettingsError> {
-        let mut out = Resolved {
-            values: self.clone(),
-            warnings: Vec::new(),
-        };
-        out.values
-            .apply(layer, &|s: &Spec| s.per_domain, &mut out.warnings)?;
-        Ok(out)
-    }
-
-    fn apply(
-        &mut self,
-        layer: &Layer,
-        allowed: &dyn Fn(&Spec) -> bool,
-        warnings: &mut Vec<String>,
-    ) -> Result<(), SettingsError> {
-        let mut set_here: BTreeMap<&'static str, &'static str> = BTreeMap::new();
-        let mut lists: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        for (key, text) in &layer.entries {
-            let key = schema::normalise_key(key);
-            let Some(spec) = schema::find(&key) else {
-                warnings.push(format!("{}: unknown setting {key:?} ignored", layer.origin));
-                continue;
-            };
-            if spec.kind == Kind::Obsolete {
-                warnings.push(format!(
-                    "{}: {key:?} names an obsolete xcauth dbm file; ignored (its data lives in the db database)",
-                    layer.origin
-                ));
-                continue;
-            }
-            if !allowed(spec) {
-                return Err(SettingsError::NotHere {
-                    key,
-                    origin: layer.origin.clone(),
-                });
-            }
-            let target = spec.target();
-            if let Some(other) = set_here.insert(target, spec.key) {
-                if other != spec.key {
-                    return Err(SettingsError::Both {
-                        origin: layer.origin.clone(),
-                        a: other,
-                        b: spec.key,
-                    });
-                }
-            }
-            if spec.kind == Kind::SecretText && layer.origin == Origin::CommandLine {
-                warnings.push(format!(
-                    "--{key} puts a secret on the command line, where ps shows it (and ejabberd's log quotes extauth_program on errors); use --{key}-file"
-                ));
-            }
-            let value =
-                parse_value(spec, text, warnings).map_err(|why| SettingsError::Invalid {
-                    key: key.clone(),
-                    origin: layer.origin.clone(),
-                    why,
-                })?;
-            // A list given several times in one layer (`--listen a --listen b`) adds up.
-            let value = match value {
-                Value::List(items) if spec.kind == Kind::List => {
-                    let all = lists.entry(target).or_default();
-                    all.extend(items);
-                    Value::List(all.clone())
-                }
-                v => v,
-            };
-            self.map.insert(
-                target,
-                Entry {
-                    value,
-                    origin: layer.origin.clone(),
-                },
-            );
-        }
-        Ok(())
-    }
-
     /// The value of `key`, if set or defaulted.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.map.get(key).map(|e| &e.value)
@@ -554,6 +342,7 @@ impl Values {
 mod tests {
     use super::*;
     use crate::settings::keys::*;
+    use crate::settings::schema::Spec;
 
     fn layer(origin: Origin, kv: &[(&str, &str)]) -> Layer {
         Layer {
