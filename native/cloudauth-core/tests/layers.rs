@@ -39,6 +39,27 @@ const PROTOCOL_LIB_LAYERS: &[(&str, u8)] = &[
     ("fuzzing", 2),
 ];
 
+/// The `cloudauth` program: its vocabulary (and the command line, read
+/// first), the pieces below the configuration (logging, listeners, roster
+/// sync, the counters), the configuration, the handler (verdict → answer),
+/// one connection, the protocols and stdio mode, and the modes on top.
+const PROGRAM_LAYERS: &[(&str, u8)] = &[
+    ("vocab", 1),
+    ("cli", 1),
+    ("logging", 2),
+    ("listen", 2),
+    ("roster_sync", 2),
+    ("monitor", 2),
+    ("config", 3),
+    ("handler", 4),
+    ("serve", 5),
+    ("stdio_serve", 6),
+    ("protocols", 6),
+    ("sockets", 7),
+    ("oneshot", 7),
+    ("doctor", 7),
+];
+
 type ModPath = Vec<String>;
 
 fn shown(m: &[String]) -> String {
@@ -697,6 +718,13 @@ fn core_imports_go_down_the_layers_without_cycles() {
 fn protocol_library_imports_go_down_the_layers_without_cycles() {
     let lib = Crate::read(&src_of("cloudauth"), "lib.rs");
     assert_layered(&lib, PROTOCOL_LIB_LAYERS);
+}
+
+#[test]
+fn program_imports_go_down_the_layers_without_cycles() {
+    let program = Crate::read(&src_of("cloudauth"), "main.rs");
+    assert!(program.modules.len() > 10, "read the program's modules");
+    assert_layered(&program, PROGRAM_LAYERS);
 }
 
 // The scanner itself, on small trees written here: it must see an upward

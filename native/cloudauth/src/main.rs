@@ -15,6 +15,7 @@ mod roster_sync;
 mod serve;
 mod sockets;
 mod stdio_serve;
+mod vocab;
 
 use std::process::ExitCode;
 
