@@ -23,7 +23,7 @@ use cloudauth_core::settings::{
     cache_settings, keys, limits, roster_policy, timeouts, CacheStorage,
 };
 use cloudauth_core::token::{ClaimReplayGuard, MemoryReplayGuard, ReplayGuard, TokenContext};
-use cloudauth_core::{Authenticator, HttpClient, SingleDomain, SystemClock};
+use cloudauth_core::{Authenticator, HttpClient, SingleDomain};
 use rustler::{Resource, Term, TermType};
 
 /// One host's decision maker, its roster policy and the budget for its
@@ -64,8 +64,10 @@ impl std::panic::RefUnwindSafe for Host {}
 impl std::panic::UnwindSafe for Host {}
 
 /// Time the reply budget adds to the request deadline: bcrypt work of the
-/// cache (before and after the cloud) and scheduling.
-const BUDGET_MARGIN: Duration = Duration::from_secs(2);
+/// cache (before and after the cloud) and scheduling; twice the decision's
+/// own margin, so that the decision ends first.
+const BUDGET_MARGIN: Duration =
+    Duration::from_secs(2 * cloudauth_core::authenticator::DECISION_MARGIN.as_secs());
 
 /// Settings that exist as ejabberd options.
 pub fn in_vm(spec: &Spec) -> bool {
@@ -168,16 +170,10 @@ impl Host {
                 .map_err(|e| format!("password cache: {e}"))?;
             (cache, None)
         };
-        // The decision's own deadline ends before the reply budget, so a
-        // slow decision is answered as trouble with its cause.
-        let deadline = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN / 2;
-        let auth = Authenticator::new(Arc::new(SingleDomain(settings)), Arc::new(SystemClock))
-            .with_deadline(deadline)
-            .with_throttle(cloudauth_core::settings::throttle(&v));
-        let auth = match cache {
-            Some(c) => auth.with_cache(c),
-            None => auth,
-        };
+        // The decision's own deadline (DECISION_MARGIN past the request
+        // timeout) ends before the reply budget, so a slow decision is
+        // answered as trouble with its cause.
+        let auth = Authenticator::from_settings(Arc::new(SingleDomain(settings)), &v, cache);
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
         let doctor_budget = timeouts.connect * 4 + timeouts.total * 3 + BUDGET_MARGIN;
         warnings.retain(|w| !w.is_empty());

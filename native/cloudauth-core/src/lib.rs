@@ -16,7 +16,7 @@ mod mechanism;
 mod operations;
 mod vocab;
 
-pub use assembly::{catalogue, decision, domains, settings};
+pub use assembly::{authenticator, catalogue, decision, domains, settings};
 pub use mechanism::{backend, cache, coalesce, refusals, roster, throttle, token};
 #[doc(hidden)]
 pub use operations::fuzzing;

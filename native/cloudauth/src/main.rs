@@ -38,9 +38,6 @@ use crate::roster_sync::RosterSync;
 /// Exit status for a configuration that cannot be used (sysexits'
 /// EX_CONFIG): apart from 2, which the one-shot checks use for backend trouble.
 pub const EXIT_CONFIG: u8 = 78;
-/// What a decision may take beyond the request timeout: bcrypt work of the
-/// password cache, before and after the backend.
-const DECISION_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Exit status for a failure while serving (sysexits' EX_SOFTWARE).
 pub const EXIT_FAILURE: u8 = 70;
@@ -196,16 +193,11 @@ fn domain_table(config: &Config, http: &Arc<HttpClient>) -> Result<DomainTable, 
 fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticator, String> {
     let cache = config.cache.open(&config.db.0).map_err(|e| e.to_string())?;
     let table = domain_table(config, http)?;
-    // Every answer within the request timeout and a margin for the cache's
-    // bcrypt work, whatever the queue before the backend or the CPU.
-    let deadline = config.timeouts.total.max(config.timeouts.connect) + DECISION_MARGIN;
-    let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock))
-        .with_deadline(deadline)
-        .with_throttle(cloudauth_core::settings::throttle(&config.values));
-    Ok(match cache {
-        Some(c) => auth.with_cache(c),
-        None => auth,
-    })
+    Ok(Authenticator::from_settings(
+        Arc::new(table),
+        &config.values,
+        cache,
+    ))
 }
 
 fn run(cli: &Cli, config: &Config) -> u8 {

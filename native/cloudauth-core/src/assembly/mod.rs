@@ -2,6 +2,7 @@
 //! one domain built from the settings (the typed settings, the per-domain
 //! table) and the decision that runs the mechanisms in order.
 
+pub mod authenticator;
 pub mod catalogue;
 pub mod decision;
 pub mod domains;
