@@ -18,6 +18,7 @@ mod vocab;
 
 pub use assembly::{authenticator, catalogue, decision, domains, settings};
 pub use mechanism::{backend, cache, coalesce, refusals, roster, throttle, token};
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use operations::fuzzing;
 pub use operations::{doctor, metrics};

@@ -3,6 +3,7 @@
 //! below.
 
 pub mod doctor;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;
