@@ -31,6 +31,11 @@ impl Histogram {
         self.sum_micros.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn render(&self, out: &mut String, name: &str) {
         let mut cumulative = 0;
         for (b, c) in LATENCY_BUCKETS.iter().zip(&self.buckets) {

@@ -196,7 +196,8 @@ impl DomainSettings {
                     .unwrap_or(values::Origin::Default),
                 why: format!("unknown backend {name:?}"),
             })?;
-        let backend = (entry.build)(v, http)?;
+        let backend =
+            crate::backend::metered::as_run(entry.transport, (entry.build)(v, http)?, http);
         let mut tokens = Vec::new();
         for name in v.list(keys::TOKENS) {
             let Some(entry) = crate::catalogue::token_entry(name) else {

@@ -18,11 +18,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::BackendError;
+use crate::vocab::counters::BackendStats;
 
 tokio::task_local! {
     /// The front door the current request came through.
@@ -257,6 +258,58 @@ impl Gate {
     /// Requests waiting now.
     pub fn waiting(&self) -> usize {
         self.lock().doors.values().map(|d| d.waiting.len()).sum()
+    }
+}
+
+/// The gate and the counters around backend requests: a request waits for
+/// a place at its backend's gate within its deadline, then its time (after
+/// the wait) and its failure are counted. The HTTP client runs each HTTP
+/// request through it; [`super::metered::Metered`] runs each call of a
+/// backend that is not HTTP through it, so that such a backend gets both
+/// with no code of its own.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    /// The gates, one per backend host (or name).
+    pub limits: Arc<Limits>,
+    /// What the requests through them did.
+    pub stats: Arc<BackendStats>,
+}
+
+impl Meter {
+    /// A meter over `limits`, with counters of its own.
+    pub fn new(limits: Arc<Limits>) -> Self {
+        Meter {
+            limits,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Runs `work` as one request to `key` (host:port, or a backend's
+    /// name) once a place is free, within `deadline` for the wait and the
+    /// work together: `work` gets what is left of it. A full queue or a
+    /// deadline passed while waiting is trouble, and not counted as a
+    /// request.
+    pub async fn run<T, W, F>(
+        &self,
+        key: &str,
+        deadline: Duration,
+        work: W,
+    ) -> Result<T, BackendError>
+    where
+        W: FnOnce(Duration) -> F,
+        F: Future<Output = Result<T, BackendError>>,
+    {
+        let queued = Instant::now();
+        let _pass = self.limits.gate(key).enter(deadline).await?;
+        let started = Instant::now();
+        let result = work(deadline.saturating_sub(queued.elapsed())).await;
+        self.stats.latency.observe(started.elapsed());
+        if result.is_err() {
+            self.stats
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
     }
 }
 

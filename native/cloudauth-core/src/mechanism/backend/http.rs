@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::gate::Limits;
+use super::gate::{Limits, Meter};
 use super::BackendError;
 use crate::vocab::counters::BackendStats;
 // The URL rules and the deadlines are vocabulary (settings parse them); the
@@ -58,8 +58,7 @@ impl HttpReply {
 /// first use, so that token-only work starts instantly.
 pub struct HttpClient {
     timeouts: Timeouts,
-    limits: Arc<Limits>,
-    stats: Arc<BackendStats>,
+    meter: Meter,
     http: OnceLock<Result<reqwest::Client, BackendError>>,
 }
 
@@ -74,20 +73,25 @@ impl HttpClient {
     pub fn with_limits(timeouts: Timeouts, limits: Arc<Limits>) -> Self {
         HttpClient {
             timeouts,
-            limits,
-            stats: Arc::default(),
+            meter: Meter::new(limits),
             http: OnceLock::new(),
         }
     }
 
     /// What this client saw of the backends (latency, failures, throttling).
     pub fn stats(&self) -> &Arc<BackendStats> {
-        &self.stats
+        &self.meter.stats
+    }
+
+    /// The gate and counters every request of this client passes (a
+    /// backend that is not HTTP shares them through [`super::metered::Metered`]).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Arc<Limits> {
-        &self.limits
+        &self.meter.limits
     }
 
     /// The deadlines in force.
@@ -117,61 +121,55 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         url: &reqwest::Url,
     ) -> Result<HttpReply, BackendError> {
-        let host = host_of(url);
-        let queued = Instant::now();
-        let _pass = self.limits.gate(&host).enter(self.timeouts.total).await?;
-        let started = Instant::now();
-        // reqwest's own timeout covers the body too; this outer deadline is
-        // the guarantee that nothing waits longer, whatever the cause.
-        let deadline = self.timeouts.total.saturating_sub(queued.elapsed());
-        let work = async {
-            let resp = request
-                .send()
-                .await
-                .map_err(|e| classify(&e, &host, deadline))?;
-            let status = resp.status().as_u16();
-            if resp.status().is_redirection() {
-                let location = resp
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|l| redirect_target(url, l))
-                    .unwrap_or_default();
-                return Err(BackendError::Redirect { status, location });
-            }
-            let content_type = resp
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            let date = resp
-                .headers()
-                .get(reqwest::header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(crate::timestamp::parse_http_date);
-            let body = read_capped(resp, &host, deadline).await?;
-            Ok(HttpReply {
-                status,
-                content_type,
-                body,
-                elapsed: started.elapsed(),
-                date,
+        let host = &host_of(url);
+        self.meter
+            .run(host, self.timeouts.total, |deadline| async move {
+                let started = Instant::now();
+                // reqwest's own timeout covers the body too; this outer deadline is
+                // the guarantee that nothing waits longer, whatever the cause.
+                let work = async {
+                    let resp = request
+                        .send()
+                        .await
+                        .map_err(|e| classify(&e, host, deadline))?;
+                    let status = resp.status().as_u16();
+                    if resp.status().is_redirection() {
+                        let location = resp
+                            .headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .map(|l| redirect_target(url, l))
+                            .unwrap_or_default();
+                        return Err(BackendError::Redirect { status, location });
+                    }
+                    let content_type = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split(';').next())
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    let date = resp
+                        .headers()
+                        .get(reqwest::header::DATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(crate::timestamp::parse_http_date);
+                    let body = read_capped(resp, host, deadline).await?;
+                    Ok(HttpReply {
+                        status,
+                        content_type,
+                        body,
+                        elapsed: started.elapsed(),
+                        date,
+                    })
+                };
+                match tokio::time::timeout(deadline + Duration::from_millis(250), work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(BackendError::Timeout(deadline)),
+                }
             })
-        };
-        let result = match tokio::time::timeout(deadline + Duration::from_millis(250), work).await {
-            Ok(r) => r,
-            Err(_) => Err(BackendError::Timeout(deadline)),
-        };
-        self.stats.latency.observe(started.elapsed());
-        if result.is_err() {
-            self.stats
-                .failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        result
+            .await
     }
 }
 

@@ -30,6 +30,7 @@ pub static ENTRY: BackendEntry = BackendEntry {
     summary:
         "the JSXC Nextcloud app's external API (signed requests; password, isuser, shared roster)",
     settings: &[],
+    transport: super::Transport::Http,
     build,
 };
 

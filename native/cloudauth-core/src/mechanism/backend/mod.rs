@@ -12,6 +12,7 @@ pub mod gate;
 pub mod http;
 pub mod json;
 pub mod jsxc;
+pub mod metered;
 pub mod nextcloud;
 
 use std::future::Future;
@@ -134,4 +135,19 @@ pub struct BackendEntry {
     pub settings: &'static [Spec],
     /// Builds it.
     pub build: BuildBackend,
+    /// How its requests reach the backend, which says where the request
+    /// gate and the backend counters apply.
+    pub transport: Transport,
+}
+
+/// How a backend's requests travel, for the gate and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Through the [`HttpClient`] it is built with, which gates and counts
+    /// every HTTP request (per host).
+    Http,
+    /// Some other way (a directory, a database): the assembly wraps it in
+    /// [`metered::Metered`], which gates and counts every call (per backend
+    /// name), so the backend needs no code of its own for either.
+    Other,
 }

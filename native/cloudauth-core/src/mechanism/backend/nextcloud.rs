@@ -96,6 +96,7 @@ pub static ENTRY: BackendEntry = BackendEntry {
         .per_domain()
         .value_name("FILE"),
     ],
+    transport: super::Transport::Http,
     build,
 };
 
