@@ -18,19 +18,19 @@ use crate::token::{self, TokenEntry};
 use crate::vocab::url::{is_loopback, parse_url};
 
 /// Every backend. Adding one: its file in `backend/`, and one line here.
-pub static BACKENDS: &[&BackendEntry] = &[
+pub(crate) static BACKENDS: &[&BackendEntry] = &[
     &backend::jsxc::ENTRY,
     &backend::json::ENTRY,
     &backend::nextcloud::ENTRY,
 ];
 
 /// The backend named `name` (the `backend` setting).
-pub fn backend_entry(name: &str) -> Option<&'static BackendEntry> {
+pub(crate) fn backend_entry(name: &str) -> Option<&'static BackendEntry> {
     BACKENDS.iter().copied().find(|b| b.name == name)
 }
 
 /// Every token format. Adding one: its file in `token/`, and one line here.
-pub static TOKEN_FORMATS: &[&TokenEntry] = &[&token::jsxc::ENTRY, &token::totp::ENTRY];
+pub(crate) static TOKEN_FORMATS: &[&TokenEntry] = &[&token::jsxc::ENTRY, &token::totp::ENTRY];
 
 /// The token format named `name` (in the `tokens` setting).
 pub fn token_entry(name: &str) -> Option<&'static TokenEntry> {

@@ -27,7 +27,7 @@ use crate::settings::{DomainSettings, SettingsResolver};
 use crate::token::TokenContext;
 
 /// How often sources are checked for changes.
-pub const RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// One domain's configured values, over the global ones.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 /// Reads xcauth's `domains` table (extra columns tolerated) and our
 /// `domain_settings (xmppdomain, key, value)` table beside it, for the
 /// settings xcauth's columns have no room for.
-pub fn read_domain_table(
+pub(crate) fn read_domain_table(
     conn: &Connection,
     path: &Path,
 ) -> Result<Vec<DomainRow>, DomainSourceError> {
@@ -378,7 +378,7 @@ impl DomainTable {
     }
 
     /// Number of domains with their own settings.
-    pub fn domain_count(&self) -> usize {
+    pub(crate) fn domain_count(&self) -> usize {
         self.snapshot.read().map(|s| s.domains.len()).unwrap_or(0)
     }
 

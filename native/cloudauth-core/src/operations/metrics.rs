@@ -170,7 +170,7 @@ pub fn render_for(
 }
 
 /// A label value with `\`, `"` and newlines escaped.
-pub fn label_value(v: &str) -> String {
+pub(crate) fn label_value(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

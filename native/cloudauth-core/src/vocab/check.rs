@@ -80,7 +80,7 @@ impl Check {
     }
 
     /// The mark printed before the line.
-    pub fn mark(&self) -> &'static str {
+    pub(crate) fn mark(&self) -> &'static str {
         match self.status {
             Status::Pass => "✓",
             Status::Warn => "!",

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 /// A digest of one (JID, password) pair.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PairDigest([u8; 32]);
+pub(crate) struct PairDigest([u8; 32]);
 
 impl std::fmt::Debug for PairDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -23,7 +23,7 @@ impl PairDigest {
 }
 
 /// Computes [`PairDigest`]s under a key drawn from the OS at creation.
-pub struct Digester {
+pub(crate) struct Digester {
     key: [u8; 32],
 }
 

@@ -46,7 +46,7 @@ impl fmt::Display for Secret {
 
 /// A secret file that cannot be used.
 #[derive(Debug, Error)]
-pub enum SecretFileError {
+pub(crate) enum SecretFileError {
     /// The file could not be read.
     #[error("cannot read secret file {path}: {source}")]
     Read {
@@ -77,7 +77,7 @@ pub fn world_readable(path: &Path) -> bool {
 }
 
 /// Reads a secret file: its first line, without the line ending.
-pub fn read_file(path: &Path) -> Result<SecretFile, SecretFileError> {
+pub(crate) fn read_file(path: &Path) -> Result<SecretFile, SecretFileError> {
     let text = fs::read_to_string(path).map_err(|source| SecretFileError::Read {
         path: path.to_path_buf(),
         source,

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 pub const SIGNATURE_HEADER: &str = "X-JSXC-Signature";
 
 /// Builds the form-encoded body from `(name, value)` pairs, in the given order.
-pub fn form_body(fields: &[(&str, &str)]) -> String {
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in fields {
         s.append_pair(k, v);

@@ -105,7 +105,7 @@ pub fn format_http_date(unix: u64) -> String {
 
 /// Parses an HTTP date in IMF-fixdate form (the only one servers may send
 /// today); the weekday is not checked. `None` if unreadable.
-pub fn parse_http_date(text: &str) -> Option<u64> {
+pub(crate) fn parse_http_date(text: &str) -> Option<u64> {
     let t = text.trim();
     let (_weekday, rest) = t.split_once(", ")?;
     let mut f = rest.split(' ');

@@ -25,7 +25,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// Verifies server certificates with the platform verifier (system roots,
 /// WebPKI), which it builds on the first certificate to check.
 #[derive(Debug)]
-pub struct LazySystemRoots {
+pub(crate) struct LazySystemRoots {
     provider: Arc<CryptoProvider>,
     inner: OnceLock<Result<Arc<rustls_platform_verifier::Verifier>, rustls::Error>>,
 }
@@ -100,7 +100,7 @@ impl ServerCertVerifier for LazySystemRoots {
 
 /// The client configuration for the backend: TLS 1.2 and 1.3, HTTP/1.1,
 /// certificates verified against the system roots (loaded lazily).
-pub fn client_config() -> Result<ClientConfig, rustls::Error> {
+pub(crate) fn client_config() -> Result<ClientConfig, rustls::Error> {
     let provider = provider();
     let verifier = Arc::new(LazySystemRoots::new(Arc::clone(&provider)));
     // rustls calls any verifier that is not its own built-in one "dangerous";

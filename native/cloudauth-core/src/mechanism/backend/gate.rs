@@ -140,7 +140,7 @@ impl Limits {
     }
 
     /// No limit (tests, tools).
-    pub fn unlimited() -> Self {
+    pub(crate) fn unlimited() -> Self {
         Limits::new(0, 0)
     }
 
@@ -268,7 +268,7 @@ impl Gate {
 /// backend that is not HTTP through it, so that such a backend gets both
 /// with no code of its own.
 #[derive(Debug, Clone)]
-pub struct Meter {
+pub(crate) struct Meter {
     /// The gates, one per backend host (or name).
     pub limits: Arc<Limits>,
     /// What the requests through them did.

@@ -85,7 +85,7 @@ impl HttpClient {
 
     /// The gate and counters every request of this client passes (a
     /// backend that is not HTTP shares them through [`super::metered::Metered`]).
-    pub fn meter(&self) -> &Meter {
+    pub(crate) fn meter(&self) -> &Meter {
         &self.meter
     }
 
@@ -212,7 +212,7 @@ async fn read_capped(
 }
 
 /// `host:port` of a URL, for log lines.
-pub fn host_of(url: &reqwest::Url) -> String {
+pub(crate) fn host_of(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port_or_known_default()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
@@ -224,7 +224,7 @@ pub fn host_of(url: &reqwest::Url) -> String {
 /// resolved against the request's URL — never its query or fragment (a
 /// login page's redirect may carry a session or the request's
 /// credentials) nor a `user:password@`.
-pub fn redirect_target(request: &reqwest::Url, location: &str) -> String {
+pub(crate) fn redirect_target(request: &reqwest::Url, location: &str) -> String {
     match request.join(location) {
         Ok(mut target) => {
             target.set_query(None);

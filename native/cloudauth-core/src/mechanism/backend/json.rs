@@ -22,10 +22,10 @@ use crate::settings::schema::{Kind, Spec};
 use crate::settings::values::{SettingsError, Values};
 
 /// `api-token-file`: a bearer token sent with every request.
-pub const API_TOKEN_FILE: &str = "api-token-file";
+pub(crate) const API_TOKEN_FILE: &str = "api-token-file";
 
 /// The registry entry: `backend = json` needs `url` (the API's base).
-pub static ENTRY: BackendEntry = BackendEntry {
+pub(crate) static ENTRY: BackendEntry = BackendEntry {
     name: "json",
     summary: "a JSON login API: POST {url}/login and {url}/exists (password, isuser)",
     settings: &[Spec::new(
@@ -56,7 +56,7 @@ fn build(v: &Values, http: &Arc<HttpClient>) -> Result<Arc<dyn Backend>, Setting
 }
 
 /// A JSON login API.
-pub struct JsonApi {
+pub(crate) struct JsonApi {
     login: reqwest::Url,
     exists: reqwest::Url,
     token: Option<Secret>,
@@ -64,7 +64,7 @@ pub struct JsonApi {
 }
 
 /// Reads `{"success": bool, "message"?}`.
-pub fn decode_success(body: &[u8]) -> Result<(bool, Option<String>), DecodeError> {
+pub(crate) fn decode_success(body: &[u8]) -> Result<(bool, Option<String>), DecodeError> {
     let v = decode_json(body)?;
     let success = v
         .get("success")

@@ -25,7 +25,7 @@ use crate::settings::values::{SettingsError, Values};
 use crate::signature::{form_body, sign, SIGNATURE_HEADER};
 
 /// The registry entry: `backend = jsxc` (the default) needs `url` and `secret`.
-pub static ENTRY: BackendEntry = BackendEntry {
+pub(crate) static ENTRY: BackendEntry = BackendEntry {
     name: "jsxc",
     summary:
         "the JSXC Nextcloud app's external API (signed requests; password, isuser, shared roster)",
@@ -378,7 +378,7 @@ pub fn decode_envelope(body: &[u8]) -> Result<Envelope, DecodeError> {
 }
 
 /// Reads `data.isUser` of a successful `isuser` reply.
-pub fn decode_is_user(data: &Value) -> Result<bool, DecodeError> {
+pub(crate) fn decode_is_user(data: &Value) -> Result<bool, DecodeError> {
     data.get("isUser")
         .and_then(Value::as_bool)
         .ok_or_else(|| DecodeError::Shape("success without boolean data.isUser".into()))

@@ -15,7 +15,7 @@ use crate::roster::SharedRoster;
 /// A backend whose every call (`auth`, `is_user`, `shared_roster`) waits for
 /// a place at the gate named after the backend, within `deadline`, and is
 /// counted.
-pub struct Metered {
+pub(crate) struct Metered {
     inner: Arc<dyn Backend>,
     meter: Meter,
     deadline: Duration,
@@ -36,7 +36,7 @@ impl Metered {
 /// `backend` as the assembly runs it: as built when its transport gates and
 /// counts its own requests (HTTP), else [`Metered`] with `http`'s gates,
 /// counters and request deadline.
-pub fn as_run(
+pub(crate) fn as_run(
     transport: Transport,
     backend: Arc<dyn Backend>,
     http: &HttpClient,

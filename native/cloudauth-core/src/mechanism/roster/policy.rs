@@ -113,7 +113,7 @@ impl GroupPolicy {
 
     /// A text that changes whenever the policy does (part of the answer
     /// hash, so that a changed policy is applied at the next login).
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let list = |v: &[Glob]| {
             v.iter()
                 .map(Glob::to_string)

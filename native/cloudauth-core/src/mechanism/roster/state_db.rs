@@ -49,7 +49,7 @@ fn join_tabs<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// The key of a group in `rostergroups`.
-pub fn group_key(id: &str, domain: &str) -> String {
+pub(crate) fn group_key(id: &str, domain: &str) -> String {
     format!("{id}@{domain}")
 }
 

@@ -22,7 +22,7 @@ use crate::settings::keys;
 use crate::settings::values::{SettingsError, Values};
 
 /// The registry entry: `tokens = jsxc` (the default) needs `secret`.
-pub static ENTRY: TokenEntry = TokenEntry {
+pub(crate) static ENTRY: TokenEntry = TokenEntry {
     name: "jsxc",
     summary: "JSXC time-limited tokens, signed with the API secret (HMAC-SHA256)",
     settings: &[],
@@ -57,9 +57,9 @@ impl TokenFormat for TokenKey {
 }
 
 /// The only token format version in use.
-pub const TOKEN_VERSION: u8 = 0;
+pub(crate) const TOKEN_VERSION: u8 = 0;
 /// Length of a decoded token in bytes.
-pub const TOKEN_LEN: usize = 23;
+pub(crate) const TOKEN_LEN: usize = 23;
 /// Length of an encoded token in characters.
 pub const ENCODED_LEN: usize = 31;
 
@@ -85,7 +85,7 @@ pub enum TokenVerdict {
 }
 
 /// First two bytes of SHA-256(secret), identifying the secret a token was made with.
-pub fn key_id(secret: &Secret) -> [u8; 2] {
+pub(crate) fn key_id(secret: &Secret) -> [u8; 2] {
     let digest = Sha256::digest(secret.expose());
     [digest[0], digest[1]]
 }

@@ -14,7 +14,7 @@ use crate::vocab::state_db::{open_shared, StoreError};
 /// clock stepped forward by less than this and back again finds the record
 /// still there; for larger steps the guard's low-water mark (below) refuses
 /// what it may have forgotten.
-pub const KEPT_AFTER_EXPIRY: u64 = 3600;
+pub(crate) const KEPT_AFTER_EXPIRY: u64 = 3600;
 
 /// Remembers used one-time tokens.
 ///
@@ -51,7 +51,7 @@ pub enum Use {
 }
 
 /// Why a one-time token another node of the cluster admitted is refused.
-pub const USED_ELSEWHERE: &str = "one-time token already used (on another node)";
+pub(crate) const USED_ELSEWHERE: &str = "one-time token already used (on another node)";
 
 /// A one-time token's use, for a shared store to record if absent: the
 /// token counts as used the first time only if no record of the key is

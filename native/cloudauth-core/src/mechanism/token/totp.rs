@@ -47,20 +47,20 @@ use crate::settings::schema::{Kind, Spec};
 use crate::settings::values::{SettingsError, Values};
 
 /// Why a token used before is refused (here, or on another node of a cluster).
-pub const REPLAYED: &str = "TOTP token already used";
+pub(crate) const REPLAYED: &str = "TOTP token already used";
 
 /// Why a token is refused whose use the guard may have forgotten (the
 /// clock went back past tokens it had swept: see [`super::replay`]).
-pub const FORGOTTEN: &str =
+pub(crate) const FORGOTTEN: &str =
     "TOTP token from before the used-token memory (the clock went back): refused";
 
 /// `totp-seed-file`: the base32 `otp_seed`.
-pub const TOTP_SEED_FILE: &str = "totp-seed-file";
+pub(crate) const TOTP_SEED_FILE: &str = "totp-seed-file";
 /// `totp-secret-file`: the `token_secret`.
-pub const TOTP_SECRET_FILE: &str = "totp-secret-file";
+pub(crate) const TOTP_SECRET_FILE: &str = "totp-secret-file";
 
 /// The registry entry: `tokens = totp` needs both files.
-pub static ENTRY: TokenEntry = TokenEntry {
+pub(crate) static ENTRY: TokenEntry = TokenEntry {
     name: "totp",
     summary: "Prosody mod_auth_token tokens: TOTP + HMAC-SHA256, one use each",
     settings: &[
@@ -102,7 +102,7 @@ fn build(v: &Values, ctx: &TokenContext) -> Result<Arc<dyn TokenFormat>, Setting
 
 /// The format for one domain: its key, and the guard that makes each token
 /// single-use.
-pub struct Totp {
+pub(crate) struct Totp {
     key: TotpKey,
     replay: Arc<dyn ReplayGuard>,
 }

@@ -8,15 +8,15 @@ pub const URL: &str = "url";
 /// `secret`
 pub const SECRET: &str = "secret";
 /// `secret-file`
-pub const SECRET_FILE: &str = "secret-file";
+pub(crate) const SECRET_FILE: &str = "secret-file";
 /// `auth-domain`
-pub const AUTH_DOMAIN: &str = "auth-domain";
+pub(crate) const AUTH_DOMAIN: &str = "auth-domain";
 /// `tokens`
 pub const TOKENS: &str = "tokens";
 /// `timeout`
-pub const TIMEOUT: &str = "timeout";
+pub(crate) const TIMEOUT: &str = "timeout";
 /// `connect-timeout`
-pub const CONNECT_TIMEOUT: &str = "connect-timeout";
+pub(crate) const CONNECT_TIMEOUT: &str = "connect-timeout";
 /// `on-backend-trouble`
 pub const ON_BACKEND_TROUBLE: &str = "on-backend-trouble";
 /// `cache-storage`
@@ -24,23 +24,23 @@ pub const CACHE_STORAGE: &str = "cache-storage";
 /// `db`
 pub const DB: &str = "db";
 /// `cache-query-ttl`
-pub const CACHE_QUERY_TTL: &str = "cache-query-ttl";
+pub(crate) const CACHE_QUERY_TTL: &str = "cache-query-ttl";
 /// `cache-verification-ttl`
-pub const CACHE_VERIFICATION_TTL: &str = "cache-verification-ttl";
+pub(crate) const CACHE_VERIFICATION_TTL: &str = "cache-verification-ttl";
 /// `cache-unreachable-ttl`
-pub const CACHE_UNREACHABLE_TTL: &str = "cache-unreachable-ttl";
+pub(crate) const CACHE_UNREACHABLE_TTL: &str = "cache-unreachable-ttl";
 /// `cache-bcrypt-rounds`
-pub const CACHE_BCRYPT_ROUNDS: &str = "cache-bcrypt-rounds";
+pub(crate) const CACHE_BCRYPT_ROUNDS: &str = "cache-bcrypt-rounds";
 /// `roster-sync`
-pub const ROSTER_SYNC: &str = "roster-sync";
+pub(crate) const ROSTER_SYNC: &str = "roster-sync";
 /// `ejabberdctl`
 pub const EJABBERDCTL: &str = "ejabberdctl";
 /// `roster-groups-allow`
-pub const ROSTER_GROUPS_ALLOW: &str = "roster-groups-allow";
+pub(crate) const ROSTER_GROUPS_ALLOW: &str = "roster-groups-allow";
 /// `roster-groups-deny`
-pub const ROSTER_GROUPS_DENY: &str = "roster-groups-deny";
+pub(crate) const ROSTER_GROUPS_DENY: &str = "roster-groups-deny";
 /// `roster-max-members`
-pub const ROSTER_MAX_MEMBERS: &str = "roster-max-members";
+pub(crate) const ROSTER_MAX_MEMBERS: &str = "roster-max-members";
 /// `type`
 pub const TYPE: &str = "type";
 /// `listen`
@@ -56,9 +56,9 @@ pub const DEBUG: &str = "debug";
 /// `interactive`
 pub const INTERACTIVE: &str = "interactive";
 /// `cloud-concurrency`
-pub const CLOUD_CONCURRENCY: &str = "cloud-concurrency";
+pub(crate) const CLOUD_CONCURRENCY: &str = "cloud-concurrency";
 /// `cloud-queue`
-pub const CLOUD_QUEUE: &str = "cloud-queue";
+pub(crate) const CLOUD_QUEUE: &str = "cloud-queue";
 /// `max-connections`
 pub const MAX_CONNECTIONS: &str = "max-connections";
 /// `max-connections-per-peer`
@@ -66,8 +66,8 @@ pub const MAX_CONNECTIONS_PER_PEER: &str = "max-connections-per-peer";
 /// `write-timeout`
 pub const WRITE_TIMEOUT: &str = "write-timeout";
 /// `throttle-failures`
-pub const THROTTLE_FAILURES: &str = "throttle-failures";
+pub(crate) const THROTTLE_FAILURES: &str = "throttle-failures";
 /// `throttle-window`
-pub const THROTTLE_WINDOW: &str = "throttle-window";
+pub(crate) const THROTTLE_WINDOW: &str = "throttle-window";
 /// `throttle-max-delay`
-pub const THROTTLE_MAX_DELAY: &str = "throttle-max-delay";
+pub(crate) const THROTTLE_MAX_DELAY: &str = "throttle-max-delay";

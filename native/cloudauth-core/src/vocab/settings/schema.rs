@@ -163,15 +163,15 @@ impl Spec {
 }
 
 /// Where cached passwords live.
-pub const CACHE_STORAGES: &[&str] = &["none", "memory", "db", "mnesia"];
+pub(crate) const CACHE_STORAGES: &[&str] = &["none", "memory", "db", "mnesia"];
 /// What to answer when the backend cannot say yes or no.
-pub const TROUBLE_POLICIES: &[&str] = &["tempfail", "fail"];
+pub(crate) const TROUBLE_POLICIES: &[&str] = &["tempfail", "fail"];
 /// Wire protocols on standard input and output.
-pub const PROTOCOLS: &[&str] = &["ejabberd", "generic", "prosody", "saslauthd", "postfix"];
+pub(crate) const PROTOCOLS: &[&str] = &["ejabberd", "generic", "prosody", "saslauthd", "postfix"];
 
 /// The settings of the core and the port program (backends and token
 /// formats add theirs: see [`all`]).
-pub static CORE: &[Spec] = &[
+pub(crate) static CORE: &[Spec] = &[
     // Which backend, where, and with which secret.
     Spec::new(BACKEND, Kind::Backend, "Backend to ask for passwords (see docs/admin/backends.md)")
         .default("jsxc")

@@ -312,7 +312,7 @@ impl Values {
     }
 
     /// The URL `what` needs.
-    pub fn require_url(
+    pub(crate) fn require_url(
         &self,
         key: &'static str,
         what: &str,
@@ -327,7 +327,11 @@ impl Values {
     }
 
     /// The secret `what` needs.
-    pub fn require_secret(&self, key: &'static str, what: &str) -> Result<Secret, SettingsError> {
+    pub(crate) fn require_secret(
+        &self,
+        key: &'static str,
+        what: &str,
+    ) -> Result<Secret, SettingsError> {
         self.secret(key)
             .cloned()
             .ok_or_else(|| SettingsError::Missing {
