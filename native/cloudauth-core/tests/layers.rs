@@ -431,11 +431,8 @@ impl Crate {
                         }
                         item => return Some(item),
                     }
-                } else if from.is_empty() {
-                    return None;
                 } else {
-                    // The 2018 edition also resolves a first segment against
-                    // the crate root's names only through `crate::`.
+                    // Another crate, std, or a name local to the code.
                     return None;
                 }
             }
