@@ -12,17 +12,18 @@ use std::time::Duration;
 
 use cloudauth_core::backend::gate::Limits;
 use cloudauth_core::cache::{LentStore, PasswordCache};
+use cloudauth_core::catalogue;
 use cloudauth_core::doctor::{self, Check};
 use cloudauth_core::domains::Builder;
 use cloudauth_core::metrics::{self, Requests};
 use cloudauth_core::roster::GroupPolicy;
-use cloudauth_core::settings::schema::{self, Spec, Vm};
+use cloudauth_core::settings::schema::{Spec, Vm};
 use cloudauth_core::settings::values::{Layer, Origin, Values};
 use cloudauth_core::settings::{
     cache_settings, keys, limits, roster_policy, timeouts, CacheStorage,
 };
 use cloudauth_core::token::{ClaimReplayGuard, MemoryReplayGuard, ReplayGuard, TokenContext};
-use cloudauth_core::{Authenticator, HttpClient, SingleDomain, SystemClock};
+use cloudauth_core::{Authenticator, HttpClient, SingleDomain};
 use rustler::{Resource, Term, TermType};
 
 /// One host's decision maker, its roster policy and the budget for its
@@ -63,8 +64,10 @@ impl std::panic::RefUnwindSafe for Host {}
 impl std::panic::UnwindSafe for Host {}
 
 /// Time the reply budget adds to the request deadline: bcrypt work of the
-/// cache (before and after the cloud) and scheduling.
-const BUDGET_MARGIN: Duration = Duration::from_secs(2);
+/// cache (before and after the cloud) and scheduling; twice the decision's
+/// own margin, so that the decision ends first.
+const BUDGET_MARGIN: Duration =
+    Duration::from_secs(2 * cloudauth_core::authenticator::DECISION_MARGIN.as_secs());
 
 /// Settings that exist as ejabberd options.
 pub fn in_vm(spec: &Spec) -> bool {
@@ -131,7 +134,7 @@ impl Host {
     pub fn new(options: Vec<(String, Term)>) -> Result<(Host, Vec<String>), String> {
         let mut layer = Layer::new(Origin::Ejabberd);
         for (name, value) in options {
-            let spec = schema::find_vm(&name).ok_or_else(|| format!("unknown option {name}"))?;
+            let spec = catalogue::find_vm(&name).ok_or_else(|| format!("unknown option {name}"))?;
             let text = term_text(value).ok_or_else(|| format!("{name}: unreadable value"))?;
             layer.set(spec.key, text);
         }
@@ -167,16 +170,10 @@ impl Host {
                 .map_err(|e| format!("password cache: {e}"))?;
             (cache, None)
         };
-        // The decision's own deadline ends before the reply budget, so a
-        // slow decision is answered as trouble with its cause.
-        let deadline = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN / 2;
-        let auth = Authenticator::new(Arc::new(SingleDomain(settings)), Arc::new(SystemClock))
-            .with_deadline(deadline)
-            .with_throttle(cloudauth_core::settings::throttle(&v));
-        let auth = match cache {
-            Some(c) => auth.with_cache(c),
-            None => auth,
-        };
+        // The decision's own deadline (DECISION_MARGIN past the request
+        // timeout) ends before the reply budget, so a slow decision is
+        // answered as trouble with its cause.
+        let auth = Authenticator::from_settings(Arc::new(SingleDomain(settings)), &v, cache);
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
         let doctor_budget = timeouts.connect * 4 + timeouts.total * 3 + BUDGET_MARGIN;
         warnings.retain(|w| !w.is_empty());
@@ -207,7 +204,7 @@ impl Host {
             doctor::secret_files([&self.options])
                 .into_iter()
                 .map(|mut c| {
-                    if let Some(n) = schema::find(&c.name).and_then(|s| s.vm_name()) {
+                    if let Some(n) = catalogue::find(&c.name).and_then(|s| s.vm_name()) {
                         c.name = n;
                     }
                     c
@@ -232,7 +229,7 @@ impl Host {
             .options
             .entries
             .iter()
-            .filter_map(|(k, _)| schema::find(k).and_then(|s| s.vm_name()))
+            .filter_map(|(k, _)| catalogue::find(k).and_then(|s| s.vm_name()))
             .collect();
         format!(
             "backend {}, url {}, tokens {}, cache {}, timeout {}+{} s; set: {}",

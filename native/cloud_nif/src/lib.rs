@@ -307,7 +307,7 @@ fn doctor<'a>(
 /// the Erlang module's option list can be checked against it.
 #[rustler::nif]
 fn schema() -> Vec<(String, Option<String>)> {
-    cloudauth_core::settings::schema::all()
+    cloudauth_core::catalogue::all()
         .into_iter()
         .filter(|s| host::in_vm(s))
         .filter_map(|s| s.vm_name().map(|n| (n, s.default.map(str::to_string))))

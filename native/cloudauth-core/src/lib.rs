@@ -8,30 +8,21 @@
 //! process lifetime belong to the adapters (the `cloudauth` port binary, the
 //! ejabberd NIF).
 
-pub mod backend;
-pub mod bruteforce;
-pub mod cache;
-pub mod clock;
-pub mod coalesce;
-pub mod decision;
-pub mod digest;
-pub mod doctor;
-pub mod domains;
-pub mod duration;
+// The four layers, each using only the ones declared before it
+// (`tests/layers.rs`); their modules keep their paths at the crate root
+// (`crate::backend`, …), so callers need not know the layers.
+mod assembly;
+mod mechanism;
+mod operations;
+mod vocab;
+
+pub use assembly::{authenticator, catalogue, decision, domains, settings};
+pub use mechanism::{backend, bruteforce, cache, coalesce, refusals, roster, throttle, token};
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub mod fuzzing;
-pub mod jid;
-pub mod log_text;
-pub mod metrics;
-pub mod refusals;
-pub mod roster;
-pub mod secret;
-pub mod settings;
-pub mod signature;
-pub mod throttle;
-pub mod timestamp;
-pub mod tls;
-pub mod token;
+pub use operations::fuzzing;
+pub use operations::{doctor, metrics};
+pub use vocab::{clock, digest, duration, jid, log_text, secret, signature, timestamp, tls};
 
 pub use backend::{Backend, BackendError, HttpClient, Timeouts};
 pub use clock::{Clock, FixedClock, SystemClock};

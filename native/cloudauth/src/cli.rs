@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::builder::PossibleValuesParser;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
-use cloudauth_core::settings::schema::{self, Kind, Spec};
+use cloudauth_core::catalogue;
+use cloudauth_core::settings::schema::{Kind, Spec};
 use cloudauth_core::settings::values::{parse_timeouts, truthy};
 
 /// XMPP and mail server authentication against Nextcloud (xcauth-compatible).
@@ -86,7 +87,7 @@ fn check(spec: &'static Spec, text: &str) -> Result<String, String> {
         Kind::Url => Ok(()),
         _ => {
             let mut ignored = Vec::new();
-            cloudauth_core::settings::values::parse_value(spec, text, &mut ignored).map(|_| ())
+            cloudauth_core::catalogue::parse_value(spec, text, &mut ignored).map(|_| ())
         }
     };
     ok.map(|()| text.to_string())
@@ -124,7 +125,7 @@ fn arg_for(spec: &'static Spec) -> Arg {
 
 impl Args for SettingArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        cmd.args(schema::all().into_iter().map(arg_for))
+        cmd.args(catalogue::all().into_iter().map(arg_for))
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -135,7 +136,7 @@ impl Args for SettingArgs {
 impl FromArgMatches for SettingArgs {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let mut given = Vec::new();
-        for spec in schema::all() {
+        for spec in catalogue::all() {
             if m.value_source(spec.key) != Some(ValueSource::CommandLine) {
                 continue;
             }

@@ -19,19 +19,11 @@ use crate::config_file;
 use crate::listen::{parse_spec, ListenSpec};
 use crate::logging;
 
+// The program's vocabulary, where callers have always found it.
+pub use crate::vocab::{LogTarget, Protocol, TroublePolicy};
+
 /// Config file read when `-c` is not given (and it exists).
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
-
-/// What to answer when the backend cannot say yes or no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TroublePolicy {
-    /// Answer "no", like xcauth.
-    Fail,
-    /// Answer something ejabberd takes neither as yes nor as no: the request
-    /// fails and nothing is cached (ejabberd's auth cache would otherwise
-    /// remember the user as non-existent after an outage).
-    TempFail,
-}
 
 /// A configuration that cannot be used.
 #[derive(Debug, Error)]
@@ -65,43 +57,7 @@ pub enum ConfigError {
     },
 }
 
-/// The wire protocol spoken on stdin/stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// ejabberd extauth: 2-byte length prefix.
-    Ejabberd,
-    /// One request per line (Prosody's mod_auth_external "generic").
-    Generic,
-    /// saslauthd's length-prefixed fields (Cyrus SASL, Postfix SMTP auth).
-    Saslauthd,
-    /// Postfix tcp_table lookups (`get user@domain`).
-    Postfix,
-    /// OpenMetrics text over HTTP (`--listen metrics=ADDR` only).
-    Metrics,
-}
-
 impl Protocol {
-    /// Its name, for metrics labels.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Protocol::Ejabberd => "ejabberd",
-            Protocol::Generic => "generic",
-            Protocol::Saslauthd => "saslauthd",
-            Protocol::Postfix => "postfix",
-            Protocol::Metrics => "metrics",
-        }
-    }
-
-    /// Its request syntax.
-    pub fn dialect(&self) -> crate::request::Dialect {
-        use crate::request::Dialect;
-        match self {
-            Protocol::Ejabberd | Protocol::Generic | Protocol::Metrics => Dialect::Colon,
-            Protocol::Saslauthd => Dialect::Saslauthd,
-            Protocol::Postfix => Dialect::Postfix,
-        }
-    }
-
     /// Reads a protocol name (`prosody` is `generic`).
     pub fn parse(v: &str) -> Result<Self, ConfigError> {
         match v.trim().to_ascii_lowercase().as_str() {
@@ -118,17 +74,6 @@ impl Protocol {
     }
 }
 
-/// Where log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogTarget {
-    /// Standard error (`-i`, one-shot checks).
-    Stderr,
-    /// Standard error connected to systemd's journal, with priority prefixes.
-    Journal,
-    /// `<dir>/cloudauth.log`.
-    Dir(PathBuf),
-}
-
 /// Everything the program needs to run, after merging all sources.
 #[derive(Debug)]
 pub struct Config {
@@ -139,7 +84,7 @@ pub struct Config {
     /// Sockets to serve.
     pub listen: Vec<ListenSpec>,
     /// Socket mode's limits: connections per listener and peer, idle and write timeouts.
-    pub socket_limits: crate::sockets::Limits,
+    pub socket_limits: crate::vocab::SocketLimits,
     /// ejabberdctl for shared roster provisioning.
     pub ejabberdctl: Option<PathBuf>,
     /// Which Nextcloud groups become shared roster groups.
@@ -275,7 +220,7 @@ impl Config {
             v.count(k)
                 .map_or(d, |n| usize::try_from(n).unwrap_or(usize::MAX))
         };
-        let socket_limits = crate::sockets::Limits {
+        let socket_limits = crate::vocab::SocketLimits {
             per_listener: count(MAX_CONNECTIONS, 1024),
             per_peer: count(MAX_CONNECTIONS_PER_PEER, 512),
             idle: idle_timeout,

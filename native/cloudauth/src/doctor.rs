@@ -9,10 +9,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use cloudauth_core::catalogue;
 use cloudauth_core::doctor::{self, Check};
 use cloudauth_core::domains::{parse_domain_file, read_domain_db, DomainRow};
 use cloudauth_core::settings::keys;
-use cloudauth_core::settings::schema::{self, Kind};
+use cloudauth_core::settings::schema::Kind;
 use cloudauth_core::settings::values::{Layer, SettingsError, Values};
 use cloudauth_core::HttpClient;
 
@@ -77,7 +78,7 @@ impl Out {
 fn about_secret_file(e: &ConfigError) -> bool {
     match e {
         ConfigError::Settings(SettingsError::Invalid { key, .. }) => {
-            schema::find(key).is_some_and(|s| s.kind == Kind::SecretFile)
+            catalogue::find(key).is_some_and(|s| s.kind == Kind::SecretFile)
         }
         _ => false,
     }

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod config_file;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod request;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::config::Protocol;
+use crate::vocab::Protocol;
 
 /// Permissions of unix sockets we create: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;

@@ -25,7 +25,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::config::LogTarget;
+use crate::vocab::LogTarget;
 
 /// File name inside the log directory.
 pub const LOG_FILE: &str = "cloudauth.log";

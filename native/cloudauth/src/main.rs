@@ -15,6 +15,7 @@ mod roster_sync;
 mod serve;
 mod sockets;
 mod stdio_serve;
+mod vocab;
 
 use std::process::ExitCode;
 
@@ -25,9 +26,7 @@ use std::sync::Arc;
 use clap::Parser;
 use cloudauth_core::domains::{Builder, DomainTable};
 use cloudauth_core::settings::keys;
-use cloudauth_core::token::{
-    self, MemoryReplayGuard, ReplayGuard, SqliteReplayGuard, TokenContext,
-};
+use cloudauth_core::token::{MemoryReplayGuard, ReplayGuard, SqliteReplayGuard, TokenContext};
 use cloudauth_core::{Authenticator, Clock, HttpClient, SettingsResolver, SystemClock};
 use tracing::{error, info, warn};
 
@@ -39,9 +38,6 @@ use crate::roster_sync::RosterSync;
 /// Exit status for a configuration that cannot be used (sysexits'
 /// EX_CONFIG): apart from 2, which the one-shot checks use for backend trouble.
 pub const EXIT_CONFIG: u8 = 78;
-/// What a decision may take beyond the request timeout: bcrypt work of the
-/// password cache, before and after the backend.
-const DECISION_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Exit status for a failure while serving (sysexits' EX_SOFTWARE).
 pub const EXIT_FAILURE: u8 = 70;
@@ -120,7 +116,7 @@ fn mint_token(
     let Some(name) = format.or(names.first().map(String::as_str)) else {
         return fail("no token format configured (--tokens)".into());
     };
-    let Some(entry) = token::find(name) else {
+    let Some(entry) = cloudauth_core::catalogue::token_entry(name) else {
         return fail(format!("unknown token format {name:?}"));
     };
     match (entry.build)(&values, &token_context(config)) {
@@ -197,16 +193,11 @@ fn domain_table(config: &Config, http: &Arc<HttpClient>) -> Result<DomainTable, 
 fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticator, String> {
     let cache = config.cache.open(&config.db.0).map_err(|e| e.to_string())?;
     let table = domain_table(config, http)?;
-    // Every answer within the request timeout and a margin for the cache's
-    // bcrypt work, whatever the queue before the backend or the CPU.
-    let deadline = config.timeouts.total.max(config.timeouts.connect) + DECISION_MARGIN;
-    let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock))
-        .with_deadline(deadline)
-        .with_throttle(cloudauth_core::settings::throttle(&config.values));
-    Ok(match cache {
-        Some(c) => auth.with_cache(c),
-        None => auth,
-    })
+    Ok(Authenticator::from_settings(
+        Arc::new(table),
+        &config.values,
+        cache,
+    ))
 }
 
 fn run(cli: &Cli, config: &Config) -> u8 {

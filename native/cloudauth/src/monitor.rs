@@ -10,9 +10,7 @@ use cloudauth_core::metrics::{self, Requests, Sample};
 use cloudauth_core::{Authenticator, HttpClient};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::config::Protocol;
-use crate::handler::Handler;
-use crate::serve::End;
+use crate::vocab::{End, Protocol};
 
 /// Longest request head read from a scraper.
 const MAX_HEAD: usize = 8 * 1024;
@@ -23,9 +21,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Monitor {
     /// Decisions by protocol, operation, outcome and path.
     pub requests: Requests,
-    connections: [AtomicU64; 5],
+    connections: [AtomicU64; Protocol::ALL.len()],
     /// Connections closed by the listener, by protocol and [`Closed`] reason.
-    closed: [[AtomicU64; 3]; 5],
+    closed: [[AtomicU64; Closed::ALL.len()]; Protocol::ALL.len()],
     auth: Arc<Authenticator>,
     http: Arc<HttpClient>,
 }
@@ -62,14 +60,6 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-const LISTENERS: [Protocol; 5] = [
-    Protocol::Ejabberd,
-    Protocol::Generic,
-    Protocol::Saslauthd,
-    Protocol::Postfix,
-    Protocol::Metrics,
-];
-
 impl Monitor {
     /// Counters for a process deciding with `auth` over `http`.
     pub fn new(auth: Arc<Authenticator>, http: Arc<HttpClient>) -> Self {
@@ -84,22 +74,21 @@ impl Monitor {
 
     /// Counts a connection on a `protocol` listener until the guard is dropped.
     pub fn connection(&self, protocol: Protocol) -> OpenConnection<'_> {
-        let i = LISTENERS.iter().position(|p| *p == protocol).unwrap_or(0);
+        let i = protocol as usize;
         self.connections[i].fetch_add(1, Ordering::Relaxed);
         OpenConnection(&self.connections[i])
     }
 
     /// Counts a connection the listener closed or refused.
     pub fn closed(&self, protocol: Protocol, why: Closed) {
-        let i = LISTENERS.iter().position(|p| *p == protocol).unwrap_or(0);
-        let j = Closed::ALL.iter().position(|c| *c == why).unwrap_or(0);
+        let (i, j) = (protocol as usize, why as usize);
         self.closed[i][j].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut extra = Vec::new();
-        for (p, c) in LISTENERS.iter().zip(&self.connections) {
+        for (p, c) in Protocol::ALL.iter().zip(&self.connections) {
             extra.push(Sample {
                 name: "cloudauth_open_connections",
                 kind: "gauge",
@@ -108,7 +97,7 @@ impl Monitor {
                 value: c.load(Ordering::Relaxed),
             });
         }
-        for (p, per_reason) in LISTENERS.iter().zip(&self.closed) {
+        for (p, per_reason) in Protocol::ALL.iter().zip(&self.closed) {
             for (why, c) in Closed::ALL.iter().zip(per_reason) {
                 extra.push(Sample {
                     name: "cloudauth_connections_closed",
@@ -128,7 +117,7 @@ impl Monitor {
 pub async fn serve_scrape<R, W>(
     mut reader: R,
     mut writer: W,
-    handler: &Handler,
+    monitor: &Monitor,
 ) -> std::io::Result<End>
 where
     R: AsyncRead + Unpin,
@@ -150,7 +139,7 @@ where
         return Ok(End::Idle);
     }
     let response = if head.starts_with(b"GET ") {
-        let body = handler.monitor().render();
+        let body = monitor.render();
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -161,4 +150,16 @@ where
     writer.write_all(response.as_bytes()).await?;
     writer.shutdown().await?;
     Ok(End::Eof)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_in_declaration_order() {
+        for (i, why) in Closed::ALL.iter().enumerate() {
+            assert_eq!(*why as usize, i, "{why:?}");
+        }
+    }
 }

@@ -10,10 +10,10 @@ use crate::codec::ejabberd::EjabberdCodec;
 use crate::codec::generic::LineCodec;
 use crate::codec::postfix::PostfixCodec;
 use crate::codec::saslauthd::SaslauthdCodec;
-use crate::config::Protocol;
 use crate::handler::Handler;
 use crate::serve::{serve, End, Watch};
 use crate::stdio_serve::serve_stdio;
+use crate::vocab::Protocol;
 
 /// Serves one stream in `protocol` until EOF, `quit`, shutdown or what
 /// `watch` watches for (see [`serve`]).
@@ -42,7 +42,7 @@ where
         Protocol::Saslauthd => {
             serve::<_, _, SaslauthdCodec>(reader, writer, handler, protocol, shutdown, watch).await
         }
-        Protocol::Metrics => crate::monitor::serve_scrape(reader, writer, &handler).await,
+        Protocol::Metrics => crate::monitor::serve_scrape(reader, writer, handler.monitor()).await,
     }
 }
 

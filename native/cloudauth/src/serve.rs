@@ -22,30 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::codec::{Incoming, Reply};
-use crate::config::Protocol;
 use crate::handler::{Handler, Note, Step};
+use crate::vocab::Protocol;
 
 /// Requests decided concurrently on one stream before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 64;
 
-/// How a session ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum End {
-    /// The peer closed its side.
-    Eof,
-    /// Nothing arrived within the idle timeout (socket connections only).
-    Idle,
-    /// The peer sent `quit` or `exit`.
-    Quit,
-    /// The process is shutting down; requests already read were answered.
-    Shutdown,
-    /// Closed to make room for a new connection (the listener or the
-    /// peer's share was full and this one was idle longest).
-    Evicted,
-    /// The peer did not read a reply within the write timeout; requests
-    /// not answered yet are dropped with the connection.
-    Unread,
-}
+pub use crate::vocab::End;
 
 /// What the listener sees of one connection, to pick one to close when
 /// full: since when it is idle, whether a request is in flight, and the

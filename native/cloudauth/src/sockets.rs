@@ -17,28 +17,14 @@ use tokio::sync::{watch, Notify};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::config::Protocol;
 use crate::handler::Handler;
 use crate::listen::Listener;
 use crate::monitor::Closed;
 use crate::protocols::serve_protocol;
 use crate::serve::{Activity, End, Watch};
+use crate::vocab::Protocol;
 
-/// Limits of socket mode (`--max-connections`, `--max-connections-per-peer`,
-/// `--idle-timeout`, `--write-timeout`).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Open connections per listener. Per listener, so that a flood on one
-    /// (say the loopback Postfix port) cannot starve the others.
-    pub per_listener: usize,
-    /// Open connections per peer (TCP: its address, on loopback the
-    /// connecting socket's owner; unix socket: its user id); 0: no limit.
-    pub per_peer: usize,
-    /// A connection without a request for this long is closed.
-    pub idle: Duration,
-    /// A connection whose peer does not read a reply for this long is closed.
-    pub write: Duration,
-}
+pub use crate::vocab::SocketLimits as Limits;
 
 /// What every connection of every listener shares.
 #[derive(Clone)]

@@ -25,9 +25,9 @@ use tokio_util::codec::{Decoder, Encoder};
 use tracing::{debug, warn};
 
 use crate::codec::{Incoming, Reply};
-use crate::config::Protocol;
 use crate::handler::{Handler, Note, Step};
 use crate::serve::{End, MAX_IN_FLIGHT};
+use crate::vocab::Protocol;
 
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;

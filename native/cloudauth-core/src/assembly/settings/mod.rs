@@ -1,0 +1,302 @@
+//! Settings: the schema every setting is declared in ([`schema`]), values
+//! read through it ([`values`]), and what serves one XMPP domain
+//! ([`DomainSettings`]: a backend, token formats, the domain name the
+//! backend knows), built from those values.
+
+#[cfg(test)]
+mod reference;
+pub use crate::vocab::settings::{keys, schema, values};
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{Backend, HttpClient, Timeouts};
+use crate::cache::{CacheTtls, PasswordCache, Storage, StoreError};
+use crate::roster::{Glob, GroupPolicy};
+use crate::token::{TokenContext, TokenFormat};
+use values::{SettingsError, Values};
+
+/// The deadlines: `timeout`, with `connect-timeout` over its first part.
+pub fn timeouts(v: &Values) -> Timeouts {
+    let mut t = v.timeouts(keys::TIMEOUT).unwrap_or(Timeouts {
+        connect: Duration::from_secs(5),
+        total: Duration::from_secs(10),
+    });
+    if let Some(c) = v.duration(keys::CONNECT_TIMEOUT) {
+        t.connect = c;
+    }
+    t
+}
+
+/// The limits on requests in flight to each backend host.
+pub fn limits(v: &Values) -> crate::backend::gate::Limits {
+    let n = |k, d: u64| usize::try_from(v.count(k).unwrap_or(d)).unwrap_or(usize::MAX);
+    crate::backend::gate::Limits::new(n(keys::CLOUD_CONCURRENCY, 8), n(keys::CLOUD_QUEUE, 1000))
+}
+
+/// When password checks for a user with many wrong passwords are paused.
+pub fn throttle(v: &Values) -> crate::throttle::ThrottleSettings {
+    let d = crate::throttle::ThrottleSettings::default();
+    crate::throttle::ThrottleSettings {
+        failures: v
+            .count(keys::THROTTLE_FAILURES)
+            .map_or(d.failures, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        window: v.duration(keys::THROTTLE_WINDOW).unwrap_or(d.window),
+        max_delay: v.duration(keys::THROTTLE_MAX_DELAY).unwrap_or(d.max_delay),
+    }
+}
+
+/// Which Nextcloud groups become shared roster groups.
+pub fn roster_policy(v: &Values) -> GroupPolicy {
+    let globs = |k| v.list(k).iter().map(|p| Glob::new(p)).collect();
+    GroupPolicy {
+        allow: globs(keys::ROSTER_GROUPS_ALLOW),
+        deny: globs(keys::ROSTER_GROUPS_DENY),
+        max_members: v
+            .count(keys::ROSTER_MAX_MEMBERS)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0),
+    }
+}
+
+impl Default for CacheTtls {
+    /// The settings schema's defaults (1 h, 1 d, 1 w: xcauth's), read where
+    /// the schema is known.
+    fn default() -> Self {
+        cache_settings(&Values::defaults()).ttls
+    }
+}
+
+/// Where cached passwords live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStorage {
+    /// No cache.
+    None,
+    /// Process memory (in ejabberd: the node's).
+    Memory,
+    /// The `authcache` table of the state database.
+    Db,
+    /// A Mnesia table of ejabberd's cluster (in the VM only): the NIF gets
+    /// each user's row with the request and hands back the rows to write.
+    Mnesia,
+}
+
+/// Password cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Storage.
+    pub storage: CacheStorage,
+    /// TTL rules.
+    pub ttls: CacheTtls,
+    /// bcrypt cost for the database.
+    pub rounds_persistent: u32,
+    /// bcrypt cost for memory.
+    pub rounds_memory: u32,
+}
+
+impl CacheSettings {
+    /// The bcrypt cost for the configured storage.
+    pub fn rounds(&self) -> u32 {
+        match self.storage {
+            CacheStorage::Memory => self.rounds_memory,
+            _ => self.rounds_persistent,
+        }
+    }
+
+    /// Opens the cache (`db` in the database at `db`), or `None` for no cache.
+    pub fn open(&self, db: &Path) -> Result<Option<PasswordCache>, StoreError> {
+        let storage = match self.storage {
+            CacheStorage::None => return Ok(None),
+            CacheStorage::Memory => Storage::Memory,
+            CacheStorage::Db => Storage::Sqlite(db),
+            CacheStorage::Mnesia => {
+                return Err(StoreError(
+                    "cache storage mnesia exists only inside ejabberd (auth_method: cloud)".into(),
+                ))
+            }
+        };
+        PasswordCache::open(storage, self.ttls, self.rounds()).map(Some)
+    }
+}
+
+/// The password cache settings.
+pub fn cache_settings(v: &Values) -> CacheSettings {
+    let storage = match v.text(keys::CACHE_STORAGE) {
+        Some("memory") => CacheStorage::Memory,
+        Some("db") => CacheStorage::Db,
+        Some("mnesia") => CacheStorage::Mnesia,
+        _ => CacheStorage::None,
+    };
+    let ttl = |k| v.duration(k).unwrap_or_default();
+    let (rounds_persistent, rounds_memory) = v.rounds(keys::CACHE_BCRYPT_ROUNDS).unwrap_or((12, 4));
+    CacheSettings {
+        storage,
+        ttls: CacheTtls {
+            query: ttl(keys::CACHE_QUERY_TTL),
+            verification: ttl(keys::CACHE_VERIFICATION_TTL),
+            unreachable: ttl(keys::CACHE_UNREACHABLE_TTL),
+        },
+        rounds_persistent,
+        rounds_memory,
+    }
+}
+
+/// What serves one XMPP domain.
+#[derive(Clone)]
+pub struct DomainSettings {
+    /// Asked for passwords (and users, and shared rosters).
+    pub backend: Arc<dyn Backend>,
+    /// Tried in order before the backend.
+    pub tokens: Vec<Arc<dyn TokenFormat>>,
+    /// Domain sent to the backend, when it differs from the XMPP domain.
+    pub auth_domain: Option<String>,
+    /// The settings it was built from (for diagnostics; secrets stay redacted).
+    pub values: Values,
+    /// Distinct for every build: what was learnt from one backend (a
+    /// refused password) is not taken for another's after a settings change.
+    pub generation: u64,
+}
+
+/// The next [`DomainSettings::generation`].
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl std::fmt::Debug for DomainSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tokens: Vec<_> = self.tokens.iter().map(|t| t.name()).collect();
+        f.debug_struct("DomainSettings")
+            .field("backend", &self.backend.name())
+            .field("tokens", &tokens)
+            .field("auth_domain", &self.auth_domain)
+            .finish()
+    }
+}
+
+impl DomainSettings {
+    /// Builds the backend and the token formats `v` names.
+    ///
+    /// A token format left at its default that lacks what it needs (the
+    /// `jsxc` format without a secret, next to a backend that needs none)
+    /// is left out; one asked for explicitly is an error.
+    pub fn build(
+        v: &Values,
+        http: &Arc<HttpClient>,
+        ctx: &TokenContext,
+    ) -> Result<Self, SettingsError> {
+        let name = v.text(keys::BACKEND).unwrap_or("jsxc");
+        let entry =
+            crate::catalogue::backend_entry(name).ok_or_else(|| SettingsError::Invalid {
+                key: keys::BACKEND.into(),
+                origin: v
+                    .origin(keys::BACKEND)
+                    .cloned()
+                    .unwrap_or(values::Origin::Default),
+                why: format!("unknown backend {name:?}"),
+            })?;
+        let backend =
+            crate::backend::metered::as_run(entry.transport, (entry.build)(v, http)?, http);
+        let mut tokens = Vec::new();
+        for name in v.list(keys::TOKENS) {
+            let Some(entry) = crate::catalogue::token_entry(name) else {
+                continue;
+            };
+            match (entry.build)(v, ctx) {
+                Ok(t) => tokens.push(t),
+                Err(SettingsError::Missing { .. }) if v.is_default(keys::TOKENS) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(DomainSettings {
+            backend,
+            tokens,
+            auth_domain: v
+                .text(keys::AUTH_DOMAIN)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            values: v.clone(),
+            generation: next_generation(),
+        })
+    }
+
+    /// The domain name to send to the backend for a request on `xmpp_domain`.
+    pub fn auth_domain<'a>(&'a self, xmpp_domain: &'a str) -> &'a str {
+        self.auth_domain.as_deref().unwrap_or(xmpp_domain)
+    }
+}
+
+/// Finds the settings for an XMPP domain.
+pub trait SettingsResolver: Send + Sync {
+    /// Settings for `xmpp_domain`, or `None` when this domain is not served.
+    fn resolve(&self, xmpp_domain: &str) -> Option<Arc<DomainSettings>>;
+
+    /// Whether `xmpp_domain` has settings of its own, rather than being
+    /// served by global settings that take any domain name a client invents.
+    fn listed(&self, _xmpp_domain: &str) -> bool {
+        true
+    }
+}
+
+/// The same settings for every domain (xcauth's global `--url`/`--secret`,
+/// or one ejabberd vhost).
+#[derive(Debug, Clone)]
+pub struct SingleDomain(pub Arc<DomainSettings>);
+
+impl SingleDomain {
+    /// Serves every domain with `settings`.
+    pub fn new(settings: DomainSettings) -> Self {
+        SingleDomain(Arc::new(settings))
+    }
+}
+
+impl SettingsResolver for SingleDomain {
+    fn resolve(&self, _xmpp_domain: &str) -> Option<Arc<DomainSettings>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values::{Layer, Origin};
+    use super::*;
+    use crate::backend::Timeouts;
+    use crate::token::MemoryReplayGuard;
+    use std::time::Duration;
+
+    fn build(kv: &[(&str, &str)]) -> Result<DomainSettings, SettingsError> {
+        let mut l = Layer::new(Origin::CommandLine);
+        for (k, v) in kv {
+            l.set(*k, *v);
+        }
+        let v = Values::resolve(&[l], |_| true)?.values;
+        let http = Arc::new(HttpClient::new(Timeouts {
+            connect: Duration::from_secs(1),
+            total: Duration::from_secs(1),
+        }));
+        let ctx = TokenContext {
+            replay: Arc::new(MemoryReplayGuard::default()),
+        };
+        DomainSettings::build(&v, &http, &ctx)
+    }
+
+    #[test]
+    fn jsxc_needs_url_and_secret() {
+        let s = build(&[("url", "http://x/api"), ("secret", "k")]).unwrap();
+        assert_eq!(s.backend.name(), "jsxc");
+        assert_eq!(s.tokens.len(), 1);
+        assert_eq!(s.auth_domain("chat.example.org"), "chat.example.org");
+        let e = build(&[("url", "http://x/api")]).unwrap_err();
+        assert!(e.to_string().contains("secret"), "{e}");
+        let e = build(&[("secret", "k")]).unwrap_err();
+        assert!(e.to_string().contains("url"), "{e}");
+        let s = build(&[
+            ("url", "http://x/api"),
+            ("secret", "k"),
+            ("auth-domain", "example.org"),
+        ])
+        .unwrap();
+        assert_eq!(s.auth_domain("chat.example.org"), "example.org");
+    }
+}

@@ -1,0 +1,12 @@
+//! The two deadlines of a request.
+
+use std::time::Duration;
+
+/// Connect and total deadlines for one request (xcauth's `--timeout C,T`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Deadline for the TCP (and TLS) connection set-up.
+    pub connect: Duration,
+    /// Deadline for the whole request, connection included.
+    pub total: Duration,
+}
