@@ -35,8 +35,12 @@
 //! Every change of state is logged once, with what to do. The budget is
 //! shared by every backend instance for the same Nextcloud in this process
 //! ([`FailureBudget::for_nextcloud`]): socket mode and the ejabberd VM have
-//! one per Nextcloud; each process of an extauth pool has its own.
-//! Login names are kept only as keyed digests.
+//! one per Nextcloud. With a state database (`--db`) the failures are kept
+//! there too ([`SharedLedger`]), so the processes of an extauth pool that
+//! share it spend one budget (each keeps its own checks in flight and its
+//! own view of a block; [`HEADROOM`] covers what several processes have in
+//! flight at once). In memory, login names are kept only as keyed digests;
+//! in the database as SHA-256 digests (the same in every process).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +49,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use rusqlite::{params, Connection};
+use sha2::{Digest, Sha256};
+
 use crate::clock::{Clock, SystemClock};
 use crate::digest::{Digester, PairDigest};
+use crate::vocab::state_db::{open_shared, StoreError};
 
 /// Nextcloud's window for counting failures (`Throttler`: 30 minutes for the block).
 pub const WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -176,6 +184,107 @@ pub struct BudgetStats {
     pub failures_caused: AtomicU64,
 }
 
+/// The failures of every process sharing a state database, for one
+/// Nextcloud: rows (Nextcloud, login digest, Unix time) in the table
+/// `nextcloud_failures`. Times are wall-clock seconds (shared between
+/// processes); a clock stepped back makes failures count longer, never
+/// shorter.
+pub struct SharedLedger {
+    conn: Mutex<Connection>,
+    nextcloud: String,
+}
+
+fn login_hash(login: &str) -> String {
+    let d = Sha256::digest(format!("cloudauth-login\0{}", login.to_lowercase()).as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX)
+}
+
+impl SharedLedger {
+    /// The ledger for the Nextcloud called `nextcloud` in the state database at `path`.
+    pub fn open(path: &std::path::Path, nextcloud: &str) -> Result<Self, StoreError> {
+        let conn = open_shared(path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS nextcloud_failures (
+                 nextcloud TEXT NOT NULL, login TEXT NOT NULL, at INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS nextcloud_failures_at ON nextcloud_failures (nextcloud, at);",
+        )
+        .map_err(|e| StoreError(e.to_string()))?;
+        Ok(SharedLedger {
+            conn: Mutex::new(conn),
+            nextcloud: nextcloud.to_string(),
+        })
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
+        let conn = self.conn.lock().ok()?;
+        match f(&conn) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                warn!("failure budget: the state database failed ({e}); checks that may fail wait");
+                None
+            }
+        }
+    }
+
+    /// Failures within the window (all logins, or `login`'s); `None` when
+    /// the database cannot tell (the caller then withholds).
+    fn count(&self, login: Option<&str>) -> Option<u32> {
+        let since = unix_now().saturating_sub(i64::try_from(WINDOW.as_secs()).unwrap_or(0));
+        self.run(|c| {
+            c.execute(
+                "DELETE FROM nextcloud_failures WHERE nextcloud = ?1 AND at <= ?2",
+                params![self.nextcloud, since],
+            )?;
+            let n: i64 = match login {
+                None => c.query_row(
+                    "SELECT COUNT(*) FROM nextcloud_failures WHERE nextcloud = ?1",
+                    params![self.nextcloud],
+                    |r| r.get(0),
+                )?,
+                Some(l) => c.query_row(
+                    "SELECT COUNT(*) FROM nextcloud_failures WHERE nextcloud = ?1 AND login = ?2",
+                    params![self.nextcloud, login_hash(l)],
+                    |r| r.get(0),
+                )?,
+            };
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    fn failed(&self, login: &str) {
+        self.run(|c| {
+            c.execute(
+                "INSERT INTO nextcloud_failures (nextcloud, login, at) VALUES (?1, ?2, ?3)",
+                params![self.nextcloud, login_hash(login), unix_now()],
+            )
+        });
+    }
+
+    fn accepted(&self, login: &str) {
+        self.run(|c| {
+            c.execute(
+                "DELETE FROM nextcloud_failures WHERE nextcloud = ?1 AND login = ?2",
+                params![self.nextcloud, login_hash(login)],
+            )
+        });
+    }
+
+    /// Forgets the `n` oldest failures (Nextcloud reported fewer).
+    fn drop_oldest(&self, n: u32) {
+        self.run(|c| {
+            c.execute(
+                "DELETE FROM nextcloud_failures WHERE rowid IN (SELECT rowid FROM nextcloud_failures \
+                 WHERE nextcloud = ?1 ORDER BY at LIMIT ?2)",
+                params![self.nextcloud, n],
+            )
+        });
+    }
+}
+
 /// The failures this server caused at one Nextcloud, and its block.
 pub struct FailureBudget {
     /// Where, for the log (no user info).
@@ -183,6 +292,8 @@ pub struct FailureBudget {
     max_attempts: u32,
     digester: Digester,
     state: Mutex<State>,
+    /// The failures of every process sharing the state database, if any.
+    shared: Option<SharedLedger>,
     /// The counters.
     pub stats: BudgetStats,
 }
@@ -233,23 +344,52 @@ impl FailureBudget {
             max_attempts,
             digester: Digester::random()?,
             state: Mutex::default(),
+            shared: None,
             stats: BudgetStats::default(),
         })
     }
 
+    /// The same, keeping the failures in `ledger` as well (shared with
+    /// the other processes that use its database).
+    pub fn with_ledger(mut self, ledger: SharedLedger) -> Self {
+        self.shared = Some(ledger);
+        self
+    }
+
     /// The budget shared by every backend for the Nextcloud at `key` (its
     /// base URL) in this process, made on first use.
-    pub fn for_nextcloud(key: &str, name: &str, max_attempts: u32) -> Option<Arc<Self>> {
-        type Registry = Mutex<HashMap<(String, u32), Weak<FailureBudget>>>;
+    pub fn for_nextcloud(
+        key: &str,
+        name: &str,
+        max_attempts: u32,
+        db: Option<&std::path::Path>,
+    ) -> Option<Arc<Self>> {
+        type Registry =
+            Mutex<HashMap<(String, u32, Option<std::path::PathBuf>), Weak<FailureBudget>>>;
         static BUDGETS: OnceLock<Registry> = OnceLock::new();
         let registry = BUDGETS.get_or_init(Registry::default);
         let mut map = registry.lock().ok()?;
         map.retain(|_, w| w.strong_count() > 0);
-        let id = (key.to_string(), max_attempts);
+        let id = (
+            key.to_string(),
+            max_attempts,
+            db.map(std::path::Path::to_path_buf),
+        );
         if let Some(b) = map.get(&id).and_then(Weak::upgrade) {
             return Some(b);
         }
-        let b = Arc::new(FailureBudget::new(name, max_attempts)?);
+        let mut budget = FailureBudget::new(name, max_attempts)?;
+        if let Some(path) = db {
+            match SharedLedger::open(path, key) {
+                Ok(ledger) => budget = budget.with_ledger(ledger),
+                // Still a budget, for this process only.
+                Err(e) => warn!(
+                    "failure budget for Nextcloud at {name}: the state database cannot keep it ({e}); \
+                     this process counts its own failures only"
+                ),
+            }
+        }
+        let b = Arc::new(budget);
         map.insert(id, Arc::downgrade(&b));
         Some(b)
     }
@@ -278,9 +418,23 @@ impl FailureBudget {
         if s.seed_until <= now {
             s.seed = 0;
         }
-        u32::try_from(s.failures.len())
-            .unwrap_or(u32::MAX)
-            .saturating_add(s.seed)
+        let own = match &self.shared {
+            // A database that cannot tell counts as spent: wait, never guess.
+            Some(ledger) => ledger.count(None).unwrap_or(u32::MAX),
+            None => u32::try_from(s.failures.len()).unwrap_or(u32::MAX),
+        };
+        own.saturating_add(s.seed)
+    }
+
+    /// The failures `login` holds in the window.
+    fn counted_for(&self, s: &State, login: &str) -> usize {
+        match &self.shared {
+            Some(ledger) => ledger.count(Some(login)).map_or(usize::MAX, |n| n as usize),
+            None => {
+                let digest = self.login_digest(login);
+                s.failures.iter().filter(|f| f.login.ct_eq(&digest)).count()
+            }
+        }
     }
 
     /// Lets a check that may fail through at `now` (monotonic seconds), or
@@ -295,8 +449,7 @@ impl FailureBudget {
         }
         let failures = self.counted(&mut s, now).saturating_add(s.in_flight);
         let limit = self.limit_for(prospect);
-        let digest = self.login_digest(login);
-        let own = s.failures.iter().filter(|f| f.login.ct_eq(&digest)).count();
+        let own = self.counted_for(&s, login);
         // A larger budget (a raised max-attempts) lets one login hold more.
         let per_login = PER_LOGIN.max(self.limit_for(Prospect::Unlikely) as usize / 2);
         if prospect == Prospect::Unlikely && own >= per_login {
@@ -387,9 +540,15 @@ impl FailureBudget {
             }
             Outcome::Accepted => {
                 s.failures.retain(|f| !f.login.ct_eq(&digest));
+                if let Some(ledger) = &self.shared {
+                    ledger.accepted(login);
+                }
             }
             Outcome::Failed => {
                 self.stats.failures_caused.fetch_add(1, Ordering::Relaxed);
+                if let Some(ledger) = &self.shared {
+                    ledger.failed(login);
+                }
                 s.failures.push_back(Failure {
                     at: now,
                     login: digest,
@@ -443,6 +602,9 @@ impl FailureBudget {
             excess -= from_seed;
             for _ in 0..excess {
                 s.failures.pop_front();
+            }
+            if let Some(ledger) = &self.shared {
+                ledger.drop_oldest(excess);
             }
         }
         self.note_phase(&mut s, now);
@@ -707,10 +869,46 @@ mod tests {
     }
 
     #[test]
+    fn processes_sharing_a_state_database_spend_one_budget() {
+        let dir = std::env::temp_dir().join(format!("cloudauth-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("state.sqlite3");
+        let _ = std::fs::remove_file(&db);
+        // Two processes of an extauth pool: two budgets over one database.
+        let a = budget().with_ledger(SharedLedger::open(&db, "https://cloud/").unwrap());
+        let b = budget().with_ledger(SharedLedger::open(&db, "https://cloud/").unwrap());
+        let other = budget().with_ledger(SharedLedger::open(&db, "https://other/").unwrap());
+        for i in 0..4 {
+            a.record_at(&format!("a{i}"), Outcome::Failed, 1);
+            b.record_at(&format!("b{i}"), Outcome::Failed, 1);
+        }
+        assert_eq!(a.report_at(1).failures, 8);
+        assert!(
+            b.admit_at("alice", Prospect::Likely, 1).is_err(),
+            "spent by both"
+        );
+        assert!(
+            other.admit_at("alice", Prospect::Likely, 1).is_ok(),
+            "another Nextcloud"
+        );
+        // A success in one process clears that login in both.
+        b.record_at("A0", Outcome::Accepted, 2);
+        assert_eq!(a.report_at(2).failures, 7);
+        for _ in 0..3 {
+            a.record_at("mallory", Outcome::Failed, 2);
+        }
+        assert!(
+            b.admit_at("mallory", Prospect::Unlikely, 2).is_err(),
+            "per login across processes"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn one_budget_per_nextcloud_in_a_process() {
-        let a = FailureBudget::for_nextcloud("https://cloud.example/", "a", 10).unwrap();
-        let b = FailureBudget::for_nextcloud("https://cloud.example/", "b", 10).unwrap();
-        let c = FailureBudget::for_nextcloud("https://other.example/", "c", 10).unwrap();
+        let a = FailureBudget::for_nextcloud("https://cloud.example/", "a", 10, None).unwrap();
+        let b = FailureBudget::for_nextcloud("https://cloud.example/", "b", 10, None).unwrap();
+        let c = FailureBudget::for_nextcloud("https://other.example/", "c", 10, None).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
     }

@@ -237,7 +237,7 @@ fn build(v: &Values, http: &Arc<HttpClient>) -> Result<Arc<dyn Backend>, Setting
         })?;
     let mut nc = Nextcloud::new(url, service, Arc::clone(http))
         .map_err(|why| invalid(keys::URL, why.to_string()))?
-        .with_failure_budget(max_attempts);
+        .with_failure_budget(max_attempts, v.path(keys::DB));
     if let Some(file) = v.secret_file(SERVICE_PASSWORD_FILE) {
         nc = nc.with_service_password_file(file.to_path_buf());
     }

@@ -9,10 +9,11 @@ use crate::bruteforce::{FailureBudget, Outcome};
 impl Nextcloud {
     /// The same, keeping the failed logins it causes below `max_attempts`
     /// less [`crate::bruteforce::HEADROOM`] (shared with every backend for
-    /// this Nextcloud in the process).
-    pub fn with_failure_budget(mut self, max_attempts: u32) -> Self {
+    /// this Nextcloud in the process, and through the state database `db`
+    /// with the other processes using it).
+    pub fn with_failure_budget(mut self, max_attempts: u32, db: Option<&std::path::Path>) -> Self {
         self.budget =
-            FailureBudget::for_nextcloud(self.base.as_str(), &shown(&self.base), max_attempts);
+            FailureBudget::for_nextcloud(self.base.as_str(), &shown(&self.base), max_attempts, db);
         self
     }
 
