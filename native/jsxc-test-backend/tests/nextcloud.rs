@@ -2,10 +2,12 @@
 //! `jsxc-test-backend` binary's OCS API (and, for answers that emulation
 //! never gives, a one-reply HTTP server).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,29 +60,16 @@ fn start_with(name: &str, users_json: &str, args: &[&str]) -> TestBackend {
     let dir = test_dir(name);
     let users = dir.join("users.json");
     std::fs::write(&users, users_json).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
-        .args(["--secret", "unused-here", "--quiet", "--users"])
-        .arg(&users)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let rest = line.trim().strip_prefix("READY api=").expect("READY line");
-    let (api, control) = rest.split_once(" control=").unwrap();
-    let host = api
-        .strip_prefix("http://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let common::Spawned {
+        child,
+        control,
+        host,
+        ..
+    } = common::spawn(&users, "unused-here", args);
     TestBackend {
         child,
         base: format!("http://{host}"),
-        control: control.into(),
+        control,
         dir,
     }
 }

@@ -2,9 +2,11 @@
 //! `--nextcloud-version 32|34`, over HTTP: one test per row of the shared
 //! notes' tables ("Nextcloud 32 and 34") that the emulation reproduces.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -45,29 +47,16 @@ fn start(name: &str, args: &[&str]) -> Nc {
     std::fs::create_dir_all(&dir).unwrap();
     let users = dir.join("users.json");
     std::fs::write(&users, USERS).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
-        .args(["--secret", "unused", "--quiet", "--users"])
-        .arg(&users)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let rest = line.trim().strip_prefix("READY api=").expect("READY line");
-    let (api, control) = rest.split_once(" control=").unwrap();
-    let host = api
-        .strip_prefix("http://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let common::Spawned {
+        child,
+        control,
+        host,
+        ..
+    } = common::spawn(&users, "unused", args);
     Nc {
         child,
         base: format!("http://{host}"),
-        control: control.to_string(),
+        control,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The real `jsxc-test-backend` binary, driven over HTTP.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -48,19 +50,14 @@ fn test_dir(name: &str) -> std::path::PathBuf {
 fn start_with(name: &str, users_json: &str, args: &[&str]) -> Backend {
     let users = test_dir(name).join("users.json");
     std::fs::write(&users, users_json).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jsxc-test-backend"))
-        .args(["--secret", SECRET, "--quiet", "--users"])
-        .arg(&users)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let rest = line.trim().strip_prefix("READY api=").expect("READY line");
-    let (api, control) = rest.split_once(" control=").unwrap();
+    let common::Spawned {
+        child,
+        api,
+        control,
+        ..
+    } = common::spawn(&users, SECRET, args);
+    let (api, control) = (api.as_str(), control.as_str());
+    let line = format!("READY api={api} control={control}");
     // e2e scripts take everything after " control=" as the control URL.
     assert!(
         api.starts_with("http://") && control.starts_with("http://") && !control.contains(' '),

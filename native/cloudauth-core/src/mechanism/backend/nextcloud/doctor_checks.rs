@@ -266,17 +266,7 @@ impl Nextcloud {
 /// subadmin, `rights` whether Nextcloud lets it look up others.
 pub(super) fn service_check(who: &str, data: &Value, rights: Result<bool, BackendError>) -> Check {
     const NAME: &str = "service account";
-    let strings = |k: &str| -> Vec<String> {
-        data.get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |k: &str| string_list(data, k);
     match rights {
         Ok(true) if strings("groups").iter().any(|g| g == "admin") => {
             Check::pass(NAME, format!("{who} logs in and is an admin"))

@@ -275,6 +275,20 @@ pub fn ocs_url(base: &reqwest::Url, segments: &[&str]) -> Option<reqwest::Url> {
     Some(url)
 }
 
+/// The strings of the list `key` in an OCS record (`groups`, `subadmin`);
+/// empty when it is missing or not a list.
+fn string_list(data: &Value, key: &str) -> Vec<String> {
+    data.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `ocs.data` of an OCS JSON reply.
 fn ocs_data(body: &[u8]) -> Result<Value, DecodeError> {
     let mut v = decode_json(body)?;

@@ -90,17 +90,7 @@ impl Nextcloud {
         let Ok(data) = record else {
             return String::new();
         };
-        let strings = |k: &str| -> Vec<String> {
-            data.get(k)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strings = |k: &str| string_list(&data, k);
         let scope = if strings("groups").iter().any(|g| g == "admin") {
             format!("; {} is an admin, so the user is unknown", svc.user)
         } else {
