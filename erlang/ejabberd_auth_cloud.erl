@@ -465,6 +465,11 @@ await(Wait, Start) ->
 %% ejabberd logs every login's outcome itself; the path taken (token,
 %% cloud, cache) is debug detail, except what an admin must see: trouble,
 %% and logins admitted from the cache because the cloud could not be asked.
+%% Withheld: not asked on purpose (a spent failure budget, a refused service
+%% password waiting for its file), a state the core logged once already.
+log_decision(Op, User, Server, {trouble, withheld, Detail, _}, Us) ->
+    ?INFO_MSG("~ts ~ts@~ts: cannot tell, not asked (~B us): ~ts",
+	      [Op, User, Server, Us, Detail]);
 log_decision(Op, User, Server, {trouble, Path, Detail, _}, Us) ->
     ?WARNING_MSG("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
 		 [Op, User, Server, Path, Us, Detail]);

@@ -128,12 +128,18 @@ impl Decision {
     }
 
     fn from_backend(r: Result<bool, BackendError>) -> Self {
+        // A backend that did not ask on purpose (a refused service password
+        // waiting for its file) withheld the question: logged as such, once.
+        let path = match &r {
+            Err(e) if e.not_asked() => Path::Withheld,
+            _ => Path::Backend,
+        };
         let verdict = match r {
             Ok(true) => Verdict::Yes,
             Ok(false) => Verdict::No,
             Err(e) => Verdict::Trouble(e),
         };
-        Decision::new(verdict, Path::Backend, None)
+        Decision::new(verdict, path, None)
     }
 }
 
