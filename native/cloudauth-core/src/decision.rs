@@ -483,6 +483,7 @@ impl Authenticator {
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
             Ok(false) => {
+                self.drop_refused_row(&jid, password).await;
                 // Trouble is never counted: "cannot tell" must not turn into "no".
                 if let Some(t) = &self.throttle {
                     t.refused(&guess.throttle_key, &guess.secret, now);
@@ -510,12 +511,45 @@ impl Authenticator {
         e: BackendError,
         path: Path,
     ) -> Decision {
-        if self.cache_admits(jid, password, Rules::Unreachable).await {
+        if e.backend_unreachable() && self.cache_admits(jid, password, Rules::Unreachable).await {
             warn!("{jid}: cloud trouble ({e}); admitted by the password cache");
             Decision::new(Verdict::Yes, Path::Fallback, None)
         } else {
             Decision::new(Verdict::Trouble(e), path, None)
         }
+    }
+
+    /// After the backend refused `password`: a cached row it matches (the
+    /// password changed in the cloud; the row was too old for a hit, or no
+    /// bcrypt slot was free) is removed, or it would admit the old password
+    /// again while the backend is unreachable. A row for another password
+    /// (the user's right one, say) stays: a wrong guess must not take the
+    /// outage fallback away from its owner. The check runs in its own task
+    /// so that a decision's deadline cannot leave the row behind.
+    async fn drop_refused_row(&self, jid: &str, password: &str) {
+        let Some(cache) = &self.cache else { return };
+        let Some(pwhash) = cache.stored_hash(jid) else {
+            return;
+        };
+        let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
+        let slots = Arc::clone(&self.bcrypt_slots);
+        let check = tokio::spawn(async move {
+            if c.matches_hot(&j, &p, &pwhash) {
+                c.remove(&j);
+                return;
+            }
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                if c.hash_matches(&p, &pwhash) {
+                    c.remove(&j);
+                }
+            })
+            .await;
+        });
+        let _ = check.await;
     }
 
     /// How likely a password check is to succeed: a user who logged in
