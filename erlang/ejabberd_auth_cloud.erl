@@ -140,6 +140,9 @@ opt_type(auth_cloud_cache_db) -> econf:binary();
 opt_type(auth_cloud_cache_query_ttl) -> duration();
 opt_type(auth_cloud_cache_verification_ttl) -> duration();
 opt_type(auth_cloud_cache_unreachable_ttl) -> duration();
+opt_type(auth_cloud_cache_revalidate) -> duration();
+opt_type(auth_cloud_known_user_ttl) -> duration();
+opt_type(auth_cloud_known_user_refresh) -> duration();
 opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:either(econf:int(4, 31), econf:binary());
 opt_type(auth_cloud_throttle_failures) -> econf:non_neg_int();
 opt_type(auth_cloud_throttle_window) -> duration();
@@ -169,7 +172,9 @@ options() ->
 		auth_cloud_concurrency, auth_cloud_queue,
 		auth_cloud_cache_storage, auth_cloud_cache_db,
 		auth_cloud_cache_query_ttl, auth_cloud_cache_verification_ttl,
-		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,
+		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_revalidate,
+		auth_cloud_known_user_ttl, auth_cloud_known_user_refresh,
+		auth_cloud_cache_bcrypt_rounds,
 		auth_cloud_throttle_failures, auth_cloud_throttle_window,
 		auth_cloud_throttle_max_delay,
 		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,

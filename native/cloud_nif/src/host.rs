@@ -174,7 +174,15 @@ impl Host {
             .with_deadline(deadline)
             .with_throttle(cloudauth_core::settings::throttle(&v));
         let auth = match cache {
-            Some(c) => auth.with_cache(c),
+            Some(c) => auth.with_cache(c).with_revalidation(caching.revalidate),
+            None => auth,
+        };
+        let known_db = v.path(keys::DB).unwrap_or(Path::new(""));
+        let auth = match caching
+            .open_known(known_db)
+            .map_err(|e| format!("known users: {e}"))?
+        {
+            Some(k) => auth.with_known_users(k),
             None => auth,
         };
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;

@@ -21,6 +21,7 @@ pub mod duration;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jid;
+pub mod known_users;
 pub mod log_text;
 pub mod metrics;
 pub mod refusals;

@@ -196,6 +196,10 @@ fn domain_table(config: &Config, http: &Arc<HttpClient>) -> Result<DomainTable, 
 
 fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticator, String> {
     let cache = config.cache.open(&config.db.0).map_err(|e| e.to_string())?;
+    let known = config
+        .cache
+        .open_known(&config.db.0)
+        .map_err(|e| e.to_string())?;
     let table = domain_table(config, http)?;
     // Every answer within the request timeout and a margin for the cache's
     // bcrypt work, whatever the queue before the backend or the CPU.
@@ -203,8 +207,14 @@ fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticato
     let auth = Authenticator::new(Arc::new(table), Arc::new(SystemClock))
         .with_deadline(deadline)
         .with_throttle(cloudauth_core::settings::throttle(&config.values));
-    Ok(match cache {
-        Some(c) => auth.with_cache(c),
+    let auth = match cache {
+        Some(c) => auth
+            .with_cache(c)
+            .with_revalidation(config.cache.revalidate),
+        None => auth,
+    };
+    Ok(match known {
+        Some(k) => auth.with_known_users(k),
         None => auth,
     })
 }

@@ -174,6 +174,11 @@ impl PasswordCache {
         }
     }
 
+    /// When the backend last confirmed `jid`'s cached password, if a row is kept.
+    pub fn confirmed_at(&self, jid: &str) -> Option<u64> {
+        self.store.get(jid).ok().flatten().map(|e| e.remoteauth)
+    }
+
     /// The hash stored for `jid`, fresh or not.
     pub fn stored_hash(&self, jid: &str) -> Option<String> {
         self.store.get(jid).ok().flatten().map(|e| e.pwhash)
