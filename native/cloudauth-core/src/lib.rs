@@ -18,6 +18,7 @@ pub mod digest;
 pub mod doctor;
 pub mod domains;
 pub mod duration;
+pub mod forget;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jid;
