@@ -37,7 +37,7 @@
 %% Pure helpers, exported for the tests and the benchmark.
 -export([nif_config/1, authzid_allowed/2, answer/2]).
 %% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
--export([stats/1, doctor/1, doctor_text/1]).
+-export([stats/1, forget/2, doctor/1, doctor_text/1]).
 %% For the module's own processes (log sink, cluster cache writer).
 -export([ensure_child/4, ensure_started_later/1, create_table/3]).
 
@@ -140,6 +140,9 @@ opt_type(auth_cloud_cache_db) -> econf:binary();
 opt_type(auth_cloud_cache_query_ttl) -> duration();
 opt_type(auth_cloud_cache_verification_ttl) -> duration();
 opt_type(auth_cloud_cache_unreachable_ttl) -> duration();
+opt_type(auth_cloud_cache_revalidate) -> duration();
+opt_type(auth_cloud_known_user_ttl) -> duration();
+opt_type(auth_cloud_known_user_refresh) -> duration();
 opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:either(econf:int(4, 31), econf:binary());
 opt_type(auth_cloud_throttle_failures) -> econf:non_neg_int();
 opt_type(auth_cloud_throttle_window) -> duration();
@@ -169,7 +172,9 @@ options() ->
 		auth_cloud_concurrency, auth_cloud_queue,
 		auth_cloud_cache_storage, auth_cloud_cache_db,
 		auth_cloud_cache_query_ttl, auth_cloud_cache_verification_ttl,
-		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_bcrypt_rounds,
+		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_revalidate,
+		auth_cloud_known_user_ttl, auth_cloud_known_user_refresh,
+		auth_cloud_cache_bcrypt_rounds,
 		auth_cloud_throttle_failures, auth_cloud_throttle_window,
 		auth_cloud_throttle_max_delay,
 		auth_cloud_roster_sync, auth_cloud_roster_groups_allow,
@@ -192,7 +197,18 @@ commands() ->
 			module = ?MODULE, function = stats,
 			args = [{host, binary}], args_example = [<<"example.org">>],
 			args_desc = ["Virtual host using auth_method: cloud"],
-			result = {stats, string}} | doctor_commands()].
+			result = {stats, string}},
+     #ejabberd_commands{name = cloud_auth_forget, tags = [accounts],
+			desc = "Forget what cloud authentication holds for a user and close his sessions",
+			longdesc = "Drops the user's cached password and known-user entry and "
+			"his shared roster digest (his next login re-reads his groups), then "
+			"closes his sessions (ejabberd_sm:kick_user). For an admin who just "
+			"disabled or deleted the account in Nextcloud.",
+			module = ?MODULE, function = forget,
+			args = [{user, binary}, {host, binary}],
+			args_example = [<<"alice">>, <<"example.org">>],
+			args_desc = ["User part of the JID", "Virtual host using auth_method: cloud"],
+			result = {res, restuple}} | doctor_commands()].
 
 %% The vhost's counters, or why there are none.
 -spec stats(binary()) -> string().
@@ -200,6 +216,29 @@ stats(Host) ->
     case persistent_term:get(handle_key(Host), undefined) of
 	undefined -> "# cloud authentication is not set up for this host\n# EOF\n";
 	{Handle, _} -> binary_to_list(ejabberd_auth_cloud_nif:stats(Handle))
+    end.
+
+%% Drops the core's state for the user, then the roster digest (kept in
+%% Mnesia by the roster module), then kicks the sessions.
+-spec forget(binary(), binary()) -> {ok | error, string()}.
+forget(User, Host) ->
+    case persistent_term:get(handle_key(Host), undefined) of
+	undefined ->
+	    {error, "cloud authentication is not set up for this host"};
+	{Handle, _} ->
+	    case ejabberd_auth_cloud_nif:forget(Handle, User, Host) of
+		{ok, Jid} ->
+		    [LUser, LHost] = binary:split(Jid, <<"@">>),
+		    _ = catch mnesia:dirty_delete(ejabberd_auth_cloud_roster,
+						  {hash, {LUser, LHost}}),
+		    Kicked = ejabberd_sm:kick_user(LUser, LHost),
+		    ?INFO_MSG("cloud_auth_forget: ~ts forgotten, ~p session(s) closed",
+			      [Jid, Kicked]),
+		    {ok, io_lib:format("~ts: cached password, known-user entry and roster "
+				       "digest dropped; ~p session(s) closed", [Jid, Kicked])};
+		{error, Why} ->
+		    {error, binary_to_list(Why)}
+	    end
     end.
 
 %%%----------------------------------------------------------------------

@@ -12,7 +12,7 @@
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud_nif).
 
--export([new_host/1, schema/0, set_log_sink/1, stats/1, check_token/4, auth/5, is_user/4,
+-export([new_host/1, schema/0, set_log_sink/1, stats/1, forget/3, check_token/4, auth/5, is_user/4,
 	 cache_lend/4, set_cache_writer/1,
 	 roster_fetch/4, roster_plan/6, doctor/3,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
@@ -54,6 +54,10 @@ set_log_sink(_Pid) -> erlang:nif_error(nif_not_loaded).
 %% The host's counters as OpenMetrics text.
 -spec stats(reference()) -> binary().
 stats(_Host) -> erlang:nif_error(nif_not_loaded).
+
+%% Drops the user's cache row and known-user entry; {ok, <<"user@host">>}.
+-spec forget(reference(), binary(), binary()) -> {ok, binary()} | {error, binary()}.
+forget(_Host, _User, _Server) -> erlang:nif_error(nif_not_loaded).
 
 %% Every option of the core's settings schema with its default (text) or nil.
 -spec schema() -> [{binary(), binary() | nil}].

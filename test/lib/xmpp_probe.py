@@ -54,6 +54,8 @@ def main() -> int:
     p.add_argument("--message", metavar="TO")
     p.add_argument("--subscribe", metavar="TO")
     p.add_argument("--body", default="probe")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="send N messages to --message (errors are reported for the first)")
     p.add_argument("--wait", type=float, default=3.0,
                    help="seconds to wait for error replies (default 3)")
     p.add_argument("--collect", type=float, metavar="SECONDS")
@@ -100,6 +102,8 @@ def main() -> int:
             m = c.make_message(mto=a.message, mbody=a.body, mtype="chat")
             m["id"] = msg_id
             m.send()
+            for i in range(1, a.repeat):
+                c.make_message(mto=a.message, mbody="%s-%d" % (a.body, i), mtype="chat").send()
         if a.subscribe:
             pr = c.make_presence(pto=a.subscribe, ptype="subscribe")
             pr["id"] = sub_id

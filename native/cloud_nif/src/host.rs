@@ -173,7 +173,11 @@ impl Host {
         // The decision's own deadline (DECISION_MARGIN past the request
         // timeout) ends before the reply budget, so a slow decision is
         // answered as trouble with its cause.
-        let auth = Authenticator::from_settings(Arc::new(SingleDomain(settings)), &v, cache);
+        let known_db = v.path(keys::DB).unwrap_or(Path::new(""));
+        let known = caching
+            .open_known(known_db)
+            .map_err(|e| format!("known users: {e}"))?;
+        let auth = Authenticator::from_settings(Arc::new(SingleDomain(settings)), &v, cache, known);
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
         let doctor_budget = timeouts.connect * 4 + timeouts.total * 3 + BUDGET_MARGIN;
         warnings.retain(|w| !w.is_empty());

@@ -322,6 +322,21 @@ fn stats(host: ResourceArc<Host>) -> String {
     host.render_stats()
 }
 
+/// `forget(Handle, User, Server) -> {ok, Jid} | {error, Why}`: drops the
+/// user's password cache row (in a cluster: through the row writer) and
+/// known-user entry. Erlang then clears the roster digest and kicks the
+/// sessions (`ejabberdctl cloud_auth_forget`).
+#[rustler::nif(schedule = "DirtyIo")]
+fn forget(host: ResourceArc<Host>, user: Binary, server: Binary) -> Result<String, String> {
+    let (Ok(user), Ok(server)) = (
+        std::str::from_utf8(user.as_slice()),
+        std::str::from_utf8(server.as_slice()),
+    ) else {
+        return Err("user and host must be UTF-8".into());
+    };
+    host.auth.forget(user, server).map_err(str::to_string)
+}
+
 /// `noop() -> ok`: the floor of a NIF call, for benchmarks.
 #[rustler::nif]
 fn noop() -> Atom {

@@ -17,11 +17,13 @@ mod operations;
 mod vocab;
 
 pub use assembly::{authenticator, catalogue, decision, domains, settings};
-pub use mechanism::{backend, bruteforce, cache, coalesce, refusals, roster, throttle, token};
+pub use mechanism::{
+    backend, bruteforce, cache, coalesce, known_users, refusals, roster, throttle, token,
+};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use operations::fuzzing;
-pub use operations::{doctor, metrics};
+pub use operations::{doctor, forget, metrics};
 pub use vocab::{clock, digest, duration, jid, log_text, secret, signature, timestamp, tls};
 
 pub use backend::{Backend, BackendError, HttpClient, Timeouts};

@@ -64,6 +64,16 @@ pub enum Command {
         /// domain of the per-domain file and database).
         domain: Option<String>,
     },
+    /// Drop what the state database (--db) holds for a user: the cached
+    /// password, the known-user entry, the roster digest. For an admin who
+    /// just disabled the account; close the sessions with `ejabberdctl
+    /// kick_user USER HOST`. Exit 0 when done, 70 when the database failed.
+    Forget {
+        /// User part of the JID.
+        user: String,
+        /// XMPP domain.
+        domain: String,
+    },
 }
 
 /// The settings given on the command line, as `(key, text)` in schema form.

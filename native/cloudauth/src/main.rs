@@ -63,6 +63,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some(Command::Forget { user, domain }) = &cli.command {
+        return forget(&config, user, domain);
+    }
     if let Some(Command::Token {
         user,
         domain,
@@ -190,13 +193,57 @@ fn domain_table(config: &Config, http: &Arc<HttpClient>) -> Result<DomainTable, 
     Ok(table)
 }
 
+/// `cloudauth forget USER DOMAIN`: one line saying what was dropped.
+fn forget(config: &Config, user: &str, domain: &str) -> ExitCode {
+    let (user, domain) = match cloudauth_core::jid::canonical(user, domain) {
+        Ok(pair) => pair,
+        Err(why) => {
+            eprintln!("cloudauth forget: {why}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let jid = format!("{user}@{domain}");
+    match cloudauth_core::forget::forget_in_db(&config.db.0, &jid) {
+        Ok(gone) => {
+            let said = |held: bool, what: &'static str| if held { what } else { "" };
+            let parts: Vec<&str> = [
+                said(gone.cache_row, "cached password"),
+                said(gone.known_user, "known-user entry"),
+                said(gone.roster_digest, "roster digest"),
+            ]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+            let what = if parts.is_empty() {
+                "nothing was held".to_string()
+            } else {
+                format!("dropped {}", parts.join(", "))
+            };
+            println!(
+                "{jid}: {what} in {}; close the sessions with `ejabberdctl kick_user {user} {domain}`",
+                config.db.0.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cloudauth forget: {}: {e}", config.db.0.display());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 fn authenticator(config: &Config, http: &Arc<HttpClient>) -> Result<Authenticator, String> {
     let cache = config.cache.open(&config.db.0).map_err(|e| e.to_string())?;
+    let known = config
+        .cache
+        .open_known(&config.db.0)
+        .map_err(|e| e.to_string())?;
     let table = domain_table(config, http)?;
     Ok(Authenticator::from_settings(
         Arc::new(table),
         &config.values,
         cache,
+        known,
     ))
 }
 

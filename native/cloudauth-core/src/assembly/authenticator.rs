@@ -7,8 +7,9 @@ use std::time::Duration;
 use crate::cache::PasswordCache;
 use crate::clock::SystemClock;
 use crate::decision::Authenticator;
+use crate::known_users::KnownUsers;
 use crate::settings::values::Values;
-use crate::settings::{throttle, timeouts, SettingsResolver};
+use crate::settings::{cache_settings, throttle, timeouts, SettingsResolver};
 
 /// What a decision may take beyond the request timeout (or the connect
 /// timeout, if longer): the cache's bcrypt work, whatever the queue before
@@ -18,18 +19,25 @@ pub const DECISION_MARGIN: Duration = Duration::from_secs(1);
 impl Authenticator {
     /// The authenticator for `resolver`'s domains, with the deadline and the
     /// throttle of the global `values`, on the system clock, over `cache`
-    /// if there is one.
+    /// (revalidated as `values` say) and `known` users if there are any.
     pub fn from_settings(
         resolver: Arc<dyn SettingsResolver>,
         values: &Values,
         cache: Option<PasswordCache>,
+        known: Option<KnownUsers>,
     ) -> Authenticator {
         let t = timeouts(values);
         let auth = Authenticator::new(resolver, Arc::new(SystemClock))
             .with_deadline(t.total.max(t.connect) + DECISION_MARGIN)
             .with_throttle(throttle(values));
-        match cache {
-            Some(c) => auth.with_cache(c),
+        let auth = match cache {
+            Some(c) => auth
+                .with_cache(c)
+                .with_revalidation(cache_settings(values).revalidate),
+            None => auth,
+        };
+        match known {
+            Some(k) => auth.with_known_users(k),
             None => auth,
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::backend::{Account, BackendError};
 use crate::bruteforce::Prospect;
@@ -21,6 +21,7 @@ use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
 use crate::jid;
+use crate::known_users::{Background, KnownUsers, Standing};
 use crate::refusals::RecentRefusals;
 use crate::roster::SharedRoster;
 use crate::settings::{DomainSettings, SettingsResolver};
@@ -226,6 +227,13 @@ pub struct Authenticator {
     bcrypt_slots: Arc<tokio::sync::Semaphore>,
     /// Longest a decision may take, waits for bcrypt and the backend included.
     deadline: Option<Duration>,
+    /// Users the backend confirmed, answering `isuser` without it.
+    known: Option<Arc<KnownUsers>>,
+    /// Age of a cached password's last confirmation past which a hit is
+    /// re-checked with the backend in the background.
+    revalidate: Option<Duration>,
+    /// Background checks in flight (coalesced, bounded).
+    background: Arc<Background>,
 }
 
 /// How long a wrong password is answered "no" from memory when the backend
@@ -260,7 +268,45 @@ impl Authenticator {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             deadline: None,
+            known: None,
+            revalidate: None,
+            background: Arc::new(Background::default()),
         }
+    }
+
+    /// Adds known users (kept in the password cache's storage).
+    pub fn with_known_users(mut self, known: KnownUsers) -> Self {
+        self.background = known.background();
+        self.known = Some(Arc::new(known));
+        self
+    }
+
+    /// Re-checks cache hits whose password the backend last confirmed
+    /// longer than `after` ago, in the background (zero: never).
+    pub fn with_revalidation(mut self, after: Duration) -> Self {
+        self.revalidate = (!after.is_zero()).then_some(after);
+        self
+    }
+
+    /// The known users, if any.
+    pub fn known_users(&self) -> Option<&Arc<KnownUsers>> {
+        self.known.as_ref()
+    }
+
+    /// Drops everything this process holds for `user@domain`: its password
+    /// cache row and known-user entry (a remembered "no" included). For an
+    /// admin who just disabled the account; closing its sessions is the
+    /// server's part.
+    pub fn forget(&self, user: &str, domain: &str) -> Result<String, &'static str> {
+        let (user, domain) = jid::canonical(user, domain)?;
+        let jid = format!("{user}@{domain}");
+        if let Some(cache) = &self.cache {
+            cache.remove(&jid);
+        }
+        if let Some(known) = &self.known {
+            known.forget(&jid);
+        }
+        Ok(jid)
     }
 
     /// Bounds every decision by `deadline` (the request timeout and a
@@ -444,6 +490,7 @@ impl Authenticator {
         // password is none), after the recent refusals (a wrong password
         // refused a moment ago costs no bcrypt run). Tokens were decided before.
         if self.cache_admits(&jid, password, Rules::Normal).await {
+            self.revalidate_in_background(&settings, user, domain, &jid, password);
             return Decision::new(Verdict::Yes, Path::Cache, None);
         }
         // After the recent refusals (a stale password is no new guess),
@@ -486,9 +533,13 @@ impl Authenticator {
                     t.admitted(&guess.throttle_key, &guess.secret, now);
                 }
                 self.cache_store(user, domain, &jid, password).await;
+                if let Some(known) = &self.known {
+                    known.confirm(&jid, self.clock.now_unix());
+                }
                 Decision::new(Verdict::Yes, Path::Backend, None)
             }
             Ok(false) => {
+                self.drop_refused_row(&jid, password).await;
                 // Trouble is never counted: "cannot tell" must not turn into "no".
                 if let Some(t) = &self.throttle {
                     t.refused(&guess.throttle_key, &guess.secret, now);
@@ -516,12 +567,45 @@ impl Authenticator {
         e: BackendError,
         path: Path,
     ) -> Decision {
-        if self.cache_admits(jid, password, Rules::Unreachable).await {
+        if e.backend_unreachable() && self.cache_admits(jid, password, Rules::Unreachable).await {
             warn!("{jid}: cloud trouble ({e}); admitted by the password cache");
             Decision::new(Verdict::Yes, Path::Fallback, None)
         } else {
             Decision::new(Verdict::Trouble(e), path, None)
         }
+    }
+
+    /// After the backend refused `password`: a cached row it matches (the
+    /// password changed in the cloud; the row was too old for a hit, or no
+    /// bcrypt slot was free) is removed, or it would admit the old password
+    /// again while the backend is unreachable. A row for another password
+    /// (the user's right one, say) stays: a wrong guess must not take the
+    /// outage fallback away from its owner. The check runs in its own task
+    /// so that a decision's deadline cannot leave the row behind.
+    async fn drop_refused_row(&self, jid: &str, password: &str) {
+        let Some(cache) = &self.cache else { return };
+        let Some(pwhash) = cache.stored_hash(jid) else {
+            return;
+        };
+        let (c, j, p) = (Arc::clone(cache), jid.to_string(), password.to_string());
+        let slots = Arc::clone(&self.bcrypt_slots);
+        let check = tokio::spawn(async move {
+            if c.matches_hot(&j, &p, &pwhash) {
+                c.remove(&j);
+                return;
+            }
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                if c.hash_matches(&p, &pwhash) {
+                    c.remove(&j);
+                }
+            })
+            .await;
+        });
+        let _ = check.await;
     }
 
     /// How likely a password check is to succeed: a user who logged in
@@ -663,17 +747,147 @@ impl Authenticator {
         let Some(settings) = self.settings.resolve(domain) else {
             return Decision::new(Verdict::No, Path::Refused, Some("domain not served"));
         };
+        let jid = format!("{user}@{domain}");
+        if let Some(known) = &self.known {
+            let (now, mono) = (self.clock.now_unix(), self.clock.monotonic_secs());
+            match known.standing(&jid, now, mono) {
+                Standing::Known { due } => {
+                    if due {
+                        self.refresh_in_background(&settings, user, domain, &jid);
+                    }
+                    return Decision::new(Verdict::Yes, Path::Cache, Some("known user"));
+                }
+                Standing::Absent => {
+                    return Decision::new(
+                        Verdict::No,
+                        Path::Recent,
+                        Some("no such user a moment ago; not asked again"),
+                    )
+                }
+                Standing::Unknown => {}
+            }
+        }
         let who = Account {
             user,
             domain: settings.auth_domain(domain),
         };
         let work = settings.backend.is_user(who);
-        let jid = format!("{user}@{domain}");
         let r = match &self.coalescer {
             Some(c) => c.run("isuser", &jid, "", || work).await,
             None => work.await,
         };
+        if let Ok(exists) = r {
+            learn_existence(
+                self.known.as_deref(),
+                self.cache.as_deref(),
+                self.clock.as_ref(),
+                &jid,
+                exists,
+            );
+        }
         Decision::from_backend(r)
+    }
+
+    /// A known user's entry is older than the refresh interval: asks the
+    /// backend in the background (one per user, a few at once, through the
+    /// backend's own gate); the answer to this question was given already.
+    fn refresh_in_background(
+        &self,
+        settings: &Arc<DomainSettings>,
+        user: &str,
+        domain: &str,
+        jid: &str,
+    ) {
+        let Some(known) = &self.known else { return };
+        let Some(running) = self.background.start(format!("isuser\0{jid}")) else {
+            return;
+        };
+        let (known, cache, clock) = (
+            Arc::clone(known),
+            self.cache.clone(),
+            Arc::clone(&self.clock),
+        );
+        let settings = Arc::clone(settings);
+        let (user, domain, jid) = (user.to_string(), domain.to_string(), jid.to_string());
+        tokio::spawn(async move {
+            let _running = running;
+            let who = Account {
+                user: &user,
+                domain: settings.auth_domain(&domain),
+            };
+            match settings.backend.is_user(who).await {
+                Ok(exists) => {
+                    learn_existence(Some(&known), cache.as_deref(), clock.as_ref(), &jid, exists)
+                }
+                Err(e) => {
+                    debug!("{jid}: known user not refreshed, the backend could not tell ({e})")
+                }
+            }
+        });
+    }
+
+    /// A cache hit whose password the backend last confirmed longer than
+    /// the revalidation interval ago: asks the backend again in the
+    /// background (one per user, a few at once). That check may fail at
+    /// Nextcloud, so it spends the failure budget like any check and is
+    /// skipped, never counted as "no", when the budget withholds it. A "no"
+    /// drops the row: the old password stops working.
+    fn revalidate_in_background(
+        &self,
+        settings: &Arc<DomainSettings>,
+        user: &str,
+        domain: &str,
+        jid: &str,
+        password: &str,
+    ) {
+        let (Some(after), Some(cache)) = (self.revalidate, &self.cache) else {
+            return;
+        };
+        let now = self.clock.now_unix();
+        let Some(confirmed) = cache.confirmed_at(jid) else {
+            return;
+        };
+        if confirmed.saturating_add(after.as_secs()) > now {
+            return;
+        }
+        let Some(running) = self.background.start(format!("auth\0{jid}")) else {
+            return;
+        };
+        let (cache, clock) = (Arc::clone(cache), Arc::clone(&self.clock));
+        let settings = Arc::clone(settings);
+        let (user, domain) = (user.to_string(), domain.to_string());
+        let (jid, password) = (jid.to_string(), password.to_string());
+        tokio::spawn(async move {
+            let _running = running;
+            let _spend = match settings.backend.failure_budget() {
+                None => None,
+                Some(budget) => match budget.admit(&user, Prospect::Likely) {
+                    Ok(spend) => Some(spend),
+                    Err(_) => {
+                        debug!("{jid}: cached password not revalidated: the failure budget withholds the check");
+                        return;
+                    }
+                },
+            };
+            let who = Account {
+                user: &user,
+                domain: settings.auth_domain(&domain),
+            };
+            match settings.backend.auth(who, &password).await {
+                Ok(true) => {
+                    if let Some(h) = cache.reusable_hash(&jid, &password) {
+                        cache.record_verified(&jid, &password, &h, clock.now_unix());
+                    }
+                }
+                Ok(false) => {
+                    info!("{jid}: the backend no longer accepts the cached password; its cache row is dropped");
+                    cache.remove(&jid);
+                }
+                Err(e) => debug!(
+                    "{jid}: cached password not revalidated, the backend could not tell ({e})"
+                ),
+            }
+        });
     }
 
     /// The users sharing a group with `user@domain`, from the domain's
@@ -699,6 +913,41 @@ impl Authenticator {
                 "this backend gives no shared roster",
             )),
         };
+        if let (Some(known), Ok(roster)) = (&self.known, &answer) {
+            let now = self.clock.now_unix();
+            for member in std::iter::once(user).chain(roster.keys().map(String::as_str)) {
+                if let Ok((u, d)) = jid::canonical(member, domain) {
+                    known.confirm(&format!("{u}@{d}"), now);
+                }
+            }
+        }
         answer
+    }
+}
+
+/// What the backend's answer to `isuser` teaches: a "yes" makes the user
+/// known; a "no" (gone, or disabled) drops his known-user entry and his
+/// cached password, and is remembered briefly.
+fn learn_existence(
+    known: Option<&KnownUsers>,
+    cache: Option<&PasswordCache>,
+    clock: &dyn Clock,
+    jid: &str,
+    exists: bool,
+) {
+    if exists {
+        if let Some(k) = known {
+            k.confirm(jid, clock.now_unix());
+        }
+        return;
+    }
+    if let Some(k) = known {
+        if k.standing(jid, clock.now_unix(), clock.monotonic_secs()) != Standing::Unknown {
+            info!("{jid}: the backend no longer knows this user; dropped from the known users and the password cache");
+        }
+        k.absent(jid, clock.monotonic_secs());
+    }
+    if let Some(c) = cache {
+        c.remove(jid);
     }
 }

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bruteforce;
 pub mod cache;
 pub mod coalesce;
+pub mod known_users;
 pub mod refusals;
 pub mod roster;
 pub mod throttle;

@@ -3,6 +3,7 @@
 //! below.
 
 pub mod doctor;
+pub mod forget;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

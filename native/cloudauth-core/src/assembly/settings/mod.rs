@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, HttpClient, Timeouts};
 use crate::cache::{CacheTtls, PasswordCache, Storage, StoreError};
+use crate::known_users::{KnownStore, KnownTtls, KnownUsers, MemoryKnown, SqliteKnown};
 use crate::roster::{Glob, GroupPolicy};
 use crate::token::{TokenContext, TokenFormat};
 use values::{SettingsError, Values};
@@ -93,6 +94,10 @@ pub struct CacheSettings {
     pub rounds_persistent: u32,
     /// bcrypt cost for memory.
     pub rounds_memory: u32,
+    /// Age of a cached password's confirmation past which a hit is re-checked.
+    pub revalidate: Duration,
+    /// Known users' TTL and refresh interval.
+    pub known: KnownTtls,
 }
 
 impl CacheSettings {
@@ -118,6 +123,18 @@ impl CacheSettings {
         };
         PasswordCache::open(storage, self.ttls, self.rounds()).map(Some)
     }
+
+    /// Opens the known users, in the same storage as the cache (`db`: the
+    /// database at `db`); `None` without a cache. In a cluster (`mnesia`)
+    /// each node keeps its own in memory.
+    pub fn open_known(&self, db: &Path) -> Result<Option<KnownUsers>, StoreError> {
+        let store: Box<dyn KnownStore> = match self.storage {
+            CacheStorage::None => return Ok(None),
+            CacheStorage::Memory | CacheStorage::Mnesia => Box::new(MemoryKnown::default()),
+            CacheStorage::Db => Box::new(SqliteKnown::open(db)?),
+        };
+        Ok(Some(KnownUsers::new(store, self.known)))
+    }
 }
 
 /// The password cache settings.
@@ -139,6 +156,11 @@ pub fn cache_settings(v: &Values) -> CacheSettings {
         },
         rounds_persistent,
         rounds_memory,
+        revalidate: ttl(keys::CACHE_REVALIDATE),
+        known: KnownTtls {
+            ttl: ttl(keys::KNOWN_USER_TTL),
+            refresh: ttl(keys::KNOWN_USER_REFRESH),
+        },
     }
 }
 

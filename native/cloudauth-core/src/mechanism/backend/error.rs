@@ -181,6 +181,43 @@ impl From<crate::bruteforce::Spent> for BackendError {
 }
 
 impl BackendError {
+    /// Whether this error means the backend could not be reached or could
+    /// not answer (down, unreachable, failing, blocking this server, or not
+    /// asked so that it does not block it): the password cache's outage rules
+    /// ([`crate::cache::Rules::Unreachable`]) may then stand in for it.
+    /// cloudauth's own overload (its queue full, a request that could not
+    /// start in time), its guessing pause and its local state say nothing
+    /// about the backend: a week-old cached password must not admit anyone
+    /// just because this server is busy.
+    pub fn backend_unreachable(&self) -> bool {
+        match self {
+            BackendError::ConnectionRefused { .. }
+            | BackendError::Dns { .. }
+            | BackendError::Tls { .. }
+            | BackendError::Connect { .. }
+            | BackendError::Timeout(_)
+            | BackendError::Redirect { .. }
+            | BackendError::SignatureRejected { .. }
+            | BackendError::Unauthorized { .. }
+            | BackendError::ServiceRefused { .. }
+            | BackendError::ServicePaused { .. }
+            | BackendError::NotVisible { .. }
+            | BackendError::Blocked { .. }
+            | BackendError::HttpStatus { .. }
+            | BackendError::BodyTooLarge(_)
+            | BackendError::Decode(_)
+            | BackendError::Api(_)
+            | BackendError::Body(_)
+            | BackendError::FailuresBudgetSpent { .. } => true,
+            BackendError::Setup(_)
+            | BackendError::GuessingPaused(_)
+            | BackendError::Overloaded { .. }
+            | BackendError::QueueTimeout { .. }
+            | BackendError::LocalState(_)
+            | BackendError::Unsupported(_) => false,
+        }
+    }
+
     /// Whether the backend was not asked on purpose (a pause that is
     /// already explained once in the log): the request's own log line is
     /// then no warning.

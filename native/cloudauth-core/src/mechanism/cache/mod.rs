@@ -167,6 +167,40 @@ impl PasswordCache {
         }
     }
 
+    /// When the backend last confirmed `jid`'s cached password, if a row is kept.
+    pub fn confirmed_at(&self, jid: &str) -> Option<u64> {
+        self.store.get(jid).ok().flatten().map(|e| e.remoteauth)
+    }
+
+    /// The hash stored for `jid`, fresh or not.
+    pub fn stored_hash(&self, jid: &str) -> Option<String> {
+        self.store.get(jid).ok().flatten().map(|e| e.pwhash)
+    }
+
+    /// Whether this process saw `password` match `pwhash` for `jid` (no bcrypt).
+    pub fn matches_hot(&self, jid: &str, password: &str, pwhash: &str) -> bool {
+        let digest = self.digester.digest(jid, password);
+        self.hot.lock().ok().is_some_and(|hot| {
+            hot.get(jid)
+                .is_some_and(|h| h.pwhash == pwhash && h.digest.ct_eq(&digest))
+        })
+    }
+
+    /// Whether `password` matches `pwhash` (blocking: bcrypt), recording nothing.
+    pub fn hash_matches(&self, password: &str, pwhash: &str) -> bool {
+        password.len() <= BCRYPT_MAX_PASSWORD && bcrypt::verify(password, pwhash).unwrap_or(false)
+    }
+
+    /// Drops `jid`'s row and what this process remembers of it.
+    pub fn remove(&self, jid: &str) {
+        if let Err(e) = self.store.remove(jid) {
+            warn!("password cache: removing {jid} failed: {e}");
+        }
+        if let Ok(mut hot) = self.hot.lock() {
+            hot.remove(jid);
+        }
+    }
+
     /// The slow part (blocking): bcrypt-compares `password` with `pwhash`;
     /// a match is remembered in memory and recorded as a hit.
     pub fn verify_slow(&self, jid: &str, password: &str, pwhash: &str, now: u64) -> bool {

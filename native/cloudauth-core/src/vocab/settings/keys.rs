@@ -29,6 +29,12 @@ pub(crate) const CACHE_QUERY_TTL: &str = "cache-query-ttl";
 pub(crate) const CACHE_VERIFICATION_TTL: &str = "cache-verification-ttl";
 /// `cache-unreachable-ttl`
 pub(crate) const CACHE_UNREACHABLE_TTL: &str = "cache-unreachable-ttl";
+/// `cache-revalidate`
+pub(crate) const CACHE_REVALIDATE: &str = "cache-revalidate";
+/// `known-user-ttl`
+pub(crate) const KNOWN_USER_TTL: &str = "known-user-ttl";
+/// `known-user-refresh`
+pub(crate) const KNOWN_USER_REFRESH: &str = "known-user-refresh";
 /// `cache-bcrypt-rounds`
 pub(crate) const CACHE_BCRYPT_ROUNDS: &str = "cache-bcrypt-rounds";
 /// `roster-sync`

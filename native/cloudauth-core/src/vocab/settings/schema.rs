@@ -236,6 +236,18 @@ pub(crate) static CORE: &[Spec] = &[
         .default("1w")
         .vm()
         .value_name("DURATION"),
+    Spec::new(CACHE_REVALIDATE, Kind::Duration, "A cache hit whose password the backend last confirmed longer ago still answers at once, and is re-checked with the backend in the background (through the failure budget); a refusal drops the row")
+        .default("15m")
+        .vm()
+        .value_name("DURATION"),
+    Spec::new(KNOWN_USER_TTL, Kind::Duration, "How long a user the backend confirmed (login, isuser, shared roster) is known: isuser answers yes without the backend, also while it cannot be asked (needs a cache storage; kept in it)")
+        .default("30d")
+        .vm()
+        .value_name("DURATION"),
+    Spec::new(KNOWN_USER_REFRESH, Kind::Duration, "Age of a known user's confirmation past which isuser asks the backend again in the background (a no drops the user and his cached password)")
+        .default("1h")
+        .vm()
+        .value_name("DURATION"),
     Spec::new(CACHE_BCRYPT_ROUNDS, Kind::Rounds, "bcrypt cost of cached passwords: P[,M] for the database and for memory (one value: both)")
         .default("12,4")
         .vm()

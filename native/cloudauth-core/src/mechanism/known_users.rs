@@ -1,0 +1,353 @@
+//! Users the backend said exist, kept next to the password cache, so that
+//! `isuser` (asked by ejabberd and Prosody for every message and
+//! subscription to an offline user) is answered without the backend and
+//! still "yes" while the backend cannot be asked.
+//!
+//! An entry is written when the backend confirms a user (a password it
+//! accepted, an `isuser` yes, a shared-roster listing) and holds for the
+//! known-user TTL since that confirmation; past the refresh interval the
+//! next `isuser` still answers "yes" at once and asks the backend in the
+//! background, whose "no" drops the user. A "no" for an unknown name is
+//! remembered for [`ABSENT_WINDOW`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tracing::warn;
+
+use crate::cache::sqlite::open_shared;
+use crate::cache::StoreError;
+
+/// How long a backend's "no such user" is answered from memory: a flood of
+/// messages to a name that does not exist costs one request, and a user
+/// created in Nextcloud a moment later waits at most this long.
+pub const ABSENT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Most "no such user" answers remembered at once; beyond it new ones are not.
+pub const MAX_ABSENT: usize = 10_000;
+
+/// Background checks (refreshes and revalidations) in flight at once; past
+/// it a due check waits for a later question (its answer is given anyway).
+pub const MAX_BACKGROUND: usize = 16;
+
+/// Where known users are kept: `jid` → Unix time the backend last confirmed it.
+pub trait KnownStore: Send + Sync {
+    /// When the backend last confirmed `jid`, if it is kept.
+    fn confirmed(&self, jid: &str) -> Result<Option<u64>, StoreError>;
+    /// Records a confirmation at `now`.
+    fn confirm(&self, jid: &str, now: u64) -> Result<(), StoreError>;
+    /// Drops `jid`.
+    fn remove(&self, jid: &str) -> Result<(), StoreError>;
+}
+
+/// Known users in process memory.
+#[derive(Default)]
+pub struct MemoryKnown(Mutex<HashMap<String, u64>>);
+
+impl KnownStore for MemoryKnown {
+    fn confirmed(&self, jid: &str) -> Result<Option<u64>, StoreError> {
+        let m = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
+        Ok(m.get(jid).copied())
+    }
+    fn confirm(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        let mut m = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
+        m.insert(jid.to_string(), now);
+        Ok(())
+    }
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        let mut m = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
+        m.remove(jid);
+        Ok(())
+    }
+}
+
+/// The `known_users` table of the state database (`--db`). Created when
+/// missing, so older databases (and xcauth's) keep working; xcauth ignores it.
+const KNOWN_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS known_users (
+    jid       TEXT PRIMARY KEY,
+    confirmed INTEGER NOT NULL);";
+
+/// Known users in the state database, shared by an extauth pool's processes.
+pub struct SqliteKnown {
+    conn: Mutex<Connection>,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl SqliteKnown {
+    /// Opens (and where needed creates) the table in the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_shared(path)?;
+        conn.execute_batch(KNOWN_SCHEMA).map_err(db_err)?;
+        Ok(SqliteKnown {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("poisoned".into()))?;
+        f(&conn).map_err(db_err)
+    }
+}
+
+impl KnownStore for SqliteKnown {
+    fn confirmed(&self, jid: &str) -> Result<Option<u64>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT confirmed FROM known_users WHERE jid = ?1",
+                params![jid],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        })
+        .map(|t| t.map(|t| u64::try_from(t).unwrap_or(0)))
+    }
+    fn confirm(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO known_users (jid, confirmed) VALUES (?1, ?2)
+                 ON CONFLICT(jid) DO UPDATE SET confirmed = excluded.confirmed",
+                params![jid, now],
+            )
+        })
+        .map(|_| ())
+    }
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("DELETE FROM known_users WHERE jid = ?1", params![jid]))
+            .map(|_| ())
+    }
+}
+
+/// The known-user TTL and refresh interval (`--known-user-ttl`, `--known-user-refresh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownTtls {
+    /// Longest time since the backend last confirmed a user for him to be known.
+    pub ttl: Duration,
+    /// Age of a confirmation past which `isuser` asks again in the background.
+    pub refresh: Duration,
+}
+
+/// What the known users say of a JID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Confirmed within the TTL; `due` when past the refresh interval.
+    Known {
+        /// A background refresh is due.
+        due: bool,
+    },
+    /// The backend said "no such user" within [`ABSENT_WINDOW`].
+    Absent,
+    /// Nothing known: ask the backend.
+    Unknown,
+}
+
+/// Known users and recent "no such user" answers.
+pub struct KnownUsers {
+    store: Box<dyn KnownStore>,
+    ttls: KnownTtls,
+    /// JID → monotonic second until which "no such user" is answered from memory.
+    absent: Mutex<HashMap<String, u64>>,
+    background: Arc<Background>,
+}
+
+impl KnownUsers {
+    /// Known users over `store`.
+    pub fn new(store: Box<dyn KnownStore>, ttls: KnownTtls) -> Self {
+        KnownUsers {
+            store,
+            ttls,
+            absent: Mutex::default(),
+            background: Arc::new(Background::default()),
+        }
+    }
+
+    /// The TTLs in force.
+    pub fn ttls(&self) -> KnownTtls {
+        self.ttls
+    }
+
+    /// What is known of `jid` at Unix `now` (monotonic `mono` for the absent window).
+    pub fn standing(&self, jid: &str, now: u64, mono: u64) -> Standing {
+        match self.store.confirmed(jid) {
+            Ok(Some(at)) if at.saturating_add(self.ttls.ttl.as_secs()) > now => {
+                return Standing::Known {
+                    due: at.saturating_add(self.ttls.refresh.as_secs()) <= now,
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("known users: reading {jid} failed: {e}"),
+        }
+        let absent = self
+            .absent
+            .lock()
+            .ok()
+            .is_some_and(|m| m.get(jid).is_some_and(|until| *until > mono));
+        if absent {
+            Standing::Absent
+        } else {
+            Standing::Unknown
+        }
+    }
+
+    /// The backend confirmed `jid` at Unix `now`.
+    pub fn confirm(&self, jid: &str, now: u64) {
+        if let Ok(mut m) = self.absent.lock() {
+            m.remove(jid);
+        }
+        if let Err(e) = self.store.confirm(jid, now) {
+            warn!("known users: recording {jid} failed: {e}");
+        }
+    }
+
+    /// The backend said `jid` does not exist (at monotonic `mono`): dropped,
+    /// and "no" is answered from memory for [`ABSENT_WINDOW`].
+    pub fn absent(&self, jid: &str, mono: u64) {
+        self.forget(jid);
+        let Ok(mut m) = self.absent.lock() else {
+            return;
+        };
+        if m.len() >= MAX_ABSENT {
+            m.retain(|_, until| *until > mono);
+        }
+        if m.len() < MAX_ABSENT {
+            m.insert(
+                jid.to_string(),
+                mono.saturating_add(ABSENT_WINDOW.as_secs()),
+            );
+        }
+    }
+
+    /// Drops everything known of `jid` (also a remembered "no").
+    pub fn forget(&self, jid: &str) {
+        if let Ok(mut m) = self.absent.lock() {
+            m.remove(jid);
+        }
+        if let Err(e) = self.store.remove(jid) {
+            warn!("known users: removing {jid} failed: {e}");
+        }
+    }
+
+    /// The limiter of background checks, shared with the password cache's revalidation.
+    pub(crate) fn background(&self) -> Arc<Background> {
+        Arc::clone(&self.background)
+    }
+}
+
+/// Background checks in flight: at most one per key (coalesced), at most
+/// [`MAX_BACKGROUND`] at once (bounded).
+#[derive(Default)]
+pub(crate) struct Background {
+    running: Mutex<HashSet<String>>,
+}
+
+/// A background check's place; dropping it ends the check.
+pub(crate) struct Running {
+    background: Arc<Background>,
+    key: String,
+}
+
+impl Background {
+    /// A place for the check `key`, or `None` when it runs already or too many do.
+    pub(crate) fn start(self: &Arc<Self>, key: String) -> Option<Running> {
+        let mut running = self.running.lock().ok()?;
+        if running.len() >= MAX_BACKGROUND || !running.insert(key.clone()) {
+            return None;
+        }
+        Some(Running {
+            background: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.background.running.lock() {
+            running.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(store: Box<dyn KnownStore>) -> KnownUsers {
+        KnownUsers::new(
+            store,
+            KnownTtls {
+                ttl: Duration::from_secs(1000),
+                refresh: Duration::from_secs(100),
+            },
+        )
+    }
+
+    fn rules(k: &KnownUsers) {
+        assert_eq!(k.standing("a@x", 10, 10), Standing::Unknown);
+        k.confirm("a@x", 10);
+        assert_eq!(k.standing("a@x", 50, 50), Standing::Known { due: false });
+        assert_eq!(k.standing("a@x", 110, 110), Standing::Known { due: true });
+        assert_eq!(
+            k.standing("a@x", 1010, 1010),
+            Standing::Unknown,
+            "past the TTL"
+        );
+        k.absent("a@x", 2000);
+        assert_eq!(k.standing("a@x", 2001, 2001), Standing::Absent);
+        assert_eq!(
+            k.standing("a@x", 2061, 2061),
+            Standing::Unknown,
+            "window over"
+        );
+        k.absent("b@x", 3000);
+        k.confirm("b@x", 3001);
+        assert_eq!(
+            k.standing("b@x", 3002, 3002),
+            Standing::Known { due: false }
+        );
+        k.forget("b@x");
+        assert_eq!(k.standing("b@x", 3002, 3002), Standing::Unknown);
+    }
+
+    #[test]
+    fn memory_and_database_follow_the_same_rules() {
+        rules(&known(Box::new(MemoryKnown::default())));
+        let dir = std::env::temp_dir().join(format!("cloudauth-known-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("state.db");
+        rules(&known(Box::new(SqliteKnown::open(&db).unwrap())));
+        // Kept across processes, and the password cache opens the same file.
+        let k = known(Box::new(SqliteKnown::open(&db).unwrap()));
+        k.confirm("c@x", 5);
+        let again = known(Box::new(SqliteKnown::open(&db).unwrap()));
+        assert_eq!(again.standing("c@x", 6, 6), Standing::Known { due: false });
+        assert!(crate::cache::sqlite::SqliteStore::open(&db).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn background_checks_are_coalesced_and_bounded() {
+        let b = Arc::new(Background::default());
+        let first = b.start("a".into());
+        assert!(first.is_some());
+        assert!(b.start("a".into()).is_none(), "one per key");
+        drop(first);
+        assert!(b.start("a".into()).is_some(), "free again once done");
+        let held: Vec<_> = (0..MAX_BACKGROUND)
+            .filter_map(|i| b.start(i.to_string()))
+            .collect();
+        assert!(b.start("more".into()).is_none());
+        drop(held);
+    }
+}
