@@ -5,7 +5,8 @@
 # subscription request: stored and delivered at his next login; 20 messages
 # to him with the cloud up cost at most one isuser request;
 # `ejabberdctl cloud_auth_forget bob localhost` closes his session and the
-# next message to him asks the cloud again.
+# next message to him asks the cloud again. With auth_cloud_cache_revalidate
+# 2 s a password changed in the cloud stops working, the new one works at once.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -24,6 +25,7 @@ auth_cloud_url: "$BACKEND_URL"
 auth_cloud_secret_file: "$W/secret"
 auth_cloud_timeout: 3
 auth_cloud_cache_storage: memory
+auth_cloud_cache_revalidate: 2
 auth_use_cache: false
 modules:
   mod_disco: {}
@@ -77,5 +79,14 @@ before=$(backend_count isuser)
 expect "after forget, user_exists asks the cloud" "{nocache,true}" \
     "$(ev 'ejabberd_auth_cloud:user_exists(<<"bob">>, <<"localhost">>).')"
 expect "... one isuser request" $((before + 1)) "$(backend_count isuser)"
+login "bob@$D" bob-pw "$PORT"; expect "bob's password cached again" 0 $?
+sed -i 's/"bob-pw"/"bob-new"/' "$W/users.json"
+curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+sleep 3
+login "bob@$D" bob-pw "$PORT"; expect "changed in the cloud: the old password still answers from the cache at once" 0 $?
+wait_until 10 sh -c "! /usr/bin/python3 '$E2E_LIB/xmpp_login.py' 'bob@$D' bob-pw $PORT" &&
+    ok "the old password stops working after auth_cloud_cache_revalidate" ||
+    not_ok "the old password still works 10 s after auth_cloud_cache_revalidate"
+login "bob@$D" bob-new "$PORT"; expect "the new password works at once" 0 $?
 "$SANDBOX" status "$E" >/dev/null 2>&1; expect "ejabberd still running" 0 $?
 finish
