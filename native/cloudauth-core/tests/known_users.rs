@@ -213,6 +213,10 @@ async fn a_changed_password_stops_working_after_revalidation_the_new_one_at_once
         .insert("alice".into(), "new".into());
     // Past the interval: still admitted at once, re-checked in the background.
     clock.advance(REVALIDATE);
+    assert!(
+        a.check_cache("alice", "example.org", "right").is_none(),
+        "the quick check leaves a due hit to the path that revalidates it"
+    );
     assert_eq!(auth(&a, "right").await, (Verdict::Yes, Path::Cache));
     assert!(eventually(|| !a.cache().unwrap().knows("alice@example.org")).await);
     assert_eq!(auth(&a, "right").await, (Verdict::No, Path::Backend));

@@ -411,6 +411,11 @@ impl Authenticator {
         let (user, domain) = jid::canonical(user, domain).ok()?;
         self.settings.resolve(&domain)?;
         let jid = format!("{user}@{domain}");
+        // A hit due for revalidation takes the full path, which answers it
+        // from the cache too and starts the background check there.
+        if self.revalidation_due(cache, &jid) {
+            return None;
+        }
         match cache.lookup(&jid, password, self.clock.now_unix(), Rules::Normal) {
             Lookup::Hit => Some(Decision::new(Verdict::Yes, Path::Cache, None)),
             Lookup::Miss | Lookup::Verify { .. } => None,
@@ -826,6 +831,17 @@ impl Authenticator {
         });
     }
 
+    /// Whether `jid`'s cached password was last confirmed by the backend
+    /// longer than the revalidation interval ago.
+    fn revalidation_due(&self, cache: &PasswordCache, jid: &str) -> bool {
+        let Some(after) = self.revalidate else {
+            return false;
+        };
+        cache
+            .confirmed_at(jid)
+            .is_some_and(|at| at.saturating_add(after.as_secs()) <= self.clock.now_unix())
+    }
+
     /// A cache hit whose password the backend last confirmed longer than
     /// the revalidation interval ago: asks the backend again in the
     /// background (one per user, a few at once). That check may fail at
@@ -840,14 +856,8 @@ impl Authenticator {
         jid: &str,
         password: &str,
     ) {
-        let (Some(after), Some(cache)) = (self.revalidate, &self.cache) else {
-            return;
-        };
-        let now = self.clock.now_unix();
-        let Some(confirmed) = cache.confirmed_at(jid) else {
-            return;
-        };
-        if confirmed.saturating_add(after.as_secs()) > now {
+        let Some(cache) = &self.cache else { return };
+        if !self.revalidation_due(cache, jid) {
             return;
         }
         let Some(running) = self.background.start(format!("auth\0{jid}")) else {
