@@ -368,4 +368,24 @@ mod tests {
             .unwrap();
         assert_eq!(&out[..], b"0\n");
     }
+
+    #[test]
+    fn an_oversized_hello_is_bad_input_and_negotiates_nothing() {
+        let long = format!(
+            "hello:tristate,{}\nhello:tristate\n",
+            "x".repeat(MAX_REQUEST)
+        );
+        let out = decode_chunks(&[long.as_bytes()]);
+        assert!(
+            matches!(out[..], [Incoming::Bad(FrameProblem::Oversized(_)), Incoming::Payload(ref p)] if &p[..] == b"hello:tristate"),
+            "{out:?}"
+        );
+        // Only the written hello reply switches the encoder: the bad line's
+        // failure answer leaves `0` for trouble.
+        let mut c = LineCodec::default();
+        let mut buf = BytesMut::new();
+        c.encode(Reply::No, &mut buf).unwrap();
+        c.encode(Reply::TempFail, &mut buf).unwrap();
+        assert_eq!(&buf[..], b"0\n0\n");
+    }
 }
