@@ -2,7 +2,12 @@
 -- through a long-running cloudauth (`cloudauth --listen generic=ADDR`).
 --
 -- The "generic" protocol is one line per request, `auth:USER:DOMAIN:PASSWORD`
--- or `isuser:USER:DOMAIN`, answered by `1` or `0` in request order. Because
+-- or `isuser:USER:DOMAIN`, answered by `1` or `0` in request order. Each new
+-- connection first sends `hello:tristate`: a cloudauth that answers
+-- `hello:tristate` then answers `?` for "cannot tell" (Nextcloud down), so
+-- that a login fails as a temporary failure and a user is not taken for
+-- unknown; an older cloudauth answers `0` and the connection keeps `1`/`0`.
+-- Because
 -- answers come in order, a token login pipelined behind password logins
 -- would wait for the cloud too. So a host keeps a small pool of connections:
 -- a request takes an idle connection, opens another one while fewer than
@@ -38,6 +43,9 @@ local target = path and ("unix:" .. path) or (ip .. ":" .. port);
 -- `buffer` (received bytes not yet forming a whole line) and `pending`
 -- (requests waiting for an answer on it, oldest first).
 local pool = {};
+
+-- The answer "cannot tell" (`?`, or no answer at all): never a "no".
+local cannot_tell = "cloudauth cannot tell";
 
 -- Answer a request (true/false, or nil and an error) and wake its session.
 local function finish(req, answer, err)
@@ -80,11 +88,20 @@ function listeners.onincoming(c, data)
 		local line = buffer:sub(pos, nl - 1);
 		pos = nl + 1;
 		local req = link.pending[1];
-		local done, answer; -- done stays nil for a line that answers nothing
-		if req and req.roster then
+		local done, answer, err; -- done stays nil for a line that answers nothing
+		if req and req.hello then
+			-- `0`: a cloudauth from before `hello` (an unknown command).
+			if line == "hello:tristate" or line == "hello:" or line == "0" then
+				done, link.tristate = true, line == "hello:tristate";
+				module:log("debug", "cloudauth at %s answers \"cannot tell\": %s", target,
+					link.tristate and "yes" or "no (old cloudauth: 0)");
+			end
+		elseif req and req.roster then
 			done, answer = req.roster(line);
 		elseif req and (line == "1" or line == "0") then
 			done, answer = true, line == "1";
+		elseif req and line == "?" and link.tristate then
+			done, err = true, cannot_tell;
 		end
 		if done == nil or not req then
 			module:log("error", "Unexpected answer from cloudauth at %s; dropping the connection", target);
@@ -92,7 +109,7 @@ function listeners.onincoming(c, data)
 		end
 		if done then
 			table.remove(link.pending, 1);
-			finish(req, answer);
+			finish(req, answer, err);
 		end
 	end
 	link.buffer = buffer:sub(pos);
@@ -150,6 +167,10 @@ local function pick()
 		if c then
 			local link = { conn = c, buffer = "", pending = {} };
 			pool[c] = link;
+			-- Asked first, answered first: nobody waits for it.
+			local hello = { hello = true, wake = function () end, timer = { stop = function () end } };
+			table.insert(link.pending, hello);
+			c:write("hello:tristate\n");
 			return link;
 		end
 		module:log("warn", "Cannot connect to cloudauth at %s: %s", target, err);
@@ -191,6 +212,9 @@ end
 
 local provider = {};
 
+-- test_password's error when it could not find out (SASL: temporary-auth-failure).
+local unavailable = "Auth failed. Authentication service unavailable.";
+
 -- Users the cloud has just listed as members in the roster sync under way
 -- (see sync_roster): save_roster asks user_exists for every roster it
 -- writes, and asking cloudauth again for each of thousands of contacts
@@ -204,8 +228,9 @@ function provider.test_password(username, password)
 	end
 	local ok, err = request(("auth:%s:%s:%s"):format(username, host, password));
 	if err then
-		module:log("warn", "auth %s@%s: no answer (%s), refusing", username, host, err);
-		return nil, "Auth failed. Authentication service unavailable.";
+		module:log("warn", "auth %s@%s: %s, refusing as a temporary failure", username, host,
+			err == cannot_tell and err or ("no answer (" .. err .. ")"));
+		return nil, unavailable;
 	end
 	module:log("debug", "auth %s@%s: %s", username, host, ok and "yes" or "no");
 	if ok then return true; end
@@ -217,8 +242,12 @@ function provider.user_exists(username)
 	if listed[username] then return true; end
 	local ok, err = request(("isuser:%s:%s"):format(username, host));
 	if err then
-		module:log("warn", "isuser %s@%s: no answer (%s)", username, host, err);
-		return nil, err;
+		-- Taken as existing: mod_message then stores a message for him
+		-- (mod_offline) instead of bouncing it, and save_roster keeps a
+		-- subscription request instead of dropping it (prosody/README.md).
+		module:log("warn", "isuser %s@%s: %s; taken as existing", username, host,
+			err == cannot_tell and err or ("no answer (" .. err .. ")"));
+		return true;
 	end
 	if ok then return true; end
 	return nil, "User does not exist";
@@ -230,12 +259,34 @@ function provider.create_user() return nil, "not supported"; end
 function provider.delete_user() return nil, "not supported"; end
 function provider.users() return function() return nil; end; end
 
+-- util.sasl's PLAIN knows only not-authorized for a failed plain_test: a
+-- login cloudauth could not decide becomes temporary-auth-failure here, so
+-- that the client retries later instead of asking for a new password.
+-- mod_saslauth replaces the handler by its clean_clone(), so that is ours too.
+local sasl_profile = {
+	plain_test = function (sasl, username, password)
+		local ok, err = provider.test_password(username, password);
+		sasl.cloudauth_unavailable = err == unavailable;
+		return ok == true, true;
+	end;
+};
+local function sasl_handler()
+	local handler = new_sasl(host, sasl_profile);
+	local process = handler.process;
+	function handler:process(message)
+		self.cloudauth_unavailable = nil;
+		local status, condition, text = process(self, message);
+		if status == "failure" and self.cloudauth_unavailable then
+			return "failure", "temporary-auth-failure", "Authentication service unavailable, try again later";
+		end
+		return status, condition, text;
+	end
+	handler.clean_clone = sasl_handler;
+	return handler;
+end
+
 function provider.get_sasl_handler()
-	return new_sasl(host, {
-		plain_test = function (_, username, password)
-			return provider.test_password(username, password) == true, true;
-		end;
-	});
+	return sasl_handler();
 end
 
 -- Shared roster (cloudauth_roster = true): see prosody/README.md. The

@@ -10,7 +10,7 @@ use cloudauth_core::roster::{
     RosterVersion, BUCKETS,
 };
 use cloudauth_core::{Authenticator, Decision, Path, Verdict};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::codec::{Incoming, Reply, RosterReply};
 use crate::config::{Protocol, TroublePolicy};
@@ -216,6 +216,16 @@ impl Handler {
                 Step::Answer(Reply::No, None)
             }
             Ok(Request::Quit) => Step::Quit,
+            // Only the generic protocol has a third answer to negotiate;
+            // the others have theirs (or none) by their own rules.
+            Ok(Request::Hello { tristate }) if protocol == Protocol::Generic => {
+                debug!("hello: the client asks for tristate: {tristate}");
+                Step::Answer(Reply::Hello { tristate }, None)
+            }
+            Ok(Request::Hello { .. }) => {
+                info!("hello: only the generic protocol answers it; answered no");
+                Step::Answer(Reply::No, None)
+            }
             Ok(Request::Unsupported { command }) => {
                 info!("{command}: not supported (accounts live in the cloud); answered no");
                 Step::Answer(Reply::No, None)
@@ -318,7 +328,9 @@ impl Handler {
                 let r = self.roster(&user, &domain, known.as_ref()).await;
                 return (Reply::Roster(r), None);
             }
-            Request::Quit | Request::Unsupported { .. } => return (Reply::No, None),
+            Request::Quit | Request::Hello { .. } | Request::Unsupported { .. } => {
+                return (Reply::No, None)
+            }
         };
         self.monitor.requests.record(protocol.label(), op, &d);
         let reply = reply_for(&d.verdict, self.on_trouble);

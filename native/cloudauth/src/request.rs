@@ -34,6 +34,12 @@ pub enum Request {
         /// The version the client holds; `None` for none.
         known: Option<RosterVersion>,
     },
+    /// `hello:FEATURE,...` (generic protocol): the features the client
+    /// speaks; unknown ones are ignored.
+    Hello {
+        /// The client asks for a third answer, "cannot tell" (`tristate`).
+        tristate: bool,
+    },
     /// `quit` / `exit`: end the session.
     Quit,
     /// A command this program refuses (`setpass`, `tryregister`, `removeuser`, …).
@@ -50,6 +56,7 @@ impl std::fmt::Debug for Request {
             Request::Auth { user, domain, .. } => write!(f, "auth({user}@{domain})"),
             Request::IsUser { user, domain } => write!(f, "isuser({user}@{domain})"),
             Request::Roster { user, domain, .. } => write!(f, "roster({user}@{domain})"),
+            Request::Hello { tristate } => write!(f, "hello(tristate: {tristate})"),
             Request::Quit => f.write_str("quit"),
             Request::Unsupported { command } => write!(f, "unsupported({command})"),
         }
@@ -208,6 +215,11 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
     if text == "quit" || text == "exit" {
         return Ok(Request::Quit);
     }
+    if let Some(features) = text.strip_prefix("hello:") {
+        return Ok(Request::Hello {
+            tristate: features.split(',').any(|f| f.trim() == "tristate"),
+        });
+    }
     let mut parts = text.splitn(4, ':');
     let command = parts.next().unwrap_or_default();
     let user = parts.next();
@@ -324,6 +336,24 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn hello_lists_features_and_ignores_unknown_ones() {
+        for (line, tristate) in [
+            ("hello:tristate", true),
+            ("hello:client-address, tristate", true),
+            ("hello:", false),
+            ("hello:tristatex,future", false),
+        ] {
+            assert_eq!(
+                parse(line.as_bytes()),
+                Ok(Request::Hello { tristate }),
+                "{line}"
+            );
+        }
+        // Only `hello:` with its colon: a bare word stays an unknown command.
+        assert!(matches!(parse(b"hello"), Ok(Request::Unsupported { .. })));
     }
 
     #[test]

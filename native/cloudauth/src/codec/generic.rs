@@ -1,6 +1,13 @@
 //! The line protocol (`-t generic`, alias `prosody`): one request per line,
 //! replies `1` or `0` on a line of their own.
 //!
+//! A client may ask first for a third answer, "cannot tell", with
+//! `hello:tristate`: the reply `hello:tristate` says that from then on this
+//! connection answers `?` where it would have said `0` for trouble with the
+//! backend (`hello:` alone: not spoken). Clients that never ask get `1`/`0`
+//! as before; a cloudauth that predates `hello` answers it `0` (an unknown
+//! command), which a client takes as "not spoken".
+//!
 //! A roster reply is `=` (unchanged), `!` (unknown: keep yours), or a header
 //! line `+<TAB>LINES<TAB>OWN_BUCKET<TAB>VERSION<TAB>OWN_NAME` followed by
 //! LINES lines: for each changed bucket `#<TAB>BUCKET`, then its contacts,
@@ -76,6 +83,10 @@ pub struct LineCodec {
     skipping: Option<usize>,
     /// How far `src` has already been searched for a newline.
     scanned: usize,
+    /// "Cannot tell" is answered `?` (negotiated by `hello:tristate`);
+    /// set when the reply saying so is written, so that every answer
+    /// before it keeps the old meaning.
+    tristate: bool,
 }
 
 fn strip_cr(mut line: BytesMut) -> BytesMut {
@@ -159,8 +170,17 @@ impl Encoder<Reply> for LineCodec {
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
         match item {
             Reply::Yes => dst.extend_from_slice(b"1\n"),
+            Reply::TempFail if self.tristate => dst.extend_from_slice(b"?\n"),
             Reply::No | Reply::TempFail => dst.extend_from_slice(b"0\n"),
             Reply::Roster(r) => encode_roster(&r, dst),
+            Reply::Hello { tristate } => {
+                self.tristate = tristate;
+                dst.extend_from_slice(if tristate {
+                    b"hello:tristate\n"
+                } else {
+                    b"hello:\n"
+                });
+            }
         }
         Ok(())
     }
@@ -323,5 +343,49 @@ mod tests {
         c.encode(Reply::Yes, &mut out).unwrap();
         c.encode(Reply::No, &mut out).unwrap();
         assert_eq!(&out[..], b"1\n0\n");
+    }
+
+    #[test]
+    fn cannot_tell_is_its_own_answer_only_once_negotiated() {
+        let mut c = LineCodec::default();
+        let mut out = BytesMut::new();
+        for reply in [
+            Reply::TempFail,
+            Reply::Hello { tristate: false },
+            Reply::TempFail,
+            Reply::Hello { tristate: true },
+            Reply::TempFail,
+            Reply::No,
+            Reply::Yes,
+        ] {
+            c.encode(reply, &mut out).unwrap();
+        }
+        assert_eq!(&out[..], b"0\nhello:\n0\nhello:tristate\n?\n0\n1\n");
+        // Per connection: a new one starts without it.
+        let mut out = BytesMut::new();
+        LineCodec::default()
+            .encode(Reply::TempFail, &mut out)
+            .unwrap();
+        assert_eq!(&out[..], b"0\n");
+    }
+
+    #[test]
+    fn an_oversized_hello_is_bad_input_and_negotiates_nothing() {
+        let long = format!(
+            "hello:tristate,{}\nhello:tristate\n",
+            "x".repeat(MAX_REQUEST)
+        );
+        let out = decode_chunks(&[long.as_bytes()]);
+        assert!(
+            matches!(out[..], [Incoming::Bad(FrameProblem::Oversized(_)), Incoming::Payload(ref p)] if &p[..] == b"hello:tristate"),
+            "{out:?}"
+        );
+        // Only the written hello reply switches the encoder: the bad line's
+        // failure answer leaves `0` for trouble.
+        let mut c = LineCodec::default();
+        let mut buf = BytesMut::new();
+        c.encode(Reply::No, &mut buf).unwrap();
+        c.encode(Reply::TempFail, &mut buf).unwrap();
+        assert_eq!(&buf[..], b"0\n0\n");
     }
 }

@@ -57,6 +57,13 @@ pub enum Reply {
     /// The answer to a `roster` request (generic protocol only; the
     /// others answer it as a failure).
     Roster(RosterReply),
+    /// The answer to a `hello` request (generic protocol only; the others
+    /// answer it as a failure): whether "cannot tell" gets its own answer
+    /// on this connection from now on.
+    Hello {
+        /// Both sides speak `tristate`.
+        tristate: bool,
+    },
 }
 
 /// A user's shared roster, as answered to a `roster` request.

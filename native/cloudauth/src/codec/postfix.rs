@@ -35,7 +35,7 @@ impl Encoder<Reply> for PostfixCodec {
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
         dst.extend_from_slice(match item {
             Reply::Yes => b"200 OK\n",
-            Reply::No | Reply::Roster(_) => b"500 no such user\n",
+            Reply::No | Reply::Roster(_) | Reply::Hello { .. } => b"500 no such user\n",
             Reply::TempFail => b"400 temporary failure: the cloud could not be asked\n",
         });
         Ok(())

@@ -101,7 +101,7 @@ impl Encoder<Reply> for SaslauthdCodec {
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
         let text: &[u8] = match item {
             Reply::Yes => b"OK",
-            Reply::No | Reply::Roster(_) => b"NO authentication failed",
+            Reply::No | Reply::Roster(_) | Reply::Hello { .. } => b"NO authentication failed",
             Reply::TempFail => b"NO temporary failure: the cloud could not be asked",
         };
         dst.put_u16(text.len() as u16);

@@ -1,0 +1,155 @@
+#!/bin/bash
+# End to end: "cannot tell" between mod_auth_cloudauth and cloudauth
+# (`hello:tristate`, negotiated per connection) on a real Prosody with
+# mod_offline, through socket-mode cloudauth and the JSXC test backend.
+#
+#   bash test/e2e/prosody_tristate.sh                  both of these, one after the other:
+#   bash test/e2e/prosody_tristate.sh --host           Prosody 0.12 of the host (Debian 12)
+#   bash test/e2e/prosody_tristate.sh --root trixie    Prosody 13 in a cached Debian root
+#                                                      (test/lib/debian-root.sh; needs root)
+#
+# With Nextcloud down: a client of the generic protocol that never says
+# hello still gets `0` for trouble, byte for byte; one that does gets `?`.
+# Through Prosody: a login cloudauth cannot decide fails with SASL
+# temporary-auth-failure (not not-authorized); alice (cached password) sends
+# dave, who exists but never logged in, a message and a subscription
+# request: neither is bounced, both are stored and reach dave at his first
+# login once Nextcloud is back.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+
+case ${1:-} in
+    --host) RUNS=(host) ;;
+    --root) RUNS=("${2:?--root NAME}") ;;
+    "") RUNS=(host trixie) ;;
+    *) die_setup "usage: $0 [--host | --root NAME]" ;;
+esac
+SECRET="e2e-secret-$$-$RANDOM"
+BASE=$(workdir prosody-tristate)
+USERS='{"users": [
+  {"uid": "alice", "password": "alice-pw", "name": "Alice"},
+  {"uid": "carol", "password": "carol-pw", "name": "Carol"},
+  {"uid": "dave", "password": "dave-pw", "name": "Dave"}
+]}'
+start_backend "$BASE" "$SECRET" "$USERS" || die_setup "test backend did not start"
+write_secret "$BASE/secret" "$SECRET"
+port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+probe() { /usr/bin/python3 "$E2E_LIB/xmpp_probe.py" "$@"; }
+
+# say LINE... -> cloudauth's answer lines, as one client connection sends them
+say() {
+    /usr/bin/python3 - "$CA_PORT" "$@" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rwb")
+for line in sys.argv[2:]:
+    f.write(line.encode() + b"\n")
+    f.flush()
+    print(f.readline().decode().rstrip("\n"))
+PY
+}
+
+tristate_run() {
+ROOT_NAME=${1#host} R=
+W="$BASE/$1"
+mkdir -p "$W/log"
+fault ok || die_setup "backend reset"
+CA_PORT=$(free_port)
+"$BIN_DIR/cloudauth" -c /dev/null -u "$BACKEND_URL" --secret-file "$BASE/secret" -l "$W/log" \
+    --cache-storage memory --cache-bcrypt-rounds 4 --timeout 2 --listen "generic=127.0.0.1:$CA_PORT" 2>> "$W/cloudauth.stderr" &
+CA_PID=$!
+on_exit "kill $CA_PID"
+wait_until 10 port_listens "$CA_PORT" || die_setup "cloudauth did not listen on 127.0.0.1:$CA_PORT"
+
+PORT=$(free_port)
+prosody_config() { # prosody_config DIR MODULE_DIR
+    # mod_offline on (prosody_globals disables it): messages to offline users are stored.
+    prosody_globals "$1" "$PORT" "$2" | sed -e 's/"ping" }/"ping", "offline" }/' -e 's/, "offline" }$/ }/'
+    cat <<LUA
+
+VirtualHost "localhost"
+    authentication = "cloudauth"
+    cloudauth_host = "127.0.0.1"
+    cloudauth_port = $CA_PORT
+LUA
+}
+if [ -z "$ROOT_NAME" ]; then
+    command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
+    P="$W/prosody"
+    mkdir -p "$P/data"
+    prosody_config "$P" "$ROOT/prosody" > "$P/prosody.cfg.lua"
+    prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+else
+    . "$E2E_LIB/debian-root.sh"
+    [ "$(id -u)" = 0 ] || die_setup "--root needs root (chroot, mount)"
+    root_recipe "$ROOT_NAME" >/dev/null || die_setup "no root recipe $ROOT_NAME"
+    mapfile -t recipe < <(root_recipe "$ROOT_NAME")
+    root_tar "$ROOT_NAME" "${recipe[@]:0:2}" "$W/mmdebstrap.log" "${recipe[@]:2}" \
+        || die_setup "root $ROOT_NAME: mmdebstrap failed"
+    R="$W/root"
+    root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
+    mkdir -p "$R/tmp/src" && cp -r "$ROOT/prosody" "$R/tmp/src/"
+    chroot "$R" install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
+    prosody_config /tmp/prosody /tmp/src/prosody > "$R/tmp/prosody/prosody.cfg.lua"
+    chroot "$R" chown -R prosody:prosody /tmp/prosody
+    P="$R/tmp/prosody"
+    chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
+        prosody -F --config /tmp/prosody/prosody.cfg.lua > "$W/prosody.stdout" 2>&1 &
+fi
+PROSODY_PID=$!
+on_exit "kill $PROSODY_PID; wait $PROSODY_PID"
+wait_until 10 port_listens "$PORT" || {
+    tail -n 30 "$P/stdout" "$W/prosody.stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
+    die_setup "prosody did not listen on 127.0.0.1:$PORT"
+}
+D=localhost
+LOG="$P/prosody.log"
+echo "# Prosody $(${R:+chroot "$R"} dpkg-query -W -f '${Version}' prosody)${ROOT_NAME:+ in root $ROOT_NAME}"
+
+# alice logs in once while Nextcloud is up: her password is cached.
+out=$(probe "alice@$D" alice-pw "$PORT")
+expect "Nextcloud up: alice logs in" "login-ok" "$out"
+
+fault down || not_ok "backend fault"
+# The generic protocol without hello: trouble is `0`, as it always was.
+expect "Nextcloud down, no hello: isuser and auth answered 0 (today's answer)" \
+    "0 0" "$(say "isuser:dave:$D" "auth:carol:$D:carol-pw" | tr '\n' ' ' | sed 's/ $//')"
+expect "Nextcloud down, after hello:tristate: answered hello:tristate, then ? for isuser and auth" \
+    "hello:tristate ? ? 1" \
+    "$(say "hello:tristate" "isuser:dave:$D" "auth:carol:$D:carol-pw" "auth:alice:$D:alice-pw" | tr '\n' ' ' | sed 's/ $//')"
+expect "hello without tristate: answered hello:, trouble stays 0" \
+    "hello: 0" "$(say "hello:future" "isuser:dave:$D" | tr '\n' ' ' | sed 's/ $//')"
+
+out=$(probe "carol@$D" carol-pw "$PORT")
+expect "Nextcloud down: carol (not cached) gets SASL temporary-auth-failure, not not-authorized" \
+    "login-failed temporary-auth-failure" "$out"
+out=$(probe "alice@$D" alice-pw "$PORT" --message "dave@$D" --body "while-down" --subscribe "dave@$D" --wait 4)
+echo "$out" | grep -qx "login-ok" || not_ok "alice (cached) could not log in with Nextcloud down: $out"
+echo "$out" | grep -qx "message-no-error" \
+    && ok "Nextcloud down: alice's message to dave (exists, never logged in) is not bounced" \
+    || not_ok "message to dave bounced: $(echo "$out" | tr '\n' ';')"
+echo "$out" | grep -qx "subscribe-no-error" \
+    && ok "Nextcloud down: alice's subscription request to dave is not refused" \
+    || not_ok "subscription to dave refused: $(echo "$out" | tr '\n' ';')"
+grep -q "isuser dave@$D: cloudauth cannot tell; taken as existing" "$LOG" \
+    && ok "the module logged 'isuser dave@$D: cloudauth cannot tell; taken as existing'" \
+    || not_ok "no 'taken as existing' line in Prosody's log"
+grep -rqs "alice@$D" "$P/data/localhost/roster/dave.dat" \
+    && ok "Nextcloud down: alice's subscription request is stored in dave's roster (survives a restart)" \
+    || not_ok "subscription request not stored: $(ls "$P/data/localhost/roster/" 2>&1 | tr '\n' ' ')"
+
+fault ok
+out=$(probe "dave@$D" dave-pw "$PORT" --collect 4)
+echo "$out" | grep -qx "received-message alice@$D while-down" \
+    && ok "Nextcloud back: dave's first login delivers the stored message" \
+    || not_ok "message not delivered to dave: $(echo "$out" | tr '\n' ';')"
+echo "$out" | grep -qx "received-subscribe alice@$D" \
+    && ok "Nextcloud back: dave's first login delivers alice's subscription request" \
+    || not_ok "subscription request not delivered to dave: $(echo "$out" | tr '\n' ';')"
+out=$(probe "carol@$D" wrong-pw "$PORT")
+expect "Nextcloud back: a wrong password is still not-authorized" "login-failed not-authorized" "$out"
+kill "$PROSODY_PID" "$CA_PID" 2>/dev/null; wait "$PROSODY_PID" "$CA_PID" 2>/dev/null
+}
+
+for run in "${RUNS[@]}"; do tristate_run "$run"; done
+finish
