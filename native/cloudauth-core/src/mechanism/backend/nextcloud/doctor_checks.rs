@@ -329,8 +329,8 @@ pub(super) fn app_password_check(svc: &ServiceAccount) -> Check {
 /// before they were published).
 pub fn bruteforce_check(data: &Value) -> Option<Check> {
     const NAME: &str = "brute-force protection";
-    let bf = data.pointer("/capabilities/bruteforce")?;
-    if bf.get("allow-listed").and_then(Value::as_bool) == Some(true) {
+    let (allow_listed, delay) = super::protection::bruteforce_fields(data)?;
+    if allow_listed {
         return Some(Check::warn(
             NAME,
             "this server's address is allow-listed: Nextcloud records no failed logins from it, so \
@@ -340,9 +340,9 @@ pub fn bruteforce_check(data: &Value) -> Option<Check> {
              let Nextcloud count",
         ));
     }
-    let delay = bf.get("delay").and_then(Value::as_u64)?;
-    // delay = 100 ms · 2^failures (failures of the last 12 hours).
-    let failures = (delay / 100).max(1).ilog2();
+    let delay = delay?;
+    // Failures of the last 12 hours, as the failure budget reads them.
+    let failures = crate::bruteforce::failures_from_delay(delay);
     Some(match delay {
         0 => Check::pass(
             NAME,

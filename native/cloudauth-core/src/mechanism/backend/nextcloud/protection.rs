@@ -66,14 +66,21 @@ impl Nextcloud {
 /// `bruteforce.allow-listed` and `bruteforce.delay` (ms) of a capabilities
 /// reply; `allow-listed` is missing before Nextcloud 28 (then: not listed).
 pub fn bruteforce_capabilities(body: &[u8]) -> Option<(bool, u64)> {
-    let data = ocs_data(body).ok()?;
+    let (allow_listed, delay) = bruteforce_fields(&ocs_data(body).ok()?)?;
+    Some((allow_listed, delay?))
+}
+
+/// `capabilities.bruteforce` of a capabilities reply's `ocs.data`:
+/// `allow-listed` (missing before Nextcloud 28: not listed) and `delay` in
+/// ms; `None` when Nextcloud publishes neither. Read by the failure budget
+/// and by `doctor`.
+pub(super) fn bruteforce_fields(data: &Value) -> Option<(bool, Option<u64>)> {
     let bf = data.get("capabilities")?.get("bruteforce")?;
-    let delay = bf.get("delay")?.as_u64()?;
     let allow_listed = bf
         .get("allow-listed")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    Some((allow_listed, delay))
+    Some((allow_listed, bf.get("delay").and_then(Value::as_u64)))
 }
 
 /// What Nextcloud's brute-force protection made of a request with
@@ -81,13 +88,12 @@ pub fn bruteforce_capabilities(body: &[u8]) -> Option<(bool, u64)> {
 /// delay") is its block; 401 "Current user is not logged in" (a two-factor
 /// account, no credentials) is not recorded; any other 401 is.
 pub fn login_outcome(reply: &HttpReply) -> Outcome {
-    let says = |what: &str| reply.body.windows(what.len()).any(|w| w == what.as_bytes());
     if is_blocked(reply) {
         return Outcome::Blocked;
     }
     match reply.status {
         200..=299 => Outcome::Accepted,
-        401 if says("Current user is not logged in") => Outcome::NotCounted,
+        401 if ocs_message(&reply.body).as_deref() == Some(NOT_LOGGED_IN) => Outcome::NotCounted,
         401 => Outcome::Failed,
         _ => Outcome::NotCounted,
     }
