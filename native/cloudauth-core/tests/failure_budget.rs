@@ -3,16 +3,15 @@
 //! within 30 minutes) never gets that far, the likeliest successes are
 //! served first, and a withheld check is "cannot tell", never "no".
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
 use cloudauth_core::bruteforce::{FailureBudget, Outcome};
-use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
-use cloudauth_core::settings::values::Values;
-use cloudauth_core::settings::DomainSettings;
-use cloudauth_core::{Authenticator, FixedClock, Path, SingleDomain, Verdict};
+use cloudauth_core::{Authenticator, FixedClock, Path, Verdict};
 
 const NOW: u64 = 1_800_000_000;
 /// Nextcloud's `auth.bruteforce.max-attempts`.
@@ -49,20 +48,7 @@ impl Ledger {
     }
 
     fn authenticator(self: &Arc<Self>, clock: &Arc<FixedClock>) -> Authenticator {
-        let settings = DomainSettings {
-            backend: Arc::clone(self) as Arc<dyn Backend>,
-            tokens: Vec::new(),
-            auth_domain: None,
-            values: Values::default(),
-            generation: 1,
-        };
-        let cache =
-            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 4).unwrap();
-        Authenticator::new(
-            Arc::new(SingleDomain::new(settings)),
-            Arc::clone(clock) as Arc<dyn cloudauth_core::Clock>,
-        )
-        .with_cache(cache)
+        common::cached_authenticator(Arc::clone(self) as Arc<dyn Backend>, clock)
     }
 }
 

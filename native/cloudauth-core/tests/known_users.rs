@@ -1,6 +1,8 @@
 //! Known users (`isuser` without the backend, also while it is down) and
 //! the revalidation of cached passwords in the background.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,11 +10,8 @@ use std::time::Duration;
 
 use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
 use cloudauth_core::bruteforce::{FailureBudget, Prospect};
-use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
 use cloudauth_core::known_users::{KnownTtls, KnownUsers, MemoryKnown};
-use cloudauth_core::settings::values::Values;
-use cloudauth_core::settings::DomainSettings;
-use cloudauth_core::{Authenticator, FixedClock, Path, SingleDomain, Verdict};
+use cloudauth_core::{Authenticator, FixedClock, Path, Verdict};
 
 const NOW: u64 = 1_800_000_000;
 const REFRESH: u64 = 3600;
@@ -40,15 +39,6 @@ impl Cloud {
     }
 
     fn authenticator(self: &Arc<Self>, clock: &Arc<FixedClock>) -> Authenticator {
-        let settings = DomainSettings {
-            backend: Arc::clone(self) as Arc<dyn Backend>,
-            tokens: Vec::new(),
-            auth_domain: None,
-            values: Values::default(),
-            generation: 1,
-        };
-        let cache =
-            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 4).unwrap();
         let known = KnownUsers::new(
             Box::new(MemoryKnown::default()),
             KnownTtls {
@@ -56,13 +46,9 @@ impl Cloud {
                 refresh: Duration::from_secs(REFRESH),
             },
         );
-        Authenticator::new(
-            Arc::new(SingleDomain::new(settings)),
-            Arc::clone(clock) as Arc<dyn cloudauth_core::Clock>,
-        )
-        .with_cache(cache)
-        .with_known_users(known)
-        .with_revalidation(Duration::from_secs(REVALIDATE))
+        common::cached_authenticator(Arc::clone(self) as Arc<dyn Backend>, clock)
+            .with_known_users(known)
+            .with_revalidation(Duration::from_secs(REVALIDATE))
     }
 
     fn isusers(&self) -> usize {

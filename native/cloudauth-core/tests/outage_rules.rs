@@ -1,15 +1,14 @@
 //! The password cache's outage rules: which troubles let a cached password
 //! stand in for the backend, and what a refused password leaves behind.
 
+mod common;
+
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
-use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
-use cloudauth_core::settings::values::Values;
-use cloudauth_core::settings::DomainSettings;
-use cloudauth_core::{Authenticator, FixedClock, Path, SingleDomain, Verdict};
+use cloudauth_core::{Authenticator, FixedClock, Path, Verdict};
 
 const NOW: u64 = 1_800_000_000;
 const DAY: u64 = 86_400;
@@ -41,20 +40,7 @@ impl Cloud {
     }
 
     fn authenticator(self: &Arc<Self>, clock: &Arc<FixedClock>) -> Authenticator {
-        let settings = DomainSettings {
-            backend: Arc::clone(self) as Arc<dyn Backend>,
-            tokens: Vec::new(),
-            auth_domain: None,
-            values: Values::default(),
-            generation: 1,
-        };
-        let cache =
-            PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 4).unwrap();
-        Authenticator::new(
-            Arc::new(SingleDomain::new(settings)),
-            Arc::clone(clock) as Arc<dyn cloudauth_core::Clock>,
-        )
-        .with_cache(cache)
+        common::cached_authenticator(Arc::clone(self) as Arc<dyn Backend>, clock)
     }
 
     fn trouble(&self) -> Option<BackendError> {

@@ -1,4 +1,5 @@
-//! A scripted HTTP/1.1 server on loopback for backend tests.
+//! A scripted HTTP/1.1 server on loopback for backend tests, and the
+//! authenticator the decision tests build over an in-test backend.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,4 +127,27 @@ pub async fn start(answer: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> 
         seen,
         connections,
     }
+}
+
+/// An authenticator for every domain over `backend` (no token formats),
+/// with a memory password cache (bcrypt cost 4), on `clock`.
+pub fn cached_authenticator(
+    backend: Arc<dyn cloudauth_core::Backend>,
+    clock: &Arc<cloudauth_core::FixedClock>,
+) -> cloudauth_core::Authenticator {
+    use cloudauth_core::cache::{CacheTtls, MemoryStore, PasswordCache};
+    let settings = cloudauth_core::DomainSettings {
+        backend,
+        tokens: Vec::new(),
+        auth_domain: None,
+        values: cloudauth_core::settings::values::Values::default(),
+        generation: 1,
+    };
+    let cache = PasswordCache::new(Box::new(MemoryStore::default()), CacheTtls::default(), 4)
+        .expect("OS randomness");
+    cloudauth_core::Authenticator::new(
+        Arc::new(cloudauth_core::SingleDomain::new(settings)),
+        Arc::clone(clock) as Arc<dyn cloudauth_core::Clock>,
+    )
+    .with_cache(cache)
 }
