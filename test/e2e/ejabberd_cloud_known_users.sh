@@ -34,8 +34,6 @@ modules:
 YML
 start_ejabberd "$E" "$PORT" "$W/extra.yml" || die_setup "ejabberd did not start"
 ev() { "$SANDBOX" eval "$E" "$1"; }
-probe() { /usr/bin/python3 "$E2E_LIB/xmpp_probe.py" "$@"; }
-joined() { paste -sd'|' "$1"; }
 ALICE=$(mint alice $D "$SECRET" --ttl 1h)
 BOB=$(mint bob $D "$SECRET" --ttl 1h)
 
@@ -43,23 +41,7 @@ login "bob@$D" bob-pw "$PORT"; expect "bob logs in by password (now a known user
 fault down || die_setup "fault down"
 expect "cloud down: user_exists of the known bob" "{nocache,true}" \
     "$(ev 'ejabberd_auth_cloud:user_exists(<<"bob">>, <<"localhost">>).')"
-probe "alice@$D" "$ALICE" "$PORT" --message "bob@$D" --subscribe "bob@$D" --body down-msg --wait 2 \
-    > "$W/down.send" 2>&1
-expect "cloud down: message and subscription to the known offline bob accepted" \
-    "login-ok|message-no-error|subscribe-no-error" "$(joined "$W/down.send")"
-probe "bob@$D" "$BOB" "$PORT" --collect 1.5 > "$W/down.collect" 2>&1
-grep -qxF "received-message alice@$D down-msg" "$W/down.collect" &&
-    grep -qxF "received-subscribe alice@$D" "$W/down.collect" &&
-    ok "bob's next login (cloud still down) delivers the stored message and subscription" ||
-    not_ok "bob did not get what alice sent while the cloud was down: $(joined "$W/down.collect")"
-fault ok
-
-before=$(backend_count isuser)
-probe "alice@$D" "$ALICE" "$PORT" --message "bob@$D" --body flood --repeat 20 --wait 2 > "$W/flood.send" 2>&1
-expect "20 messages to the offline known bob: no error" "login-ok|message-no-error" "$(joined "$W/flood.send")"
-after=$(backend_count isuser)
-[ $((after - before)) -le 1 ] && ok "20 messages to a known offline user cost $((after - before)) isuser request(s) (at most 1)" ||
-    not_ok "20 messages to a known offline user cost $((after - before)) isuser requests"
+known_offline_cases "$PORT"
 
 # forget: bob online (a token session held for 8 s), then forgotten.
 probe "bob@$D" "$BOB" "$PORT" --collect 8 > "$W/online.out" 2>&1 & held=$!

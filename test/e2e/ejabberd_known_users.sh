@@ -39,8 +39,6 @@ modules:
 YML
 start_ejabberd "$W/ejabberd" "$PORT" "$W/extra.yml" || die_setup "ejabberd did not start"
 
-probe() { /usr/bin/python3 "$E2E_LIB/xmpp_probe.py" "$@"; }
-joined() { paste -sd'|' "$1"; }
 ALICE=$(mint alice $D "$SECRET" --ttl 1h)
 BOB=$(mint bob $D "$SECRET" --ttl 1h)
 
@@ -48,29 +46,7 @@ probe "bob@$D" bob-pw "$PORT" > "$W/bob.login" 2>&1
 expect "bob logs in by password (now a known user)" "login-ok" "$(joined "$W/bob.login")"
 
 fault down || die_setup "fault down"
-probe "alice@$D" "$ALICE" "$PORT" --message "bob@$D" --subscribe "bob@$D" --body down-msg --wait 2 \
-    > "$W/down.send" 2>&1
-expect "cloud down: message and subscription to the known offline bob accepted" \
-    "login-ok|message-no-error|subscribe-no-error" "$(joined "$W/down.send")"
-probe "alice@$D" "$ALICE" "$PORT" --message "nobody@$D" --wait 2 > "$W/down.nobody" 2>&1
-expect "cloud down: a message to an unknown name still bounces (cannot tell)" \
-    "login-ok|message-error cancel service-unavailable" "$(joined "$W/down.nobody")"
-probe "bob@$D" "$BOB" "$PORT" --collect 1.5 > "$W/down.collect" 2>&1
-grep -qxF "received-message alice@$D down-msg" "$W/down.collect" &&
-    grep -qxF "received-subscribe alice@$D" "$W/down.collect" &&
-    ok "bob's next login (cloud still down) delivers the stored message and subscription" ||
-    not_ok "bob did not get what alice sent while the cloud was down: $(joined "$W/down.collect")"
-fault ok
-
-before=$(backend_count isuser)
-probe "alice@$D" "$ALICE" "$PORT" --message "bob@$D" --body flood --repeat 20 --wait 2 > "$W/flood.send" 2>&1
-expect "20 messages to the offline known bob: no error" "login-ok|message-no-error" "$(joined "$W/flood.send")"
-after=$(backend_count isuser)
-[ $((after - before)) -le 1 ] && ok "20 messages to a known offline user cost $((after - before)) isuser request(s) (at most 1)" ||
-    not_ok "20 messages to a known offline user cost $((after - before)) isuser requests"
-probe "bob@$D" "$BOB" "$PORT" --collect 1.5 > "$W/flood.collect" 2>&1
-n=$(grep -c "^received-message alice@$D flood" "$W/flood.collect")
-expect "bob gets all 20 stored messages" 20 "$n"
+known_offline_cases "$PORT"
 
 # A changed password: bob-pw was confirmed by the cloud at the first login.
 users bob-new > "$W/users.json"

@@ -103,8 +103,6 @@ done
 declare -A TOKEN
 for u in alice bob carol dave erin frank; do TOKEN[$u]=$(mint $u $D "$SECRET" --ttl 1h); done
 
-probe() { /usr/bin/python3 "$E2E_LIB/xmpp_probe.py" "$@"; }
-joined() { paste -sd'|' "$1"; }
 
 # run_phase PHASE SENDER: both policies in parallel; results in $W/out/POLICY.PHASE.*
 mkdir -p "$W/out"

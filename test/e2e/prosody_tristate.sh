@@ -34,7 +34,6 @@ USERS='{"users": [
 start_backend "$BASE" "$SECRET" "$USERS" || die_setup "test backend did not start"
 write_secret "$BASE/secret" "$SECRET"
 port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-probe() { /usr/bin/python3 "$E2E_LIB/xmpp_probe.py" "$@"; }
 
 # say LINE... -> cloudauth's answer lines, as one client connection sends them
 say() {

@@ -135,6 +135,11 @@ login() {
     /usr/bin/python3 "$E2E_LIB/xmpp_login.py" "$@"
 }
 
+# probe JID PASSWORD PORT [xmpp_probe.py options]: one client session that
+# reports what happened, a line each; joined FILE: those lines as a|b|c
+probe() { /usr/bin/python3 "$E2E_LIB/xmpp_probe.py" "$@"; }
+joined() { paste -sd'|' "$1"; }
+
 # timed_login JID PASSWORD PORT -> prints "RC MS"
 timed_login() {
     local t0 rc
@@ -288,4 +293,36 @@ mint() { # mint USER DOMAIN SECRET [--ttl T | --expiry UNIX]
     local u=$1 d=$2 s=$3
     shift 3
     "$BIN_DIR/cloudauth" -c /dev/null -s "$s" token "$u" "$d" "$@"
+}
+
+# known_offline_cases PORT: the cloud is down (the caller set `fault down`)
+# and bob, offline, logged in before (a known user): alice's message and
+# subscription request to him are stored, a message to an unknown name still
+# bounces, and bob's next login (a token, the cloud still down) gets both;
+# then, the cloud up, 20 messages to the offline bob cost at most one isuser
+# request and all reach him. Needs ALICE and BOB (tokens), W and D.
+known_offline_cases() {
+    local port=$1 before after n
+    probe "alice@$D" "$ALICE" "$port" --message "bob@$D" --subscribe "bob@$D" --body down-msg --wait 2 \
+        > "$W/down.send" 2>&1
+    expect "cloud down: message and subscription to the known offline bob accepted" \
+        "login-ok|message-no-error|subscribe-no-error" "$(joined "$W/down.send")"
+    probe "alice@$D" "$ALICE" "$port" --message "nobody@$D" --wait 2 > "$W/down.nobody" 2>&1
+    expect "cloud down: a message to an unknown name still bounces (cannot tell)" \
+        "login-ok|message-error cancel service-unavailable" "$(joined "$W/down.nobody")"
+    probe "bob@$D" "$BOB" "$port" --collect 1.5 > "$W/down.collect" 2>&1
+    grep -qxF "received-message alice@$D down-msg" "$W/down.collect" &&
+        grep -qxF "received-subscribe alice@$D" "$W/down.collect" &&
+        ok "bob's next login (cloud still down) delivers the stored message and subscription" ||
+        not_ok "bob did not get what alice sent while the cloud was down: $(joined "$W/down.collect")"
+    fault ok
+    before=$(backend_count isuser)
+    probe "alice@$D" "$ALICE" "$port" --message "bob@$D" --body flood --repeat 20 --wait 2 > "$W/flood.send" 2>&1
+    expect "20 messages to the offline known bob: no error" "login-ok|message-no-error" "$(joined "$W/flood.send")"
+    after=$(backend_count isuser)
+    [ $((after - before)) -le 1 ] && ok "20 messages to a known offline user cost $((after - before)) isuser request(s) (at most 1)" ||
+        not_ok "20 messages to a known offline user cost $((after - before)) isuser requests"
+    probe "bob@$D" "$BOB" "$port" --collect 1.5 > "$W/flood.collect" 2>&1
+    n=$(grep -c "^received-message alice@$D flood" "$W/flood.collect")
+    expect "bob gets all 20 stored messages" 20 "$n"
 }
