@@ -330,6 +330,14 @@ pub fn failures_from_delay(delay_ms: u64) -> u32 {
     n.max(1)
 }
 
+type Registry = Mutex<HashMap<(String, u32, Option<std::path::PathBuf>), Weak<FailureBudget>>>;
+
+/// Every budget of this process, by Nextcloud, limit and state database.
+fn registry() -> &'static Registry {
+    static BUDGETS: OnceLock<Registry> = OnceLock::new();
+    BUDGETS.get_or_init(Registry::default)
+}
+
 /// The process's monotonic seconds: a stepped wall clock moves no window.
 fn now() -> u64 {
     SystemClock.monotonic_secs()
@@ -364,11 +372,7 @@ impl FailureBudget {
         max_attempts: u32,
         db: Option<&std::path::Path>,
     ) -> Option<Arc<Self>> {
-        type Registry =
-            Mutex<HashMap<(String, u32, Option<std::path::PathBuf>), Weak<FailureBudget>>>;
-        static BUDGETS: OnceLock<Registry> = OnceLock::new();
-        let registry = BUDGETS.get_or_init(Registry::default);
-        let mut map = registry.lock().ok()?;
+        let mut map = registry().lock().ok()?;
         map.retain(|_, w| w.strong_count() > 0);
         let id = (
             key.to_string(),
@@ -392,6 +396,19 @@ impl FailureBudget {
         let b = Arc::new(budget);
         map.insert(id, Arc::downgrade(&b));
         Some(b)
+    }
+
+    /// The budgets in use in this process (for the metrics page).
+    pub fn in_use() -> Vec<Arc<FailureBudget>> {
+        registry()
+            .lock()
+            .map(|m| m.values().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default()
+    }
+
+    /// Where, as logged (no user info).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The most failures this server lets itself cause within the window.

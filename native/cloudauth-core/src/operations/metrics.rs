@@ -159,6 +159,7 @@ pub fn render_for(
             });
         }
     }
+    extra.extend(budget_samples());
     extra.push(Sample {
         name: "cloudauth_coalesced",
         kind: "counter",
@@ -167,6 +168,57 @@ pub fn render_for(
         value: auth.coalesced(),
     });
     render(requests, http.stats(), &extra)
+}
+
+/// The failure budgets of this process ([`crate::bruteforce`]), one set of
+/// samples per Nextcloud.
+fn budget_samples() -> Vec<Sample<'static>> {
+    let mut samples = Vec::new();
+    for budget in crate::bruteforce::FailureBudget::in_use() {
+        let labels = format!("nextcloud=\"{}\"", label_value(budget.name()));
+        let st = &budget.stats;
+        for (name, kind, help, value) in [
+            (
+                "cloudauth_nextcloud_failures_caused",
+                "counter",
+                "Failed logins Nextcloud recorded for this server's address (its brute-force protection counts them).",
+                st.failures_caused.load(Ordering::Relaxed),
+            ),
+            (
+                "cloudauth_nextcloud_failures_counted",
+                "gauge",
+                "Failed logins counted within Nextcloud's 30-minute window (the failure budget spent).",
+                u64::from(budget.report().failures),
+            ),
+            (
+                "cloudauth_nextcloud_withheld",
+                "counter",
+                "Password checks not sent because the failure budget was spent.",
+                st.withheld.load(Ordering::Relaxed),
+            ),
+            (
+                "cloudauth_nextcloud_blocks_seen",
+                "counter",
+                "HTTP 429 answers: Nextcloud's brute-force protection blocking this server's address.",
+                st.blocks_seen.load(Ordering::Relaxed),
+            ),
+            (
+                "cloudauth_nextcloud_blocked",
+                "counter",
+                "Requests not sent during a block (one probe per 5 s goes).",
+                st.blocked.load(Ordering::Relaxed),
+            ),
+        ] {
+            samples.push(Sample {
+                name,
+                kind,
+                help,
+                labels: labels.clone(),
+                value,
+            });
+        }
+    }
+    samples
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -181,6 +233,28 @@ mod tests {
     use super::*;
     use crate::decision::{Path, Verdict};
     use std::time::Duration;
+
+    #[test]
+    fn failure_budgets_are_on_the_metrics_page() {
+        use crate::bruteforce::{FailureBudget, Outcome};
+        let b = FailureBudget::for_nextcloud("https://metrics.test/", "metrics.test", 10, None)
+            .unwrap();
+        b.record("alice", Outcome::Failed);
+        b.record("alice", Outcome::Blocked);
+        let text = render(
+            &Requests::default(),
+            &BackendStats::default(),
+            &budget_samples(),
+        );
+        for line in [
+            "cloudauth_nextcloud_failures_caused_total{nextcloud=\"metrics.test\"} 1",
+            "cloudauth_nextcloud_failures_counted{nextcloud=\"metrics.test\"} 1",
+            "cloudauth_nextcloud_blocks_seen_total{nextcloud=\"metrics.test\"} 1",
+            "cloudauth_nextcloud_withheld_total{nextcloud=\"metrics.test\"} 0",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+    }
 
     #[test]
     fn exposition_counts_and_buckets() {
