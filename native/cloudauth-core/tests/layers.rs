@@ -30,19 +30,19 @@ const CORE_LAYERS: &[(&str, u8)] = &[
     ("operations", 4),
 ];
 
-/// The `cloudauth` library (framing, requests, xcauth.conf syntax, the
-/// fuzzing entry points over them).
+/// The `cloudauth` library (typed requests, xcauth.conf syntax, the wire
+/// protocols and their registry, the fuzzing entry points over them).
 const PROTOCOL_LIB_LAYERS: &[(&str, u8)] = &[
-    ("codec", 1),
     ("config_file", 1),
     ("request", 1),
-    ("fuzzing", 2),
+    ("wire", 2),
+    ("fuzzing", 3),
 ];
 
 /// The `cloudauth` program: its vocabulary (and the command line, read
 /// first), the pieces below the configuration (logging, listeners, roster
 /// sync, the counters), the configuration, the handler (verdict → answer),
-/// one connection, the protocols and stdio mode, and the modes on top.
+/// one connection, stdio mode, and the modes on top.
 const PROGRAM_LAYERS: &[(&str, u8)] = &[
     ("vocab", 1),
     ("cli", 1),
@@ -54,7 +54,6 @@ const PROGRAM_LAYERS: &[(&str, u8)] = &[
     ("handler", 4),
     ("serve", 5),
     ("stdio_serve", 6),
-    ("protocols", 6),
     ("sockets", 7),
     ("oneshot", 7),
     ("doctor", 7),

@@ -19,8 +19,7 @@ use crate::config_file;
 use crate::listen::{parse_spec, ListenSpec};
 use crate::logging;
 
-// The program's vocabulary, where callers have always found it.
-pub use crate::vocab::{LogTarget, Protocol, TroublePolicy};
+use crate::vocab::{LogTarget, Protocol, TroublePolicy};
 
 /// Config file read when `-c` is not given (and it exists).
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
@@ -57,21 +56,12 @@ pub enum ConfigError {
     },
 }
 
-impl Protocol {
-    /// Reads a protocol name (`prosody` is `generic`).
-    pub fn parse(v: &str) -> Result<Self, ConfigError> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "ejabberd" => Ok(Protocol::Ejabberd),
-            "generic" | "prosody" => Ok(Protocol::Generic),
-            "saslauthd" => Ok(Protocol::Saslauthd),
-            "postfix" => Ok(Protocol::Postfix),
-            "metrics" => Ok(Protocol::Metrics),
-            _ => Err(ConfigError::Value {
-                key: TYPE,
-                why: format!("{v:?}: expected ejabberd, generic, prosody, saslauthd or postfix"),
-            }),
-        }
-    }
+/// The wire protocol called `v` (`prosody` is `generic`).
+fn protocol_named(v: &str) -> Result<Protocol, ConfigError> {
+    Protocol::named(v).ok_or_else(|| ConfigError::Value {
+        key: TYPE,
+        why: format!("{v:?}: expected {}", Protocol::names()),
+    })
 }
 
 /// Everything the program needs to run, after merging all sources.
@@ -168,13 +158,7 @@ impl Config {
             }
         }
 
-        let protocol = v.text(TYPE).map(Protocol::parse).transpose()?;
-        if protocol == Some(Protocol::Metrics) {
-            return Err(ConfigError::Value {
-                key: TYPE,
-                why: "metrics is served on a socket: --listen metrics=127.0.0.1:PORT".into(),
-            });
-        }
+        let protocol = v.text(TYPE).map(protocol_named).transpose()?;
         let one_shot = cli.one_shot();
         let interactive = v.flag(INTERACTIVE) || one_shot;
         // Under systemd the journal is the place, unless a log directory
@@ -288,7 +272,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.values.url(URL).map(|u| u.as_str()), Some("https://cli/"));
-        assert_eq!(c.protocol, Some(Protocol::Ejabberd));
+        assert_eq!(c.protocol, Protocol::named("ejabberd"));
         assert_eq!(c.values.secret(SECRET), Some(&Secret::new("filesecret")));
         assert_eq!(c.timeouts.total, Duration::from_secs(7));
         assert_eq!(c.log, LogTarget::Dir(PathBuf::from("/tmp/filelog")));
@@ -480,10 +464,14 @@ mod tests {
 
     #[test]
     fn protocol_names() {
-        assert_eq!(Protocol::parse("prosody").unwrap(), Protocol::Generic);
-        assert_eq!(Protocol::parse("Ejabberd").unwrap(), Protocol::Ejabberd);
-        assert_eq!(Protocol::parse("saslauthd").unwrap(), Protocol::Saslauthd);
-        assert_eq!(Protocol::parse("postfix").unwrap(), Protocol::Postfix);
-        assert!(Protocol::parse("xmpp").is_err());
+        let named = |n| protocol_named(n).unwrap().label();
+        assert_eq!(named("prosody"), "generic");
+        assert_eq!(named("Ejabberd"), "ejabberd");
+        assert_eq!(named("saslauthd"), "saslauthd");
+        assert_eq!(named("postfix"), "postfix");
+        assert!(matches!(
+            protocol_named("xmpp"),
+            Err(ConfigError::Value { key: TYPE, why }) if why == "\"xmpp\": expected ejabberd, generic, prosody, saslauthd or postfix"
+        ));
     }
 }

@@ -8,13 +8,13 @@ use cloudauth_core::settings::schema;
 use cloudauth_core::settings::values::{Layer, Origin};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::codec::ejabberd::EjabberdCodec;
-use crate::codec::generic::LineCodec;
-use crate::codec::postfix::PostfixCodec;
-use crate::codec::saslauthd::{SaslauthdCodec, FIELDS, MAX_FIELD};
-use crate::codec::{FrameProblem, Incoming, Reply, MAX_REQUEST};
 use crate::config_file;
 use crate::request::{self, Request};
+use crate::wire::ejabberd::EjabberdCodec;
+use crate::wire::generic::LineCodec;
+use crate::wire::postfix::PostfixCodec;
+use crate::wire::saslauthd::{SaslauthdCodec, FIELDS, MAX_FIELD};
+use crate::wire::{FrameProblem, Incoming, Reply, WireProtocol, MAX_REQUEST};
 
 // ---------------------------------------------------------------- frames
 
@@ -280,11 +280,16 @@ fn percent_encode_all(s: &str) -> Vec<u8> {
 }
 
 fn parse_request(proto: Proto, item: &Incoming) {
-    let parsed = match (proto, item) {
-        (Proto::Ejabberd | Proto::Generic, Incoming::Payload(p)) => request::parse(p),
-        (Proto::Postfix, Incoming::Payload(p)) => request::parse_postfix(p),
-        (Proto::Saslauthd, Incoming::Fields(f)) => request::parse_saslauthd(f),
-        _ => return,
+    if matches!(item, Incoming::Bad(_)) {
+        return;
+    }
+    // Each protocol's own parse, as serving a connection calls it.
+    let frame = item.clone();
+    let parsed = match proto {
+        Proto::Ejabberd => EjabberdCodec::default().parse(frame),
+        Proto::Generic => LineCodec::default().parse(frame),
+        Proto::Postfix => PostfixCodec::default().parse(frame),
+        Proto::Saslauthd => SaslauthdCodec::default().parse(frame),
     };
     let req = match parsed {
         Ok(r) => r,

@@ -12,11 +12,11 @@ use cloudauth_core::roster::{
 use cloudauth_core::{Authenticator, Decision, Path, Verdict};
 use tracing::{debug, info, warn};
 
-use crate::codec::{Incoming, Reply, RosterReply};
-use crate::config::{Protocol, TroublePolicy};
 use crate::monitor::Monitor;
-use crate::request::{self, Dialect, Request};
+use crate::request::Request;
 use crate::roster_sync::RosterSync;
+use crate::vocab::{Protocol, TroublePolicy};
+use crate::wire::{BadInput, Reply, RosterReply};
 
 /// Bad-input warnings per second, at most; the rest are counted and the
 /// count is logged with the next warning, so that a flood of garbage cannot
@@ -189,41 +189,26 @@ impl Handler {
         });
     }
 
-    /// Decides whatever needs no cloud: bad frames, unsupported commands,
+    /// Decides whatever needs no cloud: bad input, unsupported commands,
     /// `quit`, token logins and password-cache hits (a lookup, no bcrypt).
-    pub fn triage(&self, incoming: Incoming, protocol: Protocol) -> Step {
-        let dialect = protocol.dialect();
-        let parsed = match (incoming, dialect) {
-            (Incoming::Bad(problem), _) => {
-                self.bad_input
-                    .warn(format_args!("bad input: {problem}; answered no"));
-                return Step::Answer(Reply::No, None);
-            }
-            (Incoming::Payload(p), Dialect::Colon) => request::parse(&p),
-            (Incoming::Payload(p), Dialect::Postfix) => request::parse_postfix(&p),
-            (Incoming::Fields(f), Dialect::Saslauthd) => request::parse_saslauthd(&f),
-            (Incoming::Payload(_) | Incoming::Fields(_), _) => {
-                self.bad_input.warn(format_args!(
-                    "bad input: frame does not fit the {dialect:?} protocol; answered no"
-                ));
-                return Step::Answer(Reply::No, None);
-            }
-        };
+    pub fn triage(&self, parsed: Result<Request, BadInput>, protocol: Protocol) -> Step {
         match parsed {
-            Err(e) => {
-                self.bad_input
-                    .warn(format_args!("bad request: {e}; answered no"));
+            Err(bad) => {
+                self.bad_input.warn(format_args!("{bad}; answered no"));
                 Step::Answer(Reply::No, None)
             }
             Ok(Request::Quit) => Step::Quit,
-            // Only the generic protocol has a third answer to negotiate;
+            // Only a protocol with a third answer to negotiate answers it;
             // the others have theirs (or none) by their own rules.
-            Ok(Request::Hello { tristate }) if protocol == Protocol::Generic => {
+            Ok(Request::Hello { tristate }) if protocol.answers().hello => {
                 debug!("hello: the client asks for tristate: {tristate}");
                 Step::Answer(Reply::Hello { tristate }, None)
             }
             Ok(Request::Hello { .. }) => {
-                info!("hello: only the generic protocol answers it; answered no");
+                info!(
+                    "hello: not answered in the {} protocol; answered no",
+                    protocol.label()
+                );
                 Step::Answer(Reply::No, None)
             }
             Ok(Request::Unsupported { command }) => {
@@ -256,9 +241,13 @@ impl Handler {
                     }),
                 }
             }
-            // Only the generic protocol has a roster answer (mod_auth_cloudauth's).
-            Ok(Request::Roster { .. }) if protocol != Protocol::Generic => {
-                info!("roster: only the generic protocol answers it; answered no");
+            // Only a protocol with a roster answer (the generic one:
+            // mod_auth_cloudauth's) answers it.
+            Ok(Request::Roster { .. }) if !protocol.answers().roster => {
+                info!(
+                    "roster: not answered in the {} protocol; answered no",
+                    protocol.label()
+                );
                 Step::Answer(Reply::No, None)
             }
             Ok(req @ (Request::IsUser { .. } | Request::Roster { .. })) => Step::Ask(req),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::vocab::Protocol;
+use crate::vocab::{ListenerKind, Protocol};
 
 /// Permissions of unix sockets we create: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
@@ -28,8 +28,8 @@ pub enum ListenAddr {
 /// One `--listen` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSpec {
-    /// Protocol spoken there.
-    pub protocol: Protocol,
+    /// What is served there.
+    pub kind: ListenerKind,
     /// Address.
     pub addr: ListenAddr,
 }
@@ -71,11 +71,11 @@ pub fn parse_spec(text: &str) -> Result<ListenSpec, ListenError> {
     let (proto, addr) = text
         .split_once('=')
         .ok_or_else(|| ListenError::Syntax(text.into()))?;
-    let protocol = Protocol::parse(proto).map_err(|_| ListenError::Protocol(text.into()))?;
+    let kind = ListenerKind::named(proto).ok_or_else(|| ListenError::Protocol(text.into()))?;
     let addr = addr.trim();
     if addr.starts_with('/') || addr.starts_with("./") {
         return Ok(ListenSpec {
-            protocol,
+            kind,
             addr: ListenAddr::Unix(PathBuf::from(addr)),
         });
     }
@@ -84,7 +84,7 @@ pub fn parse_spec(text: &str) -> Result<ListenSpec, ListenError> {
         return Err(ListenError::NotLoopback(sa));
     }
     Ok(ListenSpec {
-        protocol,
+        kind,
         addr: ListenAddr::Tcp(sa),
     })
 }
@@ -149,10 +149,10 @@ pub fn bind(spec: &ListenSpec) -> Result<Listener, ListenError> {
 }
 
 /// Takes the sockets systemd passed (`LISTEN_PID`, `LISTEN_FDS`,
-/// `LISTEN_FDNAMES`); each descriptor's name selects its protocol
-/// (`ejabberd`, `generic`/`prosody`, `saslauthd`, `postfix`). The variables
+/// `LISTEN_FDNAMES`); each descriptor's name selects its protocol (a name
+/// in the registry, or `metrics`). The variables
 /// are removed so that children do not inherit them. Needs a runtime.
-pub fn from_systemd() -> Result<Vec<(Protocol, Listener)>, ListenError> {
+pub fn from_systemd() -> Result<Vec<(ListenerKind, Listener)>, ListenError> {
     let pid_matches = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -173,15 +173,14 @@ pub fn from_systemd() -> Result<Vec<(Protocol, Listener)>, ListenError> {
     let mut out = Vec::new();
     for i in 0..count {
         let name = names.get(i as usize).cloned().unwrap_or_default();
-        let protocol = Protocol::parse(&name).map_err(|_| ListenError::Systemd {
+        let kind = ListenerKind::named(&name).ok_or_else(|| ListenError::Systemd {
             name: name.clone(),
-            why: "set FileDescriptorName= to ejabberd, generic, prosody, saslauthd or postfix"
-                .into(),
+            why: format!("set FileDescriptorName= to {}", Protocol::names()),
         })?;
         // SAFETY: systemd passes descriptors 3..3+LISTEN_FDS to this process
         // (LISTEN_PID matched), and nothing else in the process owns them.
         let fd = unsafe { OwnedFd::from_raw_fd(3 + i) };
-        out.push((protocol, adopt(fd, &name)?));
+        out.push((kind, adopt(fd, &name)?));
     }
     Ok(out)
 }
@@ -215,7 +214,7 @@ mod tests {
         assert_eq!(
             parse_spec("ejabberd=127.0.0.1:23662").unwrap(),
             ListenSpec {
-                protocol: Protocol::Ejabberd,
+                kind: ListenerKind::Auth(Protocol::named("ejabberd").unwrap()),
                 addr: ListenAddr::Tcp("127.0.0.1:23662".parse().unwrap())
             }
         );
@@ -224,8 +223,12 @@ mod tests {
             ListenAddr::Unix(PathBuf::from("/run/cloudauth/mux"))
         );
         assert_eq!(
-            parse_spec("prosody=[::1]:5000").unwrap().protocol,
-            Protocol::Generic
+            parse_spec("prosody=[::1]:5000").unwrap().kind,
+            ListenerKind::Auth(Protocol::named("generic").unwrap())
+        );
+        assert_eq!(
+            parse_spec("metrics=127.0.0.1:9").unwrap().kind,
+            ListenerKind::Metrics
         );
         assert!(matches!(
             parse_spec("postfix=0.0.0.0:1"),

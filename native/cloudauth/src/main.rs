@@ -10,7 +10,6 @@ mod listen;
 mod logging;
 mod monitor;
 mod oneshot;
-mod protocols;
 mod roster_sync;
 mod serve;
 mod sockets;
@@ -20,7 +19,7 @@ mod vocab;
 use std::process::ExitCode;
 
 // Framing, requests and the config file syntax live in the library (for the fuzz targets).
-use cloudauth::{codec, config_file, request};
+use cloudauth::{config_file, request, wire};
 use std::sync::Arc;
 
 use clap::Parser;
@@ -306,10 +305,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     let listeners = runtime.block_on(async {
         let mut listeners = listen::from_systemd().map_err(|e| e.to_string())?;
         for spec in &config.listen {
-            listeners.push((
-                spec.protocol,
-                listen::bind(spec).map_err(|e| e.to_string())?,
-            ));
+            listeners.push((spec.kind, listen::bind(spec).map_err(|e| e.to_string())?));
         }
         Ok::<_, String>(listeners)
     });
@@ -348,7 +344,7 @@ fn run(cli: &Cli, config: &Config) -> u8 {
                     "serving {protocol:?} protocol on stdin/stdout (version {})",
                     env!("CARGO_PKG_VERSION")
                 );
-                protocols::serve_stdio_protocol(protocol, Arc::clone(&handler), runtime.handle())
+                stdio_serve::serve_stdio(protocol, Arc::clone(&handler), runtime.handle())
                     .map_err(|e| e.to_string())
             }
         },

@@ -10,7 +10,7 @@ use cloudauth_core::metrics::{self, Requests, Sample};
 use cloudauth_core::{Authenticator, HttpClient};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::vocab::{End, Protocol};
+use crate::vocab::{End, ListenerKind};
 
 /// Longest request head read from a scraper.
 const MAX_HEAD: usize = 8 * 1024;
@@ -21,9 +21,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Monitor {
     /// Decisions by protocol, operation, outcome and path.
     pub requests: Requests,
-    connections: [AtomicU64; Protocol::ALL.len()],
-    /// Connections closed by the listener, by protocol and [`Closed`] reason.
-    closed: [[AtomicU64; Closed::ALL.len()]; Protocol::ALL.len()],
+    /// Open connections, by [`ListenerKind::index`].
+    connections: Box<[AtomicU64]>,
+    /// Connections closed by the listener, by [`ListenerKind::index`] and [`Closed`] reason.
+    closed: Box<[[AtomicU64; Closed::ALL.len()]]>,
     auth: Arc<Authenticator>,
     http: Arc<HttpClient>,
 }
@@ -65,30 +66,34 @@ impl Monitor {
     pub fn new(auth: Arc<Authenticator>, http: Arc<HttpClient>) -> Self {
         Monitor {
             requests: Requests::default(),
-            connections: Default::default(),
-            closed: Default::default(),
+            connections: (0..ListenerKind::count())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            closed: (0..ListenerKind::count())
+                .map(|_| Default::default())
+                .collect(),
             auth,
             http,
         }
     }
 
-    /// Counts a connection on a `protocol` listener until the guard is dropped.
-    pub fn connection(&self, protocol: Protocol) -> OpenConnection<'_> {
-        let i = protocol as usize;
-        self.connections[i].fetch_add(1, Ordering::Relaxed);
-        OpenConnection(&self.connections[i])
+    /// Counts a connection on a `kind` listener until the guard is dropped.
+    pub fn connection(&self, kind: ListenerKind) -> OpenConnection<'_> {
+        // Both tables have `ListenerKind::count()` rows, and an index is below it.
+        let open = &self.connections[kind.index()];
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open)
     }
 
     /// Counts a connection the listener closed or refused.
-    pub fn closed(&self, protocol: Protocol, why: Closed) {
-        let (i, j) = (protocol as usize, why as usize);
-        self.closed[i][j].fetch_add(1, Ordering::Relaxed);
+    pub fn closed(&self, kind: ListenerKind, why: Closed) {
+        self.closed[kind.index()][why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut extra = Vec::new();
-        for (p, c) in Protocol::ALL.iter().zip(&self.connections) {
+        for (p, c) in ListenerKind::all().zip(self.connections.iter()) {
             extra.push(Sample {
                 name: "cloudauth_open_connections",
                 kind: "gauge",
@@ -97,7 +102,7 @@ impl Monitor {
                 value: c.load(Ordering::Relaxed),
             });
         }
-        for (p, per_reason) in Protocol::ALL.iter().zip(&self.closed) {
+        for (p, per_reason) in ListenerKind::all().zip(self.closed.iter()) {
             for (why, c) in Closed::ALL.iter().zip(per_reason) {
                 extra.push(Sample {
                     name: "cloudauth_connections_closed",

@@ -101,17 +101,6 @@ const REFUSED: [&str; 5] = [
     "certauth",
 ];
 
-/// How a protocol spells its requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `cmd:user:domain[:password]` (ejabberd, generic/Prosody).
-    Colon,
-    /// Postfix tcp_table: `get user@domain` with `%XX` escapes.
-    Postfix,
-    /// saslauthd: login, password, service, realm fields.
-    Saslauthd,
-}
-
 fn utf8(b: &[u8]) -> Result<&str, RequestError> {
     if b.contains(&0) {
         return Err(RequestError::NulByte);

@@ -17,13 +17,13 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
+use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::codec::{Incoming, Reply};
 use crate::handler::{Handler, Note, Step};
 use crate::vocab::Protocol;
+use crate::wire::Reply;
 
 /// Requests decided concurrently on one stream before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -118,26 +118,25 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Reads requests from `reader` and writes replies to `writer` until EOF,
+/// Reads `protocol`'s requests from `reader` and writes replies to `writer` until EOF,
 /// `quit`, `shutdown` turning true or, with `watch` set, its idle time
 /// without a request while nothing is pending, its eviction, or a reply
 /// the peer does not read within its write timeout; every request read is
 /// answered before returning, except to a peer that does not read.
-pub async fn serve<R, W, C>(
+pub async fn serve<R, W>(
+    protocol: Protocol,
     reader: R,
     writer: W,
     handler: Arc<Handler>,
-    protocol: Protocol,
     mut shutdown: watch::Receiver<bool>,
     watch: Option<Watch>,
 ) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    C: Decoder<Item = Incoming, Error = io::Error> + Encoder<Reply, Error = io::Error> + Default,
 {
-    let mut frames = FramedRead::new(reader, C::default());
-    let mut sink = FramedWrite::new(writer, C::default());
+    let mut frames = FramedRead::new(reader, protocol.requests());
+    let mut sink = FramedWrite::new(writer, protocol.requests());
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut end = None;
     let idle = watch.as_ref().map(|w| w.idle);

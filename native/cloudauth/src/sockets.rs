@@ -19,10 +19,9 @@ use tracing::{debug, info, warn};
 
 use crate::handler::Handler;
 use crate::listen::Listener;
-use crate::monitor::Closed;
-use crate::protocols::serve_protocol;
-use crate::serve::{Activity, End, Watch};
-use crate::vocab::Protocol;
+use crate::monitor::{serve_scrape, Closed};
+use crate::serve::{serve, Activity, End, Watch};
+use crate::vocab::ListenerKind;
 
 pub use crate::vocab::SocketLimits as Limits;
 
@@ -38,7 +37,7 @@ struct Shared {
 /// Serves all `listeners` until SIGTERM or SIGINT, then drains for at most
 /// `drain`.
 pub async fn run(
-    listeners: Vec<(Protocol, Listener)>,
+    listeners: Vec<(ListenerKind, Listener)>,
     handler: Arc<Handler>,
     drain: Duration,
     limits: Limits,
@@ -52,11 +51,11 @@ pub async fn run(
         limits,
     };
     let mut acceptors = Vec::new();
-    for (protocol, listener) in listeners {
-        info!("listening for {protocol:?} on {}", listener.describe());
+    for (kind, listener) in listeners {
+        info!("listening for {kind:?} on {}", listener.describe());
         let slots = Arc::new(Slots::new(limits.per_listener, limits.per_peer));
         acceptors.push(tokio::spawn(accept_loop(
-            protocol,
+            kind,
             listener,
             shared.clone(),
             slots,
@@ -239,7 +238,7 @@ impl Slots {
 /// room, so that a flood cannot flood the log.
 const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
-async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slots: Arc<Slots>) {
+async fn accept_loop(kind: ListenerKind, listener: Listener, shared: Shared, slots: Arc<Slots>) {
     let mut stop = shared.stop.clone();
     let monitor = Arc::clone(shared.handler.monitor());
     let mut warned: Option<Instant> = None;
@@ -264,7 +263,7 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
                     {
                         warned = Some(Instant::now());
                         warn!(
-                            "{protocol:?} listener {}: connections full (at most {} per listener, {} per peer); \
+                            "{kind:?} listener {}: connections full (at most {} per listener, {} per peer); \
                              closing the ones idle longest for new ones (said once a minute)",
                             listener.describe(),
                             slots.max,
@@ -272,16 +271,16 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
                         );
                     }
                     for c in closed {
-                        monitor.closed(protocol, c);
+                        monitor.closed(kind, c);
                     }
                     break Some(slot);
                 }
                 Admission::PeerFull => {
                     debug!(
-                        "{protocol:?} connection from {peer} refused: it has {} busy connections",
+                        "{kind:?} connection from {peer} refused: it has {} busy connections",
                         slots.per_peer
                     );
-                    monitor.closed(protocol, Closed::PeerLimit);
+                    monitor.closed(kind, Closed::PeerLimit);
                     break None;
                 }
                 // Every connection busy: each ends its request within the
@@ -300,23 +299,29 @@ async fn accept_loop(protocol: Protocol, listener: Listener, shared: Shared, slo
         let limits = shared.limits;
         let monitor = Arc::clone(&monitor);
         shared.connections.spawn(async move {
-            let _open = monitor.connection(protocol);
-            debug!("{protocol:?} connection from {peer}");
+            let _open = monitor.connection(kind);
+            debug!("{kind:?} connection from {peer}");
             let watch = Watch {
                 idle: limits.idle,
                 write: limits.write,
                 activity: Arc::clone(&slot.activity),
             };
-            match serve_protocol(protocol, reader, writer, h, s, Some(watch)).await {
+            let served = match kind {
+                ListenerKind::Auth(protocol) => {
+                    serve(protocol, reader, writer, h, s, Some(watch)).await
+                }
+                ListenerKind::Metrics => serve_scrape(reader, writer, h.monitor()).await,
+            };
+            match served {
                 Ok(End::Unread) => {
-                    monitor.closed(protocol, Closed::Unread);
+                    monitor.closed(kind, Closed::Unread);
                     warn!(
-                        "{protocol:?} connection from {peer}: a reply was not read for {:?}; closed",
+                        "{kind:?} connection from {peer}: a reply was not read for {:?}; closed",
                         limits.write
                     );
                 }
-                Ok(end) => debug!("{protocol:?} connection from {peer} ended ({end:?})"),
-                Err(e) => debug!("{protocol:?} connection from {peer} failed: {e}"),
+                Ok(end) => debug!("{kind:?} connection from {peer} ended ({end:?})"),
+                Err(e) => debug!("{kind:?} connection from {peer} failed: {e}"),
             }
             drop(slot);
         });

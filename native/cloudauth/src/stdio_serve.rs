@@ -24,10 +24,10 @@ use tokio::runtime::Handle;
 use tokio_util::codec::{Decoder, Encoder};
 use tracing::{debug, warn};
 
-use crate::codec::{Incoming, Reply};
 use crate::handler::{Handler, Note, Step};
 use crate::serve::{End, MAX_IN_FLIGHT};
 use crate::vocab::Protocol;
+use crate::wire::{Reply, Requests};
 
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -37,12 +37,12 @@ const READ_CHUNK: usize = 16 * 1024;
 pub const MAX_PENDING_REPLIES: u64 = 1024;
 
 /// Replies not yet written, and where they go.
-struct Pending<C> {
+struct Pending {
     /// Sequence number of the next reply to write.
     next: u64,
     /// Replies decided out of order, waiting for their turn.
     ready: BTreeMap<u64, (Reply, Option<Note>)>,
-    codec: C,
+    codec: Requests,
     buf: BytesMut,
     out: File,
     /// A failed write ends the session.
@@ -52,13 +52,13 @@ struct Pending<C> {
 }
 
 /// Writes replies in request order, from any thread.
-struct Ordered<C> {
-    pending: Mutex<Pending<C>>,
+struct Ordered {
+    pending: Mutex<Pending>,
     written: Condvar,
 }
 
-impl<C: Encoder<Reply, Error = io::Error>> Ordered<C> {
-    fn lock(&self) -> MutexGuard<'_, Pending<C>> {
+impl Ordered {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
         match self.pending.lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
@@ -119,28 +119,17 @@ impl<C: Encoder<Reply, Error = io::Error>> Ordered<C> {
     }
 }
 
-/// Serves `protocol`'s codec on the process's stdin/stdout until EOF or
+/// Serves `protocol` on the process's stdin/stdout until EOF or
 /// `quit`; every request read is answered before returning. Cloud
 /// questions are spawned on `runtime`, which must run on other threads.
-pub fn serve_stdio<C>(
-    handler: Arc<Handler>,
-    protocol: Protocol,
-    runtime: &Handle,
-) -> io::Result<End>
-where
-    C: Decoder<Item = Incoming, Error = io::Error>
-        + Encoder<Reply, Error = io::Error>
-        + Default
-        + Send
-        + 'static,
-{
+pub fn serve_stdio(protocol: Protocol, handler: Arc<Handler>, runtime: &Handle) -> io::Result<End> {
     let mut input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
     let out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
     let ordered = Arc::new(Ordered {
         pending: Mutex::new(Pending {
             next: 0,
             ready: BTreeMap::new(),
-            codec: C::default(),
+            codec: protocol.requests(),
             buf: BytesMut::new(),
             out,
             broken: None,
@@ -150,7 +139,7 @@ where
     });
     // Spawns made while deciding (a roster sync after a login) need the runtime.
     let _in_runtime = runtime.enter();
-    let mut decoder = C::default();
+    let mut decoder = protocol.requests();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let (mut issued, mut eof) = (0u64, false);

@@ -1,9 +1,12 @@
-//! The program's vocabulary: words its layers share (the wire protocols,
-//! what to answer on trouble, where logs go, how a connection ended, the
+//! The program's vocabulary: words its layers share (what a listener
+//! serves, what to answer on trouble, where logs go, how a connection ended, the
 //! socket limits), with nothing of the layers that use them.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::wire::registry::Protocol;
+use crate::wire::registry::WIRE_PROTOCOLS;
 
 /// What to answer when the backend cannot say yes or no.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,50 +19,63 @@ pub enum TroublePolicy {
     TempFail,
 }
 
-/// The wire protocol spoken on stdin/stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// ejabberd extauth: 2-byte length prefix.
-    Ejabberd,
-    /// One request per line (Prosody's mod_auth_external "generic").
-    Generic,
-    /// saslauthd's length-prefixed fields (Cyrus SASL, Postfix SMTP auth).
-    Saslauthd,
-    /// Postfix tcp_table lookups (`get user@domain`).
-    Postfix,
-    /// OpenMetrics text over HTTP (`--listen metrics=ADDR` only).
+/// What a listener serves: one of the wire protocols (the registry,
+/// `cloudauth::wire::registry`), or the metrics page (`--listen
+/// metrics=ADDR`), which is no request protocol.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Authentication requests in a wire protocol.
+    Auth(Protocol),
+    /// OpenMetrics text over HTTP.
     Metrics,
 }
 
-impl Protocol {
-    /// Every protocol, in declaration order: `protocol as usize` is its
-    /// place here (per-protocol counters are indexed so).
-    pub const ALL: [Protocol; 5] = [
-        Protocol::Ejabberd,
-        Protocol::Generic,
-        Protocol::Saslauthd,
-        Protocol::Postfix,
-        Protocol::Metrics,
-    ];
+impl ListenerKind {
+    /// The name a listener spec or a systemd socket gives the metrics page.
+    const METRICS: &'static str = "metrics";
 
-    /// Its name, for metrics labels.
-    pub fn label(&self) -> &'static str {
+    /// Every kind: the protocols in the registry's order, then metrics.
+    pub fn all() -> impl Iterator<Item = ListenerKind> {
+        Protocol::all()
+            .map(ListenerKind::Auth)
+            .chain(std::iter::once(ListenerKind::Metrics))
+    }
+
+    /// How many kinds there are: [`ListenerKind::index`] is below it.
+    pub fn count() -> usize {
+        WIRE_PROTOCOLS.len() + 1
+    }
+
+    /// Its place in [`ListenerKind::all`] (per-kind counters are indexed so).
+    pub fn index(self) -> usize {
         match self {
-            Protocol::Ejabberd => "ejabberd",
-            Protocol::Generic => "generic",
-            Protocol::Saslauthd => "saslauthd",
-            Protocol::Postfix => "postfix",
-            Protocol::Metrics => "metrics",
+            ListenerKind::Auth(p) => p.index(),
+            ListenerKind::Metrics => WIRE_PROTOCOLS.len(),
         }
     }
 
-    /// Its request syntax.
-    pub fn dialect(&self) -> crate::request::Dialect {
-        use crate::request::Dialect;
+    /// The kind called `name`: a protocol's name or alias, or `metrics`.
+    pub fn named(name: &str) -> Option<ListenerKind> {
+        if name.trim().eq_ignore_ascii_case(Self::METRICS) {
+            return Some(ListenerKind::Metrics);
+        }
+        Protocol::named(name).map(ListenerKind::Auth)
+    }
+
+    /// Its name, for metrics labels.
+    pub fn label(self) -> &'static str {
         match self {
-            Protocol::Ejabberd | Protocol::Generic | Protocol::Metrics => Dialect::Colon,
-            Protocol::Saslauthd => Dialect::Saslauthd,
-            Protocol::Postfix => Dialect::Postfix,
+            ListenerKind::Auth(p) => p.label(),
+            ListenerKind::Metrics => Self::METRICS,
+        }
+    }
+}
+
+impl std::fmt::Debug for ListenerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenerKind::Auth(p) => p.fmt(f),
+            ListenerKind::Metrics => f.write_str("Metrics"),
         }
     }
 }
@@ -115,9 +131,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_protocols_in_declaration_order() {
-        for (i, p) in Protocol::ALL.iter().enumerate() {
-            assert_eq!(*p as usize, i, "{p:?}");
+    fn kinds_in_order_and_named() {
+        for (i, k) in ListenerKind::all().enumerate() {
+            assert_eq!(k.index(), i, "{k:?}");
+            assert_eq!(ListenerKind::named(k.label()), Some(k));
         }
+        assert_eq!(ListenerKind::all().count(), ListenerKind::count());
+        assert_eq!(ListenerKind::named("Metrics"), Some(ListenerKind::Metrics));
+        assert_eq!(format!("{:?}", ListenerKind::Metrics), "Metrics");
     }
 }

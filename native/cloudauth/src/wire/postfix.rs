@@ -1,19 +1,40 @@
 //! Postfix `tcp_table` (`-t postfix`): `get KEY` lines (KEY `%XX`-encoded),
 //! replies `200 VALUE` (found), `500 TEXT` (not found), `400 TEXT`
-//! (temporary failure). Line framing is the generic codec's.
+//! (temporary failure). Line framing is [`super::lines`].
 
 use std::io;
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::generic::LineCodec;
-use super::{Incoming, Reply};
+use super::lines::Lines;
+use super::{Answers, BadInput, Incoming, Reply, WireEntry, WireProtocol};
+use crate::request::{self, Request};
 
 /// Codec for `-t postfix`.
 #[derive(Debug, Default)]
 pub struct PostfixCodec {
-    lines: LineCodec,
+    lines: Lines,
+}
+
+/// The Postfix protocol in the registry.
+pub static ENTRY: WireEntry = WireEntry {
+    name: "postfix",
+    aliases: &[],
+    answers: Answers {
+        roster: false,
+        hello: false,
+    },
+    codec: || Box::new(PostfixCodec::default()),
+};
+
+impl WireProtocol for PostfixCodec {
+    fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
+        match frame {
+            Incoming::Payload(p) => Ok(request::parse_postfix(&p)?),
+            _ => Err(BadInput::Shape(ENTRY.name)),
+        }
+    }
 }
 
 impl Decoder for PostfixCodec {

@@ -6,13 +6,36 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{FrameProblem, Incoming, Reply, MAX_REQUEST};
+use super::{
+    Answers, BadInput, FrameProblem, Incoming, Reply, WireEntry, WireProtocol, MAX_REQUEST,
+};
+use crate::request::{self, Request};
 
 /// Codec for `-t ejabberd`.
 #[derive(Debug, Default)]
 pub struct EjabberdCodec {
     /// Bytes of an oversized frame still to be thrown away, and its full size.
     skipping: Option<(usize, usize)>,
+}
+
+/// ejabberd's extauth in the registry.
+pub static ENTRY: WireEntry = WireEntry {
+    name: "ejabberd",
+    aliases: &[],
+    answers: Answers {
+        roster: false,
+        hello: false,
+    },
+    codec: || Box::new(EjabberdCodec::default()),
+};
+
+impl WireProtocol for EjabberdCodec {
+    fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
+        match frame {
+            Incoming::Payload(p) => Ok(request::parse(&p)?),
+            _ => Err(BadInput::Shape(ENTRY.name)),
+        }
+    }
 }
 
 impl Decoder for EjabberdCodec {

@@ -7,7 +7,8 @@ use std::io;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{FrameProblem, Incoming, Reply};
+use super::{Answers, BadInput, FrameProblem, Incoming, Reply, WireEntry, WireProtocol};
+use crate::request::{self, Request};
 
 /// Fields in one request.
 pub const FIELDS: usize = 4;
@@ -38,6 +39,26 @@ impl SaslauthdCodec {
             Some(len) => Incoming::Bad(FrameProblem::Oversized(len)),
             None => Incoming::Fields(fields),
         })
+    }
+}
+
+/// saslauthd's protocol in the registry.
+pub static ENTRY: WireEntry = WireEntry {
+    name: "saslauthd",
+    aliases: &[],
+    answers: Answers {
+        roster: false,
+        hello: false,
+    },
+    codec: || Box::new(SaslauthdCodec::default()),
+};
+
+impl WireProtocol for SaslauthdCodec {
+    fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
+        match frame {
+            Incoming::Fields(f) => Ok(request::parse_saslauthd(&f)?),
+            _ => Err(BadInput::Shape(ENTRY.name)),
+        }
     }
 }
 

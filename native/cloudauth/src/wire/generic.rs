@@ -18,10 +18,12 @@
 
 use std::io;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{FrameProblem, Incoming, Reply, RosterReply, MAX_REQUEST};
+use super::lines::Lines;
+use super::{Answers, BadInput, Incoming, Reply, RosterReply, WireEntry, WireProtocol};
+use crate::request::{self, Request};
 
 /// Longest name, JID or group label in a roster line, in bytes; longer ones
 /// are cut at a character boundary.
@@ -79,21 +81,11 @@ fn encode_roster(reply: &RosterReply, dst: &mut BytesMut) {
 /// Codec for `-t generic`.
 #[derive(Debug, Default)]
 pub struct LineCodec {
-    /// Inside an overlong line: bytes thrown away so far.
-    skipping: Option<usize>,
-    /// How far `src` has already been searched for a newline.
-    scanned: usize,
+    lines: Lines,
     /// "Cannot tell" is answered `?` (negotiated by `hello:tristate`);
     /// set when the reply saying so is written, so that every answer
     /// before it keeps the old meaning.
     tristate: bool,
-}
-
-fn strip_cr(mut line: BytesMut) -> BytesMut {
-    if line.last() == Some(&b'\r') {
-        line.truncate(line.len() - 1);
-    }
-    line
 }
 
 impl Decoder for LineCodec {
@@ -101,66 +93,31 @@ impl Decoder for LineCodec {
     type Error = io::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, io::Error> {
-        let newline = src[self.scanned..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map(|i| i + self.scanned);
-        match (newline, self.skipping) {
-            (Some(i), Some(skipped)) => {
-                src.advance(i + 1);
-                self.skipping = None;
-                self.scanned = 0;
-                Ok(Some(Incoming::Bad(FrameProblem::Oversized(skipped + i))))
-            }
-            (Some(i), None) => {
-                let mut line = src.split_to(i + 1);
-                line.truncate(i);
-                self.scanned = 0;
-                let line = strip_cr(line);
-                if line.len() > MAX_REQUEST {
-                    return Ok(Some(Incoming::Bad(FrameProblem::Oversized(line.len()))));
-                }
-                Ok(Some(Incoming::Payload(line.freeze())))
-            }
-            (None, Some(skipped)) => {
-                self.skipping = Some(skipped + src.len());
-                src.clear();
-                self.scanned = 0;
-                Ok(None)
-            }
-            (None, None) => {
-                // One byte more than the limit may still be the `\r` of a
-                // CRLF: skipping already would refuse a line that one read
-                // holding its `\n` too accepts.
-                if src.len() > MAX_REQUEST + 1 {
-                    self.skipping = Some(src.len());
-                    src.clear();
-                    self.scanned = 0;
-                } else {
-                    self.scanned = src.len();
-                }
-                Ok(None)
-            }
-        }
+        self.lines.decode(src)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, io::Error> {
-        if let Some(item) = self.decode(src)? {
-            return Ok(Some(item));
+        self.lines.decode_eof(src)
+    }
+}
+
+/// The generic protocol in the registry.
+pub static ENTRY: WireEntry = WireEntry {
+    name: "generic",
+    aliases: &["prosody"],
+    answers: Answers {
+        roster: true,
+        hello: true,
+    },
+    codec: || Box::new(LineCodec::default()),
+};
+
+impl WireProtocol for LineCodec {
+    fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
+        match frame {
+            Incoming::Payload(p) => Ok(request::parse(&p)?),
+            _ => Err(BadInput::Shape(ENTRY.name)),
         }
-        self.scanned = 0;
-        if let Some(skipped) = self.skipping.take() {
-            return Ok(Some(Incoming::Bad(FrameProblem::Oversized(skipped))));
-        }
-        if src.is_empty() {
-            return Ok(None);
-        }
-        // A last line without its newline is still a request.
-        let line = strip_cr(src.split());
-        if line.len() > MAX_REQUEST {
-            return Ok(Some(Incoming::Bad(FrameProblem::Oversized(line.len()))));
-        }
-        Ok(Some(Incoming::Payload(line.freeze())))
     }
 }
 
@@ -189,6 +146,7 @@ impl Encoder<Reply> for LineCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{FrameProblem, MAX_REQUEST};
     use cloudauth_core::roster::{BucketChange, Jid, PersonalItem, RosterVersion, BUCKETS};
 
     fn roster_bytes(r: RosterReply) -> String {
