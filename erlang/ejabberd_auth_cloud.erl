@@ -155,6 +155,7 @@ opt_type(auth_cloud_api_token_file) -> econf:file(read);
 opt_type(auth_cloud_service_user) -> econf:binary();
 opt_type(auth_cloud_service_password_file) -> econf:file(read);
 opt_type(auth_cloud_bruteforce_max_attempts) -> econf:pos_int();
+opt_type(auth_cloud_forward_client_address) -> econf:bool();
 opt_type(auth_cloud_totp_seed_file) -> econf:file(read);
 opt_type(auth_cloud_totp_secret_file) -> econf:file(read).
 
@@ -181,6 +182,7 @@ options() ->
 		auth_cloud_roster_groups_deny, auth_cloud_roster_max_members,
 		auth_cloud_api_token_file, auth_cloud_service_user,
 		auth_cloud_service_password_file, auth_cloud_bruteforce_max_attempts,
+		auth_cloud_forward_client_address,
 		auth_cloud_totp_seed_file, auth_cloud_totp_secret_file]].
 
 %%%----------------------------------------------------------------------

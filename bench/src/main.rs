@@ -213,10 +213,7 @@ async fn direct_backend(
             for k in 0..per_proc {
                 let i = (p * 7919 + k) % USERS;
                 let user = format!("user{i}");
-                let who = Account {
-                    user: &user,
-                    domain: DOMAIN,
-                };
+                let who = Account::new(&user, DOMAIN);
                 let r = match scenario {
                     Scenario::Isuser => b.is_user(who).await,
                     _ => b.auth(who, &format!("pw-{i}")).await,

@@ -100,7 +100,14 @@ fn new_host(options: Vec<(Term, Term)>) -> Result<(ResourceArc<Host>, u64, Vec<S
         .collect::<Result<Vec<_>, _>>()?;
     let (host, warnings) = Host::new(named)?;
     let budget_ms = u64::try_from(host.budget.as_millis()).unwrap_or(u64::MAX);
-    Ok((ResourceArc::new(host), budget_ms, warnings))
+    let host = ResourceArc::new(host);
+    // What the backends find out at start (Nextcloud's brute-force state),
+    // on the NIF's runtime within `START_DEADLINE`: the VM never waits.
+    if let Ok(rt) = runtime::runtime() {
+        let h = host.clone();
+        rt.spawn(async move { h.auth.start().await });
+    }
+    Ok((host, budget_ms, warnings))
 }
 
 /// `check_token(Handle, User, Server, Password) -> {ok, Decision} |

@@ -30,7 +30,7 @@ fn jsxc(url: &str, total_ms: u64) -> Jsxc {
 }
 
 fn who<'a>(user: &'a str, domain: &'a str) -> Account<'a> {
-    Account { user, domain }
+    Account::new(user, domain)
 }
 
 #[tokio::test]

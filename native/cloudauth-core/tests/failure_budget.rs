@@ -58,7 +58,7 @@ impl Backend for Ledger {
     }
     fn auth<'a>(&'a self, who: Account<'a>, password: &'a str) -> BackendFuture<'a, bool> {
         // As the nextcloud backend does: during a block, one probe per interval.
-        if self.budget.may_send().is_err() {
+        if self.budget.may_send(who.client).is_err() {
             return Box::pin(std::future::ready(Err(BackendError::Blocked {
                 host: "test".into(),
             })));
@@ -66,18 +66,18 @@ impl Backend for Ledger {
         self.asked.fetch_add(1, Ordering::SeqCst);
         let mut failures = self.failures.lock().unwrap();
         let answer = if failures.len() > MAX_ATTEMPTS as usize {
-            self.budget.record(who.user, Outcome::Blocked);
+            self.budget.record(who.user, who.client, Outcome::Blocked);
             Err(BackendError::Blocked {
                 host: "test".into(),
             })
         } else if password == format!("right-{}", who.user) {
             failures.retain(|u| u != who.user);
-            self.budget.record(who.user, Outcome::Accepted);
+            self.budget.record(who.user, who.client, Outcome::Accepted);
             Ok(true)
         } else {
             failures.push(who.user.to_string());
             self.most.fetch_max(failures.len(), Ordering::SeqCst);
-            self.budget.record(who.user, Outcome::Failed);
+            self.budget.record(who.user, who.client, Outcome::Failed);
             Ok(false)
         };
         Box::pin(std::future::ready(answer))

@@ -217,7 +217,7 @@ async fn a_revalidation_the_failure_budget_withholds_is_skipped_not_a_no() {
     assert_eq!(auth(&a, "right").await, (Verdict::Yes, Path::Backend));
     let budget = cloud.budget.as_ref().unwrap();
     // Another check in flight holds the whole budget.
-    let held = budget.admit("someone", Prospect::Likely).unwrap();
+    let held = budget.admit("someone", None, Prospect::Likely).unwrap();
     cloud
         .users
         .lock()

@@ -306,8 +306,28 @@ fn parse_request(proto: Proto, item: &Incoming) {
             user,
             domain,
             password,
+            client,
         } => {
-            assert_eq!(shown, format!("auth({user}@{domain})"));
+            match client {
+                None => assert_eq!(shown, format!("auth({user}@{domain})")),
+                Some(ip) => {
+                    assert_eq!(shown, format!("auth({user}@{domain} from {ip})"));
+                    assert!(matches!(proto, Proto::Ejabberd | Proto::Generic));
+                    let addr = match ip {
+                        std::net::IpAddr::V4(v4) => v4.to_string(),
+                        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    };
+                    let again = request::parse(
+                        format!("authfrom:{addr}:{user}:{domain}:{password}").as_bytes(),
+                    );
+                    assert_eq!(
+                        again.as_ref(),
+                        Ok(&req),
+                        "{proto:?} authfrom written out again"
+                    );
+                    return;
+                }
+            }
             check_jid(user, domain);
             let again = match proto {
                 Proto::Saslauthd => {

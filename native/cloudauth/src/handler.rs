@@ -60,6 +60,13 @@ impl BadInputLog {
     }
 }
 
+/// What one connection negotiated (generic protocol: `hello`).
+#[derive(Debug, Default)]
+pub struct Session {
+    /// `client-address` granted: `authfrom` requests are taken.
+    client_address: bool,
+}
+
 /// What to do with one incoming unit.
 #[derive(Debug)]
 pub enum Step {
@@ -191,7 +198,12 @@ impl Handler {
 
     /// Decides whatever needs no cloud: bad input, unsupported commands,
     /// `quit`, token logins and password-cache hits (a lookup, no bcrypt).
-    pub fn triage(&self, parsed: Result<Request, BadInput>, protocol: Protocol) -> Step {
+    pub fn triage(
+        &self,
+        parsed: Result<Request, BadInput>,
+        protocol: Protocol,
+        session: &mut Session,
+    ) -> Step {
         match parsed {
             Err(bad) => {
                 self.bad_input.warn(format_args!("{bad}; answered no"));
@@ -200,9 +212,19 @@ impl Handler {
             Ok(Request::Quit) => Step::Quit,
             // Only a protocol with a third answer to negotiate answers it;
             // the others have theirs (or none) by their own rules.
-            Ok(Request::Hello { tristate }) if protocol.answers().hello => {
-                debug!("hello: the client asks for tristate: {tristate}");
-                Step::Answer(Reply::Hello { tristate }, None)
+            Ok(Request::Hello {
+                tristate,
+                client_address,
+            }) if protocol.answers().hello => {
+                debug!("hello: the client asks for tristate: {tristate}, client-address: {client_address}");
+                session.client_address = client_address;
+                Step::Answer(
+                    Reply::Hello {
+                        tristate,
+                        client_address,
+                    },
+                    None,
+                )
             }
             Ok(Request::Hello { .. }) => {
                 info!(
@@ -216,9 +238,18 @@ impl Handler {
                 Step::Answer(Reply::No, None)
             }
             Ok(Request::Auth {
+                client: Some(_), ..
+            }) if !session.client_address => {
+                self.bad_input.warn(format_args!(
+                    "bad request: authfrom without hello:client-address first; answered no"
+                ));
+                Step::Answer(Reply::No, None)
+            }
+            Ok(Request::Auth {
                 user,
                 domain,
                 password,
+                client,
             }) => {
                 let started = Instant::now();
                 let quick = self
@@ -238,6 +269,7 @@ impl Handler {
                         user,
                         domain,
                         password,
+                        client,
                     }),
                 }
             }
@@ -300,8 +332,12 @@ impl Handler {
                 user,
                 domain,
                 password,
+                client,
             } => {
-                let d = self.auth.auth_backend(&user, &domain, &password).await;
+                let d = self
+                    .auth
+                    .auth_backend_from(&user, &domain, &password, client)
+                    .await;
                 self.after_login(&user, &domain, &d);
                 ("auth", user, domain, d)
             }

@@ -291,6 +291,12 @@ fn run(cli: &Cli, config: &Config) -> u8 {
         return exit(runtime.block_on(oneshot::roster(&auth, roster.as_deref(), user, domain)));
     }
     let auth = Arc::new(auth);
+    // What the backends find out at start (Nextcloud's brute-force state),
+    // in a task of its own: serving starts at once.
+    {
+        let auth = Arc::clone(&auth);
+        runtime.spawn(async move { auth.start().await });
+    }
     let monitor = Arc::new(monitor::Monitor::new(Arc::clone(&auth), http));
     let handler = Arc::new(Handler::new(
         auth,

@@ -1,6 +1,13 @@
 //! Requests of the ejabberd/generic line protocols: `cmd:user:domain[:password]`.
 //!
 //! Split on the first three colons only, so a password may contain `:`.
+//!
+//! The generic protocol also has `authfrom:ADDR:USER:DOMAIN:PASSWORD`
+//! (once `hello:client-address` was granted): ADDR is the client's IPv4
+//! address (`192.0.2.7`) or its IPv6 address in brackets (`[2001:db8::7]`,
+//! as in URLs, since it contains colons); the rest is `auth`'s.
+
+use std::net::IpAddr;
 
 use cloudauth_core::roster::{BadVersion, RosterVersion};
 use thiserror::Error;
@@ -8,7 +15,7 @@ use thiserror::Error;
 /// A request the XMPP server sent, read from one frame.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Request {
-    /// `auth:USER:DOMAIN:PASSWORD`.
+    /// `auth:USER:DOMAIN:PASSWORD`, or `authfrom:ADDR:USER:DOMAIN:PASSWORD`.
     Auth {
         /// Local part.
         user: String,
@@ -16,6 +23,8 @@ pub enum Request {
         domain: String,
         /// Password or token; never logged.
         password: String,
+        /// The client's address (`authfrom`); `None` for `auth`.
+        client: Option<IpAddr>,
     },
     /// `isuser:USER:DOMAIN`.
     IsUser {
@@ -39,6 +48,9 @@ pub enum Request {
     Hello {
         /// The client asks for a third answer, "cannot tell" (`tristate`).
         tristate: bool,
+        /// The client asks to send its users' addresses (`client-address`):
+        /// `authfrom` requests.
+        client_address: bool,
     },
     /// `quit` / `exit`: end the session.
     Quit,
@@ -53,10 +65,27 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Hand-written: a password must never reach a log line.
         match self {
-            Request::Auth { user, domain, .. } => write!(f, "auth({user}@{domain})"),
+            Request::Auth {
+                user,
+                domain,
+                client: None,
+                ..
+            } => write!(f, "auth({user}@{domain})"),
+            Request::Auth {
+                user,
+                domain,
+                client: Some(ip),
+                ..
+            } => write!(f, "auth({user}@{domain} from {ip})"),
             Request::IsUser { user, domain } => write!(f, "isuser({user}@{domain})"),
             Request::Roster { user, domain, .. } => write!(f, "roster({user}@{domain})"),
-            Request::Hello { tristate } => write!(f, "hello(tristate: {tristate})"),
+            Request::Hello {
+                tristate,
+                client_address,
+            } => write!(
+                f,
+                "hello(tristate: {tristate}, client-address: {client_address})"
+            ),
             Request::Quit => f.write_str("quit"),
             Request::Unsupported { command } => write!(f, "unsupported({command})"),
         }
@@ -86,6 +115,9 @@ pub enum RequestError {
         /// What the command needs.
         expected: &'static str,
     },
+    /// An `authfrom` request whose address is not an IP address literal.
+    #[error("malformed authfrom request: the client address is not an IPv4 address or a bracketed IPv6 address")]
+    ClientAddress,
     /// A roster request whose version is not one cloudauth gives out.
     #[error("malformed roster request: {0}")]
     RosterVersion(#[from] BadVersion),
@@ -188,7 +220,44 @@ pub fn parse_saslauthd(fields: &[bytes::Bytes]) -> Result<Request, RequestError>
         user: user.to_string(),
         domain: domain.to_string(),
         password: password.to_string(),
+        client: None,
     })
+}
+
+/// Splits `ADDR:REST` of an `authfrom` request: `[IPv6]:REST` or `IPv4:REST`.
+fn split_client(text: &str) -> Result<(IpAddr, &str), RequestError> {
+    let (addr, rest) = match text.strip_prefix('[') {
+        Some(inner) => {
+            let (addr, rest) = inner.split_once(']').ok_or(RequestError::ClientAddress)?;
+            let rest = rest.strip_prefix(':').ok_or(RequestError::ClientAddress)?;
+            let ip: std::net::Ipv6Addr = addr.parse().map_err(|_| RequestError::ClientAddress)?;
+            (IpAddr::V6(ip), rest)
+        }
+        None => {
+            let (addr, rest) = text.split_once(':').ok_or(RequestError::ClientAddress)?;
+            let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| RequestError::ClientAddress)?;
+            (IpAddr::V4(ip), rest)
+        }
+    };
+    Ok((addr, rest))
+}
+
+/// Reads `authfrom:ADDR:USER:DOMAIN:PASSWORD` (after `authfrom:`).
+fn parse_authfrom(text: &str) -> Result<Request, RequestError> {
+    let (client, rest) = split_client(text)?;
+    let mut parts = rest.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(u), Some(d), Some(p)) => Ok(Request::Auth {
+            user: u.to_string(),
+            domain: d.to_string(),
+            password: p.to_string(),
+            client: Some(client),
+        }),
+        _ => Err(RequestError::Fields {
+            command: "authfrom",
+            expected: "authfrom:ADDR:USER:DOMAIN:PASSWORD",
+        }),
+    }
 }
 
 /// Reads one frame's payload as a request.
@@ -205,9 +274,14 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
         return Ok(Request::Quit);
     }
     if let Some(features) = text.strip_prefix("hello:") {
+        let asks = |name: &str| features.split(',').any(|f| f.trim() == name);
         return Ok(Request::Hello {
-            tristate: features.split(',').any(|f| f.trim() == "tristate"),
+            tristate: asks("tristate"),
+            client_address: asks("client-address"),
         });
+    }
+    if let Some(rest) = text.strip_prefix("authfrom:") {
+        return parse_authfrom(rest);
     }
     let mut parts = text.splitn(4, ':');
     let command = parts.next().unwrap_or_default();
@@ -220,6 +294,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
                 user: u.to_string(),
                 domain: d.to_string(),
                 password: p.to_string(),
+                client: None,
             }),
             _ => Err(RequestError::Fields {
                 command: "auth",
@@ -272,7 +347,73 @@ mod tests {
             user: u.into(),
             domain: d.into(),
             password: p.into(),
+            client: None,
         }
+    }
+
+    fn authfrom(ip: &str, u: &str, d: &str, p: &str) -> Request {
+        Request::Auth {
+            user: u.into(),
+            domain: d.into(),
+            password: p.into(),
+            client: Some(ip.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn authfrom_carries_ipv4_and_bracketed_ipv6_addresses() {
+        assert_eq!(
+            parse(b"authfrom:192.0.2.7:bob:localhost:se:cret"),
+            Ok(authfrom("192.0.2.7", "bob", "localhost", "se:cret"))
+        );
+        assert_eq!(
+            parse(b"authfrom:[2001:db8::7]:bob:localhost:pw"),
+            Ok(authfrom("2001:db8::7", "bob", "localhost", "pw"))
+        );
+        assert_eq!(
+            parse(b"authfrom:[::ffff:192.0.2.7]:bob:localhost:"),
+            Ok(authfrom("::ffff:192.0.2.7", "bob", "localhost", ""))
+        );
+        for bad in [
+            &b"authfrom:2001:db8::7:bob:localhost:pw"[..],
+            b"authfrom:[2001:db8::7:bob:localhost:pw",
+            b"authfrom:[2001:db8::7]bob:localhost:pw",
+            b"authfrom:[192.0.2.7]:bob:localhost:pw",
+            b"authfrom:192.0.2.300:bob:localhost:pw",
+            b"authfrom:host.example:bob:localhost:pw",
+            b"authfrom::bob:localhost:pw",
+            b"authfrom:192.0.2.7",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err(RequestError::ClientAddress),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for bad in [
+            &b"authfrom:192.0.2.7:bob"[..],
+            b"authfrom:[::1]:bob:localhost",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad),
+                    Err(RequestError::Fields {
+                        command: "authfrom",
+                        ..
+                    })
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // The address is logged, the password never.
+        let r = authfrom("2001:db8::7", "a", "b", "sekrit");
+        let shown = format!("{r:?}");
+        assert!(
+            shown.contains("2001:db8::7") && !shown.contains("sekrit"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -329,15 +470,20 @@ mod tests {
 
     #[test]
     fn hello_lists_features_and_ignores_unknown_ones() {
-        for (line, tristate) in [
-            ("hello:tristate", true),
-            ("hello:client-address, tristate", true),
-            ("hello:", false),
-            ("hello:tristatex,future", false),
+        for (line, tristate, client_address) in [
+            ("hello:tristate", true, false),
+            ("hello:client-address, tristate", true, true),
+            ("hello:tristate,client-address", true, true),
+            ("hello:client-address", false, true),
+            ("hello:", false, false),
+            ("hello:tristatex,future,client-addresses", false, false),
         ] {
             assert_eq!(
                 parse(line.as_bytes()),
-                Ok(Request::Hello { tristate }),
+                Ok(Request::Hello {
+                    tristate,
+                    client_address
+                }),
                 "{line}"
             );
         }

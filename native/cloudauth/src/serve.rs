@@ -21,7 +21,7 @@ use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::handler::{Handler, Note, Step};
+use crate::handler::{Handler, Note, Session, Step};
 use crate::vocab::Protocol;
 use crate::wire::Reply;
 
@@ -138,6 +138,7 @@ where
     let mut frames = FramedRead::new(reader, protocol.requests());
     let mut sink = FramedWrite::new(writer, protocol.requests());
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut session = Session::default();
     let mut end = None;
     let idle = watch.as_ref().map(|w| w.idle);
     let write_deadline = watch.as_ref().map(|w| w.write);
@@ -203,7 +204,7 @@ where
                 };
                 touch(true);
                 rearm(quiet.as_mut());
-                match handler.triage(incoming, protocol) {
+                match handler.triage(incoming, protocol, &mut session) {
                     Step::Quit => {
                         debug!("quit requested");
                         end = Some(End::Quit);

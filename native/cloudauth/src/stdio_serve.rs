@@ -24,7 +24,7 @@ use tokio::runtime::Handle;
 use tokio_util::codec::{Decoder, Encoder};
 use tracing::{debug, warn};
 
-use crate::handler::{Handler, Note, Step};
+use crate::handler::{Handler, Note, Session, Step};
 use crate::serve::{End, MAX_IN_FLIGHT};
 use crate::vocab::Protocol;
 use crate::wire::{Reply, Requests};
@@ -140,6 +140,7 @@ pub fn serve_stdio(protocol: Protocol, handler: Arc<Handler>, runtime: &Handle) 
     // Spawns made while deciding (a roster sync after a login) need the runtime.
     let _in_runtime = runtime.enter();
     let mut decoder = protocol.requests();
+    let mut session = Session::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let (mut issued, mut eof) = (0u64, false);
@@ -152,7 +153,7 @@ pub fn serve_stdio(protocol: Protocol, handler: Arc<Handler>, runtime: &Handle) 
             };
             let Some(item) = item else { break };
             let seq = issued;
-            match handler.triage(item, protocol) {
+            match handler.triage(item, protocol, &mut session) {
                 Step::Quit => {
                     debug!("quit requested");
                     break 'session End::Quit;

@@ -144,10 +144,7 @@ fn registry_backend(b: &TestBackend, service: Option<(&str, &str)>) -> Arc<dyn B
 }
 
 fn who(user: &str) -> Account<'_> {
-    Account {
-        user,
-        domain: "example.org",
-    }
+    Account::new(user, "example.org")
 }
 
 #[tokio::test]
@@ -638,4 +635,88 @@ async fn doctor_against_32_and_34() {
     let (status, detail, _) = line(&r, "brute-force protection");
     assert_eq!(status, Status::Warn);
     assert!(detail.contains("allow-listed"), "{detail}");
+}
+
+/// Failures the emulation holds for `ip`.
+fn failures_of(b: &TestBackend, ip: &str) -> u64 {
+    let (_, body) = control(b, "GET", "/throttle");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["failures"][ip].as_u64().unwrap_or(0)
+}
+
+/// `forward-client-address`: the header goes only with the setting on, on
+/// a user's password check; behind a trusted proxy Nextcloud counts the
+/// failure for the client, and cloudauth finds that out; without
+/// `trusted_proxies` it finds out that Nextcloud ignores it.
+#[tokio::test]
+async fn the_clients_address_is_forwarded_when_on_and_counted_there_behind_a_trusted_proxy() {
+    use cloudauth_core::bruteforce::Forwarding;
+    let client = Some("192.0.2.10".parse().unwrap());
+    let from = |user| Account::new(user, "example.org").from_client(client);
+    let trusting = start_with(
+        "forward-trusted",
+        USERS_32,
+        &["--nextcloud-version", "34", "--trusted-proxy", "127.0.0.1"],
+    );
+    let forwarding = |b: &TestBackend, on: &str| {
+        through_registry(&[
+            ("backend", "nextcloud"),
+            ("url", b.base.as_str()),
+            ("forward-client-address", on),
+        ])
+        .expect("builds")
+    };
+    // Off: no header, so the failure is this server's.
+    let nc = forwarding(&trusting, "false");
+    assert_eq!(nc.auth(from("alice"), "wrong").await, Ok(false));
+    assert_eq!(failures_of(&trusting, "127.0.0.1"), 1);
+    assert_eq!(failures_of(&trusting, "192.0.2.10"), 0);
+    assert_eq!(nc.failure_budget().unwrap().forwarding(), Forwarding::Off);
+    drop(nc);
+    control(&trusting, "POST", "/throttle/reset");
+
+    // On: read at start (nothing to tell yet: both addresses fresh), then
+    // the failure lands on the client's address and that tells.
+    let nc = forwarding(&trusting, "true");
+    nc.start().expect("reads the capabilities at start").await;
+    let budget = nc.failure_budget().unwrap();
+    assert_eq!(budget.forwarding(), Forwarding::Unknown);
+    assert_eq!(nc.auth(from("alice"), "wrong").await, Ok(false));
+    assert_eq!(failures_of(&trusting, "192.0.2.10"), 1);
+    assert_eq!(failures_of(&trusting, "127.0.0.1"), 0);
+    assert_eq!(budget.forwarding(), Forwarding::Honoured);
+    assert_eq!(
+        budget.report().failures,
+        0,
+        "nothing counted for this server"
+    );
+    // Right password from the client; the server's own login (no client) is the server's.
+    assert_eq!(nc.auth(from("alice"), "alice-pw").await, Ok(true));
+    assert_eq!(nc.auth(who("bob"), "wrong").await, Ok(false));
+    assert_eq!(failures_of(&trusting, "127.0.0.1"), 1);
+    let r = nc.doctor("example.org").await;
+    let line = r
+        .checks
+        .iter()
+        .find(|c| c.name == "client address")
+        .unwrap();
+    assert!(line.detail.contains("honours"), "{line:?}");
+    drop(nc);
+
+    // Nextcloud without trusted_proxies: the header changes nothing.
+    let plain = start_with("forward-plain", USERS_32, &["--nextcloud-version", "34"]);
+    let nc = forwarding(&plain, "true");
+    assert_eq!(nc.auth(from("alice"), "wrong").await, Ok(false));
+    assert_eq!(failures_of(&plain, "127.0.0.1"), 1);
+    assert_eq!(failures_of(&plain, "192.0.2.10"), 0);
+    let budget = nc.failure_budget().unwrap();
+    assert_eq!(budget.forwarding(), Forwarding::Ignored);
+    assert_eq!(budget.report().failures, 1);
+    let r = nc.doctor("example.org").await;
+    let line = r
+        .checks
+        .iter()
+        .find(|c| c.name == "client address")
+        .unwrap();
+    assert!(line.fix.contains("trusted_proxies"), "{line:?}");
 }

@@ -183,7 +183,7 @@ fn client(b: &Backend) -> Jsxc {
 }
 
 fn who<'a>(user: &'a str, domain: &'a str) -> Account<'a> {
-    Account { user, domain }
+    Account::new(user, domain)
 }
 
 #[tokio::test]

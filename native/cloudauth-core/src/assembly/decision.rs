@@ -9,6 +9,7 @@
 //! flight share one cloud request.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -253,6 +254,9 @@ pub const STORE_WAIT: Duration = Duration::from_secs(1);
 /// Longest wait for a bcrypt slot; past it the cache is not consulted (the
 /// backend decides), so a flood of wrong passwords cannot delay others.
 pub const BCRYPT_WAIT: Duration = Duration::from_millis(500);
+/// How long [`Authenticator::start`] waits for the backends' start-up
+/// checks (the ejabberd VM asks for at most 5 s at start).
+pub const START_DEADLINE: Duration = Duration::from_secs(5);
 
 impl Authenticator {
     /// Builds the decision maker from its parts (no cache).
@@ -422,6 +426,26 @@ impl Authenticator {
         }
     }
 
+    /// What the backends find out at start ([`crate::backend::Backend::start`]),
+    /// each backend once; the caller runs it in a task of its own (bounded
+    /// by [`START_DEADLINE`]) so that serving never waits for it.
+    pub async fn start(&self) {
+        let served = self.settings.served();
+        let mut backends: Vec<&Arc<dyn crate::backend::Backend>> = Vec::new();
+        for s in &served {
+            if !backends.iter().any(|b| Arc::ptr_eq(b, &s.backend)) {
+                backends.push(&s.backend);
+            }
+        }
+        let work: Vec<_> = backends.iter().filter_map(|b| b.start()).collect();
+        if tokio::time::timeout(START_DEADLINE, futures_util::future::join_all(work))
+            .await
+            .is_err()
+        {
+            debug!("start: the backends' checks took longer than {START_DEADLINE:?}; they go on at the first request");
+        }
+    }
+
     /// Is `password` right for `user@domain`?
     ///
     /// A valid token answers at once; an expired token or one made for
@@ -438,7 +462,21 @@ impl Authenticator {
     /// cache, then the cloud (coalesced), then the cache's outage rules.
     /// For callers that already ran [`Authenticator::check_token`] and got `None`.
     pub async fn auth_backend(&self, user: &str, domain: &str, password: &str) -> Decision {
-        self.within_deadline(self.auth_backend_unbounded(user, domain, password))
+        self.auth_backend_from(user, domain, password, None).await
+    }
+
+    /// [`Authenticator::auth_backend`] for a user whose client connects from
+    /// `client` (when the XMPP server told it): the backend may pass it on
+    /// (Nextcloud's `X-Forwarded-For`) and the failure budget may count
+    /// the check's failure for that address instead of for this server.
+    pub async fn auth_backend_from(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Decision {
+        self.within_deadline(self.auth_backend_unbounded(user, domain, password, client))
             .await
     }
 
@@ -456,7 +494,13 @@ impl Authenticator {
         }
     }
 
-    async fn auth_backend_unbounded(&self, user: &str, domain: &str, password: &str) -> Decision {
+    async fn auth_backend_unbounded(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Decision {
         if user.is_empty() || domain.is_empty() || password.is_empty() {
             return Decision::new(Verdict::No, Path::Refused, Some("empty field"));
         }
@@ -495,7 +539,7 @@ impl Authenticator {
         // password is none), after the recent refusals (a wrong password
         // refused a moment ago costs no bcrypt run). Tokens were decided before.
         if self.cache_admits(&jid, password, Rules::Normal).await {
-            self.revalidate_in_background(&settings, user, domain, &jid, password);
+            self.revalidate_in_background(&settings, user, domain, &jid, password, client);
             return Decision::new(Verdict::Yes, Path::Cache, None);
         }
         // After the recent refusals (a stale password is no new guess),
@@ -523,7 +567,7 @@ impl Authenticator {
         // the likeliest successes first.
         let _spend = match settings.backend.failure_budget() {
             None => None,
-            Some(budget) => match budget.admit(user, self.prospect(&guess, &jid, now)) {
+            Some(budget) => match budget.admit(user, client, self.prospect(&guess, &jid, now)) {
                 Ok(spend) => Some(spend),
                 Err(spent) => {
                     return self
@@ -532,7 +576,10 @@ impl Authenticator {
                 }
             },
         };
-        match self.ask_auth(&settings, user, domain, &jid, password).await {
+        match self
+            .ask_auth(&settings, user, domain, &jid, password, client)
+            .await
+        {
             Ok(true) => {
                 if let Some(t) = &self.throttle {
                     t.admitted(&guess.throttle_key, &guess.secret, now);
@@ -638,11 +685,9 @@ impl Authenticator {
         domain: &str,
         jid: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> Result<bool, BackendError> {
-        let who = Account {
-            user,
-            domain: settings.auth_domain(domain),
-        };
+        let who = Account::new(user, settings.auth_domain(domain)).from_client(client);
         let work = settings.backend.auth(who, password);
         match &self.coalescer {
             Some(c) => c.run("auth", jid, password, || work).await,
@@ -772,10 +817,7 @@ impl Authenticator {
                 Standing::Unknown => {}
             }
         }
-        let who = Account {
-            user,
-            domain: settings.auth_domain(domain),
-        };
+        let who = Account::new(user, settings.auth_domain(domain));
         let work = settings.backend.is_user(who);
         let r = match &self.coalescer {
             Some(c) => c.run("isuser", &jid, "", || work).await,
@@ -816,10 +858,7 @@ impl Authenticator {
         let (user, domain, jid) = (user.to_string(), domain.to_string(), jid.to_string());
         tokio::spawn(async move {
             let _running = running;
-            let who = Account {
-                user: &user,
-                domain: settings.auth_domain(&domain),
-            };
+            let who = Account::new(&user, settings.auth_domain(&domain));
             match settings.backend.is_user(who).await {
                 Ok(exists) => {
                     learn_existence(Some(&known), cache.as_deref(), clock.as_ref(), &jid, exists)
@@ -855,6 +894,7 @@ impl Authenticator {
         domain: &str,
         jid: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) {
         let Some(cache) = &self.cache else { return };
         if !self.revalidation_due(cache, jid) {
@@ -871,7 +911,7 @@ impl Authenticator {
             let _running = running;
             let _spend = match settings.backend.failure_budget() {
                 None => None,
-                Some(budget) => match budget.admit(&user, Prospect::Likely) {
+                Some(budget) => match budget.admit(&user, client, Prospect::Likely) {
                     Ok(spend) => Some(spend),
                     Err(_) => {
                         debug!("{jid}: cached password not revalidated: the failure budget withholds the check");
@@ -879,10 +919,7 @@ impl Authenticator {
                     }
                 },
             };
-            let who = Account {
-                user: &user,
-                domain: settings.auth_domain(&domain),
-            };
+            let who = Account::new(&user, settings.auth_domain(&domain)).from_client(client);
             match settings.backend.auth(who, &password).await {
                 Ok(true) => {
                     if let Some(h) = cache.reusable_hash(&jid, &password) {
@@ -913,10 +950,7 @@ impl Authenticator {
             .settings
             .resolve(domain)
             .ok_or(BackendError::Unsupported("domain not served"))?;
-        let who = Account {
-            user,
-            domain: settings.auth_domain(domain),
-        };
+        let who = Account::new(user, settings.auth_domain(domain));
         let answer = match settings.backend.shared_roster(who) {
             Some(work) => work.await,
             None => Err(BackendError::Unsupported(

@@ -499,6 +499,14 @@ impl SettingsResolver for DomainTable {
             .read()
             .is_ok_and(|s| s.domains.contains_key(xmpp_domain))
     }
+
+    fn served(&self) -> Vec<Arc<DomainSettings>> {
+        let mut all: Vec<_> = self.global.as_ref().ok().cloned().into_iter().collect();
+        if let Ok(s) = self.snapshot.read() {
+            all.extend(s.domains.values().map(|d| Arc::clone(&d.settings)));
+        }
+        all
+    }
 }
 
 #[cfg(test)]

@@ -41,8 +41,21 @@
 //! own view of a block; [`HEADROOM`] covers what several processes have in
 //! flight at once). In memory, login names are kept only as keyed digests;
 //! in the database as SHA-256 digests (the same in every process).
+//!
+//! **Per client address.** With `forward-client-address` on, the
+//! `nextcloud` backend sends the client's address (when the XMPP server
+//! told it) as `X-Forwarded-For`; a Nextcloud that lists this server in
+//! `trusted_proxies` then counts that login's failure for the client, not
+//! for this server. Whether it does is found out from the capabilities
+//! ([`Forwarding`], [`forwarding_evidence`]); while it does, a check from
+//! a known client address spends that address's own budget (the same
+//! limits, kept in memory for at most [`MAX_CLIENTS`] addresses, IPv6 per
+//! /56 as Nextcloud counts them), so that one guessing client spends only
+//! its own and everyone else keeps logging in. Until that is known, and
+//! when Nextcloud ignores the header, every failure counts for this server.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -74,6 +87,61 @@ pub const CAPABILITIES_INTERVAL: Duration = Duration::from_secs(300);
 pub const BLOCK_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// During a block, at most one warning per this interval.
 pub const BLOCK_WARN_INTERVAL: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are kept (forwarding honoured); past
+/// it, the address used longest ago is forgotten (its failures then count
+/// from zero again: only that client's own address is at stake).
+pub const MAX_CLIENTS: usize = 4096;
+/// The address asked about to find out whether Nextcloud honours
+/// `X-Forwarded-For` (TEST-NET-1, RFC 5737: never a real client).
+pub const PROBE_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+/// Whether Nextcloud counts failures for the forwarded client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Forwarding {
+    /// `forward-client-address` is off: no header is sent.
+    #[default]
+    Off,
+    /// On, and not found out yet (the answers with and without the header
+    /// looked the same): failures count for this server meanwhile.
+    Unknown,
+    /// On, and Nextcloud counts for the forwarded address (this server is
+    /// in its `trusted_proxies`).
+    Honoured,
+    /// On, and Nextcloud ignores the header: failures count for this server.
+    Ignored,
+}
+
+/// What Nextcloud's capabilities for this server (`own`) and for a
+/// forwarded address (`forwarded`) tell about forwarding, each
+/// (allow-listed, delay): different answers mean the header is honoured;
+/// the same answer while this server's is not that of an address with no
+/// failures (a delay, or allow-listed) means it is ignored; the same
+/// fresh answer tells nothing.
+pub fn forwarding_evidence(own: (bool, u64), forwarded: (bool, u64)) -> Option<Forwarding> {
+    if own != forwarded {
+        Some(Forwarding::Honoured)
+    } else if own != (false, 0) {
+        Some(Forwarding::Ignored)
+    } else {
+        None
+    }
+}
+
+/// The key Nextcloud counts `ip` under: IPv4 as is (also IPv4-mapped
+/// IPv6), IPv6 by its /56.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[7..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(o))
+            }
+        },
+    }
+}
 
 /// How likely a password check is to succeed, which decides how much of
 /// the budget it may spend.
@@ -131,6 +199,10 @@ pub struct BudgetReport {
     pub limit: u32,
     /// Seconds since a block was seen, while it lasts.
     pub blocked_for: Option<u64>,
+    /// Whether the client's address is forwarded and honoured.
+    pub forwarding: Forwarding,
+    /// Client addresses holding failures in the window (forwarding honoured).
+    pub clients_with_failures: usize,
 }
 
 /// The state a change of which is logged.
@@ -154,6 +226,16 @@ struct Block {
     last_warning: u64,
 }
 
+/// One forwarded client address's failures and block.
+#[derive(Default)]
+struct ClientState {
+    failures: VecDeque<Failure>,
+    in_flight: u32,
+    block: Option<Block>,
+    /// When last used (monotonic seconds), for forgetting the oldest.
+    last: u64,
+}
+
 #[derive(Default)]
 struct State {
     failures: VecDeque<Failure>,
@@ -169,6 +251,12 @@ struct State {
     capabilities_read: bool,
     block: Option<Block>,
     phase: Option<Phase>,
+    forwarding: Forwarding,
+    /// Per client address (by [`client_key`]), while forwarding is honoured.
+    clients: HashMap<IpAddr, ClientState>,
+    /// A client address a failure was counted for while forwarding was not
+    /// known to be honoured: asked about at the next forwarding probe.
+    probe_client: Option<IpAddr>,
 }
 
 /// Counters for the metrics page.
@@ -182,6 +270,8 @@ pub struct BudgetStats {
     pub blocks_seen: AtomicU64,
     /// Failed logins Nextcloud recorded for this server.
     pub failures_caused: AtomicU64,
+    /// Failed logins Nextcloud recorded for forwarded client addresses.
+    pub client_failures: AtomicU64,
 }
 
 /// The failures of every process sharing a state database, for one
@@ -301,15 +391,32 @@ pub struct FailureBudget {
 /// A check let through: counted in flight until dropped.
 pub struct Spend<'a> {
     budget: Option<&'a FailureBudget>,
+    /// Counted in flight for this client address instead of for the server.
+    client: Option<IpAddr>,
 }
 
 impl Drop for Spend<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.budget {
             if let Ok(mut s) = b.state.lock() {
-                s.in_flight = s.in_flight.saturating_sub(1);
+                match self.client.and_then(|c| s.clients.get_mut(&c)) {
+                    Some(c) => c.in_flight = c.in_flight.saturating_sub(1),
+                    None if self.client.is_some() => {}
+                    None => s.in_flight = s.in_flight.saturating_sub(1),
+                }
             }
         }
+    }
+}
+
+/// Drops failures older than the window from `failures`.
+fn age_out(failures: &mut VecDeque<Failure>, now: u64) {
+    let window = WINDOW.as_secs();
+    while failures
+        .front()
+        .is_some_and(|f| f.at.saturating_add(window) <= now)
+    {
+        failures.pop_front();
     }
 }
 
@@ -424,14 +531,7 @@ impl FailureBudget {
     }
 
     fn counted(&self, s: &mut State, now: u64) -> u32 {
-        let window = WINDOW.as_secs();
-        while s
-            .failures
-            .front()
-            .is_some_and(|f| f.at.saturating_add(window) <= now)
-        {
-            s.failures.pop_front();
-        }
+        age_out(&mut s.failures, now);
         if s.seed_until <= now {
             s.seed = 0;
         }
@@ -457,16 +557,83 @@ impl FailureBudget {
     /// Lets a check that may fail through at `now` (monotonic seconds), or
     /// says why not. The check counts in flight until the [`Spend`] drops.
     pub fn admit_at(&self, login: &str, prospect: Prospect, now: u64) -> Result<Spend<'_>, Spent> {
+        self.admit_from_at(login, None, prospect, now)
+    }
+
+    /// [`FailureBudget::admit_at`] for a check from the client at `client`:
+    /// while Nextcloud honours the forwarded address, spent from that
+    /// address's own budget.
+    pub fn admit_from_at(
+        &self,
+        login: &str,
+        client: Option<IpAddr>,
+        prospect: Prospect,
+        now: u64,
+    ) -> Result<Spend<'_>, Spent> {
         let Ok(mut s) = self.state.lock() else {
             // A poisoned lock must not lock anyone out.
-            return Ok(Spend { budget: None });
+            return Ok(Spend {
+                budget: None,
+                client: None,
+            });
         };
+        if let Some(key) = self.counted_client(&s, client) {
+            return self.admit_client(&mut s, key, login, prospect, now);
+        }
         if s.allow_listed == Some(true) {
-            return Ok(Spend { budget: None });
+            return Ok(Spend {
+                budget: None,
+                client: None,
+            });
         }
         let failures = self.counted(&mut s, now).saturating_add(s.in_flight);
-        let limit = self.limit_for(prospect);
         let own = self.counted_for(&s, login);
+        self.judge(failures, own, prospect)
+            .inspect_err(|_| self.note_phase(&mut s, now))?;
+        s.in_flight += 1;
+        Ok(Spend {
+            budget: Some(self),
+            client: None,
+        })
+    }
+
+    /// The client key a check from `client` is counted under: `Some` only
+    /// while Nextcloud honours the forwarded address.
+    fn counted_client(&self, s: &State, client: Option<IpAddr>) -> Option<IpAddr> {
+        (s.forwarding == Forwarding::Honoured)
+            .then_some(client)
+            .flatten()
+            .map(client_key)
+    }
+
+    /// Admits a check against the budget of the client at `key`.
+    fn admit_client(
+        &self,
+        s: &mut State,
+        key: IpAddr,
+        login: &str,
+        prospect: Prospect,
+        now: u64,
+    ) -> Result<Spend<'_>, Spent> {
+        let digest = self.login_digest(login);
+        let c = client_entry(&mut s.clients, key, now);
+        age_out(&mut c.failures, now);
+        let failures = u32::try_from(c.failures.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(c.in_flight);
+        let own = c.failures.iter().filter(|f| f.login.ct_eq(&digest)).count();
+        self.judge(failures, own, prospect)?;
+        c.in_flight += 1;
+        Ok(Spend {
+            budget: Some(self),
+            client: Some(key),
+        })
+    }
+
+    /// The budget's rule for one check: `failures` counted where it would
+    /// be recorded (with those in flight), `own` of them the login's.
+    fn judge(&self, failures: u32, own: usize, prospect: Prospect) -> Result<(), Spent> {
+        let limit = self.limit_for(prospect);
         // A larger budget (a raised max-attempts) lets one login hold more.
         let per_login = PER_LOGIN.max(self.limit_for(Prospect::Unlikely) as usize / 2);
         if prospect == Prospect::Unlikely && own >= per_login {
@@ -486,20 +653,28 @@ impl FailureBudget {
         };
         if failures >= limit {
             self.stats.withheld.fetch_add(1, Ordering::Relaxed);
-            self.note_phase(&mut s, now);
             return Err(Spent { failures, limit });
         }
-        s.in_flight += 1;
-        Ok(Spend { budget: Some(self) })
+        Ok(())
     }
 
     /// Whether a request with credentials may go to Nextcloud at `now`:
     /// during a block only one per [`BLOCK_PROBE_INTERVAL`].
     pub fn may_send_at(&self, now: u64) -> Result<(), BlockOn> {
+        self.may_send_from_at(None, now)
+    }
+
+    /// [`FailureBudget::may_send_at`] for a request from `client`: while
+    /// forwarding is honoured, that address's block is the one that counts.
+    pub fn may_send_from_at(&self, client: Option<IpAddr>, now: u64) -> Result<(), BlockOn> {
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
-        let Some(block) = s.block.as_mut() else {
+        let block = match self.counted_client(&s, client) {
+            Some(key) => s.clients.get_mut(&key).and_then(|c| c.block.as_mut()),
+            None => s.block.as_mut(),
+        };
+        let Some(block) = block else {
             return Ok(());
         };
         if now >= block.next_probe {
@@ -515,8 +690,23 @@ impl FailureBudget {
 
     /// Counts what Nextcloud made of a request for `login` at `now`.
     pub fn record_at(&self, login: &str, outcome: Outcome, now: u64) {
+        self.record_from_at(login, None, outcome, now)
+    }
+
+    /// [`FailureBudget::record_at`] for a request sent with `client` as
+    /// the forwarded address.
+    pub fn record_from_at(&self, login: &str, client: Option<IpAddr>, outcome: Outcome, now: u64) {
         let Ok(mut s) = self.state.lock() else { return };
         let digest = self.login_digest(login);
+        if let Some(key) = self.counted_client(&s, client) {
+            self.record_client(&mut s, key, digest, outcome, now);
+            return;
+        }
+        if outcome == Outcome::Failed && s.forwarding == Forwarding::Unknown {
+            // Counted for this server meanwhile; asking about this address
+            // next tells whether Nextcloud counted it there instead.
+            s.probe_client = client.map(client_key);
+        }
         match outcome {
             Outcome::Blocked => {
                 self.stats.blocks_seen.fetch_add(1, Ordering::Relaxed);
@@ -583,6 +773,107 @@ impl FailureBudget {
         self.note_phase(&mut s, now);
     }
 
+    /// Counts what Nextcloud made of a request forwarded for the client at `key`.
+    fn record_client(
+        &self,
+        s: &mut State,
+        key: IpAddr,
+        digest: PairDigest,
+        outcome: Outcome,
+        now: u64,
+    ) {
+        let c = client_entry(&mut s.clients, key, now);
+        match outcome {
+            Outcome::Blocked => {
+                self.stats.blocks_seen.fetch_add(1, Ordering::Relaxed);
+                if c.block.is_none() {
+                    info!(
+                        "Nextcloud at {}: its brute-force protection blocks the logins of client {key}                          (too many failures from that address; this server's address is not affected)",
+                        self.name
+                    );
+                    c.block = Some(Block {
+                        since: now,
+                        next_probe: now.saturating_add(BLOCK_PROBE_INTERVAL.as_secs()),
+                        last_warning: now,
+                    });
+                }
+                return;
+            }
+            Outcome::Accepted => c.failures.retain(|f| !f.login.ct_eq(&digest)),
+            Outcome::Failed => {
+                self.stats.client_failures.fetch_add(1, Ordering::Relaxed);
+                c.failures.push_back(Failure {
+                    at: now,
+                    login: digest,
+                });
+            }
+            Outcome::NotCounted => {}
+        }
+        c.block = None;
+    }
+
+    /// Turns forwarding the client's address on (`forward-client-address`):
+    /// whether Nextcloud honours it is found out from the capabilities.
+    pub fn forward_client_addresses(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            if s.forwarding == Forwarding::Off {
+                s.forwarding = Forwarding::Unknown;
+            }
+        }
+    }
+
+    /// Whether Nextcloud counts failures for the forwarded address.
+    pub fn forwarding(&self) -> Forwarding {
+        self.state
+            .lock()
+            .map_or(Forwarding::Unknown, |s| s.forwarding)
+    }
+
+    /// The address to ask the capabilities about for the next forwarding
+    /// probe: a client a failure was counted for while it was not known to
+    /// be honoured (Nextcloud holds a failure for it if it honours the
+    /// header), else [`PROBE_ADDRESS`]. `None` when forwarding is off.
+    pub fn forwarding_probe(&self) -> Option<IpAddr> {
+        let s = self.state.lock().ok()?;
+        match s.forwarding {
+            Forwarding::Off => None,
+            _ => Some(s.probe_client.unwrap_or(PROBE_ADDRESS)),
+        }
+    }
+
+    /// Whether a forwarding probe should run now, right after a failure
+    /// (not known yet, and a client address to ask about).
+    pub fn forwarding_probe_wanted(&self) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| s.forwarding == Forwarding::Unknown && s.probe_client.is_some())
+    }
+
+    /// What a forwarding probe found (see [`forwarding_evidence`]); `None`
+    /// changes nothing. Each change is logged once, with the fix.
+    pub fn forwarding_found(&self, evidence: Option<Forwarding>) {
+        let Some(found) = evidence else { return };
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.forwarding == Forwarding::Off || s.forwarding == found {
+            return;
+        }
+        s.forwarding = found;
+        s.probe_client = None;
+        match found {
+            Forwarding::Honoured => info!(
+                "Nextcloud at {}: it counts failed logins for the client address cloudauth forwards                  (X-Forwarded-For; this server is in its trusted_proxies): each client address has a                  failure budget of its own",
+                self.name
+            ),
+            _ => {
+                s.clients.clear();
+                warn!(
+                    "Nextcloud at {}: forward-client-address is on, but Nextcloud ignores X-Forwarded-For                      from this server and counts every failed login for this server's address (the                      server's failure budget applies). Fix: on Nextcloud, `occ config:system:set                      trusted_proxies 0 --value=ADDRESS` with this server's address",
+                    self.name
+                )
+            }
+        }
+    }
+
     /// Claims the next read of the capabilities when it is due at `now`.
     pub fn capabilities_due_at(&self, now: u64) -> bool {
         let Ok(mut s) = self.state.lock() else {
@@ -636,21 +927,38 @@ impl FailureBudget {
                 failures: 0,
                 limit: self.limit(),
                 blocked_for: None,
+                forwarding: Forwarding::Unknown,
+                clients_with_failures: 0,
             };
         };
         let failures = self.counted(&mut s, now);
+        let clients_with_failures = s
+            .clients
+            .values_mut()
+            .map(|c| {
+                age_out(&mut c.failures, now);
+                usize::from(!c.failures.is_empty())
+            })
+            .sum();
         BudgetReport {
             allow_listed: s.allow_listed,
             reported_failures: s.reported,
             failures,
             limit: self.limit(),
             blocked_for: s.block.as_ref().map(|b| now.saturating_sub(b.since)),
+            forwarding: s.forwarding,
+            clients_with_failures,
         }
     }
 
     /// [`FailureBudget::admit_at`] now.
-    pub fn admit(&self, login: &str, prospect: Prospect) -> Result<Spend<'_>, Spent> {
-        self.admit_at(login, prospect, now())
+    pub fn admit(
+        &self,
+        login: &str,
+        client: Option<IpAddr>,
+        prospect: Prospect,
+    ) -> Result<Spend<'_>, Spent> {
+        self.admit_from_at(login, client, prospect, now())
     }
 
     /// Nextcloud counts login names case-insensitively.
@@ -659,13 +967,13 @@ impl FailureBudget {
     }
 
     /// [`FailureBudget::may_send_at`] now.
-    pub fn may_send(&self) -> Result<(), BlockOn> {
-        self.may_send_at(now())
+    pub fn may_send(&self, client: Option<IpAddr>) -> Result<(), BlockOn> {
+        self.may_send_from_at(client, now())
     }
 
-    /// [`FailureBudget::record_at`] now.
-    pub fn record(&self, login: &str, outcome: Outcome) {
-        self.record_at(login, outcome, now())
+    /// [`FailureBudget::record_from_at`] now.
+    pub fn record(&self, login: &str, client: Option<IpAddr>, outcome: Outcome) {
+        self.record_from_at(login, client, outcome, now())
     }
 
     /// [`FailureBudget::capabilities_due_at`] now.
@@ -728,6 +1036,28 @@ impl FailureBudget {
             ),
         }
     }
+}
+
+/// The entry of the client at `key`, made when new; past [`MAX_CLIENTS`]
+/// the one used longest ago (none in flight) makes room.
+fn client_entry(
+    clients: &mut HashMap<IpAddr, ClientState>,
+    key: IpAddr,
+    now: u64,
+) -> &mut ClientState {
+    if !clients.contains_key(&key) && clients.len() >= MAX_CLIENTS {
+        let oldest = clients
+            .iter()
+            .filter(|(_, c)| c.in_flight == 0)
+            .min_by_key(|(_, c)| c.last)
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            clients.remove(&k);
+        }
+    }
+    let c = clients.entry(key).or_default();
+    c.last = now;
+    c
 }
 
 #[cfg(test)]
@@ -928,5 +1258,158 @@ mod tests {
         let c = FailureBudget::for_nextcloud("https://other.example/", "c", 10, None).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    fn fail_from(b: &FailureBudget, login: &str, client: Option<IpAddr>, now: u64) {
+        let spend = b
+            .admit_from_at(login, client, Prospect::Unlikely, now)
+            .expect("admitted");
+        b.record_from_at(login, client, Outcome::Failed, now);
+        drop(spend);
+    }
+
+    #[test]
+    fn forwarding_is_told_by_different_answers_only() {
+        use Forwarding::*;
+        // The forwarded address's state differs from this server's: honoured.
+        assert_eq!(
+            forwarding_evidence((false, 0), (false, 200)),
+            Some(Honoured)
+        );
+        assert_eq!(forwarding_evidence((true, 0), (false, 0)), Some(Honoured));
+        assert_eq!(
+            forwarding_evidence((false, 800), (false, 0)),
+            Some(Honoured)
+        );
+        // The same answer while this server has failures there (or is
+        // allow-listed): the header changed nothing.
+        assert_eq!(
+            forwarding_evidence((false, 400), (false, 400)),
+            Some(Ignored)
+        );
+        assert_eq!(forwarding_evidence((true, 0), (true, 0)), Some(Ignored));
+        // Both fresh: cannot tell, which is not "ignored".
+        assert_eq!(forwarding_evidence((false, 0), (false, 0)), None);
+    }
+
+    #[test]
+    fn client_keys_as_nextcloud_counts_them() {
+        assert_eq!(
+            client_key("192.0.2.7".parse().unwrap()),
+            ip("192.0.2.7").unwrap()
+        );
+        assert_eq!(
+            client_key("::ffff:192.0.2.7".parse().unwrap()),
+            ip("192.0.2.7").unwrap()
+        );
+        // IPv6 per /56.
+        assert_eq!(
+            client_key("2001:db8:1:2ff:1:2:3:4".parse().unwrap()),
+            ip("2001:db8:1:200::").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_guessing_client_spends_only_its_own_budget_once_forwarding_is_honoured() {
+        let b = budget();
+        b.forward_client_addresses();
+        assert_eq!(b.forwarding(), Forwarding::Unknown);
+        let guesser = ip("127.0.0.3");
+        // Not known yet: the failure counts for this server, and the
+        // guesser's address is the next one asked about.
+        fail_from(&b, "nobody0", guesser, 1);
+        assert_eq!(b.report_at(1).failures, 1);
+        assert!(b.forwarding_probe_wanted());
+        assert_eq!(b.forwarding_probe(), guesser);
+        // Nextcloud holds a failure for the guesser (delay 200), none here.
+        b.forwarding_found(forwarding_evidence((false, 0), (false, 200)));
+        b.capabilities_at(false, 0, 1);
+        assert_eq!(b.forwarding(), Forwarding::Honoured);
+        assert_eq!(
+            b.report_at(1).failures,
+            0,
+            "corrected by Nextcloud's figure"
+        );
+        assert!(!b.forwarding_probe_wanted());
+        // The guesser: unknown names, up to the unlikely checks' share of
+        // its own budget (5), then withheld.
+        let mut sent = 0;
+        for n in 1..=12 {
+            let login = format!("nobody{n}");
+            if b.admit_from_at(&login, guesser, Prospect::Unlikely, 2)
+                .is_ok()
+            {
+                b.record_from_at(&login, guesser, Outcome::Failed, 2);
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 5);
+        let r = b.report_at(2);
+        assert_eq!((r.failures, r.clients_with_failures), (0, 1));
+        assert_eq!(b.stats.client_failures.load(Ordering::Relaxed), 5);
+        // Other users from other addresses, and this server's own checks,
+        // still go through.
+        for n in 0..8 {
+            assert!(b
+                .admit_from_at(&format!("user{n}"), ip("127.0.0.4"), Prospect::Unlikely, 2)
+                .is_ok());
+        }
+        assert!(b.admit_at("svc-check", Prospect::Unlikely, 2).is_ok());
+        // A block of the guesser's address is that address's only.
+        b.record_from_at("nobody1", guesser, Outcome::Blocked, 3);
+        assert!(b.may_send_from_at(guesser, 3).is_err());
+        assert!(b.may_send_from_at(ip("127.0.0.4"), 3).is_ok());
+        assert!(b.may_send_at(3).is_ok());
+        assert_eq!(b.report_at(3).blocked_for, None);
+        // The window passes: the guesser's budget is back.
+        assert!(b
+            .admit_from_at("nobody1", guesser, Prospect::Unlikely, 3 + WINDOW.as_secs())
+            .is_ok());
+    }
+
+    #[test]
+    fn when_nextcloud_ignores_the_header_the_servers_budget_applies() {
+        let b = budget();
+        // Off: a client address changes nothing.
+        fail_from(&b, "a", ip("127.0.0.3"), 1);
+        assert_eq!(b.report_at(1).failures, 1);
+        assert_eq!(b.forwarding(), Forwarding::Off);
+        assert!(!b.forwarding_probe_wanted());
+        b.forwarding_found(Some(Forwarding::Honoured));
+        assert_eq!(b.forwarding(), Forwarding::Off, "off stays off");
+
+        let b = budget();
+        b.forward_client_addresses();
+        fail_from(&b, "a", ip("127.0.0.3"), 1);
+        // Both answers are this server's, with its failure.
+        b.forwarding_found(forwarding_evidence((false, 200), (false, 200)));
+        assert_eq!(b.forwarding(), Forwarding::Ignored);
+        for n in 0..4 {
+            fail_from(&b, &format!("n{n}"), ip("127.0.0.3"), 2);
+        }
+        assert!(
+            b.admit_from_at("m", ip("127.0.0.4"), Prospect::Unlikely, 2)
+                .is_err(),
+            "one budget for everyone: 5 failures spent the unlikely share"
+        );
+        assert_eq!(b.report_at(2).failures, 5);
+        assert_eq!(b.report_at(2).clients_with_failures, 0);
+    }
+
+    #[test]
+    fn client_addresses_kept_are_bounded() {
+        let b = budget();
+        b.forward_client_addresses();
+        b.forwarding_found(Some(Forwarding::Honoured));
+        for n in 0..(MAX_CLIENTS as u32 + 10) {
+            let client = Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n)));
+            fail_from(&b, "x", client, u64::from(n));
+        }
+        let kept = b.state.lock().unwrap().clients.len();
+        assert_eq!(kept, MAX_CLIENTS);
     }
 }

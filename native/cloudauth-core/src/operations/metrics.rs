@@ -185,6 +185,12 @@ fn budget_samples() -> Vec<Sample<'static>> {
                 st.failures_caused.load(Ordering::Relaxed),
             ),
             (
+                "cloudauth_nextcloud_client_failures",
+                "counter",
+                "Failed logins Nextcloud recorded for forwarded client addresses (forward-client-address, honoured).",
+                st.client_failures.load(Ordering::Relaxed),
+            ),
+            (
                 "cloudauth_nextcloud_failures_counted",
                 "gauge",
                 "Failed logins counted within Nextcloud's 30-minute window (the failure budget spent).",
@@ -239,8 +245,8 @@ mod tests {
         use crate::bruteforce::{FailureBudget, Outcome};
         let b = FailureBudget::for_nextcloud("https://metrics.test/", "metrics.test", 10, None)
             .unwrap();
-        b.record("alice", Outcome::Failed);
-        b.record("alice", Outcome::Blocked);
+        b.record("alice", None, Outcome::Failed);
+        b.record("alice", None, Outcome::Blocked);
         let text = render(
             &Requests::default(),
             &BackendStats::default(),

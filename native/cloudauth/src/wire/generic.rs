@@ -8,6 +8,13 @@
 //! as before; a cloudauth that predates `hello` answers it `0` (an unknown
 //! command), which a client takes as "not spoken".
 //!
+//! Features are comma-separated, and the reply names those granted:
+//! `hello:tristate,client-address` is answered `hello:tristate,client-address`
+//! by a cloudauth that speaks both. `client-address` lets the client send
+//! `authfrom:ADDR:USER:DOMAIN:PASSWORD`, ADDR being the user's client's
+//! address, IPv4 as is or IPv6 in brackets (`[2001:db8::7]`); a bad
+//! address is bad input, answered `0`.
+//!
 //! A roster reply is `=` (unchanged), `!` (unknown: keep yours), or a header
 //! line `+<TAB>LINES<TAB>OWN_BUCKET<TAB>VERSION<TAB>OWN_NAME` followed by
 //! LINES lines: for each changed bucket `#<TAB>BUCKET`, then its contacts,
@@ -130,13 +137,17 @@ impl Encoder<Reply> for LineCodec {
             Reply::TempFail if self.tristate => dst.extend_from_slice(b"?\n"),
             Reply::No | Reply::TempFail => dst.extend_from_slice(b"0\n"),
             Reply::Roster(r) => encode_roster(&r, dst),
-            Reply::Hello { tristate } => {
+            Reply::Hello {
+                tristate,
+                client_address,
+            } => {
                 self.tristate = tristate;
-                dst.extend_from_slice(if tristate {
-                    b"hello:tristate\n"
-                } else {
-                    b"hello:\n"
-                });
+                let granted: Vec<&str> =
+                    [(tristate, "tristate"), (client_address, "client-address")]
+                        .into_iter()
+                        .filter_map(|(on, name)| on.then_some(name))
+                        .collect();
+                dst.extend_from_slice(format!("hello:{}\n", granted.join(",")).as_bytes());
             }
         }
         Ok(())
@@ -309,9 +320,15 @@ mod tests {
         let mut out = BytesMut::new();
         for reply in [
             Reply::TempFail,
-            Reply::Hello { tristate: false },
+            Reply::Hello {
+                tristate: false,
+                client_address: false,
+            },
             Reply::TempFail,
-            Reply::Hello { tristate: true },
+            Reply::Hello {
+                tristate: true,
+                client_address: false,
+            },
             Reply::TempFail,
             Reply::No,
             Reply::Yes,
@@ -325,6 +342,37 @@ mod tests {
             .encode(Reply::TempFail, &mut out)
             .unwrap();
         assert_eq!(&out[..], b"0\n");
+    }
+
+    #[test]
+    fn the_hello_reply_names_the_features_granted() {
+        let mut out = BytesMut::new();
+        let mut c = LineCodec::default();
+        for (tristate, client_address) in [(true, true), (false, true), (false, false)] {
+            c.encode(
+                Reply::Hello {
+                    tristate,
+                    client_address,
+                },
+                &mut out,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            &out[..],
+            b"hello:tristate,client-address\nhello:client-address\nhello:\n"
+        );
+    }
+
+    #[test]
+    fn authfrom_lines_with_ipv6_addresses_are_one_request_each() {
+        assert_eq!(
+            decode_chunks(&[b"authfrom:[2001:db8::7]:a:b:c\r\nauthfrom:192.0.2.7:a:b:c:d\n"]),
+            vec![
+                Incoming::Payload("authfrom:[2001:db8::7]:a:b:c".into()),
+                Incoming::Payload("authfrom:192.0.2.7:a:b:c:d".into()),
+            ]
+        );
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub enum Reply {
     Hello {
         /// Both sides speak `tristate`.
         tristate: bool,
+        /// Both sides speak `client-address` (`authfrom` requests).
+        client_address: bool,
     },
 }
 

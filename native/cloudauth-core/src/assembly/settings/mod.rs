@@ -259,6 +259,12 @@ pub trait SettingsResolver: Send + Sync {
     fn listed(&self, _xmpp_domain: &str) -> bool {
         true
     }
+
+    /// Every domain's settings served now (the global ones included), for
+    /// what a backend does at start ([`crate::Authenticator::start`]).
+    fn served(&self) -> Vec<Arc<DomainSettings>> {
+        Vec::new()
+    }
 }
 
 /// The same settings for every domain (xcauth's global `--url`/`--secret`,
@@ -276,6 +282,10 @@ impl SingleDomain {
 impl SettingsResolver for SingleDomain {
     fn resolve(&self, _xmpp_domain: &str) -> Option<Arc<DomainSettings>> {
         Some(Arc::clone(&self.0))
+    }
+
+    fn served(&self) -> Vec<Arc<DomainSettings>> {
+        vec![Arc::clone(&self.0)]
     }
 }
 

@@ -128,10 +128,7 @@ mod tests {
         }
     }
 
-    const WHO: Account<'static> = Account {
-        user: "alice",
-        domain: "example.org",
-    };
+    const WHO: Account<'static> = Account::new("alice", "example.org");
 
     fn client(concurrency: usize, queue: usize) -> HttpClient {
         HttpClient::with_limits(

@@ -44,6 +44,27 @@ pub struct Account<'a> {
     pub user: &'a str,
     /// Domain sent to the backend.
     pub domain: &'a str,
+    /// The address the user's client connects from, when the XMPP server
+    /// told it (Prosody's `authfrom`); `None` for the server's own
+    /// questions and for servers that do not tell.
+    pub client: Option<std::net::IpAddr>,
+}
+
+impl<'a> Account<'a> {
+    /// `user` at `domain`, with no client address.
+    pub const fn new(user: &'a str, domain: &'a str) -> Self {
+        Account {
+            user,
+            domain,
+            client: None,
+        }
+    }
+
+    /// The same, from the client at `client`.
+    pub const fn from_client(mut self, client: Option<std::net::IpAddr>) -> Self {
+        self.client = client;
+        self
+    }
 }
 
 /// One backend, configured for one domain (or for all of them).
@@ -97,20 +118,24 @@ pub trait Backend: Send + Sync {
     fn doctor<'a>(&'a self, domain: &'a str) -> DoctorFuture<'a> {
         Box::pin(generic_doctor(self, domain))
     }
+
+    /// What this backend finds out once at start, before the first request
+    /// needs it (Nextcloud: its brute-force state and whether it honours a
+    /// forwarded client address); `None` for nothing. Never a login.
+    fn start(&self) -> Option<StartFuture<'_>> {
+        None
+    }
 }
+
+/// What [`Backend::start`] returns.
+pub type StartFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// [`Backend::doctor`]'s default: one `is_user` for a name nobody has.
 async fn generic_doctor<B: Backend + ?Sized>(backend: &B, domain: &str) -> BackendReport {
     let user = doctor::probe_user();
     let name = format!("{} API", backend.name());
     let started = std::time::Instant::now();
-    let check = match backend
-        .is_user(Account {
-            user: &user,
-            domain,
-        })
-        .await
-    {
+    let check = match backend.is_user(Account::new(&user, domain)).await {
         Ok(_) => Check::pass(
             name,
             format!(

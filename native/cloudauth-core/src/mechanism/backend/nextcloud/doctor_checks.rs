@@ -1,6 +1,7 @@
 //! The backend's own checks for `cloudauth doctor`.
 
 use super::*;
+use crate::bruteforce::{forwarding_evidence, Forwarding, PROBE_ADDRESS};
 
 impl Nextcloud {
     /// Without credentials, `cloud/user`: Nextcloud's OCS API answers 401
@@ -67,6 +68,7 @@ impl Nextcloud {
         // Nextcloud 25 on publishes the brute-force state and blocks
         // instead of delaying: the latency watch below is for 24.
         let bruteforce_known = self.doctor_public(&mut report).await;
+        report.checks.push(self.doctor_forwarding().await);
         let Some(service) = &self.service else {
             report.checks.push(Check::pass(
                 "service account",
@@ -242,6 +244,48 @@ impl Nextcloud {
             }
         }
         false
+    }
+
+    /// The "client address" line: `forward-client-address` off, or on and
+    /// honoured or ignored by Nextcloud (what this process found out, else
+    /// asked now: the capabilities for this server and for a documentation
+    /// address, which differ only when Nextcloud takes the header).
+    pub(super) async fn doctor_forwarding(&self) -> Check {
+        const NAME: &str = "client address";
+        let known = match self.forwarding() {
+            Forwarding::Off => {
+                return Check::pass(
+                    NAME,
+                    "not forwarded (forward-client-address off): Nextcloud counts every failed login for this server's address",
+                )
+            }
+            Forwarding::Unknown => {
+                match (
+                    self.bruteforce_state(None).await,
+                    self.bruteforce_state(Some(PROBE_ADDRESS)).await,
+                ) {
+                    (Some(own), Some(fwd)) => forwarding_evidence(own, fwd),
+                    _ => None,
+                }
+            }
+            found => Some(found),
+        };
+        match known {
+            Some(Forwarding::Honoured) => Check::pass(
+                NAME,
+                "forwarded as X-Forwarded-For, and Nextcloud honours it (this server is in its trusted_proxies):                  failed logins count for each client's address, with a failure budget per address",
+            ),
+            Some(_) => Check::warn(
+                NAME,
+                "forwarded as X-Forwarded-For, but Nextcloud ignores it: every failed login counts for this server's address",
+                "on Nextcloud: `occ config:system:set trusted_proxies 0 --value=ADDR` with this server's address",
+            ),
+            None => Check::warn(
+                NAME,
+                "forwarded as X-Forwarded-For; whether Nextcloud honours it cannot be told yet (this address has no                  failures there to compare with); until then failures count against this server's budget, and the log                  says which once a login fails",
+                "none needed if this server is in Nextcloud's trusted_proxies                  (`occ config:system:get trusted_proxies`)",
+            ),
+        }
     }
 
     /// Whether the service account may look up other users: the details

@@ -105,7 +105,8 @@ impl Nextcloud {
         self.read_capabilities_if_due().await;
         let url = &self.current_user;
         let request = self.ocs_request(url, basic_authorization(who.user, password.as_bytes()))?;
-        let reply = match self.send_counted(who.user, request, url).await {
+        let client = self.forwarded(who.client);
+        let reply = match self.send_counted(who.user, client, request, url).await {
             Ok(r) => r,
             Err(BackendError::Timeout(d)) => {
                 // Nextcloud's delay reaches 25 s, beyond most deadlines: a

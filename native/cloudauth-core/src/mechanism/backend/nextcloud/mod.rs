@@ -92,6 +92,9 @@ pub const SERVICE_PASSWORD_FILE: &str = "service-password-file";
 pub const REPEAT_REFUSAL_WINDOW: Duration = Duration::from_secs(4 * 3600);
 /// `bruteforce-max-attempts`: Nextcloud's `auth.bruteforce.max-attempts`.
 pub const BRUTEFORCE_MAX_ATTEMPTS: &str = "bruteforce-max-attempts";
+/// Setting: send the client's address (when the XMPP server tells it) as
+/// `X-Forwarded-For` on users' password checks.
+pub const FORWARD_CLIENT_ADDRESS: &str = "forward-client-address";
 /// A login slower than this (and than [`THROTTLE_FACTOR`] × the typical
 /// latency) is taken as a sign of the brute-force throttle. Nextcloud's
 /// first delays are 0.2–0.4 s, too close to an argon2id check (≈0.4 s) to
@@ -161,6 +164,13 @@ pub static ENTRY: BackendEntry = BackendEntry {
         .default("10")
         .per_domain()
         .value_name("N"),
+        Spec::new(
+            FORWARD_CLIENT_ADDRESS,
+            Kind::Flag,
+            "nextcloud backend: send the client's address (Prosody tells it; ejabberd cannot) as X-Forwarded-For on users' password checks, so that a Nextcloud listing this server in trusted_proxies counts failed logins per client instead of for this server",
+        )
+        .default("false")
+        .per_domain(),
     ],
     transport: super::Transport::Http,
     build,
@@ -237,7 +247,8 @@ fn build(v: &Values, http: &Arc<HttpClient>) -> Result<Arc<dyn Backend>, Setting
         })?;
     let mut nc = Nextcloud::new(url, service, Arc::clone(http))
         .map_err(|why| invalid(keys::URL, why.to_string()))?
-        .with_failure_budget(max_attempts, v.path(keys::DB));
+        .with_failure_budget(max_attempts, v.path(keys::DB))
+        .with_client_address_forwarding(v.flag(FORWARD_CLIENT_ADDRESS));
     if let Some(file) = v.secret_file(SERVICE_PASSWORD_FILE) {
         nc = nc.with_service_password_file(file.to_path_buf());
     }
@@ -667,6 +678,8 @@ pub struct Nextcloud {
     /// Failed logins this server caused here, and Nextcloud's block.
     budget: Option<Arc<FailureBudget>>,
     capabilities: reqwest::Url,
+    /// `forward-client-address`: users' client addresses go to Nextcloud.
+    forward_client: bool,
 }
 
 impl std::fmt::Debug for Nextcloud {
@@ -703,6 +716,7 @@ impl Nextcloud {
             latency: LatencyWatch::new(THROTTLE_FLOOR),
             budget: None,
             capabilities,
+            forward_client: false,
         })
     }
 
@@ -807,6 +821,12 @@ impl Backend for Nextcloud {
 
     fn doctor<'a>(&'a self, _domain: &'a str) -> DoctorFuture<'a> {
         Box::pin(self.doctor_op())
+    }
+
+    /// Reads the capabilities (public) now rather than at the first login.
+    fn start(&self) -> Option<super::StartFuture<'_>> {
+        self.budget.as_ref()?;
+        Some(Box::pin(self.read_capabilities_if_due()))
     }
 }
 

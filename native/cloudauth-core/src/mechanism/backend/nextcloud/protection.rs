@@ -3,8 +3,14 @@
 //! capabilities that tell whether this address is allow-listed, and what
 //! each reply to a request with credentials counts as.
 
+use std::net::IpAddr;
+
 use super::*;
-use crate::bruteforce::{FailureBudget, Outcome};
+use crate::bruteforce::{forwarding_evidence, FailureBudget, Forwarding, Outcome};
+
+/// The header Nextcloud takes the client's address from, when the request
+/// comes from one of its `trusted_proxies`.
+const X_FORWARDED_FOR: &str = "X-Forwarded-For";
 
 impl Nextcloud {
     /// The same, keeping the failed logins it causes below `max_attempts`
@@ -17,48 +23,151 @@ impl Nextcloud {
         self
     }
 
+    /// Sends the client's address as `X-Forwarded-For` on users' password
+    /// checks (`forward-client-address`); whether Nextcloud honours it is
+    /// found out from its capabilities.
+    pub fn with_client_address_forwarding(mut self, on: bool) -> Self {
+        self.forward_client = on;
+        if on {
+            if let Some(b) = &self.budget {
+                b.forward_client_addresses();
+            }
+        }
+        self
+    }
+
+    /// The client address to send with a user's password check: only with
+    /// `forward-client-address` on.
+    pub(super) fn forwarded(&self, client: Option<IpAddr>) -> Option<IpAddr> {
+        client.filter(|_| self.forward_client)
+    }
+
+    /// Whether Nextcloud counts failures for the forwarded address, as
+    /// found out so far ([`Forwarding::Off`] with the setting off).
+    pub fn forwarding(&self) -> Forwarding {
+        match (&self.budget, self.forward_client) {
+            (_, false) => Forwarding::Off,
+            (Some(b), true) => b.forwarding(),
+            (None, true) => Forwarding::Unknown,
+        }
+    }
+
     /// Reads `cloud/capabilities` (public, no login) when due: whether
-    /// Nextcloud allow-lists this address and the delay it would apply.
+    /// Nextcloud allow-lists this address and the delay it would apply,
+    /// and, with forwarding on, whether it honours `X-Forwarded-For`.
     pub(super) async fn read_capabilities_if_due(&self) {
         let Some(budget) = &self.budget else { return };
         if !budget.capabilities_due() {
             return;
         }
-        match self.public_get(&self.capabilities).await {
-            Ok(reply) if reply.status == 200 => match bruteforce_capabilities(&reply.body) {
-                Some((allow_listed, delay)) => budget.capabilities(allow_listed, delay),
-                None => debug!(
-                    "Nextcloud at {}: its capabilities tell nothing of brute-force protection",
-                    shown(&self.base)
-                ),
-            },
-            Ok(reply) => debug!(
-                "Nextcloud at {}: capabilities answered HTTP {}",
-                shown(&self.base),
-                reply.status
-            ),
-            Err(e) => debug!("Nextcloud at {}: capabilities: {e}", shown(&self.base)),
+        self.read_capabilities(budget).await;
+    }
+
+    /// Reads the capabilities now (at start, and when due).
+    pub(super) async fn read_capabilities(&self, budget: &FailureBudget) {
+        let Some(own) = self.bruteforce_state(None).await else {
+            return;
+        };
+        // Before the server's own figures: once it is honoured, those
+        // correct a failure that was counted here meanwhile.
+        self.probe_forwarding(budget, own).await;
+        budget.capabilities(own.0, own.1);
+    }
+
+    /// Compares this server's brute-force state with a forwarded address's
+    /// (a client's that failed meanwhile, else a documentation address).
+    async fn probe_forwarding(&self, budget: &FailureBudget, own: (bool, u64)) {
+        if !self.forward_client {
+            return;
+        }
+        let Some(probe) = budget.forwarding_probe() else {
+            return;
+        };
+        if let Some(forwarded) = self.bruteforce_state(Some(probe)).await {
+            budget.forwarding_found(forwarding_evidence(own, forwarded));
+        }
+    }
+
+    /// `bruteforce` (allow-listed, delay) of the capabilities, for this
+    /// server or, with `forwarded`, as sent for that client; `None` when
+    /// Nextcloud did not tell (logged at debug: the checks go on).
+    pub(super) async fn bruteforce_state(&self, forwarded: Option<IpAddr>) -> Option<(bool, u64)> {
+        let url = &self.capabilities;
+        let reply = match forwarded {
+            None => self.public_get(url).await,
+            Some(ip) => {
+                let request = self.http.request(reqwest::Method::GET, url).map(|r| {
+                    r.header(OCS_API_REQUEST, "true")
+                        .header(ACCEPT, "application/json")
+                        .header(X_FORWARDED_FOR, ip.to_string())
+                });
+                match request {
+                    Ok(r) => self.http.send(r, url).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match reply {
+            Ok(reply) if reply.status == 200 => {
+                let state = bruteforce_capabilities(&reply.body);
+                if state.is_none() {
+                    debug!(
+                        "Nextcloud at {}: its capabilities tell nothing of brute-force protection",
+                        shown(&self.base)
+                    );
+                }
+                state
+            }
+            Ok(reply) => {
+                debug!(
+                    "Nextcloud at {}: capabilities answered HTTP {}",
+                    shown(&self.base),
+                    reply.status
+                );
+                None
+            }
+            Err(e) => {
+                debug!("Nextcloud at {}: capabilities: {e}", shown(&self.base));
+                None
+            }
         }
     }
 
     /// Sends a request with `login`'s credentials through the failure
     /// budget's block watch, and counts what Nextcloud made of it.
+    ///
+    /// With `client` (a user's password check, forwarding on) the request
+    /// carries it as `X-Forwarded-For`; the service account's requests
+    /// never do (they are this server's own).
     pub(super) async fn send_counted(
         &self,
         login: &str,
+        client: Option<IpAddr>,
         request: reqwest::RequestBuilder,
         url: &reqwest::Url,
     ) -> Result<HttpReply, BackendError> {
+        let request = match client {
+            Some(ip) => request.header(X_FORWARDED_FOR, ip.to_string()),
+            None => request,
+        };
         let Some(budget) = &self.budget else {
             return self.http.send(request, url).await;
         };
         // During a block only one probe per interval; the rest is the
         // block's trouble without asking.
-        if budget.may_send().is_err() {
+        if budget.may_send(client).is_err() {
             return Err(BackendError::Blocked { host: host_of(url) });
         }
         let reply = self.http.send(request, url).await?;
-        budget.record(login, login_outcome(&reply));
+        budget.record(login, client, login_outcome(&reply));
+        // Not known yet whether Nextcloud counted that failure for the
+        // client: its capabilities for that address tell.
+        if budget.forwarding_probe_wanted() {
+            if let Some(own) = self.bruteforce_state(None).await {
+                self.probe_forwarding(budget, own).await;
+                budget.capabilities(own.0, own.1);
+            }
+        }
         Ok(reply)
     }
 }

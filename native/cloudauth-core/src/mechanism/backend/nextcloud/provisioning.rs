@@ -15,7 +15,9 @@ impl Nextcloud {
         let account = svc.credentials()?;
         self.read_capabilities_if_due().await;
         let request = self.ocs_request(url, account.authorization.clone())?;
-        let reply = self.send_counted(account.user(), request, url).await?;
+        let reply = self
+            .send_counted(account.user(), None, request, url)
+            .await?;
         let result = answer(&reply);
         if let Err(e) = &result {
             svc.note(e);
@@ -31,7 +33,7 @@ impl Nextcloud {
     ) -> Result<HttpReply, BackendError> {
         self.read_capabilities_if_due().await;
         let request = self.ocs_request(url, account.authorization.clone())?;
-        self.send_counted(account.user(), request, url).await
+        self.send_counted(account.user(), None, request, url).await
     }
 
     pub(super) async fn is_user_op(
