@@ -20,7 +20,7 @@ use cloudauth_core::roster::GroupPolicy;
 use cloudauth_core::settings::schema::{Spec, Vm};
 use cloudauth_core::settings::values::{Layer, Origin, Values};
 use cloudauth_core::settings::{
-    cache_settings, keys, limits, roster_policy, timeouts, CacheStorage,
+    cache_settings, keys, limits, roster_policy, setting, timeouts, CacheStorage,
 };
 use cloudauth_core::token::{ClaimReplayGuard, MemoryReplayGuard, ReplayGuard, TokenContext};
 use cloudauth_core::{Authenticator, HttpClient, SingleDomain};
@@ -164,18 +164,18 @@ impl Host {
                 .ok_or("password cache: the OS gave no random bytes for the cache key")?;
             (Some(cache), Some(lent))
         } else {
-            let cache_db = v.path(keys::DB).unwrap_or(Path::new(""));
+            let cache_db = setting(&v, keys::DB, |v, k| v.path(k).map(Path::to_path_buf));
             let cache = caching
-                .open(cache_db)
+                .open(&cache_db)
                 .map_err(|e| format!("password cache: {e}"))?;
             (cache, None)
         };
         // The decision's own deadline (DECISION_MARGIN past the request
         // timeout) ends before the reply budget, so a slow decision is
         // answered as trouble with its cause.
-        let known_db = v.path(keys::DB).unwrap_or(Path::new(""));
+        let known_db = setting(&v, keys::DB, |v, k| v.path(k).map(Path::to_path_buf));
         let known = caching
-            .open_known(known_db)
+            .open_known(&known_db)
             .map_err(|e| format!("known users: {e}"))?;
         let auth = Authenticator::from_settings(Arc::new(SingleDomain(settings)), &v, cache, known);
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
@@ -237,14 +237,14 @@ impl Host {
             .collect();
         format!(
             "backend {}, url {}, tokens {}, cache {}, timeout {}+{} s; set: {}",
-            v.text(keys::BACKEND).unwrap_or("jsxc"),
+            setting(v, keys::BACKEND, |v, k| v.text(k).map(str::to_string)),
             v.url(keys::URL)
                 .map_or_else(|| "none".to_string(), doctor::shown_url),
             match v.list(keys::TOKENS) {
                 [] => "none".to_string(),
                 l => l.join(","),
             },
-            v.text(keys::CACHE_STORAGE).unwrap_or("none"),
+            setting(v, keys::CACHE_STORAGE, |v, k| v.text(k).map(str::to_string)),
             t.connect.as_secs_f64(),
             t.total.as_secs_f64(),
             if set.is_empty() {

@@ -4,13 +4,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use cloudauth_core::roster::GroupPolicy;
 use cloudauth_core::secret;
 use cloudauth_core::settings::keys::*;
 use cloudauth_core::settings::values::{Layer, Origin, SettingsError, Values};
-use cloudauth_core::settings::{cache_settings, roster_policy, timeouts, CacheSettings};
+use cloudauth_core::settings::{
+    cache_settings, count_setting, roster_policy, setting, setting_or_default, timeouts,
+    CacheSettings,
+};
 use cloudauth_core::Timeouts;
 use thiserror::Error;
 
@@ -168,19 +170,19 @@ impl Config {
             (false, Some(dir)) => LogTarget::Dir(dir.to_path_buf()),
             _ => LogTarget::Stderr,
         };
-        let idle_timeout = v.duration(IDLE_TIMEOUT).unwrap_or(Duration::from_secs(300));
+        let idle_timeout = setting(&v, IDLE_TIMEOUT, Values::duration);
         if idle_timeout.is_zero() {
             return Err(ConfigError::Value {
                 key: IDLE_TIMEOUT,
                 why: "must be at least 1s".into(),
             });
         }
-        let on_trouble = match v.text(ON_BACKEND_TROUBLE) {
-            Some("fail") => TroublePolicy::Fail,
-            _ => TroublePolicy::TempFail,
-        };
+        // Never `None`: the schema gives it a default (the core's tests).
+        let on_trouble =
+            setting_or_default(&v, ON_BACKEND_TROUBLE, Values::choice::<TroublePolicy>)
+                .unwrap_or(TroublePolicy::TempFail);
         let db = (
-            v.path(DB).map(Path::to_path_buf).unwrap_or_default(),
+            setting(&v, DB, |v, k| v.path(k).map(Path::to_path_buf)),
             !v.is_default(DB),
         );
         let listen = v
@@ -193,20 +195,16 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let write_timeout = v.duration(WRITE_TIMEOUT).unwrap_or(Duration::from_secs(10));
+        let write_timeout = setting(&v, WRITE_TIMEOUT, Values::duration);
         if write_timeout.is_zero() {
             return Err(ConfigError::Value {
                 key: WRITE_TIMEOUT,
                 why: "must be at least 1s".into(),
             });
         }
-        let count = |k, d: usize| {
-            v.count(k)
-                .map_or(d, |n| usize::try_from(n).unwrap_or(usize::MAX))
-        };
         let socket_limits = crate::vocab::SocketLimits {
-            per_listener: count(MAX_CONNECTIONS, 1024),
-            per_peer: count(MAX_CONNECTIONS_PER_PEER, 512),
+            per_listener: count_setting(&v, MAX_CONNECTIONS),
+            per_peer: count_setting(&v, MAX_CONNECTIONS_PER_PEER),
             idle: idle_timeout,
             write: write_timeout,
         };
@@ -240,6 +238,7 @@ mod tests {
     use cloudauth_core::Secret;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("cloudauth").chain(args.iter().copied())).unwrap()

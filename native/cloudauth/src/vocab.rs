@@ -8,16 +8,9 @@ use std::time::Duration;
 pub use crate::wire::registry::Protocol;
 use crate::wire::registry::WIRE_PROTOCOLS;
 
-/// What to answer when the backend cannot say yes or no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TroublePolicy {
-    /// Answer "no", like xcauth.
-    Fail,
-    /// Answer something ejabberd takes neither as yes nor as no: the request
-    /// fails and nothing is cached (ejabberd's auth cache would otherwise
-    /// remember the user as non-existent after an outage).
-    TempFail,
-}
+/// What to answer when the backend cannot say yes or no: a choice of the
+/// core's settings vocabulary (its words are the schema's).
+pub use cloudauth_core::settings::TroublePolicy;
 
 /// What a listener serves: one of the wire protocols (the registry,
 /// `cloudauth::wire::registry`), or the metrics page (`--listen

@@ -56,16 +56,6 @@ pub struct ThrottleSettings {
     pub max_delay: Duration,
 }
 
-impl Default for ThrottleSettings {
-    fn default() -> Self {
-        ThrottleSettings {
-            failures: 10,
-            window: Duration::from_secs(600),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
-
 #[derive(Default)]
 struct Record {
     /// Different wrong passwords and when each was last refused (Unix seconds).

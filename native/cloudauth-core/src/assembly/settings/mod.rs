@@ -5,10 +5,11 @@
 
 #[cfg(test)]
 mod reference;
+pub use crate::vocab::settings::choice::{self, CacheStorage, Choice, TroublePolicy};
 pub use crate::vocab::settings::{keys, schema, values};
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::backend::{Backend, HttpClient, Timeouts};
@@ -18,11 +19,41 @@ use crate::roster::{Glob, GroupPolicy};
 use crate::token::{TokenContext, TokenFormat};
 use values::{SettingsError, Values};
 
+/// The schema's defaults, parsed once.
+fn schema_defaults() -> &'static Values {
+    static DEFAULTS: OnceLock<Values> = OnceLock::new();
+    DEFAULTS.get_or_init(Values::defaults)
+}
+
+/// What `read` finds for `key` in `v`, else in the schema's defaults: a
+/// default is written once, in the schema, and `Values` not made by
+/// `Values::resolve` (a test's `Values::default()`) still read as the
+/// schema says. `None` only for a key the schema gives no default.
+pub fn setting_or_default<T>(
+    v: &Values,
+    key: &str,
+    read: impl Fn(&Values, &str) -> Option<T>,
+) -> Option<T> {
+    read(v, key).or_else(|| read(schema_defaults(), key))
+}
+
+/// [`setting_or_default`] for a key the schema gives a default (so
+/// `T::default()` is never reached: `tests::read_settings_have_schema_defaults`).
+pub fn setting<T: Default>(v: &Values, key: &str, read: impl Fn(&Values, &str) -> Option<T>) -> T {
+    setting_or_default(v, key, read).unwrap_or_default()
+}
+
+/// A count setting as a `usize` (saturating on 32-bit targets).
+pub fn count_setting(v: &Values, key: &str) -> usize {
+    usize::try_from(setting(v, key, Values::count)).unwrap_or(usize::MAX)
+}
+
 /// The deadlines: `timeout`, with `connect-timeout` over its first part.
 pub fn timeouts(v: &Values) -> Timeouts {
-    let mut t = v.timeouts(keys::TIMEOUT).unwrap_or(Timeouts {
-        connect: Duration::from_secs(5),
-        total: Duration::from_secs(10),
+    // Never `None`: the schema gives `timeout` a default (tests).
+    let mut t = setting_or_default(v, keys::TIMEOUT, Values::timeouts).unwrap_or(Timeouts {
+        connect: Duration::ZERO,
+        total: Duration::ZERO,
     });
     if let Some(c) = v.duration(keys::CONNECT_TIMEOUT) {
         t.connect = c;
@@ -32,19 +63,26 @@ pub fn timeouts(v: &Values) -> Timeouts {
 
 /// The limits on requests in flight to each backend host.
 pub fn limits(v: &Values) -> crate::backend::gate::Limits {
-    let n = |k, d: u64| usize::try_from(v.count(k).unwrap_or(d)).unwrap_or(usize::MAX);
-    crate::backend::gate::Limits::new(n(keys::CLOUD_CONCURRENCY, 8), n(keys::CLOUD_QUEUE, 1000))
+    crate::backend::gate::Limits::new(
+        count_setting(v, keys::CLOUD_CONCURRENCY),
+        count_setting(v, keys::CLOUD_QUEUE),
+    )
 }
 
 /// When password checks for a user with many wrong passwords are paused.
 pub fn throttle(v: &Values) -> crate::throttle::ThrottleSettings {
-    let d = crate::throttle::ThrottleSettings::default();
     crate::throttle::ThrottleSettings {
-        failures: v
-            .count(keys::THROTTLE_FAILURES)
-            .map_or(d.failures, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-        window: v.duration(keys::THROTTLE_WINDOW).unwrap_or(d.window),
-        max_delay: v.duration(keys::THROTTLE_MAX_DELAY).unwrap_or(d.max_delay),
+        failures: u32::try_from(setting(v, keys::THROTTLE_FAILURES, Values::count))
+            .unwrap_or(u32::MAX),
+        window: setting(v, keys::THROTTLE_WINDOW, Values::duration),
+        max_delay: setting(v, keys::THROTTLE_MAX_DELAY, Values::duration),
+    }
+}
+
+impl Default for crate::throttle::ThrottleSettings {
+    /// The settings schema's defaults, read where the schema is known.
+    fn default() -> Self {
+        throttle(schema_defaults())
     }
 }
 
@@ -67,20 +105,6 @@ impl Default for CacheTtls {
     fn default() -> Self {
         cache_settings(&Values::defaults()).ttls
     }
-}
-
-/// Where cached passwords live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStorage {
-    /// No cache.
-    None,
-    /// Process memory (in ejabberd: the node's).
-    Memory,
-    /// The `authcache` table of the state database.
-    Db,
-    /// A Mnesia table of ejabberd's cluster (in the VM only): the NIF gets
-    /// each user's row with the request and hands back the rows to write.
-    Mnesia,
 }
 
 /// Password cache settings.
@@ -139,14 +163,11 @@ impl CacheSettings {
 
 /// The password cache settings.
 pub fn cache_settings(v: &Values) -> CacheSettings {
-    let storage = match v.text(keys::CACHE_STORAGE) {
-        Some("memory") => CacheStorage::Memory,
-        Some("db") => CacheStorage::Db,
-        Some("mnesia") => CacheStorage::Mnesia,
-        _ => CacheStorage::None,
-    };
-    let ttl = |k| v.duration(k).unwrap_or_default();
-    let (rounds_persistent, rounds_memory) = v.rounds(keys::CACHE_BCRYPT_ROUNDS).unwrap_or((12, 4));
+    // Never `None`: the schema gives `cache-storage` a default (tests).
+    let storage = setting_or_default(v, keys::CACHE_STORAGE, Values::choice::<CacheStorage>)
+        .unwrap_or(CacheStorage::None);
+    let ttl = |k| setting(v, k, Values::duration);
+    let (rounds_persistent, rounds_memory) = setting(v, keys::CACHE_BCRYPT_ROUNDS, Values::rounds);
     CacheSettings {
         storage,
         ttls: CacheTtls {
@@ -208,7 +229,7 @@ impl DomainSettings {
         http: &Arc<HttpClient>,
         ctx: &TokenContext,
     ) -> Result<Self, SettingsError> {
-        let name = v.text(keys::BACKEND).unwrap_or("jsxc");
+        let name = &setting(v, keys::BACKEND, |v, k| v.text(k).map(str::to_string));
         let entry =
             crate::catalogue::backend_entry(name).ok_or_else(|| SettingsError::Invalid {
                 key: keys::BACKEND.into(),
@@ -311,6 +332,56 @@ mod tests {
             replay: Arc::new(MemoryReplayGuard::default()),
         };
         DomainSettings::build(&v, &http, &ctx)
+    }
+
+    #[test]
+    fn read_settings_have_schema_defaults() {
+        // The keys read through `setting` (here and in the program and the
+        // NIF): each must have a default in the schema, which is then the
+        // only place it is written.
+        for key in [
+            keys::TIMEOUT,
+            keys::CLOUD_CONCURRENCY,
+            keys::CLOUD_QUEUE,
+            keys::THROTTLE_FAILURES,
+            keys::THROTTLE_WINDOW,
+            keys::THROTTLE_MAX_DELAY,
+            keys::CACHE_STORAGE,
+            keys::CACHE_BCRYPT_ROUNDS,
+            keys::CACHE_QUERY_TTL,
+            keys::CACHE_VERIFICATION_TTL,
+            keys::CACHE_UNREACHABLE_TTL,
+            keys::CACHE_REVALIDATE,
+            keys::KNOWN_USER_TTL,
+            keys::KNOWN_USER_REFRESH,
+            keys::BACKEND,
+            keys::ON_BACKEND_TROUBLE,
+            keys::IDLE_TIMEOUT,
+            keys::WRITE_TIMEOUT,
+            keys::MAX_CONNECTIONS,
+            keys::MAX_CONNECTIONS_PER_PEER,
+            keys::DB,
+        ] {
+            let spec = crate::catalogue::find(key).expect(key);
+            assert!(spec.default.is_some(), "{key} has no default in the schema");
+            assert!(
+                schema_defaults().get(key).is_some(),
+                "{key}'s default parses"
+            );
+        }
+        // A `Values` without them reads the schema's.
+        let empty = Values::default();
+        assert_eq!(throttle(&empty), throttle(schema_defaults()));
+        assert_eq!(cache_settings(&empty), cache_settings(schema_defaults()));
+        assert_eq!(timeouts(&empty), timeouts(schema_defaults()));
+        assert_eq!(
+            setting_or_default(
+                &empty,
+                keys::ON_BACKEND_TROUBLE,
+                Values::choice::<TroublePolicy>
+            ),
+            Some(TroublePolicy::TempFail)
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The settings vocabulary: the keys, the schema's `Spec` (name, kind,
-//! default, help) and typed values. Joining the specs of every backend and
+//! default, help), typed values and the settings that are one of a few
+//! words ([`choice`]). Joining the specs of every backend and
 //! token format, and reading values through that join, is the assembly's
 //! (`crate::catalogue`).
 
+pub mod choice;
 pub mod keys;
 pub mod schema;
 pub mod values;

@@ -6,6 +6,7 @@
 //! ([`crate::backend::BackendEntry::settings`]), and `crate::catalogue::all`
 //! joins them.
 
+use super::choice::{CacheStorage, Choice, TroublePolicy};
 use super::keys::*;
 
 /// What values a setting takes.
@@ -162,10 +163,6 @@ impl Spec {
     }
 }
 
-/// Where cached passwords live.
-pub(crate) const CACHE_STORAGES: &[&str] = &["none", "memory", "db", "mnesia"];
-/// What to answer when the backend cannot say yes or no.
-pub(crate) const TROUBLE_POLICIES: &[&str] = &["tempfail", "fail"];
 /// Wire protocols on standard input and output.
 pub(crate) const PROTOCOLS: &[&str] = &["ejabberd", "generic", "prosody", "saslauthd", "postfix"];
 
@@ -212,11 +209,11 @@ pub(crate) static CORE: &[Spec] = &[
         .default("1000")
         .vm_named("auth_cloud_queue")
         .value_name("N"),
-    Spec::new(ON_BACKEND_TROUBLE, Kind::Choice(TROUBLE_POLICIES), "Answer when the backend cannot tell: tempfail (nothing cached by ejabberd) or fail (no, like xcauth); see docs/backend-trouble.md")
+    Spec::new(ON_BACKEND_TROUBLE, Kind::Choice(TroublePolicy::WORDS), "Answer when the backend cannot tell: tempfail (nothing cached by ejabberd) or fail (no, like xcauth); see docs/backend-trouble.md")
         .default("tempfail")
         .value_name("POLICY"),
     // Password cache.
-    Spec::new(CACHE_STORAGE, Kind::Choice(CACHE_STORAGES), "Password cache: none, memory, db (the authcache table of --db), or mnesia (in ejabberd only: a table shared by the cluster's nodes)")
+    Spec::new(CACHE_STORAGE, Kind::Choice(CacheStorage::WORDS), "Password cache: none, memory, db (the authcache table of --db), or mnesia (in ejabberd only: a table shared by the cluster's nodes)")
         .default("none")
         .vm()
         .value_name("STORAGE"),

@@ -245,6 +245,11 @@ impl Values {
         }
     }
 
+    /// A choice, as its type (see [`super::choice`]).
+    pub fn choice<C: super::choice::Choice>(&self, key: &str) -> Option<C> {
+        self.text(key).and_then(C::from_word)
+    }
+
     /// A URL.
     pub fn url(&self, key: &str) -> Option<&reqwest::Url> {
         match self.get(key) {
