@@ -15,7 +15,7 @@ use crate::settings::values::{
     SettingsError, Value, Values,
 };
 use crate::token::{self, TokenEntry};
-use crate::vocab::url::{is_loopback, parse_url};
+use crate::vocab::url::{is_loopback, parse_url_of, UrlScheme};
 
 /// Every backend. Adding one: its file in `backend/`, and one line here.
 pub(crate) static BACKENDS: &[&BackendEntry] = &[
@@ -27,6 +27,24 @@ pub(crate) static BACKENDS: &[&BackendEntry] = &[
 /// The backend named `name` (the `backend` setting).
 pub(crate) fn backend_entry(name: &str) -> Option<&'static BackendEntry> {
     BACKENDS.iter().copied().find(|b| b.name == name)
+}
+
+/// Every URL scheme some backend takes, once each: what a `url` setting
+/// may have before the backend is known (`DomainSettings::build` then
+/// checks it against the backend's own `schemes`).
+pub fn url_schemes() -> Vec<UrlScheme> {
+    let mut out: Vec<UrlScheme> = Vec::new();
+    for s in BACKENDS.iter().flat_map(|b| b.schemes.iter()) {
+        if !out.iter().any(|o| o.name == s.name) {
+            out.push(*s);
+        }
+    }
+    out
+}
+
+/// The scheme of `url`, if some backend takes it.
+pub fn url_scheme(url: &reqwest::Url) -> Option<UrlScheme> {
+    url_schemes().into_iter().find(|s| s.name == url.scheme())
 }
 
 /// Every token format. Adding one: its file in `token/`, and one line here.
@@ -69,6 +87,18 @@ impl Spec {
     }
 }
 
+/// The TLS scheme to suggest instead of plain `scheme` (`https` for
+/// `http`, `ldaps` for `ldap`): its name with an `s`, if some backend
+/// takes that, else any TLS scheme.
+fn tls_counterpart(schemes: &[UrlScheme], scheme: &str) -> String {
+    let with_s = format!("{scheme}s");
+    schemes
+        .iter()
+        .find(|s| s.tls && s.name == with_s)
+        .or_else(|| schemes.iter().find(|s| s.tls))
+        .map_or(with_s, |s| s.name.to_string())
+}
+
 /// Parses one value of `spec`. Secret files are read here; a secret file
 /// readable by others adds a warning. Errors never contain a secret.
 pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Result<Value, String> {
@@ -76,12 +106,16 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
     match spec.kind {
         Kind::Text => Ok(Value::Text(t.to_string())),
         Kind::Url => {
-            let url = parse_url(t)?;
-            if url.scheme() == "http" && !is_loopback(&url) {
+            let schemes = url_schemes();
+            let url = parse_url_of(t, &schemes)?;
+            let plain = schemes.iter().any(|s| s.name == url.scheme() && !s.tls);
+            if plain && !is_loopback(&url) {
                 warnings.push(format!(
-                    "{} is plain http to another machine: anyone on the way can read the \
-                     passwords and answer \"yes\" for any user; use https",
-                    spec.key
+                    "{} is plain {} to another machine: anyone on the way can read the \
+                     passwords and answer \"yes\" for any user; use {}",
+                    spec.key,
+                    url.scheme(),
+                    tls_counterpart(&schemes, url.scheme())
                 ));
             }
             Ok(Value::Url(url))

@@ -330,11 +330,13 @@ pub fn url_shape(url: &reqwest::Url) -> Check {
             "remove them from the URL: URLs end up in logs and process lists",
         );
     }
-    if url.scheme() == "http" && !crate::backend::http::is_loopback(url) {
+    let plain = crate::catalogue::url_scheme(url).is_some_and(|s| !s.tls);
+    if plain && !crate::backend::http::is_loopback(url) {
+        let scheme = url.scheme();
         return Check::warn(
             NAME,
-            format!("{shown} is plain http to another machine: anyone on the way can read the passwords and answer in the cloud's name"),
-            "use https://",
+            format!("{shown} is plain {scheme} to another machine: anyone on the way can read the passwords and answer in the cloud's name"),
+            format!("use {scheme}s://"),
         );
     }
     Check::pass(NAME, shown)
@@ -480,10 +482,9 @@ pub fn tls_handshake(
 }
 
 /// The TLS check's line for a handshake's outcome.
-fn tls_check(url: &reqwest::Url, outcome: Result<TlsInfo, TlsProblem>) -> Check {
+fn tls_check(url: &reqwest::Url, port: u16, outcome: Result<TlsInfo, TlsProblem>) -> Check {
     const NAME: &str = "TLS";
     let host = url.host_str().unwrap_or("");
-    let port = url.port_or_known_default().unwrap_or(443);
     match outcome {
         Ok(info) => Check::pass(
             NAME,
@@ -550,11 +551,13 @@ fn tls_check(url: &reqwest::Url, outcome: Result<TlsInfo, TlsProblem>) -> Check 
     }
 }
 
-/// DNS, TCP and (for https) TLS towards the URL's host: one check each;
+/// DNS, TCP and (for a TLS scheme: https, …) TLS towards the URL's host: one check each;
 /// the second value is whether HTTP can be tried at all.
 pub async fn reach(url: &reqwest::Url, timeouts: Timeouts) -> (Vec<Check>, bool) {
     let mut out = Vec::new();
-    let (Some((host_text, ip)), Some(port)) = (host_of(url), url.port_or_known_default()) else {
+    let scheme = crate::catalogue::url_scheme(url);
+    let port = url.port().or(scheme.map(|s| s.default_port));
+    let (Some((host_text, ip)), Some(port)) = (host_of(url), port) else {
         out.push(Check::fail(
             "URL",
             format!("{} has no host or port", shown_url(url)),
@@ -650,13 +653,13 @@ pub async fn reach(url: &reqwest::Url, timeouts: Timeouts) -> (Vec<Check>, bool)
         "TCP",
         format!("connected to {addr} in {} ms", took.as_millis()),
     ));
-    if url.scheme() == "https" {
+    if scheme.is_some_and(|s| s.tls) {
         let timeout = timeouts.connect;
         let host = host_text.clone();
         let outcome = tokio::task::spawn_blocking(move || tls_handshake(addr, &host, timeout))
             .await
             .unwrap_or_else(|e| Err(TlsProblem::Other(format!("handshake task failed: {e}"))));
-        let check = tls_check(url, outcome);
+        let check = tls_check(url, port, outcome);
         let ok = check.ok();
         out.push(check);
         if !ok {

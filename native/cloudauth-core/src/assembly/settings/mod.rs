@@ -239,6 +239,18 @@ impl DomainSettings {
                     .unwrap_or(values::Origin::Default),
                 why: format!("unknown backend {name:?}"),
             })?;
+        if let Some(url) = v.url(keys::URL) {
+            crate::vocab::url::check_scheme(url, entry.schemes).map_err(|why| {
+                SettingsError::Invalid {
+                    key: keys::URL.into(),
+                    origin: v
+                        .origin(keys::URL)
+                        .cloned()
+                        .unwrap_or(values::Origin::Default),
+                    why: format!("{why} (what the {} backend takes)", entry.name),
+                }
+            })?;
+        }
         let backend =
             crate::backend::metered::as_run(entry.transport, (entry.build)(v, http)?, http);
         let mut tokens = Vec::new();
@@ -332,6 +344,37 @@ mod tests {
             replay: Arc::new(MemoryReplayGuard::default()),
         };
         DomainSettings::build(&v, &http, &ctx)
+    }
+
+    #[test]
+    fn a_url_the_backend_does_not_take_is_refused_by_name() {
+        // No backend of this build takes ldap, so parsing refuses it
+        // already; a `Values` holding one (as it would with a directory
+        // backend registered) is refused for the backend it is not for.
+        let mut v = Values::from_pairs(&[("secret", "s")]).unwrap();
+        v.map.insert(
+            keys::URL,
+            values::Entry {
+                value: values::Value::Url(reqwest::Url::parse("ldaps://dir.example.org/").unwrap()),
+                origin: Origin::CommandLine,
+            },
+        );
+        let http = Arc::new(HttpClient::new(Timeouts {
+            connect: Duration::from_secs(1),
+            total: Duration::from_secs(1),
+        }));
+        let ctx = TokenContext {
+            replay: Arc::new(MemoryReplayGuard::default()),
+        };
+        let e = DomainSettings::build(&v, &http, &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "the URL's scheme \"ldaps\" is not http or https (what the jsxc backend takes)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

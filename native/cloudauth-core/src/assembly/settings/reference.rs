@@ -91,7 +91,13 @@ fn values(s: &Spec) -> String {
     let names = |v: Vec<&str>| v.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
     match s.kind {
         Kind::Text => "text".into(),
-        Kind::Url => "`http://` or `https://` URL".into(),
+        Kind::Url => {
+            let schemes: Vec<String> = crate::catalogue::url_schemes()
+                .iter()
+                .map(|u| format!("`{}://`", u.name))
+                .collect();
+            format!("{} URL", schemes.join(" or "))
+        }
         Kind::Path => "path".into(),
         Kind::SecretText => "secret (text)".into(),
         Kind::SecretFile => "file (its first line)".into(),

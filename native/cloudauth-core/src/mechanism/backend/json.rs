@@ -36,6 +36,7 @@ pub(crate) static ENTRY: BackendEntry = BackendEntry {
     .per_domain()
     .value_name("FILE")],
     transport: super::Transport::Http,
+    schemes: crate::vocab::url::HTTP_SCHEMES,
     build,
 };
 

@@ -31,6 +31,7 @@ pub(crate) static ENTRY: BackendEntry = BackendEntry {
         "the JSXC Nextcloud app's external API (signed requests; password, isuser, shared roster)",
     settings: &[],
     transport: super::Transport::Http,
+    schemes: crate::vocab::url::HTTP_SCHEMES,
     build,
 };
 

@@ -171,6 +171,11 @@ pub struct BackendEntry {
     /// How its requests reach the backend, which says where the request
     /// gate and the backend counters apply.
     pub transport: Transport,
+    /// The URL schemes its `url` setting may have (an HTTP backend:
+    /// [`crate::vocab::url::HTTP_SCHEMES`]; a directory might take
+    /// `ldap`/`ldaps`): the setting's check and `doctor`'s probes (TLS for
+    /// a TLS scheme) read them.
+    pub schemes: &'static [crate::vocab::url::UrlScheme],
 }
 
 /// How a backend's requests travel, for the gate and the counters.

@@ -173,6 +173,7 @@ pub static ENTRY: BackendEntry = BackendEntry {
         .per_domain(),
     ],
     transport: super::Transport::Http,
+    schemes: crate::vocab::url::HTTP_SCHEMES,
     build,
 };
 
