@@ -485,6 +485,10 @@ ask(auth, Handle, Wait, User, Server, Password) ->
 			end)
     end;
 ask(isuser, Handle, Wait, User, Server, _) ->
+    case ejabberd_config:get_option({auth_cloud_cache_storage, Server}) of
+	mnesia -> ejabberd_auth_cloud_cluster:lend_known(Handle, User, Server);
+	_ -> ok
+    end,
     await(Wait, fun(Ref) -> ejabberd_auth_cloud_nif:is_user(Handle, Ref, User, Server) end).
 
 %% Starts an asynchronous NIF call and waits for its {Ref, Result} only,

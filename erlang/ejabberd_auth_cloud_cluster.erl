@@ -1,19 +1,25 @@
 %%%----------------------------------------------------------------------
 %%% File    : ejabberd_auth_cloud_cluster.erl
-%%% Purpose : auth_cloud_cache_storage: mnesia — the password cache and the
-%%%           TOTP replay guard shared by every node of a cluster
+%%% Purpose : auth_cloud_cache_storage: mnesia — the password cache, the
+%%%           known users and the TOTP replay guard shared by every node of
+%%%           a cluster
 %%%
-%%% The rules (TTLs, bcrypt, which row to write, whether a token is valid)
-%%% are the cloudauth core's, in the NIF; a NIF cannot call Mnesia, so this
-%%% module only moves rows:
+%%% The rules (TTLs, bcrypt, which row to write, whether a token is valid,
+%%% when a known user is refreshed) are the cloudauth core's, in the NIF; a
+%%% NIF cannot call Mnesia, so this module only moves rows:
 %%% * lend/3: before a password check, the user's cache row is read here
 %%%   and handed to the NIF (cache_lend);
+%%% * lend_known/3: before an isuser, the user's known-user entry (when the
+%%%   backend last confirmed him) is read here and handed to the NIF
+%%%   (known_lend); a "no such user" the NIF remembers stays per node;
 %%% * the NIF sends every row its cache writes as {cloudauth_cache, Jid,
-%%%   Row} to this process, which writes it in a transaction;
+%%%   Row} and every known-user confirmation as {cloudauth_known, Jid,
+%%%   Confirmed} to this process, which writes it in a transaction; a row or
+%%%   user the core drops comes as {..., Jid, none} and is deleted;
 %%% * claim/4: a one-time token new on this node comes from check_token as
 %%%   a claim with the decision for each outcome; the key is inserted here
 %%%   if absent, in a transaction, and the matching decision answered.
-%%% Both tables are disc_copies on every node that uses this storage
+%%% The tables are disc_copies on every node that uses this storage
 %%% (ejabberd_mnesia adds the local copy at start, join_cluster copies
 %%% them). Keys of TOTP tokens are swept once past their Until (the core
 %%% adds an hour to the token's window), and the largest Until swept is kept
@@ -26,7 +32,7 @@
 
 -behaviour(gen_server).
 
--export([start/1, start_link/0, ensure_started/0, lend/3, claim/4, sweep/1]).
+-export([start/1, start_link/0, ensure_started/0, lend/3, lend_known/3, claim/4, sweep/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
 	 code_change/3]).
 
@@ -38,6 +44,11 @@
 	 firstauth :: non_neg_integer(),
 	 remoteauth :: non_neg_integer(),
 	 anyauth :: non_neg_integer()}).
+
+%% A user the backend confirmed, and when (Unix seconds).
+-record(ejabberd_auth_cloud_known,
+	{jid :: binary(),
+	 confirmed :: non_neg_integer()}).
 
 -record(ejabberd_auth_cloud_replay,
 	{key :: binary(),
@@ -72,13 +83,22 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), undefined) -> {noreply, undefined}.
+handle_info({cloudauth_cache, Jid, none}, State) ->
+    store(fun() -> mnesia:delete({ejabberd_auth_cloud_cache, Jid}) end,
+	  "Password cache row of ~ts not deleted: ~p", Jid),
+    {noreply, State};
 handle_info({cloudauth_cache, Jid, {PwHash, First, Remote, Any}}, State) ->
     Row = #ejabberd_auth_cloud_cache{jid = Jid, pwhash = PwHash, firstauth = First,
 				     remoteauth = Remote, anyauth = Any},
-    case mnesia:transaction(fun() -> mnesia:write(Row) end) of
-	{atomic, ok} -> ok;
-	{aborted, Why} -> ?WARNING_MSG("Password cache row of ~ts not stored: ~p", [Jid, Why])
-    end,
+    store(fun() -> mnesia:write(Row) end, "Password cache row of ~ts not stored: ~p", Jid),
+    {noreply, State};
+handle_info({cloudauth_known, Jid, none}, State) ->
+    store(fun() -> mnesia:delete({ejabberd_auth_cloud_known, Jid}) end,
+	  "Known user ~ts not deleted: ~p", Jid),
+    {noreply, State};
+handle_info({cloudauth_known, Jid, Confirmed}, State) when is_integer(Confirmed) ->
+    Row = #ejabberd_auth_cloud_known{jid = Jid, confirmed = Confirmed},
+    store(fun() -> mnesia:write(Row) end, "Known user ~ts not stored: ~p", Jid),
     {noreply, State};
 handle_info(sweep, State) ->
     sweep(erlang:system_time(second)),
@@ -105,6 +125,8 @@ code_change(_OldVsn, State, _Extra) ->
 start(_Host) ->
     ejabberd_auth_cloud:create_table(?MODULE, ejabberd_auth_cloud_cache,
 				     record_info(fields, ejabberd_auth_cloud_cache)),
+    ejabberd_auth_cloud:create_table(?MODULE, ejabberd_auth_cloud_known,
+				     record_info(fields, ejabberd_auth_cloud_known)),
     ejabberd_auth_cloud:create_table(?MODULE, ejabberd_auth_cloud_replay,
 				     record_info(fields, ejabberd_auth_cloud_replay)),
     ejabberd_auth_cloud:ensure_started_later(?MODULE).
@@ -123,6 +145,19 @@ ensure_started() ->
 lend(Handle, User, Server) ->
     Row = lookup(<<User/binary, "@", Server/binary>>),
     ejabberd_auth_cloud_nif:cache_lend(Handle, User, Server, Row).
+
+%% Hands the user's known-user entry to the NIF, before an isuser.
+-spec lend_known(reference(), binary(), binary()) -> ok.
+lend_known(Handle, User, Server) ->
+    Jid = <<User/binary, "@", Server/binary>>,
+    Confirmed = try mnesia:dirty_read(ejabberd_auth_cloud_known, Jid) of
+		    [#ejabberd_auth_cloud_known{confirmed = At}] -> At;
+		    [] -> none
+		catch _:Why ->
+			?WARNING_MSG("Known user ~ts not read: ~p", [Jid, Why]),
+			none
+		end,
+    ejabberd_auth_cloud_nif:known_lend(Handle, User, Server, Confirmed).
 
 -spec lookup(binary()) -> row() | none.
 lookup(Jid) ->
@@ -165,6 +200,14 @@ claim({Key, Until}, IfNew, IfUsed, Jid) ->
 %%%----------------------------------------------------------------------
 %%% Internal functions
 %%%----------------------------------------------------------------------
+%% Runs one write or delete in a transaction; a failure is logged (the
+%% cluster then does not learn it; the core goes on).
+-spec store(fun(() -> ok), string(), binary()) -> ok.
+store(Change, Failed, Jid) ->
+    case mnesia:transaction(Change) of
+	{atomic, ok} -> ok;
+	{aborted, Why} -> ?WARNING_MSG(Failed, [Jid, Why])
+    end.
 %% Forgets the used tokens whose Until is before Now (exported for the
 %% tests, which step the clock by passing another Now).
 -spec sweep(non_neg_integer()) -> ok.

@@ -13,7 +13,7 @@
 -module(ejabberd_auth_cloud_nif).
 
 -export([new_host/1, schema/0, set_log_sink/1, stats/1, forget/3, check_token/4, auth/5, is_user/4,
-	 cache_lend/4, set_cache_writer/1,
+	 cache_lend/4, known_lend/4, set_cache_writer/1,
 	 roster_fetch/4, roster_plan/6, doctor/3,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
@@ -77,7 +77,14 @@ check_token(_Host, _User, _Server, _Password) -> erlang:nif_error(nif_not_loaded
 		 {binary(), non_neg_integer(), non_neg_integer(), non_neg_integer()} | none) -> ok.
 cache_lend(_Host, _User, _Server, _Row) -> erlang:nif_error(nif_not_loaded).
 
-%% Rows the password cache writes go to Pid as {cloudauth_cache, Jid, Row}.
+%% When the cluster last confirmed the user (Unix seconds, from Mnesia's
+%% known-user table, or none), right before is_user/4 (storage mnesia).
+-spec known_lend(reference(), binary(), binary(), non_neg_integer() | none) -> ok.
+known_lend(_Host, _User, _Server, _Confirmed) -> erlang:nif_error(nif_not_loaded).
+
+%% Rows the password cache writes go to Pid as {cloudauth_cache, Jid, Row}
+%% ({cloudauth_cache, Jid, none}: delete it), known users as
+%% {cloudauth_known, Jid, Confirmed} ({cloudauth_known, Jid, none}: delete it).
 -spec set_cache_writer(pid()) -> ok.
 set_cache_writer(_Pid) -> erlang:nif_error(nif_not_loaded).
 

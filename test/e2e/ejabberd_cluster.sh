@@ -8,6 +8,13 @@
 #            removals from either node;
 #   cache:   a password the cloud confirmed through node 1 admits the user
 #            through node 2 while the cloud is down (Mnesia rows, bcrypt only);
+#   known:   frank, known from a login through node 1, is a user for node 2
+#            while the cloud is down (Mnesia's known-user table): a message
+#            and a subscription request to him, offline, sent through node 2
+#            are stored (mod_offline), not bounced, and reach him at his next
+#            login; his password changed in the cloud and refused through
+#            node 2 leaves no cache row on node 1; cloud_auth_forget on node 1
+#            drops him from node 2's table too;
 #   TOTP:    a token used on one node is refused on the other;
 #   crash:   node 2 killed (SIGKILL) in the middle of provisioning a group of
 #            801 members; the next login on node 1 completes the group;
@@ -26,11 +33,13 @@ W=$(workdir cluster)
 D=localhost
 CROWD=800   # members of the big group besides dave
 
+FRANK_PW=frank-pw  # frank's password in the cloud (changed below)
 users() { # users ALICE_GROUPS BOB_GROUPS CAROL_GROUPS -> the users file
-    /usr/bin/python3 - "$1" "$2" "$3" "$CROWD" <<'PY'
+    /usr/bin/python3 - "$1" "$2" "$3" "$CROWD" "$FRANK_PW" <<'PY'
 import json, sys
 a, b, c, n = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
 users = [
+    {"uid": "frank", "password": sys.argv[5], "name": "Frank", "groups": []},
     {"uid": "alice", "password": "alice-pw", "name": "Alice Liddell", "groups": a},
     {"uid": "bob", "password": "bob-pw", "name": "Bob Builder", "groups": b},
     {"uid": "carol", "password": "carol-pw", "name": "Carol", "groups": c},
@@ -69,6 +78,14 @@ auth_cloud_timeout: 2
 auth_cloud_tokens: [totp, jsxc]
 auth_cloud_totp_seed_file: "$W/totp-seed"
 auth_cloud_totp_secret_file: "$W/totp-secret"
+modules:
+  mod_admin_extra: {}
+  mod_disco: {}
+  mod_ping: {}
+  mod_roster: {}
+  mod_shared_roster: {}
+  mod_vcard: {}
+  mod_offline: {}
 YML
 N1="$W/n1"; N2="$W/n2"
 P1=$(free_port); P2=$(free_port)
@@ -89,7 +106,7 @@ copies() { # copies DIR TABLE -> the sorted nodes holding disc copies
 }
 
 tables_ready() { # tables_ready DIR: the module's Mnesia tables are loaded there
-    [ "$(ev "$1" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_replay, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ]
+    [ "$(ev "$1" 'mnesia:wait_for_tables([ejabberd_auth_cloud_cache, ejabberd_auth_cloud_known, ejabberd_auth_cloud_replay, ejabberd_auth_cloud_roster], 5000).' | tr -d ' \n')" = ok ]
 }
 start_again() { # start_again DIR PORT FAILURE: start a stopped node, wait for its tables
     "$SANDBOX" start "$1" "$2" "$W/node.yml" > "$W/start.out" 2>&1 \
@@ -181,6 +198,53 @@ login "erin@$D" erin-pw "$P2"; expect "cache: cloud down, a user never confirmed
 fault ok || not_ok "backend fault"
 ev "$N1" "mnesia:dirty_read(ejabberd_auth_cloud_cache, <<\"alice@$D\">>)." | grep -q '\$2' \
     && ok "cache: alice's row (confirmed through both nodes) is there too" || not_ok "cache: no row for alice"
+
+# --- known users in Mnesia -------------------------------------------------------------
+expect "known: the known-user table has a disc copy on both nodes" "$BOTH" \
+    "$(copies "$N2" ejabberd_auth_cloud_known)"
+known_row() { # known_row DIR USER: the user is in that node's known-user table
+    [ "$(ev "$1" "mnesia:dirty_read(ejabberd_auth_cloud_known, <<\"$2@$D\">>) /= []." | tr -d ' \n')" = true ]
+}
+login "frank@$D" frank-pw "$P1"; expect "known: frank confirmed by the cloud through node 1 (only)" 0 $?
+wait_until 5 known_row "$N2" frank && ok "known: node 2's table has frank, written by node 1" \
+    || not_ok "known: no known-user row for frank on node 2"
+before=$(backend_count isuser)
+expect "known: cloud up, node 2 answers user_exists of frank" "{nocache,true}" \
+    "$(ev "$N2" "ejabberd_auth_cloud:user_exists(<<\"frank\">>, <<\"$D\">>).")"
+expect "known: ... without asking the cloud" "$before" "$(backend_count isuser)"
+fault down || not_ok "backend fault"
+ALICE=$(mint alice $D "$SECRET" --ttl 1h); FRANK=$(mint frank $D "$SECRET" --ttl 1h)
+probe "alice@$D" "$ALICE" "$P2" --message "frank@$D" --subscribe "frank@$D" --body down-msg --wait 2 \
+    > "$W/known.send" 2>&1
+expect "known: cloud down, alice's message and subscription to the offline frank through node 2 accepted" \
+    "login-ok|message-no-error|subscribe-no-error" "$(joined "$W/known.send")"
+probe "alice@$D" "$ALICE" "$P2" --message "nobody@$D" --wait 2 > "$W/known.nobody" 2>&1
+expect "known: cloud down, a message to an unknown name through node 2 still bounces (cannot tell)" \
+    "login-ok|message-error cancel service-unavailable" "$(joined "$W/known.nobody")"
+probe "frank@$D" "$FRANK" "$P1" --collect 1.5 > "$W/known.collect" 2>&1
+grep -qxF "received-message alice@$D down-msg" "$W/known.collect" &&
+    grep -qxF "received-subscribe alice@$D" "$W/known.collect" &&
+    ok "known: frank's next login (node 1, cloud still down) delivers the stored message and subscription" ||
+    not_ok "known: frank did not get what alice sent through node 2: $(joined "$W/known.collect")"
+fault ok || not_ok "backend fault"
+# A changed password: refused by the cloud through node 2, the row is gone on node 1 too.
+FRANK_PW=frank-new; set_users '["Team"]' '[]' '[]' || not_ok "backend reload"
+sleep 1.2
+login "frank@$D" frank-pw "$P2"; expect "known: frank's old password, refused by the cloud through node 2" 1 $?
+cache_row() { [ "$(ev "$1" "mnesia:dirty_read(ejabberd_auth_cloud_cache, <<\"$2@$D\">>) /= []." | tr -d ' \n')" = true ]; }
+no_cache_row() { ! cache_row "$@"; }
+wait_until 5 no_cache_row "$N1" frank \
+    && ok "known: the refused password's cache row is deleted in Mnesia (node 1 has none)" \
+    || not_ok "known: node 1 still holds frank's old cache row"
+fault down || not_ok "backend fault"
+login "frank@$D" frank-pw "$P1"; expect "known: cloud down, the old password is refused through node 1 too" 1 $?
+fault ok || not_ok "backend fault"
+"$SANDBOX" ctl "$N1" cloud_auth_forget frank $D > "$W/forget.out" 2>&1
+expect "known: cloud_auth_forget frank on node 1 exits 0" 0 $?
+no_known_row() { ! known_row "$@"; }
+wait_until 5 no_known_row "$N2" frank \
+    && ok "known: ... and node 2's table no longer has frank" \
+    || not_ok "known: frank still in node 2's known-user table after forget"
 
 # --- TOTP tokens are one-time in the whole cluster ----------------------------------
 T=$(totp_token "$W" alice "$D")

@@ -143,8 +143,9 @@ doctor() ->
 		 ejabberd_auth_cloud:doctor_text([{pass, <<"✓ a"/utf8>>}])).
 
 %% auth_cloud_cache_storage: mnesia builds (the port program refuses it);
-%% rows are lent in the shape ejabberd_auth_cloud_cluster reads them; with
-%% the cloud down and no row lent, a password is trouble, not yes.
+%% rows and known users are lent in the shape ejabberd_auth_cloud_cluster
+%% reads them; with the cloud down and no row lent, a password is trouble,
+%% not yes, and isuser is yes only for a known user lent.
 mnesia_storage() ->
     C = ejabberd_auth_cloud:nif_config(
 	  getter(#{auth_cloud_url => url(dead_port()), auth_cloud_secret => ?SECRET,
@@ -158,6 +159,23 @@ mnesia_storage() ->
     ok = ejabberd_auth_cloud_nif:auth(H, Ref, <<"a">>, <<"example.org">>, <<"pw">>),
     ?assertMatch({trouble, backend, _, _}, await(Ref, Budget + 1000)),
     ?assertEqual(ok, ejabberd_auth_cloud_nif:cache_lend(H, <<"a">>, <<"example.org">>, bad)),
+    %% Known users: an entry lent from Mnesia (confirmed a minute ago on
+    %% another node) answers isuser yes with the cloud down; none lent,
+    %% cannot tell.
+    IsUser = fun() ->
+		     R = make_ref(),
+		     ok = ejabberd_auth_cloud_nif:is_user(H, R, <<"a">>, <<"example.org">>),
+		     await(R, Budget + 1000)
+	     end,
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:known_lend(H, <<"a">>, <<"example.org">>, now_s() - 60)),
+    ?assertMatch({yes, cache, <<"known user">>, _}, IsUser()),
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:known_lend(H, <<"a">>, <<"example.org">>, none)),
+    ?assertMatch({trouble, backend, _, _}, IsUser()),
+    ?assertEqual(ok, ejabberd_auth_cloud_nif:known_lend(H, <<"a">>, <<"example.org">>, bad)),
+    %% forget drops both in the cluster: deletions sent to the writer.
+    ?assertEqual({ok, <<"a@example.org">>}, ejabberd_auth_cloud_nif:forget(H, <<"a">>, <<"example.org">>)),
+    ?assertEqual(ok, receive {cloudauth_cache, <<"a@example.org">>, none} -> ok after 2000 -> timeout end),
+    ?assertEqual(ok, receive {cloudauth_known, <<"a@example.org">>, none} -> ok after 2000 -> timeout end),
     %% A valid JSXC token is no one-time token: decided at once, no claim.
     Valid = mint(<<"a">>, <<"example.org">>, now_s() + 600),
     ?assertMatch({ok, {yes, token, _, _}},

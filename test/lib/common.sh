@@ -301,6 +301,8 @@ mint() { # mint USER DOMAIN SECRET [--ttl T | --expiry UNIX]
 # bounces, and bob's next login (a token, the cloud still down) gets both;
 # then, the cloud up, 20 messages to the offline bob cost at most one isuser
 # request and all reach him. Needs ALICE and BOB (tokens), W and D.
+# KNOWN_NOBODY: what the unknown name's message gets, if not a bounce;
+# KNOWN_BETWEEN: a command run before bob's login (e.g. a server restart).
 known_offline_cases() {
     local port=$1 before after n
     probe "alice@$D" "$ALICE" "$port" --message "bob@$D" --subscribe "bob@$D" --body down-msg --wait 2 \
@@ -308,8 +310,13 @@ known_offline_cases() {
     expect "cloud down: message and subscription to the known offline bob accepted" \
         "login-ok|message-no-error|subscribe-no-error" "$(joined "$W/down.send")"
     probe "alice@$D" "$ALICE" "$port" --message "nobody@$D" --wait 2 > "$W/down.nobody" 2>&1
-    expect "cloud down: a message to an unknown name still bounces (cannot tell)" \
-        "login-ok|message-error cancel service-unavailable" "$(joined "$W/down.nobody")"
+    if [ -n "${KNOWN_NOBODY:-}" ]; then
+        expect "cloud down: a message to an unknown name: $KNOWN_NOBODY" "$KNOWN_NOBODY" "$(joined "$W/down.nobody")"
+    else
+        expect "cloud down: a message to an unknown name still bounces (cannot tell)" \
+            "login-ok|message-error cancel service-unavailable" "$(joined "$W/down.nobody")"
+    fi
+    [ -z "${KNOWN_BETWEEN:-}" ] || { $KNOWN_BETWEEN; ok "cloud down: ran '$KNOWN_BETWEEN' before bob's login"; }
     probe "bob@$D" "$BOB" "$port" --collect 1.5 > "$W/down.collect" 2>&1
     grep -qxF "received-message alice@$D down-msg" "$W/down.collect" &&
         grep -qxF "received-subscribe alice@$D" "$W/down.collect" &&

@@ -15,6 +15,7 @@ use cloudauth_core::cache::{LentStore, PasswordCache};
 use cloudauth_core::catalogue;
 use cloudauth_core::doctor::{self, Check};
 use cloudauth_core::domains::Builder;
+use cloudauth_core::known_users::{KnownUsers, LentKnown};
 use cloudauth_core::metrics::{self, Requests};
 use cloudauth_core::roster::GroupPolicy;
 use cloudauth_core::settings::schema::{Spec, Vm};
@@ -43,6 +44,8 @@ pub struct Host {
     /// With `auth_cloud_cache_storage: mnesia`: the cache's rows, lent by
     /// Erlang from Mnesia before each password check.
     pub lent: Option<Arc<LentStore>>,
+    /// The same for known users, lent before each `isuser`.
+    pub lent_known: Option<Arc<LentKnown>>,
     /// The settings in effect (for the doctor).
     values: Values,
     /// The options as ejabberd gave them (for the doctor: which are set,
@@ -173,10 +176,17 @@ impl Host {
         // The decision's own deadline (DECISION_MARGIN past the request
         // timeout) ends before the reply budget, so a slow decision is
         // answered as trouble with its cause.
-        let known_db = setting(&v, keys::DB, |v, k| v.path(k).map(Path::to_path_buf));
-        let known = caching
-            .open_known(&known_db)
-            .map_err(|e| format!("known users: {e}"))?;
+        let (known, lent_known) = if in_cluster {
+            let lent = crate::cluster::lent_known();
+            let known = KnownUsers::new(Box::new(Arc::clone(&lent)), caching.known);
+            (Some(known), Some(lent))
+        } else {
+            let known_db = setting(&v, keys::DB, |v, k| v.path(k).map(Path::to_path_buf));
+            let known = caching
+                .open_known(&known_db)
+                .map_err(|e| format!("known users: {e}"))?;
+            (known, None)
+        };
         let auth = Authenticator::from_settings(Arc::new(SingleDomain(settings)), &v, cache, known);
         let budget = timeouts.total.max(timeouts.connect) + BUDGET_MARGIN;
         let doctor_budget = timeouts.connect * 4 + timeouts.total * 3 + BUDGET_MARGIN;
@@ -189,6 +199,7 @@ impl Host {
                 budget,
                 doctor_budget,
                 lent,
+                lent_known,
                 values: v,
                 options: layer,
                 http,

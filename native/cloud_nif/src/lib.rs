@@ -173,8 +173,27 @@ fn cache_lend(host: ResourceArc<Host>, user: Binary, server: Binary, row: Term) 
     atoms::ok()
 }
 
+/// `known_lend(Handle, User, Server, Confirmed) -> ok`: with cache storage
+/// mnesia, when the cluster last confirmed the user (Unix seconds, or
+/// `none`), read by Erlang right before `is_user`.
+#[rustler::nif]
+fn known_lend(host: ResourceArc<Host>, user: Binary, server: Binary, confirmed: Term) -> Atom {
+    let Some(lent) = &host.lent_known else {
+        return atoms::ok();
+    };
+    let Some([user, server]) = text_fields([user.as_slice(), server.as_slice()]) else {
+        return atoms::ok();
+    };
+    let Ok((user, server)) = cloudauth_core::jid::canonical(&user, &server) else {
+        return atoms::ok();
+    };
+    lent.lend(&format!("{user}@{server}"), confirmed.decode::<u64>().ok());
+    atoms::ok()
+}
+
 /// `set_cache_writer(Pid) -> ok`: rows the password cache writes (cache
-/// storage mnesia) go to `Pid` as `{cloudauth_cache, Jid, Row}`.
+/// storage mnesia) go to `Pid` as `{cloudauth_cache, Jid, Row | none}`,
+/// known users as `{cloudauth_known, Jid, Confirmed | none}`.
 #[rustler::nif]
 fn set_cache_writer(pid: rustler::LocalPid) -> Atom {
     cluster::set_writer(pid);

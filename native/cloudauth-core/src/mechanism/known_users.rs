@@ -43,6 +43,19 @@ pub trait KnownStore: Send + Sync {
     fn remove(&self, jid: &str) -> Result<(), StoreError>;
 }
 
+/// A store shared with its owner (who may also lend entries to it).
+impl<T: KnownStore> KnownStore for Arc<T> {
+    fn confirmed(&self, jid: &str) -> Result<Option<u64>, StoreError> {
+        (**self).confirmed(jid)
+    }
+    fn confirm(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        (**self).confirm(jid, now)
+    }
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        (**self).remove(jid)
+    }
+}
+
 /// Known users in process memory.
 #[derive(Default)]
 pub struct MemoryKnown(Mutex<HashMap<String, u64>>);
@@ -60,6 +73,56 @@ impl KnownStore for MemoryKnown {
     fn remove(&self, jid: &str) -> Result<(), StoreError> {
         let mut m = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
         m.remove(jid);
+        Ok(())
+    }
+}
+
+/// Receives each change to write in a store the core cannot reach (a
+/// cluster's Mnesia): the JID and its confirmation time, `None` to delete it.
+pub type KnownSink = Box<dyn Fn(&str, Option<u64>) + Send + Sync>;
+
+/// Known users kept by the caller (ejabberd's Mnesia, from inside a NIF),
+/// as the password cache's [`crate::cache::LentStore`] keeps its rows: the
+/// caller lends the user's entry before an `isuser`, and every confirmation
+/// and removal goes to a [`KnownSink`]. The rules (TTL, refresh, what a
+/// "no" drops) stay [`KnownUsers`]'; a remembered "no" stays in this
+/// process (it is [`KnownUsers`]' own memory, not the store's).
+pub struct LentKnown {
+    rows: MemoryKnown,
+    sink: KnownSink,
+}
+
+impl LentKnown {
+    /// A store whose changes go to `sink`.
+    pub fn new(sink: KnownSink) -> Self {
+        LentKnown {
+            rows: MemoryKnown::default(),
+            sink,
+        }
+    }
+
+    /// What the shared store holds for `jid` now (`None`: not known there).
+    pub fn lend(&self, jid: &str, confirmed: Option<u64>) {
+        // Only a poisoned lock fails here; the lookup that follows reports it.
+        let _ = match confirmed {
+            Some(at) => self.rows.confirm(jid, at),
+            None => self.rows.remove(jid),
+        };
+    }
+}
+
+impl KnownStore for LentKnown {
+    fn confirmed(&self, jid: &str) -> Result<Option<u64>, StoreError> {
+        self.rows.confirmed(jid)
+    }
+    fn confirm(&self, jid: &str, now: u64) -> Result<(), StoreError> {
+        self.rows.confirm(jid, now)?;
+        (self.sink)(jid, Some(now));
+        Ok(())
+    }
+    fn remove(&self, jid: &str) -> Result<(), StoreError> {
+        self.rows.remove(jid)?;
+        (self.sink)(jid, None);
         Ok(())
     }
 }
@@ -334,6 +397,45 @@ mod tests {
         assert_eq!(again.standing("c@x", 6, 6), Standing::Known { due: false });
         assert!(crate::cache::sqlite::SqliteStore::open(&db).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn lent_entries_follow_the_same_rules_and_every_change_reaches_the_sink() {
+        type Changes = Arc<Mutex<Vec<(String, Option<u64>)>>>;
+        let changes: Changes = Arc::default();
+        let c = Arc::clone(&changes);
+        let sink: KnownSink = Box::new(move |jid, at| c.lock().unwrap().push((jid.into(), at)));
+        let lent = Arc::new(LentKnown::new(sink));
+        rules(&known(Box::new(Arc::clone(&lent))));
+        let written = changes.lock().unwrap().clone();
+        assert!(
+            written.contains(&("a@x".into(), Some(10))),
+            "a confirmation is written"
+        );
+        assert!(
+            written.contains(&("a@x".into(), None)),
+            "a \"no\" deletes it"
+        );
+        assert!(written.contains(&("b@x".into(), None)), "forget deletes it");
+
+        // Node B: nothing of its own, then the entry node A wrote is lent.
+        let node_b = Arc::new(LentKnown::new(Box::new(|_, _| {})));
+        let b = known(Box::new(Arc::clone(&node_b)));
+        assert_eq!(b.standing("c@x", 20, 20), Standing::Unknown);
+        node_b.lend("c@x", Some(10));
+        assert_eq!(b.standing("c@x", 20, 20), Standing::Known { due: false });
+        assert_eq!(b.standing("c@x", 111, 111), Standing::Known { due: true });
+        node_b.lend("c@x", None);
+        assert_eq!(
+            b.standing("c@x", 20, 20),
+            Standing::Unknown,
+            "gone from the shared store"
+        );
+        // A "no" node B heard is its own: nothing written for it but the deletion.
+        b.absent("d@x", 30);
+        assert_eq!(b.standing("d@x", 31, 31), Standing::Absent);
+        node_b.lend("d@x", None);
+        assert_eq!(b.standing("d@x", 31, 31), Standing::Absent, "kept per node");
     }
 
     #[test]

@@ -124,6 +124,10 @@ pub struct CacheSettings {
     pub known: KnownTtls,
 }
 
+/// Why the port program cannot use `mnesia`: its rows are lent by ejabberd.
+const ONLY_IN_EJABBERD: &str =
+    "cache storage mnesia exists only inside ejabberd (auth_method: cloud)";
+
 impl CacheSettings {
     /// The bcrypt cost for the configured storage.
     pub fn rounds(&self) -> u32 {
@@ -139,23 +143,20 @@ impl CacheSettings {
             CacheStorage::None => return Ok(None),
             CacheStorage::Memory => Storage::Memory,
             CacheStorage::Db => Storage::Sqlite(db),
-            CacheStorage::Mnesia => {
-                return Err(StoreError(
-                    "cache storage mnesia exists only inside ejabberd (auth_method: cloud)".into(),
-                ))
-            }
+            CacheStorage::Mnesia => return Err(StoreError(ONLY_IN_EJABBERD.into())),
         };
         PasswordCache::open(storage, self.ttls, self.rounds()).map(Some)
     }
 
     /// Opens the known users, in the same storage as the cache (`db`: the
     /// database at `db`); `None` without a cache. In a cluster (`mnesia`)
-    /// each node keeps its own in memory.
+    /// the caller lends them ([`crate::known_users::LentKnown`]).
     pub fn open_known(&self, db: &Path) -> Result<Option<KnownUsers>, StoreError> {
         let store: Box<dyn KnownStore> = match self.storage {
             CacheStorage::None => return Ok(None),
-            CacheStorage::Memory | CacheStorage::Mnesia => Box::new(MemoryKnown::default()),
+            CacheStorage::Memory => Box::new(MemoryKnown::default()),
             CacheStorage::Db => Box::new(SqliteKnown::open(db)?),
+            CacheStorage::Mnesia => return Err(StoreError(ONLY_IN_EJABBERD.into())),
         };
         Ok(Some(KnownUsers::new(store, self.known)))
     }

@@ -1,7 +1,7 @@
 //! Entries that live in a store the core cannot reach itself (ejabberd's
 //! Mnesia, from inside a NIF): the caller lends each user's row before a
-//! check, and every row the cache's rules decide to write is handed to a
-//! sink that writes it there. The rules (TTLs, bcrypt, what to write when)
+//! check, and every row the cache's rules decide to write, or to drop, is
+//! handed to a sink that writes (or deletes) it there. The rules (TTLs, bcrypt, what to write when)
 //! stay those of [`super::PasswordCache`]; this store only carries rows.
 //!
 //! Between a lend and the check, the row is kept in memory under the JID, so
@@ -10,8 +10,8 @@
 
 use super::store::{CacheEntry, CacheStore, MemoryStore, StoreError};
 
-/// Receives each row to write, with its JID.
-pub type RowSink = Box<dyn Fn(&str, &CacheEntry) + Send + Sync>;
+/// Receives each row to write, with its JID; `None`: the row is to be deleted.
+pub type RowSink = Box<dyn Fn(&str, Option<&CacheEntry>) + Send + Sync>;
 
 /// Rows lent by the caller, kept as the memory store keeps them; writes
 /// also go to a [`RowSink`].
@@ -43,13 +43,13 @@ impl CacheStore for LentStore {
 
     fn record_verified(&self, jid: &str, pwhash: &str, now: u64) -> Result<(), StoreError> {
         let row = self.rows.verified(jid, pwhash, now)?;
-        (self.sink)(jid, &row);
+        (self.sink)(jid, Some(&row));
         Ok(())
     }
 
     fn record_query(&self, jid: &str, now: u64) -> Result<(), StoreError> {
         if let Some(row) = self.rows.queried(jid, now)? {
-            (self.sink)(jid, &row);
+            (self.sink)(jid, Some(&row));
         }
         Ok(())
     }
@@ -62,9 +62,13 @@ impl CacheStore for LentStore {
         self.rows.user_entries(user)
     }
 
-    /// Forgets a lent row; the shared store's row is left to its owner.
+    /// Drops the row here and in the shared store: a password the backend
+    /// refused (or `forget`) must not come back with the next lend, on this
+    /// node or another.
     fn remove(&self, jid: &str) -> Result<(), StoreError> {
-        self.rows.remove(jid)
+        self.rows.remove(jid)?;
+        (self.sink)(jid, None);
+        Ok(())
     }
 }
 
@@ -76,13 +80,13 @@ mod tests {
     use super::*;
     use crate::cache::{CacheTtls, Lookup, PasswordCache, Rules};
 
-    type Written = Arc<Mutex<Vec<(String, CacheEntry)>>>;
+    type Written = Arc<Mutex<Vec<(String, Option<CacheEntry>)>>>;
 
     fn cache() -> (Arc<LentStore>, PasswordCache, Written) {
         let written: Written = Arc::default();
         let w = Arc::clone(&written);
         let store = Arc::new(LentStore::new(Box::new(move |jid, row| {
-            w.lock().unwrap().push((jid.to_string(), row.clone()));
+            w.lock().unwrap().push((jid.to_string(), row.cloned()));
         })));
         let ttls = CacheTtls {
             query: Duration::from_secs(3600),
@@ -103,6 +107,10 @@ mod tests {
         c.record_verified("a@x", "open sesame!", &h, 100);
         let w = written.lock().unwrap().clone();
         assert_eq!(w.len(), 1);
+        let w = [(
+            w[0].0.clone(),
+            w[0].1.clone().expect("a row, not a deletion"),
+        )];
         assert_eq!(w[0].0, "a@x");
         assert_eq!(
             (w[0].1.firstauth, w[0].1.remoteauth, w[0].1.anyauth),
@@ -118,7 +126,7 @@ mod tests {
         let (_s1, c1, written) = cache();
         let h = c1.hash("pw").unwrap();
         c1.record_verified("a@x", "pw", &h, 1000);
-        let row = written.lock().unwrap()[0].1.clone();
+        let row = written.lock().unwrap()[0].1.clone().unwrap();
 
         let (s2, c2, written2) = cache();
         assert_eq!(
@@ -131,7 +139,8 @@ mod tests {
             panic!("a fresh lent row is verified by bcrypt");
         };
         assert!(c2.verify_slow("a@x", "pw", &pwhash, 1001));
-        assert_eq!(written2.lock().unwrap().last().unwrap().1.anyauth, 1001);
+        let hit = written2.lock().unwrap().last().unwrap().1.clone();
+        assert_eq!(hit.map(|r| r.anyauth), Some(1001));
         assert!(!c2.verify_slow("a@x", "wrong", &pwhash, 1002));
 
         // Two days later only the outage rules admit it, and only within a week.
@@ -169,7 +178,29 @@ mod tests {
             }),
         );
         c.record_verified("a@x", "pw", "$2b$04$new", 70);
-        let w = written.lock().unwrap().last().unwrap().1.clone();
+        let w = written.lock().unwrap().last().unwrap().1.clone().unwrap();
         assert_eq!((w.firstauth, w.remoteauth, w.anyauth), (5, 70, 70));
+    }
+
+    #[test]
+    fn a_dropped_row_is_deleted_in_the_shared_store_too() {
+        // A refused password (or forget) drops the row: without a deletion
+        // in Mnesia the next lend would bring it back on every node.
+        let (s, c, written) = cache();
+        s.lend(
+            "a@x",
+            Some(CacheEntry {
+                pwhash: "$2b$04$old".into(),
+                firstauth: 5,
+                remoteauth: 50,
+                anyauth: 60,
+            }),
+        );
+        c.remove("a@x");
+        assert_eq!(
+            written.lock().unwrap().last().cloned(),
+            Some(("a@x".to_string(), None))
+        );
+        assert_eq!(c.lookup("a@x", "pw", 61, Rules::Unreachable), Lookup::Miss);
     }
 }
