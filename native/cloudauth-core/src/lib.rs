@@ -28,6 +28,6 @@ pub use vocab::{clock, digest, duration, jid, log_text, secret, signature, times
 
 pub use backend::{Backend, BackendError, HttpClient, Timeouts};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use decision::{Authenticator, Decision, Path, TokenAnswer, Verdict};
+pub use decision::{Authenticator, Decision, OwnCause, Path, TokenAnswer, Trouble, Verdict};
 pub use secret::Secret;
 pub use settings::{DomainSettings, SettingsResolver, SingleDomain};

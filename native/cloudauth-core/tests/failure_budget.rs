@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
 use cloudauth_core::bruteforce::{FailureBudget, Outcome};
-use cloudauth_core::{Authenticator, FixedClock, Path, Verdict};
+use cloudauth_core::{Authenticator, FixedClock, Path, Trouble, Verdict};
 
 const NOW: u64 = 1_800_000_000;
 /// Nextcloud's `auth.bruteforce.max-attempts`.
@@ -135,7 +135,7 @@ async fn one_user_guessing_never_gets_the_address_blocked_nor_others_locked_out(
     assert!(
         matches!(
             d.verdict,
-            Verdict::Trouble(BackendError::FailuresBudgetSpent { .. })
+            Verdict::Trouble(Trouble::Backend(BackendError::FailuresBudgetSpent { .. }))
         ),
         "an unknown name now waits, never \"no\": {d:?}"
     );
@@ -246,7 +246,10 @@ async fn a_block_already_on_is_named_and_cached_passwords_still_work() {
         .extend((0..11).map(|i| format!("web{i}")));
     let d = a.auth("erin", "x.org", "right-erin").await;
     assert!(
-        matches!(d.verdict, Verdict::Trouble(BackendError::Blocked { .. })),
+        matches!(
+            d.verdict,
+            Verdict::Trouble(Trouble::Backend(BackendError::Blocked { .. }))
+        ),
         "{d:?}"
     );
     let asked = ledger.asked();

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture};
-use cloudauth_core::{Authenticator, FixedClock, Path, Verdict};
+use cloudauth_core::backend::{Account, Backend, BackendError, BackendFuture, GateError};
+use cloudauth_core::{Authenticator, FixedClock, OwnCause, Path, Trouble, Verdict};
 
 const NOW: u64 = 1_800_000_000;
 const DAY: u64 = 86_400;
@@ -48,14 +48,14 @@ impl Cloud {
             DOWN => Some(BackendError::ConnectionRefused {
                 host: "cloud.test:443".into(),
             }),
-            OVERLOADED => Some(BackendError::Overloaded {
+            OVERLOADED => Some(BackendError::Gate(GateError::Overloaded {
                 limit: 8,
                 waiting: 64,
-            }),
-            QUEUE_TIMEOUT => Some(BackendError::QueueTimeout {
+            })),
+            QUEUE_TIMEOUT => Some(BackendError::Gate(GateError::QueueTimeout {
                 limit: 8,
                 waited: Duration::from_secs(5),
-            }),
+            })),
             _ => None,
         }
     }
@@ -102,9 +102,9 @@ async fn own_overload_is_no_outage_for_the_cache() {
         assert!(
             matches!(
                 verdict,
-                Verdict::Trouble(
-                    BackendError::Overloaded { .. } | BackendError::QueueTimeout { .. }
-                )
+                Verdict::Trouble(Trouble::Own(OwnCause::Queue(
+                    GateError::Overloaded { .. } | GateError::QueueTimeout { .. }
+                )))
             ),
             "a full queue at this server is no unreachable backend: {verdict:?} by {path:?}"
         );
@@ -126,19 +126,25 @@ fn which_errors_mean_the_backend_could_not_be_reached() {
         BackendError::Blocked { host: "h".into() },
     ];
     let own = [
-        BackendError::Overloaded {
+        BackendError::Gate(GateError::Overloaded {
             limit: 1,
             waiting: 1,
-        },
-        BackendError::QueueTimeout {
+        }),
+        BackendError::Gate(GateError::QueueTimeout {
             limit: 1,
             waited: Duration::from_secs(1),
-        },
-        BackendError::GuessingPaused(3),
-        BackendError::LocalState("x"),
+        }),
     ];
     assert!(unreachable.iter().all(BackendError::backend_unreachable));
     assert!(!own.iter().any(BackendError::backend_unreachable));
+    // The gate's refusals reach the verdict as the decision's own causes;
+    // its guessing pause and local state are no backend error at all.
+    for e in own {
+        assert!(matches!(Trouble::from(e), Trouble::Own(OwnCause::Queue(_))));
+    }
+    for e in unreachable {
+        assert!(matches!(Trouble::from(e), Trouble::Backend(_)));
+    }
 }
 
 #[tokio::test]

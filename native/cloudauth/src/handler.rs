@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn trouble_policy() {
-        let t = Verdict::Trouble(BackendError::Timeout(std::time::Duration::from_secs(1)));
+        let t = Verdict::Trouble(BackendError::Timeout(std::time::Duration::from_secs(1)).into());
         assert_eq!(reply_for(&t, TroublePolicy::TempFail), Reply::TempFail);
         assert_eq!(reply_for(&t, TroublePolicy::Fail), Reply::No);
         assert_eq!(reply_for(&Verdict::No, TroublePolicy::TempFail), Reply::No);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use crate::backend::{Account, BackendError};
+use crate::backend::{Account, BackendError, GateError};
 use crate::bruteforce::Prospect;
 use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
@@ -37,8 +37,73 @@ pub enum Verdict {
     Yes,
     /// Refused / no such user.
     No,
-    /// The cloud could not be asked or answered nonsense; the cause is kept for the log.
-    Trouble(BackendError),
+    /// Neither: the backend could not be asked or answered nonsense, or
+    /// the decision itself could not be made; the cause is kept for the log.
+    Trouble(Trouble),
+}
+
+/// Why a decision is neither yes nor no: trouble with the backend, or a
+/// cause of the decision's own, which says nothing about the backend (the
+/// outage rules never stand in for it: a busy or paused cloudauth is no
+/// unreachable Nextcloud).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Trouble {
+    /// The backend: transport, HTTP, its answers, its own pauses.
+    #[error(transparent)]
+    Backend(BackendError),
+    /// The decision's own.
+    #[error(transparent)]
+    Own(OwnCause),
+}
+
+/// The decision's own reasons for "cannot tell".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnCause {
+    /// Not asked: too many different wrong passwords for this user lately
+    /// (the guessing throttle). Whether this password is right is not
+    /// known, so it is "cannot tell", never "no".
+    #[error(
+        "not asked: too many different wrong passwords for this user lately; try again in {0} s"
+    )]
+    GuessingPaused(u64),
+    /// This server's queue to the backend (the request gate) had no place.
+    #[error(transparent)]
+    Queue(GateError),
+    /// No decision within the decision's deadline.
+    #[error("no answer within {0:?}")]
+    Deadline(Duration),
+    /// Local state needed for the answer could not be read or written.
+    #[error("local state unavailable: {0}")]
+    LocalState(&'static str),
+}
+
+impl From<BackendError> for Trouble {
+    /// The gate's refusals travel with the backend's errors (they happen
+    /// inside a backend call) but are this server's own.
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Gate(g) => Trouble::Own(OwnCause::Queue(g)),
+            e => Trouble::Backend(e),
+        }
+    }
+}
+
+impl From<OwnCause> for Trouble {
+    fn from(c: OwnCause) -> Self {
+        Trouble::Own(c)
+    }
+}
+
+impl Trouble {
+    /// Whether the question was not asked on purpose (a pause that is
+    /// already explained once in the log): the request's own log line is
+    /// then no warning.
+    pub fn not_asked(&self) -> bool {
+        match self {
+            Trouble::Backend(e) => e.not_asked(),
+            Trouble::Own(c) => matches!(c, OwnCause::GuessingPaused(_)),
+        }
+    }
 }
 
 impl Verdict {
@@ -139,7 +204,7 @@ impl Decision {
         let verdict = match r {
             Ok(true) => Verdict::Yes,
             Ok(false) => Verdict::No,
-            Err(e) => Verdict::Trouble(e),
+            Err(e) => Verdict::Trouble(e.into()),
         };
         Decision::new(verdict, path, None)
     }
@@ -353,9 +418,12 @@ impl Authenticator {
             .map(|answer| match answer {
                 TokenAnswer::Decided(d) => d,
                 TokenAnswer::Claim { .. } => Decision::new(
-                    Verdict::Trouble(BackendError::LocalState(
-                        "one-time token: its use was not confirmed by the shared store",
-                    )),
+                    Verdict::Trouble(
+                        OwnCause::LocalState(
+                            "one-time token: its use was not confirmed by the shared store",
+                        )
+                        .into(),
+                    ),
                     Path::Token,
                     None,
                 ),
@@ -393,9 +461,10 @@ impl Authenticator {
                 TokenCheck::NotToken => None,
                 TokenCheck::Valid => Some(token(Verdict::Yes, None)),
                 TokenCheck::Refused(why) => Some(token(Verdict::No, Some(why))),
-                TokenCheck::Unknown(why) => {
-                    Some(token(Verdict::Trouble(BackendError::LocalState(why)), None))
-                }
+                TokenCheck::Unknown(why) => Some(token(
+                    Verdict::Trouble(OwnCause::LocalState(why).into()),
+                    None,
+                )),
                 TokenCheck::Claim(claim) => Some(TokenAnswer::Claim {
                     claim,
                     if_new: Decision::new(Verdict::Yes, Path::Token, None),
@@ -486,7 +555,7 @@ impl Authenticator {
             Some(d) => match tokio::time::timeout(d, work).await {
                 Ok(decision) => decision,
                 Err(_) => Decision::new(
-                    Verdict::Trouble(BackendError::Timeout(d)),
+                    Verdict::Trouble(OwnCause::Deadline(d).into()),
                     Path::Backend,
                     Some("no decision within the deadline"),
                 ),
@@ -554,7 +623,7 @@ impl Authenticator {
             // temporary failure to the client), never "no".
             Some(Err(until)) => {
                 return Decision::new(
-                    Verdict::Trouble(BackendError::GuessingPaused(until.saturating_sub(now))),
+                    Verdict::Trouble(OwnCause::GuessingPaused(until.saturating_sub(now)).into()),
                     Path::Throttled,
                     None,
                 )
@@ -623,7 +692,7 @@ impl Authenticator {
             warn!("{jid}: cloud trouble ({e}); admitted by the password cache");
             Decision::new(Verdict::Yes, Path::Fallback, None)
         } else {
-            Decision::new(Verdict::Trouble(e), path, None)
+            Decision::new(Verdict::Trouble(e.into()), path, None)
         }
     }
 

@@ -129,13 +129,6 @@ pub enum BackendError {
     /// The connection broke while the reply was being read.
     #[error("reading the reply failed: {0}")]
     Body(String),
-    /// Not asked: too many different wrong passwords for this user lately
-    /// (the guessing throttle). Whether this password is right is not
-    /// known, so it is "cannot tell", never "no".
-    #[error(
-        "not asked: too many different wrong passwords for this user lately; try again in {0} s"
-    )]
-    GuessingPaused(u64),
     /// Not asked: the failed logins this server caused at Nextcloud within
     /// its 30-minute window reached what this check may spend
     /// ([`crate::bruteforce`]); one more might get the server's address
@@ -147,6 +140,18 @@ pub enum BackendError {
         /// What this kind of check may spend.
         limit: u32,
     },
+    /// This server's own queue to the backend (the request gate) had no
+    /// place: says nothing about the backend itself.
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    /// This backend, as configured, cannot answer this question.
+    #[error("cannot find out: {0}")]
+    Unsupported(&'static str),
+}
+
+/// The request gate's refusals: this server's own overload, no backend trouble.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum GateError {
     /// Too many requests already wait for this backend.
     #[error("{waiting} requests already wait for the backend ({limit} in flight): not queued (raise cloud-concurrency only if the backend has the workers)")]
     Overloaded {
@@ -163,12 +168,6 @@ pub enum BackendError {
         /// How long it waited.
         waited: Duration,
     },
-    /// Local state needed for the answer could not be read or written.
-    #[error("local state unavailable: {0}")]
-    LocalState(&'static str),
-    /// This backend, as configured, cannot answer this question.
-    #[error("cannot find out: {0}")]
-    Unsupported(&'static str),
 }
 
 impl From<crate::bruteforce::Spent> for BackendError {
@@ -186,9 +185,11 @@ impl BackendError {
     /// asked so that it does not block it): the password cache's outage rules
     /// ([`crate::cache::Rules::Unreachable`]) may then stand in for it.
     /// cloudauth's own overload (its queue full, a request that could not
-    /// start in time), its guessing pause and its local state say nothing
-    /// about the backend: a week-old cached password must not admit anyone
-    /// just because this server is busy.
+    /// start in time: [`GateError`]) says nothing about the backend: a
+    /// week-old cached password must not admit anyone just because this
+    /// server is busy. (The decision's other own causes, its guessing pause,
+    /// its deadline, its local state, are no `BackendError` at all:
+    /// `decision::OwnCause`.)
     pub fn backend_unreachable(&self) -> bool {
         match self {
             BackendError::ConnectionRefused { .. }
@@ -209,12 +210,7 @@ impl BackendError {
             | BackendError::Api(_)
             | BackendError::Body(_)
             | BackendError::FailuresBudgetSpent { .. } => true,
-            BackendError::Setup(_)
-            | BackendError::GuessingPaused(_)
-            | BackendError::Overloaded { .. }
-            | BackendError::QueueTimeout { .. }
-            | BackendError::LocalState(_)
-            | BackendError::Unsupported(_) => false,
+            BackendError::Setup(_) | BackendError::Gate(_) | BackendError::Unsupported(_) => false,
         }
     }
 
@@ -224,9 +220,7 @@ impl BackendError {
     pub fn not_asked(&self) -> bool {
         matches!(
             self,
-            BackendError::GuessingPaused(_)
-                | BackendError::ServicePaused { .. }
-                | BackendError::FailuresBudgetSpent { .. }
+            BackendError::ServicePaused { .. } | BackendError::FailuresBudgetSpent { .. }
         )
     }
 }

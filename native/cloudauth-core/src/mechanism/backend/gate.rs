@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::BackendError;
+use super::{BackendError, GateError};
 use crate::vocab::counters::BackendStats;
 
 tokio::task_local! {
@@ -188,10 +188,10 @@ impl Gate {
             let ticket = state.next_ticket;
             let d = state.doors.entry(door).or_default();
             if d.waiting.len() >= self.queue {
-                return Err(BackendError::Overloaded {
+                return Err(BackendError::Gate(GateError::Overloaded {
                     limit: self.concurrency,
                     waiting: self.queue,
-                });
+                }));
             }
             let (tx, rx) = oneshot::channel();
             d.waiting.push_back((ticket, tx));
@@ -210,10 +210,10 @@ impl Gate {
                 waiting.taken = true;
                 Ok(Pass(Some((Arc::clone(self), door))))
             }
-            Ok(Err(_)) | Err(_) => Err(BackendError::QueueTimeout {
+            Ok(Err(_)) | Err(_) => Err(BackendError::Gate(GateError::QueueTimeout {
                 limit: self.concurrency,
                 waited: deadline,
-            }),
+            })),
         }
     }
 
@@ -368,11 +368,11 @@ mod tests {
         // The queue (1) is full: the next is refused at once.
         assert!(matches!(
             gate.enter(Duration::from_secs(5)).await,
-            Err(BackendError::Overloaded { .. })
+            Err(BackendError::Gate(GateError::Overloaded { .. }))
         ));
         assert!(matches!(
             waiter.await.unwrap(),
-            Err(BackendError::QueueTimeout { .. })
+            Err(BackendError::Gate(GateError::QueueTimeout { .. }))
         ));
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert_eq!(
@@ -428,7 +428,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(matches!(
             through_door("postfix", g.enter(Duration::from_secs(1))).await,
-            Err(BackendError::Overloaded { .. })
+            Err(BackendError::Gate(GateError::Overloaded { .. }))
         ));
         let other = {
             let g = Arc::clone(&g);

@@ -96,7 +96,7 @@ mod tests {
 
     use super::*;
     use crate::backend::gate::Limits;
-    use crate::backend::{BackendError, Timeouts};
+    use crate::backend::{BackendError, GateError, Timeouts};
 
     /// A backend that is not HTTP and has no gate or counter of its own:
     /// it answers after `delay`, "yes" unless it is told to fail.
@@ -171,10 +171,10 @@ mod tests {
         assert!(
             matches!(
                 third,
-                Err(BackendError::Overloaded {
+                Err(BackendError::Gate(GateError::Overloaded {
                     limit: 1,
                     waiting: 1
-                })
+                }))
             ),
             "{third:?}"
         );

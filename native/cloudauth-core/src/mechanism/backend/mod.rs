@@ -25,7 +25,7 @@ use crate::roster::SharedRoster;
 use crate::settings::schema::Spec;
 use crate::settings::values::{SettingsError, Values};
 
-pub use error::{body_shape, decode_json, BackendError, DecodeError};
+pub use error::{body_shape, decode_json, BackendError, DecodeError, GateError};
 pub use http::{HttpClient, Timeouts};
 // Backends make their reply snippets with it (`super::printable_snippet`).
 pub use crate::log_text::printable_snippet;
