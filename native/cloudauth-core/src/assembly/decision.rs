@@ -305,7 +305,7 @@ pub struct Authenticator {
 /// How long a wrong password is answered "no" from memory when the backend
 /// asks for nothing longer: a client retrying a stale password then costs
 /// neither a bcrypt run against the cache nor a backend request each time.
-pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
 
 /// Cache entries per user part for domains without settings of their own
 /// (global settings serve any domain name a client invents, and a backend
@@ -314,11 +314,11 @@ pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
 pub const UNLISTED_DOMAINS_PER_USER: usize = 4;
 
 /// Longest an answer waits for its password to be stored in the cache.
-pub const STORE_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const STORE_WAIT: Duration = Duration::from_secs(1);
 
 /// Longest wait for a bcrypt slot; past it the cache is not consulted (the
 /// backend decides), so a flood of wrong passwords cannot delay others.
-pub const BCRYPT_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const BCRYPT_WAIT: Duration = Duration::from_millis(500);
 /// How long [`Authenticator::start`] waits for the backends' start-up
 /// checks (the ejabberd VM asks for at most 5 s at start).
 pub const START_DEADLINE: Duration = Duration::from_secs(5);

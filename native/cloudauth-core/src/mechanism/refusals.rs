@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use crate::digest::{Digester, PairDigest};
 
 /// Most refusals remembered at once; beyond it new ones are not remembered.
-pub const MAX_ENTRIES: usize = 10_000;
+pub(crate) const MAX_ENTRIES: usize = 10_000;
 
 /// Recently refused (JID, password) pairs.
-pub struct RecentRefusals {
+pub(crate) struct RecentRefusals {
     digester: Digester,
     until: Mutex<HashMap<PairDigest, u64>>,
 }
@@ -39,7 +39,7 @@ impl RecentRefusals {
     }
 
     /// Remembers a refusal until Unix time `until`.
-    pub fn remember(&self, jid: &str, password: &str, until: u64, now: u64) {
+    pub(crate) fn remember(&self, jid: &str, password: &str, until: u64, now: u64) {
         let key = self.digester.digest(jid, password);
         let Ok(mut m) = self.until.lock() else { return };
         if m.len() >= MAX_ENTRIES {

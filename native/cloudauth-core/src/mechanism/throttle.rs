@@ -41,7 +41,7 @@ use std::time::Duration;
 use crate::digest::{Digester, PairDigest};
 
 /// Most users tracked at once; beyond it the one refused longest ago is forgotten.
-pub const MAX_USERS: usize = 10_000;
+pub(crate) const MAX_USERS: usize = 10_000;
 /// Different wrong passwords remembered per user (enough to count past any sane limit).
 const MAX_PASSWORDS: usize = 64;
 
@@ -78,7 +78,7 @@ impl Record {
 }
 
 /// Wrong passwords per user, and the pauses they earn.
-pub struct FailureThrottle {
+pub(crate) struct FailureThrottle {
     settings: ThrottleSettings,
     digester: Digester,
     users: Mutex<HashMap<String, Record>>,
@@ -86,7 +86,7 @@ pub struct FailureThrottle {
 
 /// What the throttle knows of a user ([`FailureThrottle::standing`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Standing {
+pub(crate) struct Standing {
     /// Different wrong passwords within the window.
     pub refused: usize,
     /// Whether the backend accepted a password for the user.
@@ -94,7 +94,7 @@ pub struct Standing {
 }
 
 /// A check let through: counted as in flight until dropped.
-pub struct Attempt<'a> {
+pub(crate) struct Attempt<'a> {
     throttle: &'a FailureThrottle,
     key: String,
     digest: Option<PairDigest>,

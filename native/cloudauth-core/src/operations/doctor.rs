@@ -39,7 +39,7 @@ pub use crate::vocab::url::shown_url;
 /// The largest clock difference to the server that passes. Tokens carry
 /// absolute expiry times and TOTP steps are 30 s (one step of slack each
 /// way): a minute off already refuses fresh TOTP tokens.
-pub const MAX_CLOCK_OFFSET_S: u64 = 60;
+pub(crate) const MAX_CLOCK_OFFSET_S: u64 = 60;
 
 /// The user id this process runs as (the owner of `/proc/self`), for
 /// messages about files it cannot read.
@@ -320,7 +320,7 @@ fn host_of(url: &reqwest::Url) -> Option<(String, Option<IpAddr>)> {
 
 /// The URL's shape: a scheme and a host (settings parsing guarantees both),
 /// no credentials in it, and TLS unless the cloud is on this machine.
-pub fn url_shape(url: &reqwest::Url) -> Check {
+pub(crate) fn url_shape(url: &reqwest::Url) -> Check {
     const NAME: &str = "URL";
     let shown = shown_url(url);
     if !url.username().is_empty() || url.password().is_some() {
@@ -344,7 +344,7 @@ pub fn url_shape(url: &reqwest::Url) -> Check {
 
 /// Why a TLS handshake failed, in the terms of what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TlsProblem {
+pub(crate) enum TlsProblem {
     /// The chain does not lead to a trusted root (self-signed, private CA).
     #[error("the certificate is not trusted (self-signed or unknown CA): {0}")]
     Untrusted(String),
@@ -384,7 +384,7 @@ fn presented_name(p: &str) -> String {
 }
 
 /// Sorts a rustls error into what the admin must do.
-pub fn classify_tls(e: &rustls::Error) -> TlsProblem {
+pub(crate) fn classify_tls(e: &rustls::Error) -> TlsProblem {
     use rustls::CertificateError as C;
     let text = e.to_string();
     match e {
@@ -410,7 +410,7 @@ pub fn classify_tls(e: &rustls::Error) -> TlsProblem {
 
 /// What the TLS handshake found.
 #[derive(Debug, Clone)]
-pub struct TlsInfo {
+pub(crate) struct TlsInfo {
     /// Negotiated protocol version (`TLSv1_3`).
     pub version: String,
 }
@@ -433,7 +433,7 @@ fn speaks_plain_http(addr: SocketAddr, host: &str, timeout: Duration) -> bool {
 
 /// A TLS handshake with `addr` for `host`, verified exactly as the backend
 /// client verifies (the same verifier and roots), on this thread.
-pub fn tls_handshake(
+pub(crate) fn tls_handshake(
     addr: SocketAddr,
     host: &str,
     timeout: Duration,

@@ -27,7 +27,7 @@ pub use lent::{LentStore, RowSink};
 pub use store::{CacheEntry, CacheStore, MemoryStore, StoreError};
 
 /// bcrypt ignores bytes past 72; longer passwords are never cached.
-pub const BCRYPT_MAX_PASSWORD: usize = 72;
+pub(crate) const BCRYPT_MAX_PASSWORD: usize = 72;
 
 /// The three TTLs (xcauth's `--cache-*-ttl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,17 +168,17 @@ impl PasswordCache {
     }
 
     /// When the backend last confirmed `jid`'s cached password, if a row is kept.
-    pub fn confirmed_at(&self, jid: &str) -> Option<u64> {
+    pub(crate) fn confirmed_at(&self, jid: &str) -> Option<u64> {
         self.store.get(jid).ok().flatten().map(|e| e.remoteauth)
     }
 
     /// The hash stored for `jid`, fresh or not.
-    pub fn stored_hash(&self, jid: &str) -> Option<String> {
+    pub(crate) fn stored_hash(&self, jid: &str) -> Option<String> {
         self.store.get(jid).ok().flatten().map(|e| e.pwhash)
     }
 
     /// Whether this process saw `password` match `pwhash` for `jid` (no bcrypt).
-    pub fn matches_hot(&self, jid: &str, password: &str, pwhash: &str) -> bool {
+    pub(crate) fn matches_hot(&self, jid: &str, password: &str, pwhash: &str) -> bool {
         let digest = self.digester.digest(jid, password);
         self.hot.lock().ok().is_some_and(|hot| {
             hot.get(jid)
@@ -187,7 +187,7 @@ impl PasswordCache {
     }
 
     /// Whether `password` matches `pwhash` (blocking: bcrypt), recording nothing.
-    pub fn hash_matches(&self, password: &str, pwhash: &str) -> bool {
+    pub(crate) fn hash_matches(&self, password: &str, pwhash: &str) -> bool {
         password.len() <= BCRYPT_MAX_PASSWORD && bcrypt::verify(password, pwhash).unwrap_or(false)
     }
 
@@ -239,7 +239,7 @@ impl PasswordCache {
 
     /// The stored hash to keep after the cloud accepted `password`, when the
     /// current one already matches it (no bcrypt needed); `None` otherwise.
-    pub fn reusable_hash(&self, jid: &str, password: &str) -> Option<String> {
+    pub(crate) fn reusable_hash(&self, jid: &str, password: &str) -> Option<String> {
         let entry = self.store.get(jid).ok()??;
         let digest = self.digester.digest(jid, password);
         let hot = self.hot.lock().ok()?;
@@ -259,7 +259,13 @@ impl PasswordCache {
     /// Before a new entry for `jid` (user part `user`) is stored: keeps the
     /// user's entries whose domain `bounded` accepts below `keep`, removing
     /// the ones used longest ago. Nothing when `jid` has an entry already.
-    pub fn make_room(&self, jid: &str, user: &str, keep: usize, bounded: impl Fn(&str) -> bool) {
+    pub(crate) fn make_room(
+        &self,
+        jid: &str,
+        user: &str,
+        keep: usize,
+        bounded: impl Fn(&str) -> bool,
+    ) {
         if matches!(self.store.get(jid), Ok(Some(_))) {
             return;
         }

@@ -371,7 +371,7 @@ pub(super) fn app_password_check(svc: &ServiceAccount) -> Check {
 /// server's address: `delay` in ms (Nextcloud's 100 · 2^failures, at most
 /// 25000), `allow-listed`. `None` when the reply has neither (Nextcloud
 /// before they were published).
-pub fn bruteforce_check(data: &Value) -> Option<Check> {
+pub(crate) fn bruteforce_check(data: &Value) -> Option<Check> {
     const NAME: &str = "brute-force protection";
     let (allow_listed, delay) = super::protection::bruteforce_fields(data)?;
     if allow_listed {

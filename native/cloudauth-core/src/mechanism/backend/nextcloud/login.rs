@@ -16,7 +16,7 @@ pub(super) struct LatencyWatch {
 }
 
 /// The latency above which a login counts as throttled.
-pub fn throttle_threshold(typical: Option<Duration>, floor: Duration) -> Duration {
+pub(crate) fn throttle_threshold(typical: Option<Duration>, floor: Duration) -> Duration {
     typical.map_or(floor, |t| floor.max(t.saturating_mul(THROTTLE_FACTOR)))
 }
 

@@ -74,14 +74,13 @@ mod protection;
 mod provisioning;
 mod service;
 
-pub use doctor_checks::*;
-pub use login::*;
+pub(crate) use login::*;
 pub use service::*;
 
 /// `service-user`: the Nextcloud account `isuser` and the shared roster ask as.
-pub const SERVICE_USER: &str = "service-user";
+pub(crate) const SERVICE_USER: &str = "service-user";
 /// `service-password-file`: file whose first line is that account's (app) password.
-pub const SERVICE_PASSWORD_FILE: &str = "service-password-file";
+pub(crate) const SERVICE_PASSWORD_FILE: &str = "service-password-file";
 
 /// How long a wrong password is answered "no" from memory: each resent
 /// failure is recorded by Nextcloud's brute-force protection against this
@@ -89,32 +88,32 @@ pub const SERVICE_PASSWORD_FILE: &str = "service-password-file";
 /// hours. Far beyond Nextcloud's 30-minute window, so such a client costs
 /// at most one recorded failure per four hours; a different password (the
 /// right one) still goes through at once.
-pub const REPEAT_REFUSAL_WINDOW: Duration = Duration::from_secs(4 * 3600);
+pub(crate) const REPEAT_REFUSAL_WINDOW: Duration = Duration::from_secs(4 * 3600);
 /// `bruteforce-max-attempts`: Nextcloud's `auth.bruteforce.max-attempts`.
-pub const BRUTEFORCE_MAX_ATTEMPTS: &str = "bruteforce-max-attempts";
+pub(crate) const BRUTEFORCE_MAX_ATTEMPTS: &str = "bruteforce-max-attempts";
 /// Setting: send the client's address (when the XMPP server tells it) as
 /// `X-Forwarded-For` on users' password checks.
-pub const FORWARD_CLIENT_ADDRESS: &str = "forward-client-address";
+pub(crate) const FORWARD_CLIENT_ADDRESS: &str = "forward-client-address";
 /// A login slower than this (and than [`THROTTLE_FACTOR`] × the typical
 /// latency) is taken as a sign of the brute-force throttle. Nextcloud's
 /// first delays are 0.2–0.4 s, too close to an argon2id check (≈0.4 s) to
 /// tell apart; from 2 s on nothing but the throttle explains it.
-pub const THROTTLE_FLOOR: Duration = Duration::from_secs(2);
+pub(crate) const THROTTLE_FLOOR: Duration = Duration::from_secs(2);
 /// How many times the typical login latency counts as throttled.
-pub const THROTTLE_FACTOR: u32 = 5;
+pub(crate) const THROTTLE_FACTOR: u32 = 5;
 /// At most one throttle warning per this interval (the condition lasts).
-pub const THROTTLE_WARN_INTERVAL: Duration = Duration::from_secs(600);
+pub(crate) const THROTTLE_WARN_INTERVAL: Duration = Duration::from_secs(600);
 
 /// How long refused service-account credentials are not sent again (unless
 /// `service-password-file` changes first): Nextcloud 32/34 block this
 /// server's address after 11 failures in 30 minutes, and `isuser` comes
 /// once per message to an offline user.
-pub const SERVICE_BACKOFF: Duration = Duration::from_secs(10 * 60);
+pub(crate) const SERVICE_BACKOFF: Duration = Duration::from_secs(10 * 60);
 /// Group members asked for per request (`limit`), so that a group of
 /// thousands is a few bounded replies rather than one huge one.
-pub const MEMBERS_PAGE: usize = 200;
+pub(crate) const MEMBERS_PAGE: usize = 200;
 /// More members than this in one group is taken as a reply gone wrong.
-pub const MAX_GROUP_MEMBERS: usize = 100_000;
+pub(crate) const MAX_GROUP_MEMBERS: usize = 100_000;
 /// At most this many two-factor users are remembered as already told about.
 const TWO_FACTOR_TOLD_MAX: usize = 10_000;
 
@@ -266,7 +265,7 @@ pub fn fold(id: &str) -> String {
 /// (a '/' in a name stays inside its segment). `None` for a segment URLs
 /// cannot carry: empty, "." or ".." (the URL library drops those, which
 /// would silently ask another endpoint), or a base that cannot have a path.
-pub fn ocs_url(base: &reqwest::Url, segments: &[&str]) -> Option<reqwest::Url> {
+pub(crate) fn ocs_url(base: &reqwest::Url, segments: &[&str]) -> Option<reqwest::Url> {
     if segments
         .iter()
         .any(|s| s.is_empty() || *s == "." || *s == "..")
@@ -312,7 +311,7 @@ fn ocs_data(body: &[u8]) -> Result<Value, DecodeError> {
 /// `ocs.meta.statuscode` of an OCS reply (a number, or digits in a
 /// string), JSON or XML: 24 always sends its 401 as XML, 32/34 send XML
 /// whenever the JSON was not asked for.
-pub fn ocs_statuscode(body: &[u8]) -> Option<u64> {
+pub(crate) fn ocs_statuscode(body: &[u8]) -> Option<u64> {
     match decode_json(body) {
         Ok(v) => match v.pointer("/ocs/meta/statuscode")? {
             Value::Number(n) => n.as_u64(),
@@ -324,7 +323,7 @@ pub fn ocs_statuscode(body: &[u8]) -> Option<u64> {
 }
 
 /// `ocs.meta.message` of an OCS reply, JSON or XML.
-pub fn ocs_message(body: &[u8]) -> Option<String> {
+pub(crate) fn ocs_message(body: &[u8]) -> Option<String> {
     match decode_json(body) {
         Ok(v) => v
             .pointer("/ocs/meta/message")
@@ -349,7 +348,7 @@ fn xml_meta<'b>(body: &'b [u8], name: &str) -> Option<&'b str> {
 /// Whether `reply` is Nextcloud's brute-force block: HTTP 429, OCS
 /// statuscode 429 (in a reply that is neither a success nor a login
 /// refusal), or on Nextcloud 25–28 HTTP 500 "Reached maximum delay".
-pub fn is_blocked(reply: &HttpReply) -> bool {
+pub(crate) fn is_blocked(reply: &HttpReply) -> bool {
     const MAX_DELAY: &[u8] = b"Reached maximum delay";
     reply.status == 429
         || (!matches!(reply.status, 200 | 401) && ocs_statuscode(&reply.body) == Some(429))
@@ -366,7 +365,7 @@ fn shared_trouble(reply: &HttpReply, url: &reqwest::Url) -> Option<BackendError>
 }
 
 /// The account id of a successful `cloud/user` reply (`ocs.data.id`).
-pub fn decode_current_user_id(body: &[u8]) -> Result<String, DecodeError> {
+pub(crate) fn decode_current_user_id(body: &[u8]) -> Result<String, DecodeError> {
     ocs_data(body)?
         .get("id")
         .and_then(Value::as_str)
@@ -409,7 +408,7 @@ pub struct Group {
 
 /// The groups of a `cloud/users/{id}/groups/details` reply
 /// (`ocs.data.groups`: a list of `{"id", "displayname", …}`).
-pub fn decode_user_group_details(body: &[u8]) -> Result<Vec<Group>, DecodeError> {
+pub(crate) fn decode_user_group_details(body: &[u8]) -> Result<Vec<Group>, DecodeError> {
     let data = ocs_data(body)?;
     let shape = || {
         DecodeError::Shape(
@@ -438,7 +437,7 @@ pub fn decode_user_group_details(body: &[u8]) -> Result<Vec<Group>, DecodeError>
 }
 
 /// The group ids of a `cloud/users/{id}/groups` reply (`ocs.data.groups`).
-pub fn decode_user_groups(body: &[u8]) -> Result<Vec<String>, DecodeError> {
+pub(crate) fn decode_user_groups(body: &[u8]) -> Result<Vec<String>, DecodeError> {
     let data = ocs_data(body)?;
     let shape =
         || DecodeError::Shape("users/{id}/groups without a list of strings ocs.data.groups".into());
@@ -453,7 +452,7 @@ pub fn decode_user_groups(body: &[u8]) -> Result<Vec<String>, DecodeError> {
 
 /// What Nextcloud said to a user's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginAnswer {
+pub(crate) enum LoginAnswer {
     /// Right, for this very account.
     Accepted,
     /// Wrong (or unknown user, or a disabled account, or another account's).
@@ -473,7 +472,7 @@ impl LoginAnswer {
 /// The answer of a `cloud/user` reply to `user`'s credentials: yes only for
 /// HTTP 200 naming this very account (folded), no for HTTP 401 or another
 /// account's id, anything else trouble (a block: [`BackendError::Blocked`]).
-pub fn auth_answer(
+pub(crate) fn auth_answer(
     reply: &HttpReply,
     url: &reqwest::Url,
     user: &str,
@@ -513,7 +512,7 @@ pub fn auth_answer(
 /// `service_user`: yes for HTTP 200 with `ocs.data.id` of an enabled
 /// account, no for a disabled one and for HTTP 404 with OCS statuscode
 /// 404; 404 with 998 is "unknown, or not visible" (trouble).
-pub fn is_user_answer(
+pub(crate) fn is_user_answer(
     reply: &HttpReply,
     url: &reqwest::Url,
     user: &str,
@@ -550,7 +549,7 @@ fn not_visible(user: &str, service_user: &str) -> BackendError {
 
 /// One member of a group, as `users/details` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     /// Nextcloud user id.
     pub uid: String,
     /// Display name (the id when Nextcloud gives none).
@@ -562,7 +561,7 @@ pub struct Member {
 /// The members of a `cloud/groups/{g}/users/details` reply: `ocs.data.users`
 /// is an object keyed by user id, or `[]` when empty (PHP's empty array; a
 /// PHP array whose keys are all numbers is also sent as a list).
-pub fn decode_group_members(body: &[u8]) -> Result<Vec<Member>, DecodeError> {
+pub(crate) fn decode_group_members(body: &[u8]) -> Result<Vec<Member>, DecodeError> {
     let data = ocs_data(body)?;
     let member = |key: Option<&str>, entry: &Value| -> Result<Member, DecodeError> {
         let obj = entry.as_object().ok_or_else(|| {
@@ -599,7 +598,7 @@ pub fn decode_group_members(body: &[u8]) -> Result<Vec<Member>, DecodeError> {
 /// member of its own groups, so it is included, as the JSXC `sharedroster`
 /// operation does; no groups give an empty roster. Disabled accounts are
 /// left out: they cannot log in, and a contact nobody answers is noise.
-pub fn build_shared_roster(groups: &[(String, Vec<Member>)]) -> SharedRoster {
+pub(crate) fn build_shared_roster(groups: &[(String, Vec<Member>)]) -> SharedRoster {
     let mut roster = SharedRoster::new();
     for (group, members) in groups {
         for m in members.iter().filter(|m| m.enabled) {
@@ -723,7 +722,7 @@ impl Nextcloud {
 
     /// The file the service account's password came from: re-read after
     /// Nextcloud refused it, once it changed.
-    pub fn with_service_password_file(mut self, path: PathBuf) -> Self {
+    pub(crate) fn with_service_password_file(mut self, path: PathBuf) -> Self {
         if let Some(s) = &mut self.service {
             s.password_file = Some(path);
         }
@@ -833,6 +832,7 @@ impl Backend for Nextcloud {
 
 #[cfg(test)]
 mod tests {
+    use super::doctor_checks::bruteforce_check;
     use super::*;
     use serde_json::json;
 

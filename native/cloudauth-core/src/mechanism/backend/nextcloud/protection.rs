@@ -17,7 +17,11 @@ impl Nextcloud {
     /// less [`crate::bruteforce::HEADROOM`] (shared with every backend for
     /// this Nextcloud in the process, and through the state database `db`
     /// with the other processes using it).
-    pub fn with_failure_budget(mut self, max_attempts: u32, db: Option<&std::path::Path>) -> Self {
+    pub(crate) fn with_failure_budget(
+        mut self,
+        max_attempts: u32,
+        db: Option<&std::path::Path>,
+    ) -> Self {
         self.budget =
             FailureBudget::for_nextcloud(self.base.as_str(), &shown(&self.base), max_attempts, db);
         self
@@ -26,7 +30,7 @@ impl Nextcloud {
     /// Sends the client's address as `X-Forwarded-For` on users' password
     /// checks (`forward-client-address`); whether Nextcloud honours it is
     /// found out from its capabilities.
-    pub fn with_client_address_forwarding(mut self, on: bool) -> Self {
+    pub(crate) fn with_client_address_forwarding(mut self, on: bool) -> Self {
         self.forward_client = on;
         if on {
             if let Some(b) = &self.budget {
@@ -174,7 +178,7 @@ impl Nextcloud {
 
 /// `bruteforce.allow-listed` and `bruteforce.delay` (ms) of a capabilities
 /// reply; `allow-listed` is missing before Nextcloud 28 (then: not listed).
-pub fn bruteforce_capabilities(body: &[u8]) -> Option<(bool, u64)> {
+pub(crate) fn bruteforce_capabilities(body: &[u8]) -> Option<(bool, u64)> {
     let (allow_listed, delay) = bruteforce_fields(&ocs_data(body).ok()?)?;
     Some((allow_listed, delay?))
 }
@@ -196,7 +200,7 @@ pub(super) fn bruteforce_fields(data: &Value) -> Option<(bool, Option<u64>)> {
 /// credentials: 429 (HTTP or OCS; on 25–28 an HTTP 500 "Reached maximum
 /// delay") is its block; 401 "Current user is not logged in" (a two-factor
 /// account, no credentials) is not recorded; any other 401 is.
-pub fn login_outcome(reply: &HttpReply) -> Outcome {
+pub(crate) fn login_outcome(reply: &HttpReply) -> Outcome {
     if is_blocked(reply) {
         return Outcome::Blocked;
     }

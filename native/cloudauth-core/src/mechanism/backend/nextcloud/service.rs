@@ -55,20 +55,20 @@ impl ServiceAccount {
 /// Whether `password` has the form of the app passwords Nextcloud mints
 /// (Personal settings → Security, login flow v2): 72 ASCII letters and
 /// digits. Only the form: whether it is one only Nextcloud knows.
-pub fn looks_like_app_password(password: &[u8]) -> bool {
+pub(crate) fn looks_like_app_password(password: &[u8]) -> bool {
     password.len() == 72 && password.iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// Whether HTTP basic auth can carry `user` as the login: not empty, no
 /// ':' (the separator, so the login would be cut there), no control
 /// characters (which no Nextcloud login contains and headers mangle).
-pub fn basic_auth_user_ok(user: &str) -> bool {
+pub(crate) fn basic_auth_user_ok(user: &str) -> bool {
     !user.is_empty() && !user.contains(':') && !user.chars().any(char::is_control)
 }
 
 /// Whether HTTP basic auth can carry `password`: not empty, no control
 /// characters (':' is fine: the login ends at the first one).
-pub fn basic_auth_password_ok(password: &str) -> bool {
+pub(crate) fn basic_auth_password_ok(password: &str) -> bool {
     !password.is_empty() && !password.chars().any(char::is_control)
 }
 
