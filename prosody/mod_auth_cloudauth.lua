@@ -3,10 +3,15 @@
 --
 -- The "generic" protocol is one line per request, `auth:USER:DOMAIN:PASSWORD`
 -- or `isuser:USER:DOMAIN`, answered by `1` or `0` in request order. Each new
--- connection first sends `hello:tristate`: a cloudauth that answers
--- `hello:tristate` then answers `?` for "cannot tell" (Nextcloud down), so
--- that a login fails as a temporary failure and a user is not taken for
--- unknown; an older cloudauth answers `0` and the connection keeps `1`/`0`.
+-- connection first sends `hello:tristate,client-address`; the answer names
+-- the features granted. With `tristate` cloudauth answers `?` for "cannot
+-- tell" (Nextcloud down), so that a login fails as a temporary failure and
+-- a user is not taken for unknown; with `client-address` a login whose
+-- session has an IP address is sent as `authfrom:ADDR:USER:DOMAIN:PASSWORD`
+-- (IPv6 in brackets), so that cloudauth can pass the client's address on to
+-- Nextcloud (its forward-client-address setting). An older cloudauth
+-- answers `0` (or fewer features) and the connection keeps `auth:` and `1`/`0`.
+-- Requests on a new connection wait for that answer.
 -- Because
 -- answers come in order, a token login pipelined behind password logins
 -- would wait for the cloud too. So a host keeps a small pool of connections:
@@ -91,10 +96,15 @@ function listeners.onincoming(c, data)
 		local done, answer, err; -- done stays nil for a line that answers nothing
 		if req and req.hello then
 			-- `0`: a cloudauth from before `hello` (an unknown command).
-			if line == "hello:tristate" or line == "hello:" or line == "0" then
-				done, link.tristate = true, line == "hello:tristate";
-				module:log("debug", "cloudauth at %s answers \"cannot tell\": %s", target,
-					link.tristate and "yes" or "no (old cloudauth: 0)");
+			local features = line:match("^hello:(.*)$");
+			if features or line == "0" then
+				local granted = {};
+				for f in (features or ""):gmatch("[^,]+") do granted[f] = true; end
+				done, link.tristate, link.client_address = true, granted.tristate, granted["client-address"];
+				link.greeting = nil;
+				module:log("debug", "cloudauth at %s answers \"cannot tell\": %s; takes client addresses: %s",
+					target, link.tristate and "yes" or "no (old cloudauth)",
+					link.client_address and "yes" or "no");
 			end
 		elseif req and req.roster then
 			done, answer = req.roster(line);
@@ -167,10 +177,15 @@ local function pick()
 		if c then
 			local link = { conn = c, buffer = "", pending = {} };
 			pool[c] = link;
-			-- Asked first, answered first: nobody waits for it.
-			local hello = { hello = true, wake = function () end, timer = { stop = function () end } };
+			-- Asked first, answered first; requests on this connection wait
+			-- for it (finish wakes them, also when the connection drops).
+			local hello = { hello = true, waiting = {}, timer = { stop = function () end } };
+			function hello.wake()
+				for _, wake in ipairs(hello.waiting) do wake(); end
+			end
+			link.greeting = hello;
 			table.insert(link.pending, hello);
-			c:write("hello:tristate\n");
+			c:write("hello:tristate,client-address\n");
 			return link;
 		end
 		module:log("warn", "Cannot connect to cloudauth at %s: %s", target, err);
@@ -182,13 +197,25 @@ end
 -- Send one request line and wait (without blocking Prosody) for its answer.
 -- Returns true/false, or nil and an error when there is no answer. With
 -- `reader` (a function of each answer line returning done, answer; nil for
--- a protocol error), the answer may span several lines.
+-- a protocol error), the answer may span several lines. `line` may be a
+-- function of the connection (what it negotiated) giving the line.
 local function request(line, reader)
 	if not async.ready() then
 		return nil, "cloudauth needs an async context";
 	end
 	local link, err = pick();
 	if not link then return nil, err; end
+	if link.greeting then
+		local wait_hello, wake_hello = async.waiter();
+		table.insert(link.greeting.waiting, wake_hello);
+		local timer = module:add_timer(timeout, function ()
+			if link.greeting then drop(link, "timeout"); end
+		end);
+		wait_hello();
+		timer:stop();
+		if pool[link.conn] ~= link then return nil, "connection to cloudauth lost"; end
+	end
+	if type(line) == "function" then line = line(link); end
 	local wait, wake = async.waiter();
 	local req = { wake = wake, roster = reader };
 	req.timer = module:add_timer(timeout, function ()
@@ -221,12 +248,28 @@ local unavailable = "Auth failed. Authentication service unavailable.";
 -- would cost a round trip each.
 local listed = {};
 
-function provider.test_password(username, password)
+-- A session's address as `authfrom` spells it (IPv6 in brackets), or nil
+-- for anything that is no IP address literal.
+local function client_address(addr)
+	if type(addr) ~= "string" then return nil; end
+	if addr:match("^%d+%.%d+%.%d+%.%d+$") then return addr; end
+	if addr:find(":", 1, true) and addr:match("^[%x:.]+$") then return "[" .. addr .. "]"; end
+	return nil;
+end
+
+-- The password check, from the client at `from` (the session's IP address) if known.
+local function check_password(username, password, from)
 	if bad_user(username) or type(password) ~= "string" or password:find("[\r\n]") then
 		module:log("debug", "Refusing malformed credentials without asking cloudauth");
 		return nil, "Auth failed. Invalid username or password.";
 	end
-	local ok, err = request(("auth:%s:%s:%s"):format(username, host, password));
+	local addr = client_address(from);
+	local ok, err = request(function (link)
+		if addr and link.client_address then
+			return ("authfrom:%s:%s:%s:%s"):format(addr, username, host, password);
+		end
+		return ("auth:%s:%s:%s"):format(username, host, password);
+	end);
 	if err then
 		module:log("warn", "auth %s@%s: %s, refusing as a temporary failure", username, host,
 			err == cannot_tell and err or ("no answer (" .. err .. ")"));
@@ -235,6 +278,10 @@ function provider.test_password(username, password)
 	module:log("debug", "auth %s@%s: %s", username, host, ok and "yes" or "no");
 	if ok then return true; end
 	return nil, "Auth failed. Invalid username or password.";
+end
+
+function provider.test_password(username, password)
+	return check_password(username, password, nil);
 end
 
 function provider.user_exists(username)
@@ -265,13 +312,16 @@ function provider.users() return function() return nil; end; end
 -- mod_saslauth replaces the handler by its clean_clone(), so that is ours too.
 local sasl_profile = {
 	plain_test = function (sasl, username, password)
-		local ok, err = provider.test_password(username, password);
+		local ok, err = check_password(username, password, sasl.cloudauth_ip);
 		sasl.cloudauth_unavailable = err == unavailable;
 		return ok == true, true;
 	end;
 };
-local function sasl_handler()
+local function sasl_handler(ip)
 	local handler = new_sasl(host, sasl_profile);
+	-- The session's address, for `authfrom` (mod_saslauth keeps the session
+	-- out of the SASL callbacks).
+	handler.cloudauth_ip = ip;
 	local process = handler.process;
 	function handler:process(message)
 		self.cloudauth_unavailable = nil;
@@ -281,12 +331,14 @@ local function sasl_handler()
 		end
 		return status, condition, text;
 	end
-	handler.clean_clone = sasl_handler;
+	function handler:clean_clone()
+		return sasl_handler(self.cloudauth_ip);
+	end
 	return handler;
 end
 
-function provider.get_sasl_handler()
-	return sasl_handler();
+function provider.get_sasl_handler(session)
+	return sasl_handler(session and session.ip);
 end
 
 -- Shared roster (cloudauth_roster = true): see prosody/README.md. The

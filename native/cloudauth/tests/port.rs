@@ -173,6 +173,35 @@ fn generic_protocol_lines_and_quit() {
     );
 }
 
+/// `authfrom` only once `hello:client-address` was granted on the
+/// connection; a bad address is bad input (answered no), the session goes on.
+#[test]
+fn generic_protocol_authfrom_after_hello_client_address() {
+    let dir = workdir("authfrom");
+    let alice = tok("alice", "localhost");
+    let input = format!(
+        "authfrom:192.0.2.7:alice:localhost:{alice}\n\
+         hello:tristate,client-address\n\
+         authfrom:192.0.2.7:alice:localhost:{alice}\n\
+         authfrom:[2001:db8::7]:alice:localhost:{alice}\n\
+         authfrom:2001:db8::7:alice:localhost:{alice}\n\
+         authfrom:[2001:db8::7]:alice:localhost:wrong\n\
+         auth:alice:localhost:{alice}\n"
+    );
+    let out = run(&["-t", "generic"], input.as_bytes(), &dir);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0\nhello:tristate,client-address\n1\n1\n0\n?\n1\n",
+        "a password no backend here can check is \"cannot tell\" (tristate granted)"
+    );
+    // Not on the ejabberd protocol: no hello there, so no authfrom either.
+    let line = format!("authfrom:192.0.2.7:alice:localhost:{alice}");
+    let mut framed = (line.len() as u16).to_be_bytes().to_vec();
+    framed.extend(line.as_bytes());
+    let out = run(&["-t", "ejabberd"], &framed, &dir);
+    assert_eq!(out.stdout, NO);
+}
+
 #[test]
 fn invalid_utf8_line_does_not_end_the_session() {
     let dir = workdir("utf8");
