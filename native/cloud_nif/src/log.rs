@@ -37,6 +37,12 @@ static QUEUE_TX: OnceLock<mpsc::Sender<(Level, String)>> = OnceLock::new();
 /// Events dropped because the queue was full.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// Whether events reach ejabberd's log yet (the sink process starts just
+/// after the first host: `ejabberd_auth_cloud:start/1`).
+pub fn ready() -> bool {
+    QUEUE_TX.get().is_some()
+}
+
 /// Makes `pid` the sink (a new one replaces the old) and, the first time,
 /// installs the subscriber and starts the forwarding task.
 pub fn set_sink(pid: LocalPid) -> Result<(), String> {
