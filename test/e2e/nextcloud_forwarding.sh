@@ -14,6 +14,8 @@
 #   ignored   Nextcloud without trusted_proxies: the failures are recorded
 #             for 127.0.0.1, the server's failure budget keeps them at most
 #             8 (never blocked), one warning names the fix, doctor says so
+#   at start  socket and stdio mode read Nextcloud's capabilities at start,
+#             before any login (an allow-listed address is logged at once)
 # The failures recorded per address are printed in the lines.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
@@ -171,5 +173,20 @@ echo "$out" | grep -q "client address.*ignores it" && echo "$out" | grep -q "tru
     && ok "ignored: doctor's client address line says Nextcloud ignores it, with the fix" \
     || not_ok "ignored: doctor: $(echo "$out" | grep -i "client address")"
 echo "# ignored: failures recorded: 127.0.0.1 $server, 127.0.0.3 $guesser"
+
+# --- at start: the capabilities are read before any login ---------------------
+start at-start --allow-listed 127.0.0.1
+wait_line "$LOG" "allow-lists this server's address" 5 \
+    && ok "socket mode: Nextcloud's capabilities read at start (its allow-list logged before any login)" \
+    || not_ok "socket mode: no allow-list line within 5 s of the start"
+expect "socket mode: no login was sent for it" 0 "$(backend_count ocs_user)"
+mkdir -p "$dir/stdio-log"
+sleep 6 | "$BIN_DIR/cloudauth" -c /dev/null --backend nextcloud -u "$BACKEND_ORIGIN" -t generic \
+    -l "$dir/stdio-log" > /dev/null 2>> "$dir/stdio.stderr" &
+STDIO_PID=$!
+wait_line "$dir/stdio-log/cloudauth.log" "allow-lists this server's address" 5 \
+    && ok "stdio mode (-t generic): the capabilities read at start, before any request" \
+    || not_ok "stdio mode: no allow-list line within 5 s of the start"
+kill "$STDIO_PID" 2>/dev/null
 stop_all
 finish
