@@ -1,6 +1,6 @@
 #!/bin/bash
 # End to end: the client's address passed on to Nextcloud (issue 19, item 2)
-# through a real Prosody (the host's, 0.12) with mod_auth_cloudauth, a
+# through a real Prosody with mod_auth_cloudauth, a
 # socket-mode cloudauth with forward-client-address on, and the test backend
 # as Nextcloud 34. XMPP clients connect from different loopback addresses
 # (the client binds its source address; Prosody's session.ip is that
@@ -17,9 +17,18 @@
 #   at start  socket and stdio mode read Nextcloud's capabilities at start,
 #             before any login (an allow-listed address is logged at once)
 # The failures recorded per address are printed in the lines.
+#
+#   bash test/e2e/nextcloud_forwarding.sh                 Prosody 0.12 of the host (Debian 12)
+#   bash test/e2e/nextcloud_forwarding.sh --root trixie   Prosody 13 instead, in a cached Debian root
+#                                                         (test/lib/debian-root.sh; needs root)
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
+case ${1:-} in
+    "") ROOT_NAME= ;;
+    --root) ROOT_NAME=${2:?--root NAME} ;;
+    *) die_setup "usage: $0 [--root NAME]" ;;
+esac
 command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
 SECRET="e2e-secret-$$-$RANDOM"
 W=$(workdir nextcloud_forwarding)
@@ -77,30 +86,45 @@ for pair in sys.argv[4:]:
 PY
 }
 
-# start NAME [BACKEND_ARGS...]: a fresh Nextcloud 34, cloudauth and Prosody; sets PORT, LOG, dir
+# start NAME [BACKEND_ARGS...]: a fresh Nextcloud 34, cloudauth (TCP on
+# loopback: a Prosody in a root reaches it too) and Prosody (the host's, or
+# $ROOT_NAME's in an unpacked root, with R set); sets PORT, LOG, dir
 start() {
-    local name=$1
+    local name=$1 ca_port
     shift
-    dir="$W/$name"
+    dir="$W/$name${ROOT_NAME:+-$ROOT_NAME}"
     mkdir -p "$dir/log"
     stop_all
     start_backend "$dir" "$SECRET" "$USERS" --nextcloud-version 34 "$@" || die_setup "test backend did not start"
     write_secret "$dir/service-password" svc-pw
-    SOCK="$dir/cloudauth.sock"
+    ca_port=$(free_port)
     "$BIN_DIR/cloudauth" -c /dev/null --backend nextcloud --cache-storage memory -u "$BACKEND_ORIGIN" \
         --service-user svc --service-password-file "$dir/service-password" -l "$dir/log" \
-        --forward-client-address --timeout 5 --listen "generic=$SOCK" 2>> "$dir/cloudauth.stderr" &
+        --forward-client-address --timeout 5 --listen "generic=127.0.0.1:$ca_port" 2>> "$dir/cloudauth.stderr" &
     CA_PID=$!
-    wait_until 10 test -S "$SOCK" || die_setup "cloudauth did not listen on $SOCK"
+    wait_until 10 bash -c "(exec 3<> /dev/tcp/127.0.0.1/$ca_port) 2>/dev/null" \
+        || die_setup "cloudauth did not listen on 127.0.0.1:$ca_port"
     LOG="$dir/log/cloudauth.log"
     PORT=$(free_port)
-    P="$dir/prosody"
-    mkdir -p "$P/data"
-    {
-        prosody_globals "$P" "$PORT" "$ROOT/prosody"
-        printf 'VirtualHost "%s"\n    authentication = "cloudauth"\n    cloudauth_socket = "%s"\n' "$D" "$SOCK"
-    } > "$P/prosody.cfg.lua"
-    prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+    prosody_config() { # prosody_config DIR MODULE_DIR
+        prosody_globals "$1" "$PORT" "$2"
+        printf 'VirtualHost "%s"\n    authentication = "cloudauth"\n    cloudauth_host = "127.0.0.1"\n    cloudauth_port = %s\n' \
+            "$D" "$ca_port"
+    }
+    if [ -z "$ROOT_NAME" ]; then
+        P="$dir/prosody"
+        mkdir -p "$P/data"
+        prosody_config "$P" "$ROOT/prosody" > "$P/prosody.cfg.lua"
+        prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+    else
+        mkdir -p "$R/tmp/src" && rm -rf "$R/tmp/src/prosody" "$R/tmp/prosody" && cp -r "$ROOT/prosody" "$R/tmp/src/"
+        chroot "$R" install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
+        prosody_config /tmp/prosody /tmp/src/prosody > "$R/tmp/prosody/prosody.cfg.lua"
+        chroot "$R" chown -R prosody:prosody /tmp/prosody
+        P="$R/tmp/prosody"
+        chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
+            prosody -F --config /tmp/prosody/prosody.cfg.lua > "$dir/prosody.stdout" 2>&1 &
+    fi
     PROSODY_PID=$!
     wait_until 10 bash -c "(exec 3<> /dev/tcp/127.0.0.1/$PORT) 2>/dev/null" || {
         tail -n 20 "$P/stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
@@ -118,6 +142,18 @@ doctor() {
     "$BIN_DIR/cloudauth" -c /dev/null doctor --backend nextcloud -u "$BACKEND_ORIGIN" --service-user svc \
         --service-password-file "$dir/service-password" --forward-client-address 2>&1
 }
+R=
+if [ -n "$ROOT_NAME" ]; then
+    . "$E2E_LIB/debian-root.sh"
+    [ "$(id -u)" = 0 ] || die_setup "--root needs root (chroot, mount)"
+    root_recipe "$ROOT_NAME" >/dev/null || die_setup "no root recipe $ROOT_NAME"
+    mapfile -t recipe < <(root_recipe "$ROOT_NAME")
+    root_tar "$ROOT_NAME" "${recipe[@]:0:2}" "$W/mmdebstrap.log" "${recipe[@]:2}" \
+        || die_setup "root $ROOT_NAME: mmdebstrap failed"
+    R="$W/root"
+    root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
+fi
+echo "# Prosody $(${R:+chroot "$R"} dpkg-query -W -f '${Version}' prosody)${ROOT_NAME:+ in root $ROOT_NAME}"
 GUESSES=(nobody1:x nobody2:x nobody3:x nobody4:x nobody5:x nobody6:x
          alice:wrong1 alice:wrong2 alice:wrong3 bob:wrong1 bob:wrong2 bob:wrong3)
 
