@@ -321,7 +321,7 @@ pub(crate) const STORE_WAIT: Duration = Duration::from_secs(1);
 pub(crate) const BCRYPT_WAIT: Duration = Duration::from_millis(500);
 /// How long [`Authenticator::start`] waits for the backends' start-up
 /// checks (the ejabberd VM asks for at most 5 s at start).
-pub const START_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const START_DEADLINE: Duration = Duration::from_secs(5);
 
 impl Authenticator {
     /// Builds the decision maker from its parts (no cache).

@@ -90,10 +90,10 @@ pub const BLOCK_WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// Client addresses whose failures are kept (forwarding honoured); past
 /// it, the address used longest ago is forgotten (its failures then count
 /// from zero again: only that client's own address is at stake).
-pub const MAX_CLIENTS: usize = 4096;
+pub(crate) const MAX_CLIENTS: usize = 4096;
 /// The address asked about to find out whether Nextcloud honours
 /// `X-Forwarded-For` (TEST-NET-1, RFC 5737: never a real client).
-pub const PROBE_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+pub(crate) const PROBE_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
 /// Whether Nextcloud counts failures for the forwarded client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,7 +117,7 @@ pub enum Forwarding {
 /// the same answer while this server's is not that of an address with no
 /// failures (a delay, or allow-listed) means it is ignored; the same
 /// fresh answer tells nothing.
-pub fn forwarding_evidence(own: (bool, u64), forwarded: (bool, u64)) -> Option<Forwarding> {
+pub(crate) fn forwarding_evidence(own: (bool, u64), forwarded: (bool, u64)) -> Option<Forwarding> {
     if own != forwarded {
         Some(Forwarding::Honoured)
     } else if own != (false, 0) {
@@ -129,7 +129,7 @@ pub fn forwarding_evidence(own: (bool, u64), forwarded: (bool, u64)) -> Option<F
 
 /// The key Nextcloud counts `ip` under: IPv4 as is (also IPv4-mapped
 /// IPv6), IPv6 by its /56.
-pub fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -563,7 +563,7 @@ impl FailureBudget {
     /// [`FailureBudget::admit_at`] for a check from the client at `client`:
     /// while Nextcloud honours the forwarded address, spent from that
     /// address's own budget.
-    pub fn admit_from_at(
+    pub(crate) fn admit_from_at(
         &self,
         login: &str,
         client: Option<IpAddr>,
@@ -666,7 +666,7 @@ impl FailureBudget {
 
     /// [`FailureBudget::may_send_at`] for a request from `client`: while
     /// forwarding is honoured, that address's block is the one that counts.
-    pub fn may_send_from_at(&self, client: Option<IpAddr>, now: u64) -> Result<(), BlockOn> {
+    pub(crate) fn may_send_from_at(&self, client: Option<IpAddr>, now: u64) -> Result<(), BlockOn> {
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
@@ -695,7 +695,7 @@ impl FailureBudget {
 
     /// [`FailureBudget::record_at`] for a request sent with `client` as
     /// the forwarded address.
-    pub fn record_from_at(&self, login: &str, client: Option<IpAddr>, outcome: Outcome, now: u64) {
+    pub(crate) fn record_from_at(&self, login: &str, client: Option<IpAddr>, outcome: Outcome, now: u64) {
         let Ok(mut s) = self.state.lock() else { return };
         let digest = self.login_digest(login);
         if let Some(key) = self.counted_client(&s, client) {
@@ -814,7 +814,7 @@ impl FailureBudget {
 
     /// Turns forwarding the client's address on (`forward-client-address`):
     /// whether Nextcloud honours it is found out from the capabilities.
-    pub fn forward_client_addresses(&self) {
+    pub(crate) fn forward_client_addresses(&self) {
         if let Ok(mut s) = self.state.lock() {
             if s.forwarding == Forwarding::Off {
                 s.forwarding = Forwarding::Unknown;
@@ -833,7 +833,7 @@ impl FailureBudget {
     /// probe: a client a failure was counted for while it was not known to
     /// be honoured (Nextcloud holds a failure for it if it honours the
     /// header), else [`PROBE_ADDRESS`]. `None` when forwarding is off.
-    pub fn forwarding_probe(&self) -> Option<IpAddr> {
+    pub(crate) fn forwarding_probe(&self) -> Option<IpAddr> {
         let s = self.state.lock().ok()?;
         match s.forwarding {
             Forwarding::Off => None,
@@ -843,7 +843,7 @@ impl FailureBudget {
 
     /// Whether a forwarding probe should run now, right after a failure
     /// (not known yet, and a client address to ask about).
-    pub fn forwarding_probe_wanted(&self) -> bool {
+    pub(crate) fn forwarding_probe_wanted(&self) -> bool {
         self.state
             .lock()
             .is_ok_and(|s| s.forwarding == Forwarding::Unknown && s.probe_client.is_some())
@@ -851,7 +851,7 @@ impl FailureBudget {
 
     /// What a forwarding probe found (see [`forwarding_evidence`]); `None`
     /// changes nothing. Each change is logged once, with the fix.
-    pub fn forwarding_found(&self, evidence: Option<Forwarding>) {
+    pub(crate) fn forwarding_found(&self, evidence: Option<Forwarding>) {
         let Some(found) = evidence else { return };
         let Ok(mut s) = self.state.lock() else { return };
         if s.forwarding == Forwarding::Off || s.forwarding == found {

@@ -48,7 +48,7 @@ impl Nextcloud {
 
     /// Whether Nextcloud counts failures for the forwarded address, as
     /// found out so far ([`Forwarding::Off`] with the setting off).
-    pub fn forwarding(&self) -> Forwarding {
+    pub(crate) fn forwarding(&self) -> Forwarding {
         match (&self.budget, self.forward_client) {
             (_, false) => Forwarding::Off,
             (Some(b), true) => b.forwarding(),
