@@ -695,7 +695,13 @@ impl FailureBudget {
 
     /// [`FailureBudget::record_at`] for a request sent with `client` as
     /// the forwarded address.
-    pub(crate) fn record_from_at(&self, login: &str, client: Option<IpAddr>, outcome: Outcome, now: u64) {
+    pub(crate) fn record_from_at(
+        &self,
+        login: &str,
+        client: Option<IpAddr>,
+        outcome: Outcome,
+        now: u64,
+    ) {
         let Ok(mut s) = self.state.lock() else { return };
         let digest = self.login_digest(login);
         if let Some(key) = self.counted_client(&s, client) {
