@@ -250,6 +250,31 @@ fn past_the_queue_or_the_deadline_logins_get_tempfail_never_no() {
         stats["peak_in_flight"].as_u64().unwrap() <= 1,
         "one at a time at the backend: {stats}"
     );
+    // The two past the queue are this server's own trouble in the log, not
+    // the backend's (the log is flushed within a second).
+    let log = dir.join("cloudauth.log");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let own = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let own: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("requests already wait for the backend"))
+            .map(str::to_string)
+            .collect();
+        if own.len() >= 2 || Instant::now() > deadline {
+            break own;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(own.len(), 2, "{own:?}");
+    for line in &own {
+        assert!(
+            line.contains(": cannot tell via backend in ")
+                && line.contains("this server's own trouble")
+                && !line.contains("backend trouble"),
+            "{line}"
+        );
+    }
 }
 
 /// Issue 24: the backend gate was shared by all listeners, and a flood of
