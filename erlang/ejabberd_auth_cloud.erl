@@ -39,7 +39,7 @@
 %% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
 -export([stats/1, forget/2, doctor/1, doctor_text/1]).
 %% For the module's own processes (log sink, cluster cache writer).
--export([ensure_child/4, ensure_started_later/1, create_table/3]).
+-export([ensure_child/4, ensure_started_later/1, create_table/3, handle/1]).
 
 -include("logger.hrl").
 -include("ejabberd_commands.hrl").
@@ -64,7 +64,8 @@ start(Host) ->
     end,
     %% Once per node would do; registering again only replaces the entry.
     _ = ejabberd_commands:register_commands(?MODULE, commands()),
-    install(Host).
+    install(Host),
+    ejabberd_auth_cloud_sweep:start(Host).
 
 -spec stop(binary()) -> ok.
 stop(Host) ->
@@ -143,6 +144,7 @@ opt_type(auth_cloud_cache_unreachable_ttl) -> duration();
 opt_type(auth_cloud_cache_revalidate) -> duration();
 opt_type(auth_cloud_known_user_ttl) -> duration();
 opt_type(auth_cloud_known_user_refresh) -> duration();
+opt_type(auth_cloud_account_sweep) -> econf:either(econf:non_neg_int(), econf:binary());
 opt_type(auth_cloud_cache_bcrypt_rounds) -> econf:either(econf:int(4, 31), econf:binary());
 opt_type(auth_cloud_throttle_failures) -> econf:non_neg_int();
 opt_type(auth_cloud_throttle_window) -> duration();
@@ -175,6 +177,7 @@ options() ->
 		auth_cloud_cache_query_ttl, auth_cloud_cache_verification_ttl,
 		auth_cloud_cache_unreachable_ttl, auth_cloud_cache_revalidate,
 		auth_cloud_known_user_ttl, auth_cloud_known_user_refresh,
+		auth_cloud_account_sweep,
 		auth_cloud_cache_bcrypt_rounds,
 		auth_cloud_throttle_failures, auth_cloud_throttle_window,
 		auth_cloud_throttle_max_delay,
@@ -202,7 +205,7 @@ commands() ->
 			result = {stats, string}},
      #ejabberd_commands{name = cloud_auth_forget, tags = [accounts],
 			desc = "Forget what cloud authentication holds for a user and close his sessions",
-			longdesc = "Drops the user's cached password and known-user entry and "
+			longdesc = "Drops the user's cached password, known-user entry, remembered refusals and "
 			"his shared roster digest (his next login re-reads his groups), then "
 			"closes his sessions (ejabberd_sm:kick_user). For an admin who just "
 			"disabled or deleted the account in Nextcloud.",
@@ -399,6 +402,10 @@ doctor_nif(Handle, Host) ->
 %%% Internal functions
 %%%----------------------------------------------------------------------
 handle_key(Host) -> {?MODULE, Host}.
+
+%% The vhost's NIF handle and reply wait, for the module's own processes.
+-spec handle(binary()) -> {reference(), timeout()} | undefined.
+handle(Host) -> persistent_term:get(handle_key(Host), undefined).
 
 or_default(undefined, Default) -> Default;
 or_default(V, _) -> V.

@@ -23,7 +23,7 @@
 -behaviour(supervisor).
 
 -export([start/1, start_link/0, ensure_started/0, start_sync/3,
-	 sync_async/3, sync/3]).
+	 sync_async/3, sync/3, depart/2]).
 -export([init/1]).
 
 -include("logger.hrl").
@@ -72,13 +72,30 @@ ensure_started() ->
     ejabberd_auth_cloud:ensure_child(?MODULE, supervisor, error,
 				     "The shared roster's sync supervisor").
 
-%% One sync, as a child of the supervisor (linked to it).
--spec start_sync({reference(), timeout()}, binary(), binary()) -> {ok, pid()}.
+%% One sync (or, for a list of users, one after another: the account
+%% sweep's re-read), as a child of the supervisor (linked to it).
+-spec start_sync({reference(), timeout()}, binary() | [binary()], binary()) -> {ok, pid()}.
+start_sync(Handle, Users, Server) when is_list(Users) ->
+    {ok, proc_lib:spawn_link(fun() -> [sync(Handle, U, Server) || U <- Users] end)};
 start_sync(Handle, User, Server) ->
     {ok, proc_lib:spawn_link(fun() -> sync(Handle, User, Server) end)}.
 
+%% Takes a departed user (the account sweep found him gone) out of every
+%% provisioned group he is in: the core's plan towards no groups at all,
+%% without asking the cloud, which no longer knows him.
+-spec depart(binary(), binary()) -> ok.
+depart(User, Server) ->
+    US = {User, Server},
+    {LoginGroups, _} = login_groups(US, Server),
+    Actions = ejabberd_auth_cloud_nif:roster_plan(US, [], [], [], LoginGroups, []),
+    Failed = length([A || A <- Actions, apply_action(Server, A) /= ok]),
+    _ = forget_stale(US, Server, [], Actions),
+    mnesia:dirty_delete(ejabberd_auth_cloud_roster, {hash, US}),
+    ?INFO_MSG("Shared roster: ~ts@~ts taken out of ~B groups, ~B failed",
+	      [User, Server, length(Actions), Failed]).
+
 %% Syncs in a process of its own: the login never waits for it.
--spec sync_async({reference(), timeout()}, binary(), binary()) -> ok.
+-spec sync_async({reference(), timeout()}, binary() | [binary()], binary()) -> ok.
 sync_async(Handle, User, Server) ->
     Args = [Handle, User, Server],
     Result = case start_child(Args) of

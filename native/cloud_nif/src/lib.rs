@@ -377,6 +377,31 @@ fn forget(host: ResourceArc<Host>, user: Binary, server: Binary) -> Result<Strin
     host.auth.forget(user, server).map_err(str::to_string)
 }
 
+/// `sweep_every(Handle) -> Millis`: the account sweep's interval (0: off,
+/// also without known users), for `ejabberd_auth_cloud_sweep`'s timer.
+#[rustler::nif]
+fn sweep_every(host: ResourceArc<Host>) -> u64 {
+    host.auth
+        .sweep_every()
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `sweep(Handle, Ref) -> ok`, then `{Ref, {Departed, Present}}` (lists of
+/// `<<"user@host">>`): one account sweep by the core, which dropped what it
+/// held for the departed already; Erlang closes their sessions and takes
+/// them out of the shared roster, and re-reads the present users' groups.
+#[rustler::nif]
+fn sweep<'a>(env: Env<'a>, host: ResourceArc<Host>, reply_ref: Term<'a>) -> NifResult<Atom> {
+    // A sweep of many users in batches takes a while; never longer than
+    // its interval is useful, and never less than 5 minutes is allowed.
+    let every = host.auth.sweep_every().unwrap_or_default();
+    let budget = every.max(std::time::Duration::from_secs(300));
+    spawn_reply(env, reply_ref, budget, async move {
+        let report = host.auth.sweep().await;
+        (report.departed, report.present)
+    })
+}
+
 /// `noop() -> ok`: the floor of a NIF call, for benchmarks.
 #[rustler::nif]
 fn noop() -> Atom {

@@ -16,9 +16,10 @@ mod mechanism;
 mod operations;
 mod vocab;
 
-pub use assembly::{authenticator, catalogue, decision, domains, settings};
+pub use assembly::{authenticator, catalogue, decision, domains, settings, sweep};
 pub use mechanism::{
-    backend, bruteforce, cache, coalesce, known_users, refusals, roster, throttle, token,
+    backend, bruteforce, cache, coalesce, departures, known_users, refusals, roster, throttle,
+    token,
 };
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

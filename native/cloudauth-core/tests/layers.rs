@@ -49,6 +49,7 @@ const PROGRAM_LAYERS: &[(&str, u8)] = &[
     ("logging", 2),
     ("listen", 2),
     ("roster_sync", 2),
+    ("sweeper", 2),
     ("monitor", 2),
     ("config", 3),
     ("handler", 4),

@@ -234,7 +234,7 @@ fn replies_decode(proto: Proto) {
                     .expect("encodes");
                 let value = match reply {
                     Reply::Yes => 1,
-                    Reply::No | Reply::Roster(_) | Reply::Hello { .. } => 0,
+                    Reply::No | Reply::Roster(_) | Reply::Hello { .. } | Reply::Departed(_) => 0,
                     Reply::TempFail => 2,
                 };
                 let items = decode_stream(proto, &out, &[out.len()]);
@@ -254,7 +254,9 @@ fn replies_decode(proto: Proto) {
                 assert!(out.ends_with(b"\n") && out.iter().filter(|b| **b == b'\n').count() == 1);
                 let code = match reply {
                     Reply::Yes => b"200 ",
-                    Reply::No | Reply::Roster(_) | Reply::Hello { .. } => b"500 ",
+                    Reply::No | Reply::Roster(_) | Reply::Hello { .. } | Reply::Departed(_) => {
+                        b"500 "
+                    }
                     Reply::TempFail => b"400 ",
                 };
                 assert!(out.starts_with(code));
@@ -385,6 +387,17 @@ fn parse_request(proto: Proto, item: &Incoming) {
         }
         Request::Quit => assert!(matches!(proto, Proto::Ejabberd | Proto::Generic)),
         Request::Hello { .. } => assert!(matches!(proto, Proto::Ejabberd | Proto::Generic)),
+        Request::Departed { domain, since } => {
+            assert_eq!(shown, format!("departed({domain})"));
+            assert!(!domain.is_empty() && !domain.contains(':'));
+            let v = since.map_or("-".to_string(), |v| v.to_string());
+            let again = request::parse(format!("departed:{domain}:{v}").as_bytes());
+            assert_eq!(
+                again.as_ref(),
+                Ok(&req),
+                "{proto:?} departed written out again"
+            );
+        }
         Request::Unsupported { command } => {
             cloudauth_core::fuzzing::assert_printable("unsupported command", command);
         }

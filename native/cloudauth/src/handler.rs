@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cloudauth_core::departures::Departed;
 use cloudauth_core::roster::{
     apply_changes, bucket_of, changes_since, desired, personal_roster, GroupPolicy, Jid,
     RosterVersion, BUCKETS,
@@ -22,6 +23,10 @@ use crate::wire::{BadInput, Reply, RosterReply};
 /// count is logged with the next warning, so that a flood of garbage cannot
 /// flood the log (or slow the process down writing it).
 const BAD_INPUT_WARNINGS_PER_SECOND: u64 = 10;
+
+/// Most JIDs in one `departed` answer; the client asks again from the
+/// version answered for the rest.
+const MAX_DEPARTED_PER_REPLY: usize = 100;
 
 /// Rate limit of bad-input warnings.
 #[derive(Default)]
@@ -227,13 +232,19 @@ impl Handler {
             Ok(Request::Hello {
                 tristate,
                 client_address,
+                departed,
             }) if protocol.answers().hello => {
-                debug!("hello: the client asks for tristate: {tristate}, client-address: {client_address}");
+                // `departed` is spoken only where it is answered and there
+                // is something to poll for.
+                let departed =
+                    departed && protocol.answers().departed && self.auth.sweep_every().is_some();
+                debug!("hello: the client asks for tristate: {tristate}, client-address: {client_address}; departed granted: {departed}");
                 session.client_address = client_address;
                 Step::Answer(
                     Reply::Hello {
                         tristate,
                         client_address,
+                        departed,
                     },
                     None,
                 )
@@ -285,6 +296,16 @@ impl Handler {
                     }),
                 }
             }
+            Ok(Request::Departed { .. }) if !protocol.answers().departed => {
+                info!(
+                    "departed: not answered in the {} protocol; answered no",
+                    protocol.label()
+                );
+                Step::Answer(Reply::No, None)
+            }
+            Ok(Request::Departed { domain, since }) => {
+                Step::Answer(Reply::Departed(self.departed(&domain, since)), None)
+            }
             // Only a protocol with a roster answer (the generic one:
             // mod_auth_cloudauth's) answers it.
             Ok(Request::Roster { .. }) if !protocol.answers().roster => {
@@ -296,6 +317,28 @@ impl Handler {
             }
             Ok(req @ (Request::IsUser { .. } | Request::Roster { .. })) => Step::Ask(req),
         }
+    }
+
+    /// The accounts of `domain` the sweep found gone since version `since`
+    /// (none: only the version now, for a client starting to poll); `None`
+    /// when the sweep is off.
+    fn departed(&self, domain: &str, since: Option<u64>) -> Option<Departed> {
+        self.auth.sweep_every()?;
+        let log = self.auth.departures();
+        let Some(since) = since else {
+            return Some(Departed {
+                jids: Vec::new(),
+                version: log.version(),
+                complete: true,
+            });
+        };
+        let domain = cloudauth_core::jid::canonical("x", domain)
+            .map_or_else(|_| domain.to_ascii_lowercase(), |(_, d)| d.into_owned());
+        let d = log.since(since, Some(&domain), MAX_DEPARTED_PER_REPLY);
+        if !d.jids.is_empty() {
+            info!("departed {domain}: {} accounts since {since}", d.jids.len());
+        }
+        Some(d)
     }
 
     /// The roster answer for `user@domain` when the client holds version
@@ -365,9 +408,10 @@ impl Handler {
                 let r = self.roster(&user, &domain, known.as_ref()).await;
                 return (Reply::Roster(r), None);
             }
-            Request::Quit | Request::Hello { .. } | Request::Unsupported { .. } => {
-                return (Reply::No, None)
-            }
+            Request::Quit
+            | Request::Hello { .. }
+            | Request::Departed { .. }
+            | Request::Unsupported { .. } => return (Reply::No, None),
         };
         self.monitor.requests.record(protocol.label(), op, &d);
         let reply = reply_for(&d.verdict, self.on_trouble);

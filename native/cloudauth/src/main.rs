@@ -14,6 +14,7 @@ mod roster_sync;
 mod serve;
 mod sockets;
 mod stdio_serve;
+mod sweeper;
 mod vocab;
 
 use std::process::ExitCode;
@@ -296,6 +297,9 @@ fn run(cli: &Cli, config: &Config) -> u8 {
     {
         let auth = Arc::clone(&auth);
         runtime.spawn(async move { auth.start().await });
+    }
+    if let Some(every) = auth.sweep_every() {
+        runtime.spawn(sweeper::run(Arc::clone(&auth), every, roster.clone()));
     }
     let monitor = Arc::new(monitor::Monitor::new(Arc::clone(&auth), http));
     let handler = Arc::new(Handler::new(

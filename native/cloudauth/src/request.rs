@@ -51,6 +51,16 @@ pub enum Request {
         /// The client asks to send its users' addresses (`client-address`):
         /// `authfrom` requests.
         client_address: bool,
+        /// The client polls for departed accounts (`departed`).
+        departed: bool,
+    },
+    /// `departed:DOMAIN:VERSION` (generic protocol): the accounts of DOMAIN
+    /// the sweep found gone since VERSION (`-`: none, only the version now).
+    Departed {
+        /// XMPP domain.
+        domain: String,
+        /// The version the client holds.
+        since: Option<u64>,
     },
     /// `quit` / `exit`: end the session.
     Quit,
@@ -82,10 +92,12 @@ impl std::fmt::Debug for Request {
             Request::Hello {
                 tristate,
                 client_address,
+                departed,
             } => write!(
                 f,
-                "hello(tristate: {tristate}, client-address: {client_address})"
+                "hello(tristate: {tristate}, client-address: {client_address}, departed: {departed})"
             ),
+            Request::Departed { domain, .. } => write!(f, "departed({domain})"),
             Request::Quit => f.write_str("quit"),
             Request::Unsupported { command } => write!(f, "unsupported({command})"),
         }
@@ -278,6 +290,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
         return Ok(Request::Hello {
             tristate: asks("tristate"),
             client_address: asks("client-address"),
+            departed: asks("departed"),
         });
     }
     if let Some(rest) = text.strip_prefix("authfrom:") {
@@ -323,6 +336,22 @@ pub fn parse(payload: &[u8]) -> Result<Request, RequestError> {
             _ => Err(RequestError::Fields {
                 command: "roster",
                 expected: "roster:USER:DOMAIN:VERSION",
+            }),
+        },
+        "departed" => match (user, domain, rest) {
+            (Some(d), Some(v), None) if !d.is_empty() => Ok(Request::Departed {
+                domain: d.to_string(),
+                since: match v {
+                    "-" => None,
+                    v => Some(v.parse().map_err(|_| RequestError::Fields {
+                        command: "departed",
+                        expected: "departed:DOMAIN:VERSION (a number or -)",
+                    })?),
+                },
+            }),
+            _ => Err(RequestError::Fields {
+                command: "departed",
+                expected: "departed:DOMAIN:VERSION",
             }),
         },
         other => {
@@ -470,25 +499,68 @@ mod tests {
 
     #[test]
     fn hello_lists_features_and_ignores_unknown_ones() {
-        for (line, tristate, client_address) in [
-            ("hello:tristate", true, false),
-            ("hello:client-address, tristate", true, true),
-            ("hello:tristate,client-address", true, true),
-            ("hello:client-address", false, true),
-            ("hello:", false, false),
-            ("hello:tristatex,future,client-addresses", false, false),
+        for (line, tristate, client_address, departed) in [
+            ("hello:tristate", true, false, false),
+            ("hello:client-address, tristate", true, true, false),
+            ("hello:tristate,client-address", true, true, false),
+            ("hello:client-address", false, true, false),
+            ("hello:tristate,departed", true, false, true),
+            ("hello:departed", false, false, true),
+            ("hello:", false, false, false),
+            (
+                "hello:tristatex,future,client-addresses",
+                false,
+                false,
+                false,
+            ),
         ] {
             assert_eq!(
                 parse(line.as_bytes()),
                 Ok(Request::Hello {
                     tristate,
-                    client_address
+                    client_address,
+                    departed,
                 }),
                 "{line}"
             );
         }
         // Only `hello:` with its colon: a bare word stays an unknown command.
         assert!(matches!(parse(b"hello"), Ok(Request::Unsupported { .. })));
+    }
+
+    #[test]
+    fn departed_takes_a_domain_and_a_version() {
+        assert_eq!(
+            parse(b"departed:example.org:-"),
+            Ok(Request::Departed {
+                domain: "example.org".into(),
+                since: None
+            })
+        );
+        assert_eq!(
+            parse(b"departed:example.org:1765000000123"),
+            Ok(Request::Departed {
+                domain: "example.org".into(),
+                since: Some(1_765_000_000_123)
+            })
+        );
+        for bad in [
+            &b"departed:example.org"[..],
+            b"departed::-",
+            b"departed:x:abc",
+            b"departed:x:1:2",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad),
+                    Err(RequestError::Fields {
+                        command: "departed",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

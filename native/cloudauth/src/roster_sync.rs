@@ -12,7 +12,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cloudauth_core::roster::state_db::{RosterDb, SyncOutcome};
-use cloudauth_core::roster::{answer_hash, desired, plan, Action, GroupPolicy, Jid, MARKER};
+use cloudauth_core::roster::{
+    answer_hash, desired, plan, Action, Desired, GroupPolicy, Jid, MARKER,
+};
 use cloudauth_core::{Authenticator, Clock, SystemClock};
 use thiserror::Error;
 use tokio::process::Command;
@@ -130,6 +132,45 @@ impl RosterSync {
                 false
             }
         }
+    }
+
+    /// Closes every session of `user@domain` (`ejabberdctl kick_user`), for
+    /// an account the sweep found gone; `true` when the command succeeded.
+    pub async fn kick(&self, user: &str, domain: &str) -> bool {
+        self.run(&[
+            "kick_user".to_string(),
+            user.to_string(),
+            domain.to_string(),
+        ])
+        .await
+    }
+
+    /// Takes a departed `login` out of every provisioned group he is in
+    /// (the core's plan towards no groups at all), without asking the
+    /// cloud, which no longer knows him.
+    pub async fn depart(&self, login: &Jid) -> Result<Stats, SyncError> {
+        let _turn = self.one_at_a_time.lock().await;
+        let started = Instant::now();
+        let want = Desired::default();
+        let current = self.db.current(login, &want)?;
+        let actions = plan(&want, login, &current);
+        let mut failed = 0;
+        let mut after = current.clone();
+        for a in &actions {
+            if self.run(&command_args(a, &login.domain)).await {
+                after.apply(login, a);
+            } else {
+                failed += 1;
+            }
+        }
+        let outcome = SyncOutcome::new(login, &current, after, &actions, None);
+        self.db.save(login, &outcome, SystemClock.now_unix())?;
+        Ok(Stats {
+            unchanged: actions.is_empty(),
+            actions: actions.len(),
+            failed,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Syncs `user@domain`'s shared roster with the cloud.

@@ -9,7 +9,7 @@ use crate::clock::SystemClock;
 use crate::decision::Authenticator;
 use crate::known_users::KnownUsers;
 use crate::settings::values::Values;
-use crate::settings::{cache_settings, throttle, timeouts, SettingsResolver};
+use crate::settings::{cache_settings, sweep_batch, throttle, timeouts, SettingsResolver};
 
 /// What a decision may take beyond the request timeout (or the connect
 /// timeout, if longer): the cache's bcrypt work, whatever the queue before
@@ -29,11 +29,14 @@ impl Authenticator {
         let t = timeouts(values);
         let auth = Authenticator::new(resolver, Arc::new(SystemClock))
             .with_deadline(t.total.max(t.connect) + DECISION_MARGIN)
-            .with_throttle(throttle(values));
+            .with_throttle(throttle(values))
+            .with_sweep_batch(sweep_batch(values));
+        let cs = cache_settings(values);
         let auth = match cache {
             Some(c) => auth
                 .with_cache(c)
-                .with_revalidation(cache_settings(values).revalidate),
+                .with_revalidation(cs.revalidate)
+                .with_sweep_every(cs.sweep),
             None => auth,
         };
         match known {

@@ -21,6 +21,7 @@ use crate::bruteforce::Prospect;
 use crate::cache::{Lookup, PasswordCache, Rules};
 use crate::clock::Clock;
 use crate::coalesce::Coalescer;
+use crate::departures::DepartureLog;
 use crate::jid;
 use crate::known_users::{Background, KnownUsers, Standing};
 use crate::refusals::RecentRefusals;
@@ -282,11 +283,11 @@ impl<'a> Guess<'a> {
 
 /// Answers `auth` and `isuser` questions for any served domain.
 pub struct Authenticator {
-    settings: Arc<dyn SettingsResolver>,
-    clock: Arc<dyn Clock>,
-    cache: Option<Arc<PasswordCache>>,
+    pub(super) settings: Arc<dyn SettingsResolver>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) cache: Option<Arc<PasswordCache>>,
     coalescer: Option<Coalescer>,
-    refusals: Option<RecentRefusals>,
+    pub(super) refusals: Option<RecentRefusals>,
     /// Pauses password checks for users with many wrong passwords lately.
     throttle: Option<FailureThrottle>,
     /// bcrypt runs at once, at most: each takes a core for ~0.25 s (cost 12).
@@ -294,12 +295,18 @@ pub struct Authenticator {
     /// Longest a decision may take, waits for bcrypt and the backend included.
     deadline: Option<Duration>,
     /// Users the backend confirmed, answering `isuser` without it.
-    known: Option<Arc<KnownUsers>>,
+    pub(super) known: Option<Arc<KnownUsers>>,
     /// Age of a cached password's last confirmation past which a hit is
     /// re-checked with the backend in the background.
     revalidate: Option<Duration>,
     /// Background checks in flight (coalesced, bounded).
     background: Arc<Background>,
+    /// Accounts the sweep found gone, for servers that poll ([`crate::sweep`]).
+    pub(super) departures: Arc<DepartureLog>,
+    /// Known users the sweep asks about at once.
+    pub(super) sweep_batch: usize,
+    /// Interval of the account sweep, when on (it needs known users).
+    sweep_every: Option<Duration>,
 }
 
 /// How long a wrong password is answered "no" from memory when the backend
@@ -328,7 +335,7 @@ impl Authenticator {
     pub fn new(settings: Arc<dyn SettingsResolver>, clock: Arc<dyn Clock>) -> Self {
         Authenticator {
             settings,
-            clock,
+            clock: Arc::clone(&clock),
             cache: None,
             coalescer: Coalescer::new(),
             refusals: RecentRefusals::new(),
@@ -340,6 +347,9 @@ impl Authenticator {
             known: None,
             revalidate: None,
             background: Arc::new(Background::default()),
+            departures: Arc::new(DepartureLog::new(clock.now_unix().saturating_mul(1000))),
+            sweep_batch: 4,
+            sweep_every: None,
         }
     }
 
@@ -363,9 +373,9 @@ impl Authenticator {
     }
 
     /// Drops everything this process holds for `user@domain`: its password
-    /// cache row and known-user entry (a remembered "no" included). For an
-    /// admin who just disabled the account; closing its sessions is the
-    /// server's part.
+    /// cache row, known-user entry (a remembered "no" included) and the
+    /// refusals remembered for it. For an admin who just disabled the
+    /// account (or enabled it again); closing its sessions is the server's part.
     pub fn forget(&self, user: &str, domain: &str) -> Result<String, &'static str> {
         let (user, domain) = jid::canonical(user, domain)?;
         let jid = format!("{user}@{domain}");
@@ -375,7 +385,40 @@ impl Authenticator {
         if let Some(known) = &self.known {
             known.forget(&jid);
         }
+        self.forget_refusals(&user, &domain);
         Ok(jid)
+    }
+
+    /// Drops the refusals remembered for `user@domain` (under either key a
+    /// [`Guess`] files them: the JID's own, or the user's at every domain
+    /// without settings of its own).
+    pub(super) fn forget_refusals(&self, user: &str, domain: &str) {
+        let Some(r) = &self.refusals else { return };
+        let (own, any) = (format!("{user}@{domain}\0"), format!("{user}@*\0"));
+        r.forget(|key| key.starts_with(&own) || key.starts_with(&any));
+    }
+
+    /// Sets how many known users the account sweep asks about at once (at least 1).
+    pub fn with_sweep_batch(mut self, batch: usize) -> Self {
+        self.sweep_batch = batch.max(1);
+        self
+    }
+
+    /// Sweeps the known users every `every` (zero: never); the adapter
+    /// runs the timer ([`Authenticator::sweep`]), this only says whether and when.
+    pub fn with_sweep_every(mut self, every: Duration) -> Self {
+        self.sweep_every = (!every.is_zero()).then_some(every);
+        self
+    }
+
+    /// The account sweep's interval, when it is on (it needs known users).
+    pub fn sweep_every(&self) -> Option<Duration> {
+        self.sweep_every.filter(|_| self.known.is_some())
+    }
+
+    /// The accounts the sweep found gone, for servers that poll for them.
+    pub fn departures(&self) -> &Arc<DepartureLog> {
+        &self.departures
     }
 
     /// Bounds every decision by `deadline` (the request timeout and a
@@ -1041,7 +1084,7 @@ impl Authenticator {
 /// What the backend's answer to `isuser` teaches: a "yes" makes the user
 /// known; a "no" (gone, or disabled) drops his known-user entry and his
 /// cached password, and is remembered briefly.
-fn learn_existence(
+pub(super) fn learn_existence(
     known: Option<&KnownUsers>,
     cache: Option<&PasswordCache>,
     clock: &dyn Clock,

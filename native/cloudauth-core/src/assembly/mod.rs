@@ -7,3 +7,4 @@ pub mod catalogue;
 pub mod decision;
 pub mod domains;
 pub mod settings;
+pub mod sweep;

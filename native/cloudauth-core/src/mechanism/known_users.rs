@@ -41,6 +41,15 @@ pub trait KnownStore: Send + Sync {
     fn confirm(&self, jid: &str, now: u64) -> Result<(), StoreError>;
     /// Drops `jid`.
     fn remove(&self, jid: &str) -> Result<(), StoreError>;
+    /// Every JID kept, with when the backend last confirmed it (for the account sweep).
+    fn all(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Takes the turn to sweep at Unix `now` until `until`, unless another
+    /// process sharing the store holds it: an extauth pool's processes share
+    /// `--db`, and one sweep is enough for all of them. A store of one
+    /// process's own always gives it.
+    fn claim_sweep(&self, _now: u64, _until: u64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 /// A store shared with its owner (who may also lend entries to it).
@@ -53,6 +62,12 @@ impl<T: KnownStore> KnownStore for Arc<T> {
     }
     fn remove(&self, jid: &str) -> Result<(), StoreError> {
         (**self).remove(jid)
+    }
+    fn all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        (**self).all()
+    }
+    fn claim_sweep(&self, now: u64, until: u64) -> Result<bool, StoreError> {
+        (**self).claim_sweep(now, until)
     }
 }
 
@@ -74,6 +89,10 @@ impl KnownStore for MemoryKnown {
         let mut m = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
         m.remove(jid);
         Ok(())
+    }
+    fn all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let m = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
+        Ok(m.iter().map(|(j, t)| (j.clone(), *t)).collect())
     }
 }
 
@@ -125,6 +144,11 @@ impl KnownStore for LentKnown {
         (self.sink)(jid, None);
         Ok(())
     }
+    /// The rows lent so far: the account sweep's caller lends every row
+    /// of the shared store first.
+    fn all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.rows.all()
+    }
 }
 
 /// The `known_users` table of the state database (`--db`). Created when
@@ -132,7 +156,11 @@ impl KnownStore for LentKnown {
 const KNOWN_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS known_users (
     jid       TEXT PRIMARY KEY,
-    confirmed INTEGER NOT NULL);";
+    confirmed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS known_users_sweep (
+    id    INTEGER PRIMARY KEY CHECK (id = 0),
+    until INTEGER NOT NULL);
+INSERT OR IGNORE INTO known_users_sweep (id, until) VALUES (0, 0);";
 
 /// Known users in the state database, shared by an extauth pool's processes.
 pub struct SqliteKnown {
@@ -188,6 +216,27 @@ impl KnownStore for SqliteKnown {
     fn remove(&self, jid: &str) -> Result<(), StoreError> {
         self.with(|c| c.execute("DELETE FROM known_users WHERE jid = ?1", params![jid]))
             .map(|_| ())
+    }
+    fn claim_sweep(&self, now: u64, until: u64) -> Result<bool, StoreError> {
+        let (now, until) = (
+            i64::try_from(now).unwrap_or(i64::MAX),
+            i64::try_from(until).unwrap_or(i64::MAX),
+        );
+        self.with(|c| {
+            c.execute(
+                "UPDATE known_users_sweep SET until = ?2 WHERE id = 0 AND until <= ?1",
+                params![now, until],
+            )
+        })
+        .map(|n| n == 1)
+    }
+    fn all(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT jid, confirmed FROM known_users")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|r| r.map(|(j, t)| (j, u64::try_from(t).unwrap_or(0))))
+                .collect()
+        })
     }
 }
 
@@ -260,6 +309,28 @@ impl KnownUsers {
         } else {
             Standing::Unknown
         }
+    }
+
+    /// The users known at Unix `now` (confirmed within the TTL), for the account sweep.
+    pub fn listed(&self, now: u64) -> Result<Vec<String>, StoreError> {
+        let ttl = self.ttls.ttl.as_secs();
+        let mut all: Vec<String> = self
+            .store
+            .all()?
+            .into_iter()
+            .filter(|(_, at)| at.saturating_add(ttl) > now)
+            .map(|(jid, _)| jid)
+            .collect();
+        all.sort();
+        Ok(all)
+    }
+
+    /// Whether this process sweeps now (until Unix `until`); see [`KnownStore::claim_sweep`].
+    pub fn claim_sweep(&self, now: u64, until: u64) -> bool {
+        self.store.claim_sweep(now, until).unwrap_or_else(|e| {
+            warn!("known users: the sweep's turn cannot be taken: {e}");
+            false
+        })
     }
 
     /// The backend confirmed `jid` at Unix `now`.
@@ -378,8 +449,10 @@ mod tests {
             k.standing("b@x", 3002, 3002),
             Standing::Known { due: false }
         );
+        assert_eq!(k.listed(3002).unwrap(), ["b@x"], "a@x is past the TTL");
         k.forget("b@x");
         assert_eq!(k.standing("b@x", 3002, 3002), Standing::Unknown);
+        assert!(k.listed(3002).unwrap().is_empty());
     }
 
     #[test]
@@ -395,6 +468,11 @@ mod tests {
         k.confirm("c@x", 5);
         let again = known(Box::new(SqliteKnown::open(&db).unwrap()));
         assert_eq!(again.standing("c@x", 6, 6), Standing::Known { due: false });
+        // One sweep per interval among the processes sharing the database.
+        assert!(k.claim_sweep(100, 200));
+        assert!(!again.claim_sweep(150, 250), "taken until 200");
+        assert!(again.claim_sweep(200, 300));
+        assert!(known(Box::new(MemoryKnown::default())).claim_sweep(0, 1));
         assert!(crate::cache::sqlite::SqliteStore::open(&db).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }

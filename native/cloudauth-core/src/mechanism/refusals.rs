@@ -17,7 +17,10 @@ pub(crate) const MAX_ENTRIES: usize = 10_000;
 /// Recently refused (JID, password) pairs.
 pub(crate) struct RecentRefusals {
     digester: Digester,
-    until: Mutex<HashMap<PairDigest, u64>>,
+    /// Digest → (Unix end of the window, the key it was remembered for):
+    /// the key (a JID, never a password) lets [`RecentRefusals::forget`]
+    /// drop one user's refusals.
+    until: Mutex<HashMap<PairDigest, (u64, String)>>,
 }
 
 impl RecentRefusals {
@@ -34,7 +37,7 @@ impl RecentRefusals {
         let key = self.digester.digest(jid, password);
         self.until
             .lock()
-            .map(|m| m.get(&key).is_some_and(|u| *u >= now))
+            .map(|m| m.get(&key).is_some_and(|(u, _)| *u >= now))
             .unwrap_or(false)
     }
 
@@ -43,11 +46,22 @@ impl RecentRefusals {
         let key = self.digester.digest(jid, password);
         let Ok(mut m) = self.until.lock() else { return };
         if m.len() >= MAX_ENTRIES {
-            m.retain(|_, u| *u >= now);
+            m.retain(|_, (u, _)| *u >= now);
         }
         if m.len() < MAX_ENTRIES {
-            m.insert(key, until);
+            m.insert(key, (until, jid.to_string()));
         }
+    }
+
+    /// Drops the refusals remembered for keys `matches` picks (one user's,
+    /// for `forget` and a departed account). Returns how many went.
+    pub fn forget(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let Ok(mut m) = self.until.lock() else {
+            return 0;
+        };
+        let before = m.len();
+        m.retain(|_, (_, key)| !matches(key));
+        before - m.len()
     }
 }
 
@@ -63,6 +77,10 @@ mod tests {
         assert!(!r.remembers("a@x", "other", 150));
         assert!(!r.remembers("b@x", "pw", 150));
         assert!(!r.remembers("a@x", "pw", 161), "window over");
+        r.remember("b@x", "pw", 160, 100);
+        assert_eq!(r.forget(|k| k == "a@x"), 1);
+        assert!(!r.remembers("a@x", "pw", 150), "forgotten");
+        assert!(r.remembers("b@x", "pw", 150), "another user's stays");
         for i in 0..MAX_ENTRIES + 10 {
             r.remember("u@x", &i.to_string(), 1000, 200);
         }

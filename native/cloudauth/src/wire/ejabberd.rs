@@ -25,6 +25,7 @@ pub static ENTRY: WireEntry = WireEntry {
     answers: Answers {
         roster: false,
         hello: false,
+        departed: false,
     },
     codec: || Box::new(EjabberdCodec::default()),
 };
@@ -102,7 +103,7 @@ impl Encoder<Reply> for EjabberdCodec {
         // extauth: the call fails with db_failure, and nothing is cached.
         let v = match item {
             Reply::Yes => 1,
-            Reply::No | Reply::Roster(_) | Reply::Hello { .. } => 0,
+            Reply::No | Reply::Roster(_) | Reply::Hello { .. } | Reply::Departed(_) => 0,
             Reply::TempFail => 2,
         };
         dst.extend_from_slice(&[0, 2, 0, v]);

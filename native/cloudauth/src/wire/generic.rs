@@ -115,6 +115,7 @@ pub static ENTRY: WireEntry = WireEntry {
     answers: Answers {
         roster: true,
         hello: true,
+        departed: true,
     },
     codec: || Box::new(LineCodec::default()),
 };
@@ -140,14 +141,29 @@ impl Encoder<Reply> for LineCodec {
             Reply::Hello {
                 tristate,
                 client_address,
+                departed,
             } => {
                 self.tristate = tristate;
-                let granted: Vec<&str> =
-                    [(tristate, "tristate"), (client_address, "client-address")]
-                        .into_iter()
-                        .filter_map(|(on, name)| on.then_some(name))
-                        .collect();
+                let granted: Vec<&str> = [
+                    (tristate, "tristate"),
+                    (client_address, "client-address"),
+                    (departed, "departed"),
+                ]
+                .into_iter()
+                .filter_map(|(on, name)| on.then_some(name))
+                .collect();
                 dst.extend_from_slice(format!("hello:{}\n", granted.join(",")).as_bytes());
+            }
+            Reply::Departed(None) => dst.extend_from_slice(b"!\n"),
+            Reply::Departed(Some(d)) => {
+                let complete = if d.complete { 1 } else { 0 };
+                dst.extend_from_slice(
+                    format!("+\t{}\t{}\t{complete}\n", d.jids.len(), d.version).as_bytes(),
+                );
+                for jid in &d.jids {
+                    push_field(dst, jid);
+                    dst.extend_from_slice(b"\n");
+                }
             }
         }
         Ok(())
@@ -315,6 +331,35 @@ mod tests {
     }
 
     #[test]
+    fn departed_replies_are_a_header_and_one_jid_a_line() {
+        let mut c = LineCodec::default();
+        let mut out = BytesMut::new();
+        c.encode(
+            Reply::Hello {
+                tristate: true,
+                client_address: false,
+                departed: true,
+            },
+            &mut out,
+        )
+        .unwrap();
+        c.encode(Reply::Departed(None), &mut out).unwrap();
+        c.encode(
+            Reply::Departed(Some(cloudauth_core::departures::Departed {
+                jids: vec!["bob@example.org".into(), "eve\n1@example.org".into()],
+                version: 17,
+                complete: true,
+            })),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            &out[..],
+            b"hello:tristate,departed\n!\n+\t2\t17\t1\nbob@example.org\neve 1@example.org\n"
+        );
+    }
+
+    #[test]
     fn cannot_tell_is_its_own_answer_only_once_negotiated() {
         let mut c = LineCodec::default();
         let mut out = BytesMut::new();
@@ -323,11 +368,13 @@ mod tests {
             Reply::Hello {
                 tristate: false,
                 client_address: false,
+                departed: false,
             },
             Reply::TempFail,
             Reply::Hello {
                 tristate: true,
                 client_address: false,
+                departed: false,
             },
             Reply::TempFail,
             Reply::No,
@@ -353,6 +400,7 @@ mod tests {
                 Reply::Hello {
                     tristate,
                     client_address,
+                    departed: false,
                 },
                 &mut out,
             )

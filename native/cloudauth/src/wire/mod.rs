@@ -44,6 +44,9 @@ pub struct Answers {
     pub roster: bool,
     /// `hello:` negotiation (the third answer, "cannot tell").
     pub hello: bool,
+    /// `departed:` requests (mod_auth_cloudauth's poll for the accounts the
+    /// sweep found gone).
+    pub departed: bool,
 }
 
 /// A protocol as the registry lists it.
@@ -170,7 +173,12 @@ pub enum Reply {
         tristate: bool,
         /// Both sides speak `client-address` (`authfrom` requests).
         client_address: bool,
+        /// The client may poll `departed` (the account sweep is on).
+        departed: bool,
     },
+    /// The answer to a `departed` request (generic protocol only):
+    /// `None` when the account sweep is off (nothing to poll for).
+    Departed(Option<cloudauth_core::departures::Departed>),
 }
 
 /// A user's shared roster, as answered to a `roster` request.

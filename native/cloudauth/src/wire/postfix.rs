@@ -24,6 +24,7 @@ pub static ENTRY: WireEntry = WireEntry {
     answers: Answers {
         roster: false,
         hello: false,
+        departed: false,
     },
     codec: || Box::new(PostfixCodec::default()),
 };
@@ -56,7 +57,9 @@ impl Encoder<Reply> for PostfixCodec {
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
         dst.extend_from_slice(match item {
             Reply::Yes => b"200 OK\n",
-            Reply::No | Reply::Roster(_) | Reply::Hello { .. } => b"500 no such user\n",
+            Reply::No | Reply::Roster(_) | Reply::Hello { .. } | Reply::Departed(_) => {
+                b"500 no such user\n"
+            }
             Reply::TempFail => b"400 temporary failure: the cloud could not be asked\n",
         });
         Ok(())

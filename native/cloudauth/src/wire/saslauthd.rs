@@ -49,6 +49,7 @@ pub static ENTRY: WireEntry = WireEntry {
     answers: Answers {
         roster: false,
         hello: false,
+        departed: false,
     },
     codec: || Box::new(SaslauthdCodec::default()),
 };
@@ -122,7 +123,9 @@ impl Encoder<Reply> for SaslauthdCodec {
     fn encode(&mut self, item: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
         let text: &[u8] = match item {
             Reply::Yes => b"OK",
-            Reply::No | Reply::Roster(_) | Reply::Hello { .. } => b"NO authentication failed",
+            Reply::No | Reply::Roster(_) | Reply::Hello { .. } | Reply::Departed(_) => {
+                b"NO authentication failed"
+            }
             Reply::TempFail => b"NO temporary failure: the cloud could not be asked",
         };
         dst.put_u16(text.len() as u16);

@@ -69,6 +69,20 @@ pub fn limits(v: &Values) -> crate::backend::gate::Limits {
     )
 }
 
+/// Known users the account sweep asks about at once: half of
+/// `cloud-concurrency`, so that logins keep the other half of the places
+/// (at least 1; without a limit, [`UNLIMITED_SWEEP_BATCH`]).
+pub fn sweep_batch(v: &Values) -> usize {
+    match count_setting(v, keys::CLOUD_CONCURRENCY) {
+        0 => UNLIMITED_SWEEP_BATCH,
+        n => (n / 2).max(1),
+    }
+}
+
+/// The sweep's batch when `cloud-concurrency` is 0 (no limit): a sweep
+/// still asks only a few at once, or it would be a storm of its own.
+pub const UNLIMITED_SWEEP_BATCH: usize = 8;
+
 /// When password checks for a user with many wrong passwords are paused.
 pub fn throttle(v: &Values) -> crate::throttle::ThrottleSettings {
     crate::throttle::ThrottleSettings {
@@ -122,6 +136,8 @@ pub struct CacheSettings {
     pub revalidate: Duration,
     /// Known users' TTL and refresh interval.
     pub known: KnownTtls,
+    /// Interval of the account sweep (zero: off).
+    pub sweep: Duration,
 }
 
 /// Why the port program cannot use `mnesia`: its rows are lent by ejabberd.
@@ -183,6 +199,7 @@ pub fn cache_settings(v: &Values) -> CacheSettings {
             ttl: ttl(keys::KNOWN_USER_TTL),
             refresh: ttl(keys::KNOWN_USER_REFRESH),
         },
+        sweep: ttl(keys::ACCOUNT_SWEEP),
     }
 }
 

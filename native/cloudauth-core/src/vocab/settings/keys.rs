@@ -35,6 +35,8 @@ pub(crate) const CACHE_REVALIDATE: &str = "cache-revalidate";
 pub(crate) const KNOWN_USER_TTL: &str = "known-user-ttl";
 /// `known-user-refresh`
 pub(crate) const KNOWN_USER_REFRESH: &str = "known-user-refresh";
+/// `account-sweep`
+pub(crate) const ACCOUNT_SWEEP: &str = "account-sweep";
 /// `cache-bcrypt-rounds`
 pub(crate) const CACHE_BCRYPT_ROUNDS: &str = "cache-bcrypt-rounds";
 /// `roster-sync`

@@ -245,6 +245,10 @@ pub(crate) static CORE: &[Spec] = &[
         .default("1h")
         .vm()
         .value_name("DURATION"),
+    Spec::new(ACCOUNT_SWEEP, Kind::Duration, "Interval at which every known user is re-checked with the backend in the background, a few at a time (half of --cloud-concurrency): one it says no longer exists or is disabled loses his cached password and known-user entry, his sessions are closed (--ejabberdctl, in the VM, Prosody's module) and he leaves the shared roster groups (0: off)")
+        .default("1h")
+        .vm()
+        .value_name("DURATION"),
     Spec::new(CACHE_BCRYPT_ROUNDS, Kind::Rounds, "bcrypt cost of cached passwords: P[,M] for the database and for memory (one value: both)")
         .default("12,4")
         .vm()

@@ -1,0 +1,113 @@
+#!/bin/bash
+# End to end: the account sweep with ejabberd 23.01 (Debian 12's), against
+# the test backend as Nextcloud (OCS, service account svc).
+#
+#   extauth: `cloudauth -t ejabberd --backend nextcloud --cache-storage db`,
+#     a pool of 2 sharing --db, --ejabberdctl, --account-sweep 3s;
+#   in the VM: auth_method: cloud, auth_cloud_account_sweep: 3.
+#
+# alice and bob log in by password (now known users) and stay online; bob
+# is disabled in the cloud. Within a sweep his session is closed, his
+# password is refused and his cached row is gone (with the cloud down he
+# cannot log in, alice can), and alice stays online.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+
+D=localhost
+W=$(workdir sweep)
+users() { # users BOB_DISABLED
+    printf '{"users": [{"uid": "alice", "password": "alice-pw"}, {"uid": "bob", "password": "bob-pw", "disabled": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1"
+}
+start_backend "$W" "unused-$$" "$(users false)" || die_setup "test backend did not start"
+printf 'svc-pw' > "$W/service-password"; chmod 600 "$W/service-password"
+"$ROOT/erlang/install.sh" "$W/ext" >/dev/null 2>"$W/install.log" \
+    || { cat "$W/install.log"; die_setup "erlang/install.sh failed"; }
+
+online() { # online DIR USER: sessions of USER
+    "$SANDBOX" eval "$1" "length(ejabberd_sm:get_user_resources(<<\"$2\">>, <<\"$D\">>))."
+}
+
+case_sweep() { # case_sweep WHAT DIR PORT LOG
+    local what=$1 E=$2 port=$3 log=$4
+    users false > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+    probe "alice@$D" alice-pw "$port" --collect 20 > "$W/$what-alice.out" 2>&1 & local a=$!
+    probe "bob@$D" bob-pw "$port" --collect 20 > "$W/$what-bob.out" 2>&1 & local b=$!
+    wait_until 10 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 1 ]" &&
+        wait_until 5 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"alice\">>, <<\"$D\">>)).')\" = 1 ]" ||
+        not_ok "$what: alice and bob did not come online"
+    local t0; t0=$(now_ms)
+    users true > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+    if wait_until 12 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 0 ]"; then
+        ok "$what: bob, disabled in the cloud, is kicked within a sweep ($(( $(now_ms) - t0 )) ms, --account-sweep 3 s)"
+    else
+        not_ok "$what: bob still online 12 s after he was disabled"
+    fi
+    expect "$what: alice stays online" 1 "$(online "$E" alice)"
+    login "bob@$D" bob-pw "$port"; expect "$what: bob's password is refused afterwards" 1 $?
+    login "alice@$D" alice-pw "$port"; expect "$what: alice still logs in" 0 $?
+    # The cached rows: alice's stands in for the cloud, bob's was dropped.
+    fault down || die_setup "fault down"
+    login "bob@$D" bob-pw "$port"; [ $? -ne 0 ] && ok "$what: cloud down: bob's cached password is gone" ||
+        not_ok "$what: cloud down: bob still logs in from the cache"
+    login "alice@$D" alice-pw "$port"; expect "$what: cloud down: alice logs in from the cache" 0 $?
+    fault ok || die_setup "fault ok"
+    wait_line "$log" "bob@$D: the backend no longer knows this user" 5 &&
+        ok "$what: the log says bob was dropped" || not_ok "$what: no log line for bob's departure"
+    kill "$a" "$b" 2>/dev/null; wait "$a" "$b" 2>/dev/null
+}
+
+# --- extauth: cloudauth runs ejabberdctl ----------------------------------------
+PT="$W/port"
+cat > "$W/ejabberdctl" <<SH
+#!/bin/sh
+exec "$SANDBOX" ctl "$PT" "\$@"
+SH
+chmod 755 "$W/ejabberdctl"
+mkdir -p "$W/log"
+PORT=$(free_port)
+cat > "$W/port.yml" <<YML
+auth_method: external
+extauth_program: "$BIN_DIR/cloudauth -c /dev/null -t ejabberd --backend nextcloud -u $BACKEND_ORIGIN --service-user svc --service-password-file $W/service-password --cache-storage db --db $W/state.db -l $W/log --timeout 3 --account-sweep 3s --ejabberdctl $W/ejabberdctl"
+extauth_pool_size: 2
+auth_use_cache: false
+modules:
+  mod_disco: {}
+  mod_roster: {}
+YML
+start_ejabberd "$PT" "$PORT" "$W/port.yml" || die_setup "ejabberd (extauth) did not start"
+case_sweep extauth "$PT" "$PORT" "$W/log/cloudauth.log"
+wait_line "$W/log/cloudauth.log" "bob@$D: account gone from the backend; sessions closed" 5 &&
+    ok "extauth: the log says ejabberdctl kick_user closed bob's sessions" || not_ok "extauth: no kick_user line in the log"
+grep -q "ejabberdctl .* failed" "$W/log/cloudauth.log" &&
+    not_ok "extauth: an ejabberdctl call failed: $(grep 'ejabberdctl .* failed' "$W/log/cloudauth.log" | head -n1)" ||
+    ok "extauth: every ejabberdctl call succeeded"
+"$SANDBOX" stop "$PT"
+
+# --- in the VM ------------------------------------------------------------------
+VM="$W/vm"
+mkdir -p "$VM" && cp -r "$W/ext" "$VM/ext"
+PORT=$(free_port)
+cat > "$W/vm.yml" <<YML
+auth_method: cloud
+auth_use_cache: false
+auth_cloud_backend: nextcloud
+auth_cloud_url: "$BACKEND_ORIGIN"
+auth_cloud_service_user: svc
+auth_cloud_service_password_file: "$W/service-password"
+auth_cloud_timeout: 3
+auth_cloud_cache_storage: memory
+auth_cloud_account_sweep: 3
+modules:
+  mod_disco: {}
+  mod_roster: {}
+YML
+EJABBERD_SANDBOX_LOGLEVEL=info start_ejabberd "$VM" "$PORT" "$W/vm.yml" || die_setup "ejabberd (VM) did not start"
+expect "vm: the sweep worker runs under ejabberd_sup" true \
+    "$("$SANDBOX" eval "$VM" 'lists:keymember(ejabberd_auth_cloud_sweep, 1, supervisor:which_children(ejabberd_sup)).')"
+case_sweep vm "$VM" "$PORT" "$VM/log/ejabberd.log"
+wait_line "$VM/log/ejabberd.log" "bob@$D: account gone from the backend; 1 session\(s\) closed" 5 &&
+    ok "vm: the log says ejabberd_sm closed bob's session" || not_ok "vm: no session-closed line in the log"
+
+grep -qF -- "svc-pw" "$W/log/cloudauth.log" "$VM/log/ejabberd.log" && not_ok "a log holds the service password" ||
+    ok "no service password in the logs"
+finish
