@@ -3,7 +3,7 @@
 --
 -- The "generic" protocol is one line per request, `auth:USER:DOMAIN:PASSWORD`
 -- or `isuser:USER:DOMAIN`, answered by `1` or `0` in request order. Each new
--- connection first sends `hello:tristate,client-address`; the answer names
+-- connection first sends `hello:tristate,client-address,departed`; the answer names
 -- the features granted. With `tristate` cloudauth answers `?` for "cannot
 -- tell" (Nextcloud down), so that a login fails as a temporary failure and
 -- a user is not taken for unknown; with `client-address` a login whose
@@ -12,6 +12,8 @@
 -- Nextcloud (its forward-client-address setting). An older cloudauth
 -- answers `0` (or fewer features) and the connection keeps `auth:` and `1`/`0`.
 -- Requests on a new connection wait for that answer.
+-- With `departed` (cloudauth's account sweep is on) the module polls for
+-- accounts gone from Nextcloud and closes their sessions (below).
 -- Because
 -- answers come in order, a token login pipelined behind password logins
 -- would wait for the cloud too. So a host keeps a small pool of connections:
@@ -28,6 +30,7 @@
 --   cloudauth_connections = 4 -- connections to cloudauth at most
 --   cloudauth_roster = true -- shared roster from Nextcloud groups (prosody/README.md)
 --   cloudauth_roster_refresh = 600 -- seconds between re-reads of provisioned rosters (0: off)
+--   cloudauth_departed_poll = 5 -- seconds between asks for accounts gone from Nextcloud (0: off)
 
 local async = require "util.async";
 local server = require "net.server";
@@ -48,6 +51,10 @@ local target = path and ("unix:" .. path) or (ip .. ":" .. port);
 -- `buffer` (received bytes not yet forming a whole line) and `pending`
 -- (requests waiting for an answer on it, oldest first).
 local pool = {};
+
+-- A cloudauth said `departed` in its hello: its account sweep is on and
+-- this module polls for the accounts it found gone.
+local departed_spoken = false;
 
 -- The answer "cannot tell" (`?`, or no answer at all): never a "no".
 local cannot_tell = "cloudauth cannot tell";
@@ -102,9 +109,10 @@ function listeners.onincoming(c, data)
 				for f in (features or ""):gmatch("[^,]+") do granted[f] = true; end
 				done, link.tristate, link.client_address = true, granted.tristate, granted["client-address"];
 				link.greeting = nil;
-				module:log("debug", "cloudauth at %s answers \"cannot tell\": %s; takes client addresses: %s",
+				if granted.departed then departed_spoken = true; end
+				module:log("debug", "cloudauth at %s answers \"cannot tell\": %s; takes client addresses: %s; departed accounts: %s",
 					target, link.tristate and "yes" or "no (old cloudauth)",
-					link.client_address and "yes" or "no");
+					link.client_address and "yes" or "no", granted.departed and "yes" or "no");
 			end
 		elseif req and req.roster then
 			done, answer = req.roster(line);
@@ -185,7 +193,7 @@ local function pick()
 			end
 			link.greeting = hello;
 			table.insert(link.pending, hello);
-			c:write("hello:tristate,client-address\n");
+			c:write("hello:tristate,client-address,departed\n");
 			return link;
 		end
 		module:log("warn", "Cannot connect to cloudauth at %s: %s", target, err);
@@ -571,6 +579,84 @@ if roster_on then
 			return roster_refresh;
 		end);
 	end
+end
+
+-- Departed accounts (cloudauth's --account-sweep found them deleted or
+-- disabled in Nextcloud): every `cloudauth_departed_poll` seconds the module
+-- asks `departed:HOST:VERSION` for the accounts gone since the version it
+-- holds, and closes their sessions as Prosody's mod_c2s does on
+-- user-deleted. The event itself is not fired: modules purge a deleted
+-- user's data on it, and a disabled account keeps his.
+local departed_poll = module:get_option_number("cloudauth_departed_poll", 5);
+
+-- A reader for a departed answer: `!` (sweep off), `0` (an older cloudauth),
+-- or `+<TAB>N<TAB>VERSION<TAB>COMPLETE` and N JIDs, one a line.
+local function departed_reader()
+	local answer, left;
+	return function (line)
+		if not answer then
+			if line == "!" then return true, { off = true }; end
+			if line == "0" then return true, { refused = true }; end
+			local n, version = line:match("^%+\t(%d+)\t(%d+)\t[01]$");
+			if not n then return nil; end
+			answer, left = { version = version, jids = {} }, tonumber(n);
+			return left == 0, answer;
+		end
+		left = left - 1;
+		answer.jids[#answer.jids + 1] = line;
+		return left <= 0, answer;
+	end;
+end
+
+local function close_sessions(username)
+	local user = prosody.hosts[host] and prosody.hosts[host].sessions[username];
+	local n = 0;
+	if user and user.sessions then
+		local sessions = {};
+		for _, session in pairs(user.sessions) do sessions[#sessions + 1] = session; end
+		for _, session in ipairs(sessions) do
+			session:close({ condition = "not-authorized", text = "Account disabled or deleted" });
+			n = n + 1;
+		end
+	end
+	return n;
+end
+
+if departed_poll > 0 then
+	local version; -- nil until cloudauth gave the version to start from
+	local busy = false;
+	local runner = async.runner(function ()
+		local answer, err = request(("departed:%s:%s"):format(host, version or "-"), departed_reader());
+		busy = false;
+		if type(answer) ~= "table" then
+			module:log("debug", "departed accounts: no answer (%s)", tostring(err));
+			return;
+		end
+		if answer.off or answer.refused then
+			departed_spoken = false;
+			return;
+		end
+		for _, jid in ipairs(answer.jids) do
+			local username = local_user(jid);
+			if username then
+				module:log("info", "%s: account gone from Nextcloud; %d sessions closed", jid, close_sessions(username));
+			end
+		end
+		version = answer.version;
+	end, {
+		error = function (_, err) busy = false; module:log("error", "departed accounts: %s", err); end;
+	});
+	module:add_timer(departed_poll, function ()
+		-- Polled only once a connection's hello said cloudauth sweeps.
+		if departed_spoken and not busy then
+			busy = true;
+			runner:run(true);
+		elseif not departed_spoken and next(pool) == nil then
+			-- No connection yet (no login so far): open one to hear its hello.
+			pick();
+		end
+		return departed_poll;
+	end);
 end
 
 function module.unload()

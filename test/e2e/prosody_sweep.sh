@@ -1,0 +1,103 @@
+#!/bin/bash
+# End to end: the account sweep with Prosody 0.12 (Debian 12's), through
+# socket-mode cloudauth (`--listen generic=…`, --backend nextcloud with the
+# service account svc, --cache-storage memory, --account-sweep 3s) and
+# mod_auth_cloudauth (cloudauth_departed_poll = 1), against the test
+# backend as Nextcloud.
+#
+# alice and bob log in by password and stay online; bob is disabled in the
+# cloud. Within a sweep and a poll his session is closed, his password is
+# refused, alice stays online. On the wire: hello:tristate,departed is
+# answered with both, departed:localhost:- with the version now.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+
+command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
+D=localhost
+W=$(workdir prosody-sweep)
+users() { # users BOB_DISABLED
+    printf '{"users": [{"uid": "alice", "password": "alice-pw"}, {"uid": "bob", "password": "bob-pw", "disabled": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1"
+}
+start_backend "$W" "unused-$$" "$(users false)" || die_setup "test backend did not start"
+printf 'svc-pw' > "$W/service-password"; chmod 600 "$W/service-password"
+port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+say() { # say LINE... -> cloudauth's answer lines on one connection
+    /usr/bin/python3 - "$CA_PORT" "$@" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rwb")
+for line in sys.argv[2:]:
+    f.write(line.encode() + b"\n")
+    f.flush()
+    print(f.readline().decode().rstrip("\n"))
+PY
+}
+
+mkdir -p "$W/log"
+CA_PORT=$(free_port)
+"$BIN_DIR/cloudauth" -c /dev/null --backend nextcloud -u "$BACKEND_ORIGIN" --service-user svc \
+    --service-password-file "$W/service-password" -l "$W/log" --cache-storage memory \
+    --cache-bcrypt-rounds 4 --timeout 3 --account-sweep 3s --listen "generic=127.0.0.1:$CA_PORT" \
+    2>> "$W/cloudauth.stderr" &
+CA_PID=$!
+on_exit "kill $CA_PID"
+wait_until 10 port_listens "$CA_PORT" || die_setup "cloudauth did not listen on 127.0.0.1:$CA_PORT"
+
+answer=$(say "hello:tristate,departed" "departed:$D:-" | tr '\n' ' ')
+[[ $answer =~ ^hello:tristate,departed\ \+$'\t'0$'\t'[0-9]+$'\t'1\ $ ]] &&
+    ok "hello:tristate,departed is granted; departed:$D:- answers the version now" ||
+    not_ok "hello/departed answered: $answer"
+
+PORT=$(free_port)
+P="$W/prosody"
+mkdir -p "$P/data"
+{
+    prosody_globals "$P" "$PORT" "$ROOT/prosody"
+    cat <<LUA
+
+VirtualHost "localhost"
+    authentication = "cloudauth"
+    cloudauth_host = "127.0.0.1"
+    cloudauth_port = $CA_PORT
+    cloudauth_departed_poll = 1
+LUA
+} > "$P/prosody.cfg.lua"
+prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+PROSODY_PID=$!
+on_exit "kill $PROSODY_PID; wait $PROSODY_PID"
+wait_until 10 port_listens "$PORT" || {
+    tail -n 30 "$P/stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
+    die_setup "prosody did not listen on 127.0.0.1:$PORT"
+}
+LOG="$P/prosody.log"
+echo "# Prosody $(dpkg-query -W -f '${Version}' prosody)"
+
+probe "alice@$D" alice-pw "$PORT" --collect 25 > "$W/alice.out" 2>&1 & A=$!
+probe "bob@$D" bob-pw "$PORT" --collect 25 > "$W/bob.out" 2>&1 & B=$!
+on_exit "kill $A $B 2>/dev/null"
+# The probes print when they end: Prosody's log tells when both are in.
+wait_line "$LOG" "Authenticated as bob@$D" 10 && wait_line "$LOG" "Authenticated as alice@$D" 5 ||
+    not_ok "alice and bob did not log in"
+sleep 1
+t0=$(now_ms)
+users true > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+if wait_until 12 sh -c "! kill -0 $B 2>/dev/null"; then
+    ok "bob, disabled in the cloud, is disconnected by Prosody within a sweep and a poll ($(( $(now_ms) - t0 )) ms, sweep 3 s, poll 1 s)"
+else
+    not_ok "bob still connected 12 s after he was disabled"
+fi
+kill -0 "$A" 2>/dev/null && ok "alice stays connected" || not_ok "alice was disconnected too"
+wait_line "$LOG" "bob@$D: account gone from Nextcloud; 1 sessions closed" 5 &&
+    ok "the module logs that it closed bob's session" || not_ok "no 'sessions closed' line in Prosody's log"
+out=$(probe "bob@$D" bob-pw "$PORT")
+expect "bob's password is refused afterwards" "login-failed not-authorized" "$out"
+fault down || die_setup "fault down"
+out=$(probe "bob@$D" bob-pw "$PORT")
+[ "$out" != login-ok ] && ok "cloud down: bob's cached password is gone ($out)" ||
+    not_ok "cloud down: bob still logs in from the cache"
+expect "cloud down: alice logs in from the cache" login-ok "$(probe "alice@$D" alice-pw "$PORT")"
+fault ok
+kill "$A" 2>/dev/null; wait "$A" 2>/dev/null
+grep -qF -- "svc-pw" "$W/log/cloudauth.log" "$LOG" && not_ok "a log holds the service password" ||
+    ok "no service password in the logs"
+finish
