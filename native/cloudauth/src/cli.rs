@@ -103,6 +103,14 @@ fn check(spec: &'static Spec, text: &str) -> Result<String, String> {
     ok.map(|()| text.to_string())
 }
 
+/// Every name `-t` takes: each registered protocol's name and aliases.
+fn protocol_names() -> Vec<&'static str> {
+    cloudauth::wire::registry::WIRE_PROTOCOLS
+        .iter()
+        .flat_map(|e| std::iter::once(e.name).chain(e.aliases.iter().copied()))
+        .collect()
+}
+
 fn arg_for(spec: &'static Spec) -> Arg {
     let mut help = spec.help.to_string();
     if let Some(d) = spec.default {
@@ -117,6 +125,10 @@ fn arg_for(spec: &'static Spec) -> Arg {
     match spec.kind {
         Kind::Flag => arg.action(ArgAction::SetTrue),
         Kind::Obsolete => arg.hide(true).action(ArgAction::Set),
+        // The program's own registry names the protocols.
+        Kind::Protocol => arg
+            .value_name(spec.value_name)
+            .value_parser(PossibleValuesParser::new(protocol_names())),
         Kind::Choice(_) | Kind::Backend => {
             arg.value_name(spec.value_name)
                 .value_parser(PossibleValuesParser::new(

@@ -105,6 +105,7 @@ pub fn parse_value(spec: &Spec, text: &str, warnings: &mut Vec<String>) -> Resul
     let t = text.trim();
     match spec.kind {
         Kind::Text => Ok(Value::Text(t.to_string())),
+        Kind::Protocol => Ok(Value::Text(t.to_ascii_lowercase())),
         Kind::Url => {
             let schemes = url_schemes();
             let url = parse_url_of(t, &schemes)?;

@@ -91,6 +91,7 @@ fn values(s: &Spec) -> String {
     let names = |v: Vec<&str>| v.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
     match s.kind {
         Kind::Text => "text".into(),
+        Kind::Protocol => "a wire protocol (`cloudauth --help` lists them)".into(),
         Kind::Url => {
             let schemes: Vec<String> = crate::catalogue::url_schemes()
                 .iter()

@@ -39,6 +39,10 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// One of the registered backends.
     Backend,
+    /// A wire protocol of the `cloudauth` program: its names are the
+    /// program's registry (`cloudauth::wire::registry`), which the core
+    /// cannot see; read as lowercase text, checked by the program.
+    Protocol,
     /// Comma-separated names of registered token formats, tried in order.
     Tokens,
     /// Comma-separated values (repeatable on the command line).
@@ -163,9 +167,6 @@ impl Spec {
     }
 }
 
-/// Wire protocols on standard input and output.
-pub(crate) const PROTOCOLS: &[&str] = &["ejabberd", "generic", "prosody", "saslauthd", "postfix"];
-
 /// The settings of the core and the port program (backends and token
 /// formats add theirs: see [`all`]).
 pub(crate) static CORE: &[Spec] = &[
@@ -283,10 +284,10 @@ pub(crate) static CORE: &[Spec] = &[
         .vm()
         .value_name("N"),
     // The port program.
-    Spec::new(TYPE, Kind::Choice(PROTOCOLS), "Protocol on stdin/stdout: ejabberd, generic (alias prosody), saslauthd, postfix")
+    Spec::new(TYPE, Kind::Protocol, "Protocol on stdin/stdout (generic is also called prosody)")
         .short('t')
         .value_name("PROTO"),
-    Spec::new(LISTEN, Kind::List, "Serve sockets instead of stdin/stdout: PROTO=ADDR, repeatable; PROTO is ejabberd, generic, saslauthd, postfix or metrics (sockets passed by systemd are served too)")
+    Spec::new(LISTEN, Kind::List, "Serve sockets instead of stdin/stdout: PROTO=ADDR, repeatable; PROTO is a protocol --type takes, or metrics (sockets passed by systemd are served too)")
         .value_name("PROTO=ADDR"),
     Spec::new(IDLE_TIMEOUT, Kind::Duration, "Socket mode: close connections that sent nothing for this long")
         .default("5m")
