@@ -32,7 +32,7 @@
 
 -behaviour(gen_server).
 
--export([start/1, start_link/0, ensure_started/0, lend/3, lend_known/3, claim/4, sweep/1]).
+-export([start/1, start_link/0, ensure_started/0, lend/3, lend_known/3, known_rows/1, claim/4, sweep/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
 	 code_change/3]).
 
@@ -119,6 +119,21 @@ code_change(_OldVsn, State, _Extra) ->
 %%%----------------------------------------------------------------------
 %%% API
 %%%----------------------------------------------------------------------
+
+%% Host's known users as {Jid, Confirmed}, for the account sweep.
+-spec known_rows(binary()) -> [{binary(), non_neg_integer()}].
+known_rows(Host) ->
+    Suffix = <<"@", Host/binary>>,
+    N = byte_size(Suffix),
+    try mnesia:dirty_select(ejabberd_auth_cloud_known,
+			    [{#ejabberd_auth_cloud_known{jid = '$1', confirmed = '$2'}, [],
+			      [{{'$1', '$2'}}]}]) of
+	Rows -> [R || {J, _} = R <- Rows, byte_size(J) > N,
+		      binary:part(J, byte_size(J) - N, N) == Suffix]
+    catch _:Why ->
+	    ?WARNING_MSG("Account sweep: the known users of ~ts cannot be read: ~p", [Host, Why]),
+	    []
+    end.
 
 %% Creates the tables (with a copy on this node) and starts the writer.
 -spec start(binary()) -> ok.

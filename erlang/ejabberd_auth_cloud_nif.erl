@@ -14,7 +14,7 @@
 
 -export([new_host/1, schema/0, set_log_sink/1, stats/1, forget/3, check_token/4, auth/5, is_user/4,
 	 cache_lend/4, known_lend/4, set_cache_writer/1,
-	 roster_fetch/4, roster_plan/6, doctor/3, sweep_every/1, sweep/2,
+	 roster_fetch/4, roster_plan/6, doctor/3, sweep_every/1, sweep/3,
 	 noop/0, noop_async/1, selftest_panic/0, selftest_panic_async/1]).
 -export([library_path/0]).
 
@@ -63,10 +63,11 @@ forget(_Host, _User, _Server) -> erlang:nif_error(nif_not_loaded).
 -spec sweep_every(reference()) -> non_neg_integer().
 sweep_every(_Host) -> erlang:nif_error(nif_not_loaded).
 
-%% One account sweep; the result arrives as {Ref, {Departed, Present}}
-%% (lists of <<"user@host">>) or {Ref, {error, Why}}.
--spec sweep(reference(), reference()) -> ok | {error, binary()}.
-sweep(_Host, _Ref) -> erlang:nif_error(nif_not_loaded).
+%% One account sweep over the known users, Rows ({Jid, Confirmed}) lent
+%% first (cache storage mnesia; [] otherwise); the result arrives as
+%% {Ref, {Departed, Present}} (lists of <<"user@host">>) or {Ref, {error, Why}}.
+-spec sweep(reference(), reference(), [{binary(), non_neg_integer()}]) -> ok | {error, binary()}.
+sweep(_Host, _Ref, _Rows) -> erlang:nif_error(nif_not_loaded).
 
 %% Every option of the core's settings schema with its default (text) or nil.
 -spec schema() -> [{binary(), binary() | nil}].

@@ -12,8 +12,9 @@
 %%% does), takes them out of the provisioned shared roster groups and, with
 %%% auth_cloud_roster_sync, re-reads the present users' groups so that
 %%% someone who left a group in the cloud leaves it here without a login.
-%%% One process per node, under ejabberd_sup; each node sweeps its own
-%%% known users (in a cluster every node keeps its own, for now).
+%%% One process per node, under ejabberd_sup. With cache storage mnesia the
+%%% cluster's known users (ejabberd_auth_cloud_known) are lent to the NIF
+%%% first, and each node sweeps all of them (nodes do not share a turn).
 %%%----------------------------------------------------------------------
 -module(ejabberd_auth_cloud_sweep).
 
@@ -81,7 +82,11 @@ handle_info({sweep, Host}, #state{timers = T, running = R} = State) ->
 	    {noreply, State1};
 	{Handle, _} ->
 	    Ref = make_ref(),
-	    try ejabberd_auth_cloud_nif:sweep(Handle, Ref) of
+	    Rows = case ejabberd_config:get_option({auth_cloud_cache_storage, Host}) of
+		       mnesia -> ejabberd_auth_cloud_cluster:known_rows(Host);
+		       _ -> []
+		   end,
+	    try ejabberd_auth_cloud_nif:sweep(Handle, Ref, Rows) of
 		ok ->
 		    {noreply, State1#state{running = R#{Ref => Host}}};
 		{error, Why} ->

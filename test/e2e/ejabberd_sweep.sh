@@ -4,7 +4,9 @@
 #
 #   extauth: `cloudauth -t ejabberd --backend nextcloud --cache-storage db`,
 #     a pool of 2 sharing --db, --ejabberdctl, --account-sweep 3s;
-#   in the VM: auth_method: cloud, auth_cloud_account_sweep: 3.
+#   in the VM: auth_method: cloud, auth_cloud_account_sweep: 3, cache
+#     storage memory, then mnesia (the known users in Mnesia, lent to the
+#     NIF before each sweep).
 #
 # alice and bob log in by password (now known users) and stay online; bob
 # is disabled in the cloud. Within a sweep his session is closed, his
@@ -83,11 +85,12 @@ grep -q "ejabberdctl .* failed" "$W/log/cloudauth.log" &&
     ok "extauth: every ejabberdctl call succeeded"
 "$SANDBOX" stop "$PT"
 
-# --- in the VM ------------------------------------------------------------------
-VM="$W/vm"
-mkdir -p "$VM" && cp -r "$W/ext" "$VM/ext"
-PORT=$(free_port)
-cat > "$W/vm.yml" <<YML
+# --- in the VM (memory, then mnesia: the cluster's known users lent first) --------
+vm_case() { # vm_case STORAGE
+    local VM="$W/vm-$1" port
+    mkdir -p "$VM" && cp -r "$W/ext" "$VM/ext"
+    port=$(free_port)
+    cat > "$W/vm-$1.yml" <<YML
 auth_method: cloud
 auth_use_cache: false
 auth_cloud_backend: nextcloud
@@ -95,19 +98,36 @@ auth_cloud_url: "$BACKEND_ORIGIN"
 auth_cloud_service_user: svc
 auth_cloud_service_password_file: "$W/service-password"
 auth_cloud_timeout: 3
-auth_cloud_cache_storage: memory
+auth_cloud_cache_storage: $1
 auth_cloud_account_sweep: 3
 modules:
   mod_disco: {}
   mod_roster: {}
 YML
-EJABBERD_SANDBOX_LOGLEVEL=info start_ejabberd "$VM" "$PORT" "$W/vm.yml" || die_setup "ejabberd (VM) did not start"
-expect "vm: the sweep worker runs under ejabberd_sup" true \
-    "$("$SANDBOX" eval "$VM" 'lists:keymember(ejabberd_auth_cloud_sweep, 1, supervisor:which_children(ejabberd_sup)).')"
-case_sweep vm "$VM" "$PORT" "$VM/log/ejabberd.log"
-wait_line "$VM/log/ejabberd.log" "bob@$D: account gone from the backend; 1 session\(s\) closed" 5 &&
-    ok "vm: the log says ejabberd_sm closed bob's session" || not_ok "vm: no session-closed line in the log"
+    EJABBERD_SANDBOX_LOGLEVEL=info start_ejabberd "$VM" "$port" "$W/vm-$1.yml" || die_setup "ejabberd (VM, $1) did not start"
+    expect "vm $1: the sweep worker runs under ejabberd_sup" true \
+        "$("$SANDBOX" eval "$VM" 'lists:keymember(ejabberd_auth_cloud_sweep, 1, supervisor:which_children(ejabberd_sup)).')"
+    if [ "$1" = mnesia ]; then
+        # A known user this node never saw (another node's, or from before a
+        # restart): only in Mnesia, and gone from the cloud.
+        "$SANDBOX" eval "$VM" "mnesia:dirty_write({ejabberd_auth_cloud_known, <<\"ghost@$D\">>, erlang:system_time(second)})." > /dev/null
+    fi
+    case_sweep "vm $1" "$VM" "$port" "$VM/log/ejabberd.log"
+    wait_line "$VM/log/ejabberd.log" "bob@$D: account gone from the backend; 1 session\(s\) closed" 5 &&
+        ok "vm $1: the log says ejabberd_sm closed bob's session" || not_ok "vm $1: no session-closed line in the log"
+    if [ "$1" = mnesia ]; then
+        expect "vm mnesia: ghost, known only in Mnesia, is swept (lent to the NIF) and his row deleted" "[]" \
+            "$("$SANDBOX" eval "$VM" 'mnesia:dirty_read(ejabberd_auth_cloud_known, <<"ghost@localhost">>).')"
+        expect "vm mnesia: bob's known-user row is gone from Mnesia, alice's stays" "[] 1" \
+            "$("$SANDBOX" eval "$VM" 'mnesia:dirty_read(ejabberd_auth_cloud_known, <<"bob@localhost">>).') $("$SANDBOX" eval "$VM" 'length(mnesia:dirty_read(ejabberd_auth_cloud_known, <<"alice@localhost">>)).')"
+    fi
+    LOGS="$LOGS $VM/log/ejabberd.log"
+    "$SANDBOX" stop "$VM"
+}
+LOGS="$W/log/cloudauth.log"
+vm_case memory
+vm_case mnesia
 
-grep -qF -- "svc-pw" "$W/log/cloudauth.log" "$VM/log/ejabberd.log" && not_ok "a log holds the service password" ||
+grep -qF -- "svc-pw" $LOGS && not_ok "a log holds the service password" ||
     ok "no service password in the logs"
 finish

@@ -386,12 +386,25 @@ fn sweep_every(host: ResourceArc<Host>) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// `sweep(Handle, Ref) -> ok`, then `{Ref, {Departed, Present}}` (lists of
-/// `<<"user@host">>`): one account sweep by the core, which dropped what it
-/// held for the departed already; Erlang closes their sessions and takes
-/// them out of the shared roster, and re-reads the present users' groups.
+/// `sweep(Handle, Ref, Rows) -> ok`, then `{Ref, {Departed, Present}}`
+/// (lists of `<<"user@host">>`): one account sweep by the core, which
+/// dropped what it held for the departed already; Erlang closes their
+/// sessions and takes them out of the shared roster, and re-reads the
+/// present users' groups. `Rows` (`[{Jid, Confirmed}]`) are the cluster's
+/// known users (cache storage mnesia), lent first so that the sweep sees
+/// them all; `[]` for the other storages.
 #[rustler::nif]
-fn sweep<'a>(env: Env<'a>, host: ResourceArc<Host>, reply_ref: Term<'a>) -> NifResult<Atom> {
+fn sweep<'a>(
+    env: Env<'a>,
+    host: ResourceArc<Host>,
+    reply_ref: Term<'a>,
+    rows: Vec<(String, u64)>,
+) -> NifResult<Atom> {
+    if let Some(lent) = &host.lent_known {
+        for (jid, confirmed) in &rows {
+            lent.lend(jid, Some(*confirmed));
+        }
+    }
     // A sweep of many users in batches takes a while; never longer than
     // its interval is useful, and never less than 5 minutes is allowed.
     let every = host.auth.sweep_every().unwrap_or_default();
