@@ -1,5 +1,6 @@
 #!/bin/bash
-# End to end: the account sweep with Prosody 0.12 (Debian 12's), through
+# End to end: the account sweep with Prosody 0.12 (Debian 12's) and 13 (a
+# cached Debian 13 root, as prosody_tristate.sh runs it), through
 # socket-mode cloudauth (`--listen generic=…`, --backend nextcloud with the
 # service account svc, --cache-storage memory, --account-sweep 3s) and
 # mod_auth_cloudauth (cloudauth_departed_poll = 1), against the test
@@ -9,17 +10,26 @@
 # cloud. Within a sweep and a poll his session is closed, his password is
 # refused, alice stays online. On the wire: hello:tristate,departed is
 # answered with both, departed:localhost:- with the version now.
+#
+#   bash test/e2e/prosody_sweep.sh                  both, one after the other
+#   bash test/e2e/prosody_sweep.sh --host           Prosody 0.12 of the host
+#   bash test/e2e/prosody_sweep.sh --root trixie    Prosody 13 (needs root)
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
-command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
+case ${1:-} in
+    --host) RUNS=(host) ;;
+    --root) RUNS=("${2:?--root NAME}") ;;
+    "") RUNS=(host trixie) ;;
+    *) die_setup "usage: $0 [--host | --root NAME]" ;;
+esac
 D=localhost
-W=$(workdir prosody-sweep)
+BASE=$(workdir prosody-sweep)
 users() { # users BOB_DISABLED
     printf '{"users": [{"uid": "alice", "password": "alice-pw"}, {"uid": "bob", "password": "bob-pw", "disabled": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1"
 }
-start_backend "$W" "unused-$$" "$(users false)" || die_setup "test backend did not start"
-printf 'svc-pw' > "$W/service-password"; chmod 600 "$W/service-password"
+start_backend "$BASE" "unused-$$" "$(users false)" || die_setup "test backend did not start"
+printf 'svc-pw' > "$BASE/service-password"; chmod 600 "$BASE/service-password"
 port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 say() { # say LINE... -> cloudauth's answer lines on one connection
     /usr/bin/python3 - "$CA_PORT" "$@" <<'PY'
@@ -33,10 +43,15 @@ for line in sys.argv[2:]:
 PY
 }
 
+sweep_run() {
+ROOT_NAME=${1#host} R= V=$1
+W="$BASE/$1"
 mkdir -p "$W/log"
+fault ok || die_setup "backend reset"
+users false > "$BASE/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
 CA_PORT=$(free_port)
 "$BIN_DIR/cloudauth" -c /dev/null --backend nextcloud -u "$BACKEND_ORIGIN" --service-user svc \
-    --service-password-file "$W/service-password" -l "$W/log" --cache-storage memory \
+    --service-password-file "$BASE/service-password" -l "$W/log" --cache-storage memory \
     --cache-bcrypt-rounds 4 --timeout 3 --account-sweep 3s --listen "generic=127.0.0.1:$CA_PORT" \
     2>> "$W/cloudauth.stderr" &
 CA_PID=$!
@@ -45,14 +60,12 @@ wait_until 10 port_listens "$CA_PORT" || die_setup "cloudauth did not listen on 
 
 answer=$(say "hello:tristate,departed" "departed:$D:-" | tr '\n' ' ')
 [[ $answer =~ ^hello:tristate,departed\ \+$'\t'0$'\t'[0-9]+$'\t'1\ $ ]] &&
-    ok "hello:tristate,departed is granted; departed:$D:- answers the version now" ||
-    not_ok "hello/departed answered: $answer"
+    ok "$V: hello:tristate,departed is granted; departed:$D:- answers the version now" ||
+    not_ok "$V: hello/departed answered: $answer"
 
 PORT=$(free_port)
-P="$W/prosody"
-mkdir -p "$P/data"
-{
-    prosody_globals "$P" "$PORT" "$ROOT/prosody"
+prosody_config() { # prosody_config DIR MODULE_DIR
+    prosody_globals "$1" "$PORT" "$2"
     cat <<LUA
 
 VirtualHost "localhost"
@@ -61,43 +74,70 @@ VirtualHost "localhost"
     cloudauth_port = $CA_PORT
     cloudauth_departed_poll = 1
 LUA
-} > "$P/prosody.cfg.lua"
-prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+}
+if [ -z "$ROOT_NAME" ]; then
+    command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
+    P="$W/prosody"
+    mkdir -p "$P/data"
+    prosody_config "$P" "$ROOT/prosody" > "$P/prosody.cfg.lua"
+    prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
+else
+    . "$E2E_LIB/debian-root.sh"
+    [ "$(id -u)" = 0 ] || die_setup "--root needs root (chroot, mount)"
+    root_recipe "$ROOT_NAME" >/dev/null || die_setup "no root recipe $ROOT_NAME"
+    mapfile -t recipe < <(root_recipe "$ROOT_NAME")
+    root_tar "$ROOT_NAME" "${recipe[@]:0:2}" "$W/mmdebstrap.log" "${recipe[@]:2}" \
+        || die_setup "root $ROOT_NAME: mmdebstrap failed"
+    R="$W/root"
+    root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
+    mkdir -p "$R/tmp/src" && cp -r "$ROOT/prosody" "$R/tmp/src/"
+    chroot "$R" install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
+    prosody_config /tmp/prosody /tmp/src/prosody > "$R/tmp/prosody/prosody.cfg.lua"
+    chroot "$R" chown -R prosody:prosody /tmp/prosody
+    P="$R/tmp/prosody"
+    chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
+        prosody -F --config /tmp/prosody/prosody.cfg.lua > "$W/prosody.stdout" 2>&1 &
+fi
 PROSODY_PID=$!
 on_exit "kill $PROSODY_PID; wait $PROSODY_PID"
 wait_until 10 port_listens "$PORT" || {
-    tail -n 30 "$P/stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
+    tail -n 30 "$P/stdout" "$W/prosody.stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
     die_setup "prosody did not listen on 127.0.0.1:$PORT"
 }
 LOG="$P/prosody.log"
-echo "# Prosody $(dpkg-query -W -f '${Version}' prosody)"
+V=$(${R:+chroot "$R"} dpkg-query -W -f '${Version}' prosody)
+echo "# Prosody $V${ROOT_NAME:+ in root $ROOT_NAME}"
 
 probe "alice@$D" alice-pw "$PORT" --collect 25 > "$W/alice.out" 2>&1 & A=$!
 probe "bob@$D" bob-pw "$PORT" --collect 25 > "$W/bob.out" 2>&1 & B=$!
 on_exit "kill $A $B 2>/dev/null"
 # The probes print when they end: Prosody's log tells when both are in.
 wait_line "$LOG" "Authenticated as bob@$D" 10 && wait_line "$LOG" "Authenticated as alice@$D" 5 ||
-    not_ok "alice and bob did not log in"
+    not_ok "$V: alice and bob did not log in"
 sleep 1
 t0=$(now_ms)
-users true > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+users true > "$BASE/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
 if wait_until 12 sh -c "! kill -0 $B 2>/dev/null"; then
-    ok "bob, disabled in the cloud, is disconnected by Prosody within a sweep and a poll ($(( $(now_ms) - t0 )) ms, sweep 3 s, poll 1 s)"
+    ok "$V: bob, disabled in the cloud, is disconnected by Prosody within a sweep and a poll ($(( $(now_ms) - t0 )) ms, sweep 3 s, poll 1 s)"
 else
-    not_ok "bob still connected 12 s after he was disabled"
+    not_ok "$V: bob still connected 12 s after he was disabled"
 fi
-kill -0 "$A" 2>/dev/null && ok "alice stays connected" || not_ok "alice was disconnected too"
+kill -0 "$A" 2>/dev/null && ok "$V: alice stays connected" || not_ok "$V: alice was disconnected too"
 wait_line "$LOG" "bob@$D: account gone from Nextcloud; 1 sessions closed" 5 &&
-    ok "the module logs that it closed bob's session" || not_ok "no 'sessions closed' line in Prosody's log"
+    ok "$V: the module logs that it closed bob's session" || not_ok "$V: no 'sessions closed' line in Prosody's log"
 out=$(probe "bob@$D" bob-pw "$PORT")
-expect "bob's password is refused afterwards" "login-failed not-authorized" "$out"
+expect "$V: bob's password is refused afterwards" "login-failed not-authorized" "$out"
 fault down || die_setup "fault down"
 out=$(probe "bob@$D" bob-pw "$PORT")
-[ "$out" != login-ok ] && ok "cloud down: bob's cached password is gone ($out)" ||
-    not_ok "cloud down: bob still logs in from the cache"
-expect "cloud down: alice logs in from the cache" login-ok "$(probe "alice@$D" alice-pw "$PORT")"
+[ "$out" != login-ok ] && ok "$V: cloud down: bob's cached password is gone ($out)" ||
+    not_ok "$V: cloud down: bob still logs in from the cache"
+expect "$V: cloud down: alice logs in from the cache" login-ok "$(probe "alice@$D" alice-pw "$PORT")"
 fault ok
 kill "$A" 2>/dev/null; wait "$A" 2>/dev/null
-grep -qF -- "svc-pw" "$W/log/cloudauth.log" "$LOG" && not_ok "a log holds the service password" ||
-    ok "no service password in the logs"
+kill "$PROSODY_PID" "$CA_PID" 2>/dev/null; wait "$PROSODY_PID" 2>/dev/null
+grep -qF -- "svc-pw" "$W/log/cloudauth.log" "$LOG" && not_ok "$V: a log holds the service password" ||
+    ok "$V: no service password in the logs"
+}
+
+for run in "${RUNS[@]}"; do sweep_run "$run"; done
 finish
