@@ -8,19 +8,24 @@
 #     storage memory, then mnesia (the known users in Mnesia, lent to the
 #     NIF before each sweep).
 #
-# alice and bob log in by password (now known users) and stay online; bob
-# is disabled in the cloud. Within a sweep his session is closed, his
-# password is refused and his cached row is gone (with the cloud down he
-# cannot log in, alice can), and alice stays online.
+# alice, bob and carol share the Nextcloud group "Team" (shared roster
+# sync on: --ejabberdctl, auth_cloud_roster_sync). alice and bob log in by
+# password (now known users) and stay online, carol logs in once. Then bob
+# is disabled in the cloud and carol leaves Team. Within a sweep, without
+# anyone logging in: bob's session is closed and he is out of Team
+# (departure), carol is out of Team (the present users' groups re-read),
+# alice stays in it (srg members before and after). Then bob's password is
+# refused and his cached row is gone (with the cloud down he cannot log
+# in, alice can), and alice stays online.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
 D=localhost
 W=$(workdir sweep)
-users() { # users BOB_DISABLED
-    printf '{"users": [{"uid": "alice", "password": "alice-pw"}, {"uid": "bob", "password": "bob-pw", "disabled": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1"
+users() { # users BOB_DISABLED CAROL_GROUPS
+    printf '{"users": [{"uid": "alice", "password": "alice-pw", "groups": ["Team"]}, {"uid": "bob", "password": "bob-pw", "groups": ["Team"], "disabled": %s}, {"uid": "carol", "password": "carol-pw", "groups": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1" "$2"
 }
-start_backend "$W" "unused-$$" "$(users false)" || die_setup "test backend did not start"
+start_backend "$W" "unused-$$" "$(users false '["Team"]')" || die_setup "test backend did not start"
 printf 'svc-pw' > "$W/service-password"; chmod 600 "$W/service-password"
 "$ROOT/erlang/install.sh" "$W/ext" >/dev/null 2>"$W/install.log" \
     || { cat "$W/install.log"; die_setup "erlang/install.sh failed"; }
@@ -29,20 +34,41 @@ online() { # online DIR USER: sessions of USER
     "$SANDBOX" eval "$1" "length(ejabberd_sm:get_user_resources(<<\"$2\">>, <<\"$D\">>))."
 }
 
+# team DIR: the members of the shared roster group labelled Team, as
+# ejabberd has them (mod_shared_roster), sorted, on one line.
+team() {
+    "$SANDBOX" eval "$1" "lists:sort([<<U/binary, \"@\", S/binary>> || G <- mod_shared_roster:list_groups(<<\"$D\">>), proplists:get_value(label, mod_shared_roster:get_group_opts(<<\"$D\">>, G)) == <<\"Team\">>, {U, S} <- mod_shared_roster:get_group_explicit_users(<<\"$D\">>, G)])." |
+        tr -d '[]<>"\n' | tr ',' ' '
+}
+team_is() { [ "$(team "$1")" = "$2" ]; } # team_is DIR "MEMBERS"
+
 case_sweep() { # case_sweep WHAT DIR PORT LOG
     local what=$1 E=$2 port=$3 log=$4
-    users false > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+    users false '["Team"]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
     probe "alice@$D" alice-pw "$port" --collect 20 > "$W/$what-alice.out" 2>&1 & local a=$!
     probe "bob@$D" bob-pw "$port" --collect 20 > "$W/$what-bob.out" 2>&1 & local b=$!
     wait_until 10 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 1 ]" &&
         wait_until 5 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"alice\">>, <<\"$D\">>)).')\" = 1 ]" ||
         not_ok "$what: alice and bob did not come online"
+    login "carol@$D" carol-pw "$port"; expect "$what: carol logs in once (a known user)" 0 $?
+    local all="alice@$D bob@$D carol@$D"
+    wait_until 10 team_is "$E" "$all"
+    expect "$what: before: the logins' syncs put alice, bob and carol into Team" "$all" "$(team "$E")"
     local t0; t0=$(now_ms)
-    users true > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+    users true '[]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
     if wait_until 12 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 0 ]"; then
         ok "$what: bob, disabled in the cloud, is kicked within a sweep ($(( $(now_ms) - t0 )) ms, --account-sweep 3 s)"
     else
         not_ok "$what: bob still online 12 s after he was disabled"
+    fi
+    # Nobody has logged in since the change: only the sweep can do this.
+    if wait_until 8 team_is "$E" "alice@$D"; then
+        ok "$what: after: bob (departed) and carol (left the group) are out of Team, alice stays, without a login ($(( $(now_ms) - t0 )) ms)"
+    else
+        local now; now=$(team "$E")
+        case " $now " in *" bob@$D "*) not_ok "$what: bob, departed, still in Team: $now" ;; esac
+        case " $now " in *" carol@$D "*) not_ok "$what: carol left Team in the cloud but is still in it: $now" ;; esac
+        case " $now " in *" alice@$D "*) ;; *) not_ok "$what: alice lost from Team: $now" ;; esac
     fi
     expect "$what: alice stays online" 1 "$(online "$E" alice)"
     login "bob@$D" bob-pw "$port"; expect "$what: bob's password is refused afterwards" 1 $?
@@ -72,9 +98,6 @@ auth_method: external
 extauth_program: "$BIN_DIR/cloudauth -c /dev/null -t ejabberd --backend nextcloud -u $BACKEND_ORIGIN --service-user svc --service-password-file $W/service-password --cache-storage db --db $W/state.db -l $W/log --timeout 3 --account-sweep 3s --ejabberdctl $W/ejabberdctl"
 extauth_pool_size: 2
 auth_use_cache: false
-modules:
-  mod_disco: {}
-  mod_roster: {}
 YML
 start_ejabberd "$PT" "$PORT" "$W/port.yml" || die_setup "ejabberd (extauth) did not start"
 case_sweep extauth "$PT" "$PORT" "$W/log/cloudauth.log"
@@ -100,9 +123,7 @@ auth_cloud_service_password_file: "$W/service-password"
 auth_cloud_timeout: 3
 auth_cloud_cache_storage: $1
 auth_cloud_account_sweep: 3
-modules:
-  mod_disco: {}
-  mod_roster: {}
+auth_cloud_roster_sync: true
 YML
     EJABBERD_SANDBOX_LOGLEVEL=info start_ejabberd "$VM" "$port" "$W/vm-$1.yml" || die_setup "ejabberd (VM, $1) did not start"
     expect "vm $1: the sweep worker runs under ejabberd_sup" true \
