@@ -23,6 +23,7 @@
 #                                                         (test/lib/debian-root.sh; needs root)
 set -u
 . "$(dirname "$0")/../lib/common.sh"
+. "$E2E_LIB/prosody-root.sh"
 
 case ${1:-} in
     "") ROOT_NAME= ;;
@@ -111,25 +112,9 @@ start() {
         printf 'VirtualHost "%s"\n    authentication = "cloudauth"\n    cloudauth_host = "127.0.0.1"\n    cloudauth_port = %s\n' \
             "$D" "$ca_port"
     }
-    if [ -z "$ROOT_NAME" ]; then
-        P="$dir/prosody"
-        mkdir -p "$P/data"
-        prosody_config "$P" "$ROOT/prosody" > "$P/prosody.cfg.lua"
-        prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
-    else
-        mkdir -p "$R/tmp/src" && rm -rf "$R/tmp/src/prosody" "$R/tmp/prosody" && cp -r "$ROOT/prosody" "$R/tmp/src/"
-        chroot "$R" install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
-        prosody_config /tmp/prosody /tmp/src/prosody > "$R/tmp/prosody/prosody.cfg.lua"
-        chroot "$R" chown -R prosody:prosody /tmp/prosody
-        P="$R/tmp/prosody"
-        chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
-            prosody -F --config /tmp/prosody/prosody.cfg.lua > "$dir/prosody.stdout" 2>&1 &
-    fi
-    PROSODY_PID=$!
-    wait_until 10 bash -c "(exec 3<> /dev/tcp/127.0.0.1/$PORT) 2>/dev/null" || {
-        tail -n 20 "$P/stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
-        die_setup "prosody did not listen on 127.0.0.1:$PORT"
-    }
+    prosody_prepare "$dir"
+    prosody_launch "$dir"
+    prosody_listening "$PORT" "$dir"
 }
 stop_all() {
     [ -n "${PROSODY_PID:-}" ] && { kill "$PROSODY_PID"; wait "$PROSODY_PID"; } 2>/dev/null
@@ -143,17 +128,8 @@ doctor() {
         --service-password-file "$dir/service-password" --forward-client-address 2>&1
 }
 R=
-if [ -n "$ROOT_NAME" ]; then
-    . "$E2E_LIB/debian-root.sh"
-    [ "$(id -u)" = 0 ] || die_setup "--root needs root (chroot, mount)"
-    root_recipe "$ROOT_NAME" >/dev/null || die_setup "no root recipe $ROOT_NAME"
-    mapfile -t recipe < <(root_recipe "$ROOT_NAME")
-    root_tar "$ROOT_NAME" "${recipe[@]:0:2}" "$W/mmdebstrap.log" "${recipe[@]:2}" \
-        || die_setup "root $ROOT_NAME: mmdebstrap failed"
-    R="$W/root"
-    root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
-fi
-echo "# Prosody $(${R:+chroot "$R"} dpkg-query -W -f '${Version}' prosody)${ROOT_NAME:+ in root $ROOT_NAME}"
+[ -z "$ROOT_NAME" ] || prosody_root "$ROOT_NAME" "$W"
+echo "# Prosody $(prosody_version)${ROOT_NAME:+ in root $ROOT_NAME}"
 GUESSES=(nobody1:x nobody2:x nobody3:x nobody4:x nobody5:x nobody6:x
          alice:wrong1 alice:wrong2 alice:wrong3 bob:wrong1 bob:wrong2 bob:wrong3)
 

@@ -16,6 +16,7 @@
 #   bash test/e2e/prosody_sweep.sh --root trixie    Prosody 13 (needs root)
 set -u
 . "$(dirname "$0")/../lib/common.sh"
+. "$E2E_LIB/prosody-root.sh"
 
 case ${1:-} in
     --host) RUNS=(host) ;;
@@ -75,37 +76,13 @@ VirtualHost "localhost"
     cloudauth_departed_poll = 1
 LUA
 }
-if [ -z "$ROOT_NAME" ]; then
-    command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
-    P="$W/prosody"
-    mkdir -p "$P/data"
-    prosody_config "$P" "$ROOT/prosody" > "$P/prosody.cfg.lua"
-    prosody -F --config "$P/prosody.cfg.lua" > "$P/stdout" 2>&1 &
-else
-    . "$E2E_LIB/debian-root.sh"
-    [ "$(id -u)" = 0 ] || die_setup "--root needs root (chroot, mount)"
-    root_recipe "$ROOT_NAME" >/dev/null || die_setup "no root recipe $ROOT_NAME"
-    mapfile -t recipe < <(root_recipe "$ROOT_NAME")
-    root_tar "$ROOT_NAME" "${recipe[@]:0:2}" "$W/mmdebstrap.log" "${recipe[@]:2}" \
-        || die_setup "root $ROOT_NAME: mmdebstrap failed"
-    R="$W/root"
-    root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
-    mkdir -p "$R/tmp/src" && cp -r "$ROOT/prosody" "$R/tmp/src/"
-    chroot "$R" install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
-    prosody_config /tmp/prosody /tmp/src/prosody > "$R/tmp/prosody/prosody.cfg.lua"
-    chroot "$R" chown -R prosody:prosody /tmp/prosody
-    P="$R/tmp/prosody"
-    chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
-        prosody -F --config /tmp/prosody/prosody.cfg.lua > "$W/prosody.stdout" 2>&1 &
-fi
-PROSODY_PID=$!
+[ -z "$ROOT_NAME" ] || prosody_root "$ROOT_NAME" "$W"
+prosody_prepare "$W"
+prosody_launch "$W"
 on_exit "kill $PROSODY_PID; wait $PROSODY_PID"
-wait_until 10 port_listens "$PORT" || {
-    tail -n 30 "$P/stdout" "$W/prosody.stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
-    die_setup "prosody did not listen on 127.0.0.1:$PORT"
-}
+prosody_listening "$PORT" "$W"
 LOG="$P/prosody.log"
-V=$(${R:+chroot "$R"} dpkg-query -W -f '${Version}' prosody)
+V=$(prosody_version)
 echo "# Prosody $V${ROOT_NAME:+ in root $ROOT_NAME}"
 
 probe "alice@$D" alice-pw "$PORT" --collect 25 > "$W/alice.out" 2>&1 & A=$!

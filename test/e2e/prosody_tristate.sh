@@ -26,6 +26,7 @@
 # the new one works at once.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
+. "$E2E_LIB/prosody-root.sh"
 
 case ${1:-} in
     --host) RUNS=(host) ;;
@@ -86,52 +87,22 @@ VirtualHost "localhost"
     cloudauth_port = $CA_PORT
 LUA
 }
-if [ -z "$ROOT_NAME" ]; then
-    command -v prosody >/dev/null || die_setup "prosody is not installed (Debian package prosody)"
-    P="$W/prosody"
-    mkdir -p "$P/data"
-    prosody_config "$P" "$ROOT/prosody" > "$P/prosody.cfg.lua"
-    start_prosody() { prosody -F --config "$P/prosody.cfg.lua" >> "$P/stdout" 2>&1 & PROSODY_PID=$!; }
-else
-    . "$E2E_LIB/debian-root.sh"
-    [ "$(id -u)" = 0 ] || die_setup "--root needs root (chroot, mount)"
-    root_recipe "$ROOT_NAME" >/dev/null || die_setup "no root recipe $ROOT_NAME"
-    mapfile -t recipe < <(root_recipe "$ROOT_NAME")
-    root_tar "$ROOT_NAME" "${recipe[@]:0:2}" "$W/mmdebstrap.log" "${recipe[@]:2}" \
-        || die_setup "root $ROOT_NAME: mmdebstrap failed"
-    R="$W/root"
-    root_unpack "$ROOT_TAR" "$R" || die_setup "cannot unpack $ROOT_TAR"
-    mkdir -p "$R/tmp/src" && cp -r "$ROOT/prosody" "$R/tmp/src/"
-    chroot "$R" install -d -o prosody -g prosody /tmp/prosody /tmp/prosody/data
-    prosody_config /tmp/prosody /tmp/src/prosody > "$R/tmp/prosody/prosody.cfg.lua"
-    chroot "$R" chown -R prosody:prosody /tmp/prosody
-    P="$R/tmp/prosody"
-    start_prosody() {
-        chroot --userspec=prosody:prosody "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/prosody \
-            prosody -F --config /tmp/prosody/prosody.cfg.lua >> "$W/prosody.stdout" 2>&1 &
-        PROSODY_PID=$!
-    }
-fi
-prosody_up() {
-    wait_until 10 port_listens "$PORT" || {
-        tail -n 30 "$P/stdout" "$W/prosody.stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
-        die_setup "prosody did not listen on 127.0.0.1:$PORT"
-    }
-}
-start_prosody
+[ -z "$ROOT_NAME" ] || prosody_root "$ROOT_NAME" "$W"
+prosody_prepare "$W"
+prosody_launch "$W"
 on_exit 'kill $PROSODY_PID; wait $PROSODY_PID'
-prosody_up
+prosody_listening "$PORT" "$W"
+LOG="$P/prosody.log"
 restart() { # restart [cloudauth]: Prosody (and cloudauth) stopped and started again
     kill "$PROSODY_PID"; wait "$PROSODY_PID" 2>/dev/null
     if [ "${1:-}" = cloudauth ]; then
         kill "$CA_PID"; wait "$CA_PID" 2>/dev/null
         start_cloudauth
     fi
-    start_prosody; prosody_up
+    prosody_launch "$W"; prosody_listening "$PORT" "$W"
 }
 D=localhost
-LOG="$P/prosody.log"
-echo "# Prosody $(${R:+chroot "$R"} dpkg-query -W -f '${Version}' prosody)${ROOT_NAME:+ in root $ROOT_NAME}"
+echo "# Prosody $(prosody_version)${ROOT_NAME:+ in root $ROOT_NAME}"
 
 # alice logs in once while Nextcloud is up: her password is cached.
 out=$(probe "alice@$D" alice-pw "$PORT")
