@@ -8,22 +8,24 @@
 #     storage memory, then mnesia (the known users in Mnesia, lent to the
 #     NIF before each sweep).
 #
-# alice, bob and carol share the Nextcloud group "Team" (shared roster
-# sync on: --ejabberdctl, auth_cloud_roster_sync). alice and bob log in by
-# password (now known users) and stay online, carol logs in once. Then bob
-# is disabled in the cloud and carol leaves Team. Within a sweep, without
-# anyone logging in: bob's session is closed and he is out of Team
-# (departure), carol is out of Team (the present users' groups re-read),
-# alice stays in it (srg members before and after). Then bob's password is
-# refused and his cached row is gone (with the cloud down he cannot log
-# in, alice can), and alice stays online.
+# alice, bob and carol share the Nextcloud group "Team", bob alone is in
+# "Solo" (shared roster sync on: --ejabberdctl, auth_cloud_roster_sync).
+# alice and bob log in by password (now known users) and stay online, carol
+# logs in once. Then bob is disabled in the cloud and carol leaves Team.
+# Within a sweep, without anyone logging in: bob's session is closed; bob
+# and carol are out of Team and alice stays in it (the present users'
+# groups re-read); bob is out of Solo, which no other known user's sync
+# touches, so only his departure can take him out (group members before
+# and after, mod_shared_roster). Then bob's password is refused and his
+# cached row is gone (with the cloud down he cannot log in, alice can),
+# and alice stays online.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
 D=localhost
 W=$(workdir sweep)
 users() { # users BOB_DISABLED CAROL_GROUPS
-    printf '{"users": [{"uid": "alice", "password": "alice-pw", "groups": ["Team"]}, {"uid": "bob", "password": "bob-pw", "groups": ["Team"], "disabled": %s}, {"uid": "carol", "password": "carol-pw", "groups": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1" "$2"
+    printf '{"users": [{"uid": "alice", "password": "alice-pw", "groups": ["Team"]}, {"uid": "bob", "password": "bob-pw", "groups": ["Team", "Solo"], "disabled": %s}, {"uid": "carol", "password": "carol-pw", "groups": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1" "$2"
 }
 start_backend "$W" "unused-$$" "$(users false '["Team"]')" || die_setup "test backend did not start"
 printf 'svc-pw' > "$W/service-password"; chmod 600 "$W/service-password"
@@ -34,19 +36,20 @@ online() { # online DIR USER: sessions of USER
     "$SANDBOX" eval "$1" "length(ejabberd_sm:get_user_resources(<<\"$2\">>, <<\"$D\">>))."
 }
 
-# team DIR: the members of the shared roster group labelled Team, as
-# ejabberd has them (mod_shared_roster), sorted, on one line.
+# team DIR [LABEL]: the members of the shared roster group labelled LABEL
+# (Team), as ejabberd has them (mod_shared_roster), sorted, on one line.
 team() {
-    "$SANDBOX" eval "$1" "lists:sort([<<U/binary, \"@\", S/binary>> || G <- mod_shared_roster:list_groups(<<\"$D\">>), proplists:get_value(label, mod_shared_roster:get_group_opts(<<\"$D\">>, G)) == <<\"Team\">>, {U, S} <- mod_shared_roster:get_group_explicit_users(<<\"$D\">>, G)])." |
+    "$SANDBOX" eval "$1" "lists:sort([<<U/binary, \"@\", S/binary>> || G <- mod_shared_roster:list_groups(<<\"$D\">>), proplists:get_value(label, mod_shared_roster:get_group_opts(<<\"$D\">>, G)) == <<\"${2:-Team}\">>, {U, S} <- mod_shared_roster:get_group_explicit_users(<<\"$D\">>, G)])." |
         tr -d '[]<>"\n' | tr ',' ' '
 }
-team_is() { [ "$(team "$1")" = "$2" ]; } # team_is DIR "MEMBERS"
+team_is() { [ "$(team "$1" "${3:-Team}")" = "$2" ]; } # team_is DIR "MEMBERS" [LABEL]
 
 case_sweep() { # case_sweep WHAT DIR PORT LOG
     local what=$1 E=$2 port=$3 log=$4
     users false '["Team"]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
-    probe "alice@$D" alice-pw "$port" --collect 20 > "$W/$what-alice.out" 2>&1 & local a=$!
-    probe "bob@$D" bob-pw "$port" --collect 20 > "$W/$what-bob.out" 2>&1 & local b=$!
+    # Online for longer than the case's waits add up to (killed at its end).
+    probe "alice@$D" alice-pw "$port" --collect 45 > "$W/$what-alice.out" 2>&1 & local a=$!
+    probe "bob@$D" bob-pw "$port" --collect 45 > "$W/$what-bob.out" 2>&1 & local b=$!
     wait_until 10 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 1 ]" &&
         wait_until 5 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"alice\">>, <<\"$D\">>)).')\" = 1 ]" ||
         not_ok "$what: alice and bob did not come online"
@@ -54,6 +57,8 @@ case_sweep() { # case_sweep WHAT DIR PORT LOG
     local all="alice@$D bob@$D carol@$D"
     wait_until 10 team_is "$E" "$all"
     expect "$what: before: the logins' syncs put alice, bob and carol into Team" "$all" "$(team "$E")"
+    wait_until 5 team_is "$E" "bob@$D" Solo
+    expect "$what: before: bob's login put him into Solo" "bob@$D" "$(team "$E" Solo)"
     local t0; t0=$(now_ms)
     users true '[]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
     if wait_until 12 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 0 ]"; then
@@ -63,13 +68,15 @@ case_sweep() { # case_sweep WHAT DIR PORT LOG
     fi
     # Nobody has logged in since the change: only the sweep can do this.
     if wait_until 8 team_is "$E" "alice@$D"; then
-        ok "$what: after: bob (departed) and carol (left the group) are out of Team, alice stays, without a login ($(( $(now_ms) - t0 )) ms)"
+        ok "$what: after: bob (disabled) and carol (left the group) are out of Team, alice stays, without a login ($(( $(now_ms) - t0 )) ms)"
     else
         local now; now=$(team "$E")
         case " $now " in *" bob@$D "*) not_ok "$what: bob, departed, still in Team: $now" ;; esac
         case " $now " in *" carol@$D "*) not_ok "$what: carol left Team in the cloud but is still in it: $now" ;; esac
         case " $now " in *" alice@$D "*) ;; *) not_ok "$what: alice lost from Team: $now" ;; esac
     fi
+    wait_until 5 team_is "$E" "" Solo
+    expect "$what: after: bob, departed, is out of Solo, which only his departure touches" "" "$(team "$E" Solo)"
     expect "$what: alice stays online" 1 "$(online "$E" alice)"
     login "bob@$D" bob-pw "$port"; expect "$what: bob's password is refused afterwards" 1 $?
     login "alice@$D" alice-pw "$port"; expect "$what: alice still logs in" 0 $?
