@@ -10,8 +10,7 @@ use cloudauth_core::secret;
 use cloudauth_core::settings::keys::*;
 use cloudauth_core::settings::values::{Layer, Origin, SettingsError, Values};
 use cloudauth_core::settings::{
-    cache_settings, count_setting, roster_policy, setting, setting_or_default, timeouts,
-    CacheSettings,
+    cache_settings, choice_setting, count_setting, roster_policy, setting, timeouts, CacheSettings,
 };
 use cloudauth_core::Timeouts;
 use thiserror::Error;
@@ -177,10 +176,7 @@ impl Config {
                 why: "must be at least 1s".into(),
             });
         }
-        // Never `None`: the schema gives it a default (the core's tests).
-        let on_trouble =
-            setting_or_default(&v, ON_BACKEND_TROUBLE, Values::choice::<TroublePolicy>)
-                .unwrap_or(TroublePolicy::TempFail);
+        let on_trouble: TroublePolicy = choice_setting(&v, ON_BACKEND_TROUBLE);
         let db = (
             setting(&v, DB, |v, k| v.path(k).map(Path::to_path_buf)),
             !v.is_default(DB),

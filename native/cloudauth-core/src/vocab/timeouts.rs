@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 /// Connect and total deadlines for one request (xcauth's `--timeout C,T`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `Default` (no time at all) only lets `setting` read `timeout`, whose
+/// default is the schema's (tests check it is never reached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Timeouts {
     /// Deadline for the TCP (and TLS) connection set-up.
     pub connect: Duration,

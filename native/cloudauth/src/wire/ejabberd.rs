@@ -22,20 +22,13 @@ pub struct EjabberdCodec {
 pub static ENTRY: WireEntry = WireEntry {
     name: "ejabberd",
     aliases: &[],
-    answers: Answers {
-        roster: false,
-        hello: false,
-        departed: false,
-    },
+    answers: Answers::NONE,
     codec: || Box::new(EjabberdCodec::default()),
 };
 
 impl WireProtocol for EjabberdCodec {
     fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
-        match frame {
-            Incoming::Payload(p) => Ok(request::parse(&p)?),
-            _ => Err(BadInput::Shape(ENTRY.name)),
-        }
+        super::parse_payload(frame, ENTRY.name, request::parse)
     }
 }
 

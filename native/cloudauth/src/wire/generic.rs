@@ -122,10 +122,7 @@ pub static ENTRY: WireEntry = WireEntry {
 
 impl WireProtocol for LineCodec {
     fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
-        match frame {
-            Incoming::Payload(p) => Ok(request::parse(&p)?),
-            _ => Err(BadInput::Shape(ENTRY.name)),
-        }
+        super::parse_payload(frame, ENTRY.name, request::parse)
     }
 }
 

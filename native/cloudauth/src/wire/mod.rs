@@ -36,6 +36,20 @@ pub trait WireProtocol:
     fn parse(&self, frame: Incoming) -> Result<Request, BadInput>;
 }
 
+/// [`WireProtocol::parse`] of a protocol whose decoder yields whole
+/// payloads: the payload read by the protocol's request `syntax`; any other
+/// frame is one the decoder never yields (`protocol` names it in the error).
+pub(crate) fn parse_payload(
+    frame: Incoming,
+    protocol: &'static str,
+    syntax: fn(&[u8]) -> Result<Request, RequestError>,
+) -> Result<Request, BadInput> {
+    match frame {
+        Incoming::Payload(p) => Ok(syntax(&p)?),
+        _ => Err(BadInput::Shape(protocol)),
+    }
+}
+
 /// What a protocol answers besides `auth` and `isuser` (and `quit`);
 /// the rest is answered as a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +61,15 @@ pub struct Answers {
     /// `departed:` requests (mod_auth_cloudauth's poll for the accounts the
     /// sweep found gone).
     pub departed: bool,
+}
+
+impl Answers {
+    /// `auth`, `isuser` and `quit` only (ejabberd, Postfix, saslauthd).
+    pub const NONE: Answers = Answers {
+        roster: false,
+        hello: false,
+        departed: false,
+    };
 }
 
 /// A protocol as the registry lists it.

@@ -21,20 +21,13 @@ pub struct PostfixCodec {
 pub static ENTRY: WireEntry = WireEntry {
     name: "postfix",
     aliases: &[],
-    answers: Answers {
-        roster: false,
-        hello: false,
-        departed: false,
-    },
+    answers: Answers::NONE,
     codec: || Box::new(PostfixCodec::default()),
 };
 
 impl WireProtocol for PostfixCodec {
     fn parse(&self, frame: Incoming) -> Result<Request, BadInput> {
-        match frame {
-            Incoming::Payload(p) => Ok(request::parse_postfix(&p)?),
-            _ => Err(BadInput::Shape(ENTRY.name)),
-        }
+        super::parse_payload(frame, ENTRY.name, request::parse_postfix)
     }
 }
 

@@ -46,11 +46,7 @@ impl SaslauthdCodec {
 pub static ENTRY: WireEntry = WireEntry {
     name: "saslauthd",
     aliases: &[],
-    answers: Answers {
-        roster: false,
-        hello: false,
-        departed: false,
-    },
+    answers: Answers::NONE,
     codec: || Box::new(SaslauthdCodec::default()),
 };
 

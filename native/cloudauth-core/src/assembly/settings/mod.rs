@@ -28,19 +28,18 @@ fn schema_defaults() -> &'static Values {
 /// What `read` finds for `key` in `v`, else in the schema's defaults: a
 /// default is written once, in the schema, and `Values` not made by
 /// `Values::resolve` (a test's `Values::default()`) still read as the
-/// schema says. `None` only for a key the schema gives no default.
-pub fn setting_or_default<T>(
-    v: &Values,
-    key: &str,
-    read: impl Fn(&Values, &str) -> Option<T>,
-) -> Option<T> {
-    read(v, key).or_else(|| read(schema_defaults(), key))
-}
-
-/// [`setting_or_default`] for a key the schema gives a default (so
+/// schema says. Only for a key the schema gives a default (so
 /// `T::default()` is never reached: `tests::read_settings_have_schema_defaults`).
 pub fn setting<T: Default>(v: &Values, key: &str, read: impl Fn(&Values, &str) -> Option<T>) -> T {
-    setting_or_default(v, key, read).unwrap_or_default()
+    read(v, key)
+        .or_else(|| read(schema_defaults(), key))
+        .unwrap_or_default()
+}
+
+/// A [`Choice`] setting: the variant `v` gives, else the type's
+/// [`Choice::DEFAULT_VARIANT`], which is the schema's default.
+pub fn choice_setting<C: Choice>(v: &Values, key: &str) -> C {
+    v.choice(key).unwrap_or(C::DEFAULT_VARIANT)
 }
 
 /// A count setting as a `usize` (saturating on 32-bit targets).
@@ -50,11 +49,7 @@ pub fn count_setting(v: &Values, key: &str) -> usize {
 
 /// The deadlines: `timeout`, with `connect-timeout` over its first part.
 pub fn timeouts(v: &Values) -> Timeouts {
-    // Never `None`: the schema gives `timeout` a default (tests).
-    let mut t = setting_or_default(v, keys::TIMEOUT, Values::timeouts).unwrap_or(Timeouts {
-        connect: Duration::ZERO,
-        total: Duration::ZERO,
-    });
+    let mut t = setting(v, keys::TIMEOUT, Values::timeouts);
     if let Some(c) = v.duration(keys::CONNECT_TIMEOUT) {
         t.connect = c;
     }
@@ -180,9 +175,7 @@ impl CacheSettings {
 
 /// The password cache settings.
 pub fn cache_settings(v: &Values) -> CacheSettings {
-    // Never `None`: the schema gives `cache-storage` a default (tests).
-    let storage = setting_or_default(v, keys::CACHE_STORAGE, Values::choice::<CacheStorage>)
-        .unwrap_or(CacheStorage::None);
+    let storage: CacheStorage = choice_setting(v, keys::CACHE_STORAGE);
     let ttl = |k| setting(v, k, Values::duration);
     let (rounds_persistent, rounds_memory) = setting(v, keys::CACHE_BCRYPT_ROUNDS, Values::rounds);
     CacheSettings {
@@ -436,13 +429,22 @@ mod tests {
         assert_eq!(cache_settings(&empty), cache_settings(schema_defaults()));
         assert_eq!(timeouts(&empty), timeouts(schema_defaults()));
         assert_eq!(
-            setting_or_default(
-                &empty,
-                keys::ON_BACKEND_TROUBLE,
-                Values::choice::<TroublePolicy>
-            ),
-            Some(TroublePolicy::TempFail)
+            choice_setting::<TroublePolicy>(&empty, keys::ON_BACKEND_TROUBLE),
+            TroublePolicy::TempFail
         );
+        // The schema's default word is the type's default variant.
+        for (key, default) in [
+            (keys::CACHE_STORAGE, CacheStorage::DEFAULT_VARIANT.word()),
+            (
+                keys::ON_BACKEND_TROUBLE,
+                TroublePolicy::DEFAULT_VARIANT.word(),
+            ),
+        ] {
+            assert_eq!(
+                crate::catalogue::find(key).expect(key).default,
+                Some(default)
+            );
+        }
     }
 
     #[test]

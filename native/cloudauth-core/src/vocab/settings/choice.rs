@@ -2,7 +2,8 @@
 //! word is written once, in its type's [`Choice::WORDS`], which the
 //! schema offers as the setting's choices; reading a value is
 //! [`Choice::from_word`] (`Values::choice`), never a string match with a
-//! fallback arm.
+//! fallback arm. The variant a setting takes when not given is written once
+//! too, as [`Choice::DEFAULT`]: the schema's default is its word.
 
 /// A setting's words and the variants they stand for.
 pub trait Choice: Copy + Eq + 'static {
@@ -10,6 +11,15 @@ pub trait Choice: Copy + Eq + 'static {
     const ALL: &'static [Self];
     /// Each variant's word (the schema's choices, in the order help lists them).
     const WORDS: &'static [&'static str];
+    /// Where the setting's default stands in [`Choice::ALL`] and
+    /// [`Choice::WORDS`]: the schema's default is [`Choice::DEFAULT_WORD`]
+    /// and a reader falls back to [`Choice::DEFAULT_VARIANT`], one value
+    /// (an index out of range fails the build, not a run).
+    const DEFAULT: usize;
+    /// The default's word, as the schema writes it.
+    const DEFAULT_WORD: &'static str = Self::WORDS[Self::DEFAULT];
+    /// The default's variant.
+    const DEFAULT_VARIANT: Self = Self::ALL[Self::DEFAULT];
 
     /// The variant `word` names.
     fn from_word(word: &str) -> Option<Self> {
@@ -50,6 +60,8 @@ impl Choice for CacheStorage {
         CacheStorage::Mnesia,
     ];
     const WORDS: &'static [&'static str] = &["none", "memory", "db", "mnesia"];
+    /// No cache unless asked for.
+    const DEFAULT: usize = 0;
 }
 
 /// What to answer when the backend cannot say yes or no (`on-backend-trouble`).
@@ -66,6 +78,8 @@ pub enum TroublePolicy {
 impl Choice for TroublePolicy {
     const ALL: &'static [Self] = &[TroublePolicy::TempFail, TroublePolicy::Fail];
     const WORDS: &'static [&'static str] = &["tempfail", "fail"];
+    /// "Cannot tell" is not "no" unless asked for.
+    const DEFAULT: usize = 0;
 }
 
 #[cfg(test)]
@@ -86,5 +100,7 @@ mod tests {
         round_trip::<TroublePolicy>();
         assert_eq!(CacheStorage::Db.word(), "db");
         assert_eq!(TroublePolicy::from_word("fail"), Some(TroublePolicy::Fail));
+        assert_eq!(CacheStorage::DEFAULT_VARIANT, CacheStorage::None);
+        assert_eq!(TroublePolicy::DEFAULT_WORD, "tempfail");
     }
 }

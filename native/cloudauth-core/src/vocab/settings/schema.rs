@@ -211,11 +211,11 @@ pub(crate) static CORE: &[Spec] = &[
         .vm_named("auth_cloud_queue")
         .value_name("N"),
     Spec::new(ON_BACKEND_TROUBLE, Kind::Choice(TroublePolicy::WORDS), "Answer when the backend cannot tell: tempfail (nothing cached by ejabberd) or fail (no, like xcauth); see docs/backend-trouble.md")
-        .default("tempfail")
+        .default(TroublePolicy::DEFAULT_WORD)
         .value_name("POLICY"),
     // Password cache.
     Spec::new(CACHE_STORAGE, Kind::Choice(CacheStorage::WORDS), "Password cache: none, memory, db (the authcache table of --db), or mnesia (in ejabberd only: a table shared by the cluster's nodes)")
-        .default("none")
+        .default(CacheStorage::DEFAULT_WORD)
         .vm()
         .value_name("STORAGE"),
     Spec::new(DB, Kind::Path, "xcauth state database (SQLite: domains, authcache, shared roster state)")
