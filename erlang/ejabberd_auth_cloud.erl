@@ -35,7 +35,7 @@
 	 set_password/3, try_register/3, remove_user/2]).
 -export([options/0, opt_type/1]).
 %% Pure helpers, exported for the tests and the benchmark.
--export([nif_config/1, authzid_allowed/2, answer/2]).
+-export([nif_config/1, authzid_allowed/2, answer/2, trouble_line/5]).
 %% The ejabberd commands cloud_auth_stats and cloud_auth_doctor.
 -export([stats/1, forget/2, doctor/1, doctor_text/1]).
 %% For the module's own processes (log sink, cluster cache writer).
@@ -267,8 +267,8 @@ authzid_allowed(_User, _AuthzId) -> false.
 		    boolean() | {error, db_failure}.
 answer(_, {yes, _, _, _}) -> true;
 answer(_, {no, _, _, _}) -> false;
-answer(check_password, {trouble, _, _, _}) -> false;
-answer(user_exists, {trouble, _, _, _}) -> {error, db_failure}.
+answer(check_password, {T, _, _, _}) when T =:= trouble; T =:= own_trouble -> false;
+answer(user_exists, {T, _, _, _}) when T =:= trouble; T =:= own_trouble -> {error, db_failure}.
 
 %%%----------------------------------------------------------------------
 %%% ejabberdctl cloud_auth_doctor HOST
@@ -466,11 +466,11 @@ decide(Op, User, Server, Password) ->
     Started = erlang:monotonic_time(microsecond),
     Decision = try persistent_term:get(handle_key(Server), undefined) of
 		   undefined ->
-		       {trouble, precheck, <<"not set up (see the error logged at start)">>, 0};
+		       {own_trouble, precheck, <<"not set up (see the error logged at start)">>, 0};
 		   {Handle, Wait} ->
 		       ask(Op, Handle, Wait, User, Server, Password)
 	       catch Class:Reason ->
-		       {trouble, precheck, iolist_to_binary(io_lib:format("~p:~p", [Class, Reason])), 0}
+		       {own_trouble, precheck, iolist_to_binary(io_lib:format("~p:~p", [Class, Reason])), 0}
 	       end,
     log_decision(Op, User, Server, Decision, erlang:monotonic_time(microsecond) - Started),
     Decision.
@@ -505,13 +505,13 @@ await(Wait, Start) ->
     case Start(Ref) of
 	ok ->
 	    receive
-		{Ref, {error, Why}} -> {trouble, precheck, Why, 0};
+		{Ref, {error, Why}} -> {own_trouble, precheck, Why, 0};
 		{Ref, Decision} -> Decision
 	    after Wait ->
-		    {trouble, precheck, <<"no answer from the NIF in time">>, 0}
+		    {own_trouble, precheck, <<"no answer from the NIF in time">>, 0}
 	    end;
 	{error, Why} ->
-	    {trouble, precheck, Why, 0}
+	    {own_trouble, precheck, Why, 0}
     end.
 
 %% ejabberd logs every login's outcome itself; the path taken (token,
@@ -522,9 +522,9 @@ await(Wait, Start) ->
 log_decision(Op, User, Server, {trouble, withheld, Detail, _}, Us) ->
     ?INFO_MSG("~ts ~ts@~ts: cannot tell, not asked (~B us): ~ts",
 	      [Op, User, Server, Us, Detail]);
-log_decision(Op, User, Server, {trouble, Path, Detail, _}, Us) ->
-    ?WARNING_MSG("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
-		 [Op, User, Server, Path, Us, Detail]);
+log_decision(Op, User, Server, {T, _, _, _} = D, Us)
+  when T =:= trouble; T =:= own_trouble ->
+    ?WARNING_MSG("~ts", [trouble_line(Op, User, Server, D, Us)]);
 log_decision(Op, User, Server, {yes, fallback, _, _}, Us) ->
     ?WARNING_MSG("~ts ~ts@~ts: cloud unreachable, admitted by the password cache in ~B us",
 		 [Op, User, Server, Us]);
@@ -533,6 +533,18 @@ log_decision(Op, User, Server, {Verdict, Path, <<"">>, _}, Us) ->
 log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
     ?DEBUG("~ts ~ts@~ts: ~ts via ~ts (~ts) in ~B us",
 	   [Op, User, Server, Verdict, Path, Detail, Us]).
+
+%% A trouble's log line, worded as cloudauth's own log words it: this
+%% server's own trouble (the NIF tells, Trouble::named_own; or the NIF
+%% itself gave no answer) has no word on the backend, whose trouble it is not.
+-spec trouble_line(atom(), binary(), binary(), ejabberd_auth_cloud_nif:decision(),
+		   integer()) -> binary().
+trouble_line(Op, User, Server, {own_trouble, Path, Detail, _}, Us) ->
+    iolist_to_binary(io_lib:format("~ts ~ts@~ts: cannot tell via ~ts in ~B us: this server's own trouble: ~ts",
+				   [Op, User, Server, Path, Us, Detail]));
+trouble_line(Op, User, Server, {trouble, Path, Detail, _}, Us) ->
+    iolist_to_binary(io_lib:format("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
+				   [Op, User, Server, Path, Us, Detail])).
 
 %% Runs Module:ensure_started/0 once this start is over. Not from here
 %% directly: ejabberd_sup may be starting this very process (ejabberd_auth)

@@ -209,7 +209,7 @@ claim({Key, Until}, IfNew, IfUsed, Jid) ->
 	{atomic, used} -> IfUsed;
 	{aborted, Why} ->
 	    ?WARNING_MSG("One-time token of ~ts not recorded: ~p", [Jid, Why]),
-	    {trouble, token, <<"one-time token: its use could not be recorded in Mnesia">>, 0}
+	    {own_trouble, token, <<"one-time token: its use could not be recorded in Mnesia">>, 0}
     end.
 
 %%%----------------------------------------------------------------------

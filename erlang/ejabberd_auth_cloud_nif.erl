@@ -20,7 +20,10 @@
 
 -on_load(init/0).
 
--type decision() :: {yes | no | trouble,
+%% trouble: the backend's (or its answer's deadline); own_trouble: this
+%% server's own (its queue to the backend, local state, the NIF itself).
+%% Both answer "cannot tell".
+-type decision() :: {yes | no | trouble | own_trouble,
 		     token | backend | cache | fallback | precheck | recent | throttled | withheld,
 		     binary(), non_neg_integer()}.
 -export_type([decision/0]).

@@ -54,7 +54,18 @@ answer_test() ->
     ?assertNot(A(check_password, {trouble, backend, <<"down">>, 1})),
     ?assert(A(user_exists, {yes, backend, <<>>, 1})),
     ?assertNot(A(user_exists, {no, backend, <<>>, 1})),
-    ?assertEqual({error, db_failure}, A(user_exists, {trouble, backend, <<"down">>, 1})).
+    ?assertEqual({error, db_failure}, A(user_exists, {trouble, backend, <<"down">>, 1})),
+    ?assertNot(A(check_password, {own_trouble, backend, <<"queue full">>, 1})),
+    ?assertEqual({error, db_failure}, A(user_exists, {own_trouble, precheck, <<"no answer">>, 1})).
+
+%% The VM's trouble line says whose, as cloudauth's log does.
+trouble_line_test() ->
+    L = fun(D) -> ejabberd_auth_cloud:trouble_line(auth, <<"alice">>, <<"example.org">>, D, 7) end,
+    ?assertEqual(<<"auth alice@example.org: backend trouble via backend in 7 us: down">>,
+		 L({trouble, backend, <<"down">>, 1})),
+    ?assertEqual(<<"auth alice@example.org: cannot tell via backend in 7 us: "
+		   "this server's own trouble: queue full">>,
+		 L({own_trouble, backend, <<"queue full">>, 1})).
 
 no_clause_for([{ejabberd_auth_cloud, opt_type, _, _} | _]) -> true;
 no_clause_for(_) -> false.
@@ -244,7 +255,7 @@ trouble_is_a_reply() ->
     ?assertMatch({trouble, backend, _, _}, await(Ref2, Budget)).
 
 %% 200 requests to a cloud that never answers: every call returns at once,
-%% every caller gets its trouble reply by the budget, and meanwhile a
+%% every caller gets its trouble reply (the backend's or the queue's) by the budget, and meanwhile a
 %% process that needs a scheduler every millisecond is not delayed.
 async_waits_hold_no_scheduler() ->
     {Port, Hole} = blackhole(),
@@ -263,7 +274,12 @@ async_waits_hold_no_scheduler() ->
     ?assert(lists:max(Ticks) < 50),
     Results = [receive {done, P, R} -> R after Budget + 2000 -> timeout end || P <- Callers],
     Elapsed = erlang:monotonic_time(millisecond) - T0,
-    ?assertEqual(200, length([R || {trouble, backend, _, _} = R <- Results])),
+    %% The 8 in flight run out of time (the backend's trouble); the rest
+    %% find no place among them in time (this server's own queue).
+    Backend = [R || {trouble, backend, _, _} = R <- Results],
+    Own = [D || {own_trouble, backend, D, _} <- Results],
+    ?assertEqual(200, length(Backend) + length(Own)),
+    ?assertEqual([], [D || D <- Own, binary:match(D, <<"could not start within">>) =:= nomatch]),
     ?assert(Elapsed < Budget + 1000),
     Hole ! stop.
 

@@ -8,7 +8,8 @@
 //! a secret file and may open a database) runs on a dirty I/O scheduler.
 //!
 //! Results of decisions are `{Verdict, Path, Detail, Micros}`: `Verdict` is
-//! `yes | no | trouble`, `Path` is `token | backend | cache | fallback |
+//! `yes | no | trouble | own_trouble` (own: this server's, not the
+//! backend's, `Trouble::named_own`; both answer "cannot tell"), `Path` is `token | backend | cache | fallback |
 //! precheck | recent | throttled | withheld`, `Detail` a binary for the log (never a password).
 
 mod cluster;
@@ -33,7 +34,7 @@ use crate::roster::Fetched;
 mod atoms {
     rustler::atoms! {
         ok, error, not_token, pass, warn, fail, claim,
-        yes, no, trouble,
+        yes, no, trouble, own_trouble,
         token, backend, cache, fallback, precheck, recent, throttled, withheld,
         create_group, add_member, remove_member, set_name,
     }
@@ -48,6 +49,9 @@ fn decision_term(d: &Decision, started: Instant) -> DecisionTerm {
     let (verdict, detail) = match &d.verdict {
         Verdict::Yes => (atoms::yes(), escape(d.reason.unwrap_or(""))),
         Verdict::No => (atoms::no(), escape(d.reason.unwrap_or(""))),
+        Verdict::Trouble(cause) if cause.named_own() => {
+            (atoms::own_trouble(), escape(&cause.to_string()))
+        }
         Verdict::Trouble(cause) => (atoms::trouble(), escape(&cause.to_string())),
     };
     let path = match d.path {

@@ -10,7 +10,7 @@ use cloudauth_core::roster::{
     apply_changes, bucket_of, changes_since, desired, personal_roster, GroupPolicy, Jid,
     RosterVersion, BUCKETS,
 };
-use cloudauth_core::{Authenticator, Decision, OwnCause, Path, Trouble, Verdict};
+use cloudauth_core::{Authenticator, Decision, Path, Verdict};
 use tracing::{debug, info, warn};
 
 use crate::monitor::Monitor;
@@ -146,18 +146,9 @@ impl Note {
             (Verdict::Trouble(cause), _) if d.path == Path::Throttled || cause.not_asked() => {
                 info!("{op} {user}@{domain}: cannot tell via {path} in {us} us: {cause}")
             }
-            // This server's own (its queue to the backend full, local
-            // state): no word on the backend, whose trouble it is not.
-            (
-                Verdict::Trouble(Trouble::Own(
-                    cause @ (OwnCause::Queue(_) | OwnCause::LocalState(_)),
-                )),
-                _,
-            ) => {
+            (Verdict::Trouble(cause), _) if cause.named_own() => {
                 warn!("{op} {user}@{domain}: cannot tell via {path} in {us} us: this server's own trouble: {cause}")
             }
-            // A deadline is the decision's own too, but what ran out of time
-            // was mostly the backend's answer: said as before.
             (Verdict::Trouble(cause), _) => {
                 warn!("{op} {user}@{domain}: backend trouble via {path} in {us} us: {cause}")
             }

@@ -105,6 +105,18 @@ impl Trouble {
             Trouble::Own(c) => matches!(c, OwnCause::GuessingPaused(_)),
         }
     }
+
+    /// Whether the log names it this server's own trouble (its queue to the
+    /// backend full, local state), with no word on the backend, whose
+    /// trouble it is not. A deadline is the decision's own too, but what ran
+    /// out of time was mostly the backend's answer: it is said as backend
+    /// trouble. cloudauth's log and the VM's (through the NIF) both ask here.
+    pub fn named_own(&self) -> bool {
+        matches!(
+            self,
+            Trouble::Own(OwnCause::Queue(_) | OwnCause::LocalState(_))
+        )
+    }
 }
 
 impl Verdict {
