@@ -103,7 +103,7 @@ start() {
         --service-user svc --service-password-file "$dir/service-password" -l "$dir/log" \
         --forward-client-address --timeout 5 --listen "generic=127.0.0.1:$ca_port" 2>> "$dir/cloudauth.stderr" &
     CA_PID=$!
-    wait_until 10 bash -c "(exec 3<> /dev/tcp/127.0.0.1/$ca_port) 2>/dev/null" \
+    wait_until 10 port_listens "$ca_port" \
         || die_setup "cloudauth did not listen on 127.0.0.1:$ca_port"
     LOG="$dir/log/cloudauth.log"
     PORT=$(free_port)

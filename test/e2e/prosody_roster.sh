@@ -20,12 +20,7 @@ set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$E2E_LIB/prosody-root.sh"
 
-case ${1:-} in
-    --host) RUNS=(host) ;;
-    --root) RUNS=("${2:?--root NAME}") ;;
-    "") RUNS=(host trixie) ;;
-    *) die_setup "usage: $0 [--host | --root NAME]" ;;
-esac
+prosody_runs "$@"
 SECRET="e2e-secret-$$-$RANDOM"
 BASE=$(workdir prosody-roster)
 users() { # users BOB_GROUPS [COLLEAGUES] -> the users file (u0..u39 unless fewer)
@@ -43,7 +38,6 @@ write_secret "$BASE/secret" "$SECRET"
 # nc.localhost: the same accounts through the nextcloud backend (OCS API, service account)
 write_secret "$BASE/svc-pw" svc-pw
 echo "nc.localhost backend=nextcloud url=$BACKEND_ORIGIN service-user=svc service-password-file=$BASE/svc-pw" > "$BASE/domains"
-port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 REFRESH=2
 
 # roster_run host|ROOT_NAME: every check, against a fresh cloudauth and Prosody

@@ -18,12 +18,7 @@ set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$E2E_LIB/prosody-root.sh"
 
-case ${1:-} in
-    --host) RUNS=(host) ;;
-    --root) RUNS=("${2:?--root NAME}") ;;
-    "") RUNS=(host trixie) ;;
-    *) die_setup "usage: $0 [--host | --root NAME]" ;;
-esac
+prosody_runs "$@"
 D=localhost
 BASE=$(workdir prosody-sweep)
 users() { # users BOB_DISABLED
@@ -31,18 +26,6 @@ users() { # users BOB_DISABLED
 }
 start_backend "$BASE" "unused-$$" "$(users false)" || die_setup "test backend did not start"
 printf 'svc-pw' > "$BASE/service-password"; chmod 600 "$BASE/service-password"
-port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-say() { # say LINE... -> cloudauth's answer lines on one connection
-    /usr/bin/python3 - "$CA_PORT" "$@" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-f = s.makefile("rwb")
-for line in sys.argv[2:]:
-    f.write(line.encode() + b"\n")
-    f.flush()
-    print(f.readline().decode().rstrip("\n"))
-PY
-}
 
 sweep_run() {
 ROOT_NAME=${1#host} R= V=$1
@@ -59,7 +42,7 @@ CA_PID=$!
 on_exit "kill $CA_PID"
 wait_until 10 port_listens "$CA_PORT" || die_setup "cloudauth did not listen on 127.0.0.1:$CA_PORT"
 
-answer=$(say "hello:tristate,departed" "departed:$D:-" | tr '\n' ' ')
+answer=$(say "$CA_PORT" "hello:tristate,departed" "departed:$D:-" | tr '\n' ' ')
 [[ $answer =~ ^hello:tristate,departed\ \+$'\t'0$'\t'[0-9]+$'\t'1\ $ ]] &&
     ok "$V: hello:tristate,departed is granted; departed:$D:- answers the version now" ||
     not_ok "$V: hello/departed answered: $answer"

@@ -28,12 +28,7 @@ set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$E2E_LIB/prosody-root.sh"
 
-case ${1:-} in
-    --host) RUNS=(host) ;;
-    --root) RUNS=("${2:?--root NAME}") ;;
-    "") RUNS=(host trixie) ;;
-    *) die_setup "usage: $0 [--host | --root NAME]" ;;
-esac
+prosody_runs "$@"
 SECRET="e2e-secret-$$-$RANDOM"
 BASE=$(workdir prosody-tristate)
 USERS='{"users": [
@@ -44,20 +39,7 @@ USERS='{"users": [
 ]}'
 start_backend "$BASE" "$SECRET" "$USERS" || die_setup "test backend did not start"
 write_secret "$BASE/secret" "$SECRET"
-port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# say LINE... -> cloudauth's answer lines, as one client connection sends them
-say() {
-    /usr/bin/python3 - "$CA_PORT" "$@" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-f = s.makefile("rwb")
-for line in sys.argv[2:]:
-    f.write(line.encode() + b"\n")
-    f.flush()
-    print(f.readline().decode().rstrip("\n"))
-PY
-}
 
 tristate_run() {
 ROOT_NAME=${1#host} R=
@@ -111,12 +93,12 @@ expect "Nextcloud up: alice logs in" "login-ok" "$out"
 fault down || not_ok "backend fault"
 # The generic protocol without hello: trouble is `0`, as it always was.
 expect "Nextcloud down, no hello: isuser and auth answered 0 (today's answer)" \
-    "0 0" "$(say "isuser:dave:$D" "auth:carol:$D:carol-pw" | tr '\n' ' ' | sed 's/ $//')"
+    "0 0" "$(say "$CA_PORT" "isuser:dave:$D" "auth:carol:$D:carol-pw" | tr '\n' ' ' | sed 's/ $//')"
 expect "Nextcloud down, after hello:tristate: answered hello:tristate, then ? for isuser and auth" \
     "hello:tristate ? ? 1" \
-    "$(say "hello:tristate" "isuser:dave:$D" "auth:carol:$D:carol-pw" "auth:alice:$D:alice-pw" | tr '\n' ' ' | sed 's/ $//')"
+    "$(say "$CA_PORT" "hello:tristate" "isuser:dave:$D" "auth:carol:$D:carol-pw" "auth:alice:$D:alice-pw" | tr '\n' ' ' | sed 's/ $//')"
 expect "hello without tristate: answered hello:, trouble stays 0" \
-    "hello: 0" "$(say "hello:future" "isuser:dave:$D" | tr '\n' ' ' | sed 's/ $//')"
+    "hello: 0" "$(say "$CA_PORT" "hello:future" "isuser:dave:$D" | tr '\n' ' ' | sed 's/ $//')"
 
 out=$(probe "carol@$D" carol-pw "$PORT")
 expect "Nextcloud down: carol (not cached) gets SASL temporary-auth-failure, not not-authorized" \

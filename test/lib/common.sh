@@ -54,6 +54,7 @@ free_port() {
 }
 
 now_ms() { date +%s%3N; }
+port_listens() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; } # port_listens PORT: on 127.0.0.1
 
 # --- the JSXC test backend ---------------------------------------------------
 # start_backend DIR SECRET USERS_JSON_TEXT [EXTRA_ARGS...] -> sets BACKEND_URL
@@ -127,6 +128,20 @@ allow_unencrypted_plain_auth = true
 modules_enabled = { "roster", "saslauth", "disco", "ping" }
 modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
 LUA
+}
+
+# say PORT LINE... -> the answer lines of cloudauth's generic protocol on
+# 127.0.0.1:PORT, the LINEs sent as one client connection sends them
+say() {
+    /usr/bin/python3 - "$@" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rwb")
+for line in sys.argv[2:]:
+    f.write(line.encode() + b"\n")
+    f.flush()
+    print(f.readline().decode().rstrip("\n"))
+PY
 }
 
 # --- XMPP ----------------------------------------------------------------------

@@ -4,6 +4,10 @@
 # network is the host's loopback: it reaches cloudauth on 127.0.0.1 and the
 # tests reach it there. R names the root's directory; empty means the host's.
 #
+#   prosody_runs [--host | --root NAME]
+#                                the runs a script's arguments ask for, in
+#                                RUNS: host, a root's name, or both host and
+#                                trixie (none given)
 #   prosody_root NAME WORK       unpack root NAME (made once, then cached)
 #                                into WORK/root; sets R. Needs root.
 #   prosody_prepare WORK         a fresh data directory and the config the
@@ -17,6 +21,15 @@
 #   prosody_listening PORT WORK  wait (10 s) until it listens on
 #                                127.0.0.1:PORT, else die_setup with the tails
 #   prosody_version              its Debian package's version
+
+prosody_runs() {
+    case ${1:-} in
+        --host) RUNS=(host) ;;
+        --root) RUNS=("${2:?--root NAME}") ;;
+        "") RUNS=(host trixie) ;;
+        *) die_setup "usage: $0 [--host | --root NAME]" ;;
+    esac
+}
 
 prosody_root() {
     local name=$1 recipe
@@ -59,7 +72,7 @@ prosody_launch() {
 }
 
 prosody_listening() {
-    wait_until 10 bash -c "(exec 3<> /dev/tcp/127.0.0.1/$1) 2>/dev/null" || {
+    wait_until 10 port_listens "$1" || {
         tail -n 30 "$2/prosody.stdout" "$P/prosody.log" 2>/dev/null | sed 's/^/#   /'
         die_setup "prosody did not listen on 127.0.0.1:$1"
     }
