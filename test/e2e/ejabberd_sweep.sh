@@ -11,7 +11,8 @@
 # alice, bob and carol share the Nextcloud group "Team", bob alone is in
 # "Solo" (shared roster sync on: --ejabberdctl, auth_cloud_roster_sync).
 # alice and bob log in by password (now known users) and stay online, carol
-# logs in once. Then bob is disabled in the cloud and carol leaves Team.
+# logs in once. Then bob is disabled in the cloud (deleted in the VM with
+# mnesia) and carol leaves Team.
 # Within a sweep, without anyone logging in: bob's session is closed; bob
 # and carol are out of Team and alice stays in it (the present users'
 # groups re-read); bob is out of Solo, which no other known user's sync
@@ -24,10 +25,14 @@ set -u
 
 D=localhost
 W=$(workdir sweep)
-users() { # users BOB_DISABLED CAROL_GROUPS
-    printf '{"users": [{"uid": "alice", "password": "alice-pw", "groups": ["Team"]}, {"uid": "bob", "password": "bob-pw", "groups": ["Team", "Solo"], "disabled": %s}, {"uid": "carol", "password": "carol-pw", "groups": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$1" "$2"
+users() { # users BOB CAROL_GROUPS: BOB is enabled, disabled or deleted
+    local bob=''
+    case $1 in
+        enabled | disabled) bob=$(printf '{"uid": "bob", "password": "bob-pw", "groups": ["Team", "Solo"], "disabled": %s}, ' "$([ "$1" = disabled ] && echo true || echo false)") ;;
+    esac
+    printf '{"users": [{"uid": "alice", "password": "alice-pw", "groups": ["Team"]}, %s{"uid": "carol", "password": "carol-pw", "groups": %s}, {"uid": "svc", "password": "svc-pw", "admin": true}]}\n' "$bob" "$2"
 }
-start_backend "$W" "unused-$$" "$(users false '["Team"]')" || die_setup "test backend did not start"
+start_backend "$W" "unused-$$" "$(users enabled '["Team"]')" || die_setup "test backend did not start"
 printf 'svc-pw' > "$W/service-password"; chmod 600 "$W/service-password"
 "$ROOT/erlang/install.sh" "$W/ext" >/dev/null 2>"$W/install.log" \
     || { cat "$W/install.log"; die_setup "erlang/install.sh failed"; }
@@ -44,9 +49,9 @@ team() {
 }
 team_is() { [ "$(team "$1" "${3:-Team}")" = "$2" ]; } # team_is DIR "MEMBERS" [LABEL]
 
-case_sweep() { # case_sweep WHAT DIR PORT LOG
-    local what=$1 E=$2 port=$3 log=$4
-    users false '["Team"]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+case_sweep() { # case_sweep WHAT DIR PORT LOG HOW (disabled or deleted)
+    local what=$1 E=$2 port=$3 log=$4 how=$5
+    users enabled '["Team"]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
     # Online for longer than the case's waits add up to (killed at its end).
     probe "alice@$D" alice-pw "$port" --collect 45 > "$W/$what-alice.out" 2>&1 & local a=$!
     probe "bob@$D" bob-pw "$port" --collect 45 > "$W/$what-bob.out" 2>&1 & local b=$!
@@ -60,15 +65,15 @@ case_sweep() { # case_sweep WHAT DIR PORT LOG
     wait_until 5 team_is "$E" "bob@$D" Solo
     expect "$what: before: bob's login put him into Solo" "bob@$D" "$(team "$E" Solo)"
     local t0; t0=$(now_ms)
-    users true '[]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
+    users "$how" '[]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
     if wait_until 12 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 0 ]"; then
-        ok "$what: bob, disabled in the cloud, is kicked within a sweep ($(( $(now_ms) - t0 )) ms, --account-sweep 3 s)"
+        ok "$what: bob, $how in the cloud, is kicked within a sweep ($(( $(now_ms) - t0 )) ms, --account-sweep 3 s)"
     else
-        not_ok "$what: bob still online 12 s after he was disabled"
+        not_ok "$what: bob still online 12 s after he was $how"
     fi
     # Nobody has logged in since the change: only the sweep can do this.
     if wait_until 8 team_is "$E" "alice@$D"; then
-        ok "$what: after: bob (disabled) and carol (left the group) are out of Team, alice stays, without a login ($(( $(now_ms) - t0 )) ms)"
+        ok "$what: after: bob ($how) and carol (left the group) are out of Team, alice stays, without a login ($(( $(now_ms) - t0 )) ms)"
     else
         local now; now=$(team "$E")
         case " $now " in *" bob@$D "*) not_ok "$what: bob, departed, still in Team: $now" ;; esac
@@ -107,7 +112,7 @@ extauth_pool_size: 2
 auth_use_cache: false
 YML
 start_ejabberd "$PT" "$PORT" "$W/port.yml" || die_setup "ejabberd (extauth) did not start"
-case_sweep extauth "$PT" "$PORT" "$W/log/cloudauth.log"
+case_sweep extauth "$PT" "$PORT" "$W/log/cloudauth.log" disabled
 wait_line "$W/log/cloudauth.log" "bob@$D: account gone from the backend; sessions closed" 5 &&
     ok "extauth: the log says ejabberdctl kick_user closed bob's sessions" || not_ok "extauth: no kick_user line in the log"
 grep -q "ejabberdctl .* failed" "$W/log/cloudauth.log" &&
@@ -140,7 +145,8 @@ YML
         # restart): only in Mnesia, and gone from the cloud.
         "$SANDBOX" eval "$VM" "mnesia:dirty_write({ejabberd_auth_cloud_known, <<\"ghost@$D\">>, erlang:system_time(second)})." > /dev/null
     fi
-    case_sweep "vm $1" "$VM" "$port" "$VM/log/ejabberd.log"
+    # memory: bob disabled; mnesia: bob deleted (gone from the users file).
+    case_sweep "vm $1" "$VM" "$port" "$VM/log/ejabberd.log" "$([ "$1" = memory ] && echo disabled || echo deleted)"
     wait_line "$VM/log/ejabberd.log" "bob@$D: account gone from the backend; 1 session\(s\) closed" 5 &&
         ok "vm $1: the log says ejabberd_sm closed bob's session" || not_ok "vm $1: no session-closed line in the log"
     if [ "$1" = mnesia ]; then
