@@ -235,19 +235,7 @@ mod tests {
     }
 
     fn decode_chunks(chunks: &[&[u8]]) -> Vec<Incoming> {
-        let mut c = LineCodec::default();
-        let mut buf = BytesMut::new();
-        let mut out = vec![];
-        for ch in chunks {
-            buf.extend_from_slice(ch);
-            while let Some(i) = c.decode(&mut buf).unwrap() {
-                out.push(i);
-            }
-        }
-        while let Some(i) = c.decode_eof(&mut buf).unwrap() {
-            out.push(i);
-        }
-        out
+        crate::wire::decode_chunks(LineCodec::default(), chunks)
     }
 
     #[test]

@@ -142,6 +142,27 @@ impl Encoder<Reply> for Requests {
     }
 }
 
+/// Everything `codec` decodes from `chunks` read one after another, then
+/// at the end of input: the codecs' tests share it.
+#[cfg(test)]
+pub(crate) fn decode_chunks<D>(mut codec: D, chunks: &[&[u8]]) -> Vec<Incoming>
+where
+    D: Decoder<Item = Incoming, Error = io::Error>,
+{
+    let mut buf = BytesMut::new();
+    let mut out = vec![];
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        while let Some(i) = codec.decode(&mut buf).unwrap() {
+            out.push(i);
+        }
+    }
+    while let Some(i) = codec.decode_eof(&mut buf).unwrap() {
+        out.push(i);
+    }
+    out
+}
+
 /// Largest request payload accepted; longer frames are skipped and answered "no".
 pub const MAX_REQUEST: usize = 8 * 1024;
 

@@ -145,16 +145,7 @@ mod tests {
     }
 
     fn decode_all(input: &[u8]) -> Vec<Incoming> {
-        let mut c = SaslauthdCodec::default();
-        let mut buf = BytesMut::from(input);
-        let mut out = vec![];
-        while let Some(i) = c.decode(&mut buf).unwrap() {
-            out.push(i);
-        }
-        while let Some(i) = c.decode_eof(&mut buf).unwrap() {
-            out.push(i);
-        }
-        out
+        crate::wire::decode_chunks(SaslauthdCodec::default(), &[input])
     }
 
     #[test]
