@@ -109,8 +109,7 @@ start() {
     PORT=$(free_port)
     prosody_config() { # prosody_config DIR MODULE_DIR
         prosody_globals "$1" "$PORT" "$2"
-        printf 'VirtualHost "%s"\n    authentication = "cloudauth"\n    cloudauth_host = "127.0.0.1"\n    cloudauth_port = %s\n' \
-            "$D" "$ca_port"
+        prosody_vhost "$D" "$ca_port"
     }
     prosody_prepare "$dir"
     prosody_launch "$dir"

@@ -57,21 +57,10 @@ CALOG="$W/log/cloudauth.log"
 PORT=$(free_port)
 prosody_config() { # prosody_config DIR MODULE_DIR
     prosody_globals "$1" "$PORT" "$2"
-    cat <<LUA
-
-VirtualHost "localhost"
-    authentication = "cloudauth"
-    cloudauth_host = "127.0.0.1"
-    cloudauth_port = $CA_PORT
-    cloudauth_roster = true
-    cloudauth_roster_refresh = $REFRESH
-
-VirtualHost "nc.localhost"
-    authentication = "cloudauth"
-    cloudauth_host = "127.0.0.1"
-    cloudauth_port = $CA_PORT
-    cloudauth_roster = true
-LUA
+    prosody_vhost localhost "$CA_PORT"
+    printf '    cloudauth_roster = true\n    cloudauth_roster_refresh = %s\n' "$REFRESH"
+    prosody_vhost nc.localhost "$CA_PORT"
+    echo '    cloudauth_roster = true'
 }
 # Prosody of a cached Debian root (the version matrix's) or the host's.
 [ -z "$ROOT_NAME" ] || prosody_root "$ROOT_NAME" "$W"

@@ -50,14 +50,8 @@ answer=$(say "$CA_PORT" "hello:tristate,departed" "departed:$D:-" | tr '\n' ' ')
 PORT=$(free_port)
 prosody_config() { # prosody_config DIR MODULE_DIR
     prosody_globals "$1" "$PORT" "$2"
-    cat <<LUA
-
-VirtualHost "localhost"
-    authentication = "cloudauth"
-    cloudauth_host = "127.0.0.1"
-    cloudauth_port = $CA_PORT
-    cloudauth_departed_poll = 1
-LUA
+    prosody_vhost localhost "$CA_PORT"
+    echo '    cloudauth_departed_poll = 1'
 }
 [ -z "$ROOT_NAME" ] || prosody_root "$ROOT_NAME" "$W"
 prosody_prepare "$W"

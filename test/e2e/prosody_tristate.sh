@@ -61,13 +61,7 @@ PORT=$(free_port)
 prosody_config() { # prosody_config DIR MODULE_DIR
     # mod_offline on (prosody_globals disables it): messages to offline users are stored.
     prosody_globals "$1" "$PORT" "$2" | sed -e 's/"ping" }/"ping", "offline" }/' -e 's/, "offline" }$/ }/'
-    cat <<LUA
-
-VirtualHost "localhost"
-    authentication = "cloudauth"
-    cloudauth_host = "127.0.0.1"
-    cloudauth_port = $CA_PORT
-LUA
+    prosody_vhost localhost "$CA_PORT"
 }
 [ -z "$ROOT_NAME" ] || prosody_root "$ROOT_NAME" "$W"
 prosody_prepare "$W"

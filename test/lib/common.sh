@@ -130,6 +130,13 @@ modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
 LUA
 }
 
+# prosody_vhost HOST CA_PORT: a VirtualHost section authenticating through
+# mod_auth_cloudauth against cloudauth's generic protocol on
+# 127.0.0.1:CA_PORT (a blank line first); the host's own options follow it.
+prosody_vhost() {
+    printf '\nVirtualHost "%s"\n    authentication = "cloudauth"\n    cloudauth_host = "127.0.0.1"\n    cloudauth_port = %s\n' "$1" "$2"
+}
+
 # say PORT LINE... -> the answer lines of cloudauth's generic protocol on
 # 127.0.0.1:PORT, the LINEs sent as one client connection sends them
 say() {
