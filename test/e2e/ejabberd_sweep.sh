@@ -52,9 +52,10 @@ team_is() { [ "$(team "$1" "${3:-Team}")" = "$2" ]; } # team_is DIR "MEMBERS" [L
 case_sweep() { # case_sweep WHAT DIR PORT LOG HOW (disabled or deleted)
     local what=$1 E=$2 port=$3 log=$4 how=$5
     users enabled '["Team"]' > "$W/users.json"; curl -sf -X POST "$BACKEND_CONTROL/reload" > /dev/null || die_setup "reload"
-    # Online for longer than the case's waits add up to (killed at its end).
-    probe "alice@$D" alice-pw "$port" --collect 45 > "$W/$what-alice.out" 2>&1 & local a=$!
-    probe "bob@$D" bob-pw "$port" --collect 45 > "$W/$what-bob.out" 2>&1 & local b=$!
+    # Online for longer than the case's waits add up to even when they all
+    # time out (each check is an eval of a second or so); killed at its end.
+    probe "alice@$D" alice-pw "$port" --collect 90 > "$W/$what-alice.out" 2>&1 & local a=$!
+    probe "bob@$D" bob-pw "$port" --collect 90 > "$W/$what-bob.out" 2>&1 & local b=$!
     wait_until 10 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"bob\">>, <<\"$D\">>)).')\" = 1 ]" &&
         wait_until 5 sh -c "[ \"\$('$SANDBOX' eval '$E' 'length(ejabberd_sm:get_user_resources(<<\"alice\">>, <<\"$D\">>)).')\" = 1 ]" ||
         not_ok "$what: alice and bob did not come online"
