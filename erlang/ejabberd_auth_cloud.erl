@@ -540,11 +540,18 @@ log_decision(Op, User, Server, {Verdict, Path, Detail, _}, Us) ->
 -spec trouble_line(atom(), binary(), binary(), ejabberd_auth_cloud_nif:decision(),
 		   integer()) -> binary().
 trouble_line(Op, User, Server, {own_trouble, Path, Detail, _}, Us) ->
-    iolist_to_binary(io_lib:format("~ts ~ts@~ts: cannot tell via ~ts in ~B us: this server's own trouble: ~ts",
-				   [Op, User, Server, Path, Us, Detail]));
+    utf8(io_lib:format("~ts ~ts@~ts: cannot tell via ~ts in ~B us: this server's own trouble: ~ts",
+		       [Op, User, Server, Path, Us, Detail]));
 trouble_line(Op, User, Server, {trouble, Path, Detail, _}, Us) ->
-    iolist_to_binary(io_lib:format("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
-				   [Op, User, Server, Path, Us, Detail])).
+    utf8(io_lib:format("~ts ~ts@~ts: backend trouble via ~ts in ~B us: ~ts",
+		       [Op, User, Server, Path, Us, Detail])).
+
+%% io_lib:format's ~ts makes characters of UTF-8 binaries (the core's texts
+%% have arrows, JIDs may have any letter): iolist_to_binary/1 refuses those
+%% above 255, so the line is encoded as UTF-8 instead.
+-spec utf8(io_lib:chars()) -> binary().
+utf8(Chars) ->
+    unicode:characters_to_binary(Chars).
 
 %% Runs Module:ensure_started/0 once this start is over. Not from here
 %% directly: ejabberd_sup may be starting this very process (ejabberd_auth)

@@ -65,7 +65,15 @@ trouble_line_test() ->
 		 L({trouble, backend, <<"down">>, 1})),
     ?assertEqual(<<"auth alice@example.org: cannot tell via backend in 7 us: "
 		   "this server's own trouble: queue full">>,
-		 L({own_trouble, backend, <<"queue full">>, 1})).
+		 L({own_trouble, backend, <<"queue full">>, 1})),
+    %% The core's texts and JIDs are UTF-8, characters above 255 included.
+    ?assertEqual(<<"auth alice@example.org: backend trouble via backend in 7 us: "
+		   "Personal settings \342\206\222 Security">>,
+		 L({trouble, backend, <<"Personal settings \342\206\222 Security">>, 1})),
+    ?assertEqual(<<"auth j\303\274rgen@example.org: cannot tell via precheck in 7 us: "
+		   "this server's own trouble: x">>,
+		 ejabberd_auth_cloud:trouble_line(auth, <<"j\303\274rgen">>, <<"example.org">>,
+						  {own_trouble, precheck, <<"x">>, 1}, 7)).
 
 no_clause_for([{ejabberd_auth_cloud, opt_type, _, _} | _]) -> true;
 no_clause_for(_) -> false.
