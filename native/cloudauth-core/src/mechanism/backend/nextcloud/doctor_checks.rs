@@ -185,22 +185,12 @@ impl Nextcloud {
 }
 
 impl Nextcloud {
-    /// A request without credentials (never a failed login).
-    pub(super) async fn public_get(&self, url: &reqwest::Url) -> Result<HttpReply, BackendError> {
-        let request = self
-            .http
-            .request(reqwest::Method::GET, url)?
-            .header(OCS_API_REQUEST, "true")
-            .header(ACCEPT, "application/json");
-        self.http.send(request, url).await
-    }
-
     /// The doctor's checks that need no login: the version (`status.php`)
     /// and the brute-force state of this address (`cloud/capabilities`);
     /// true when Nextcloud told that state.
     pub(super) async fn doctor_public(&self, report: &mut BackendReport) -> bool {
         if let Some(url) = base_file(&self.base, "status.php") {
-            match self.public_get(&url).await {
+            match self.public_get(&url, None).await {
                 Ok(r) if r.status == 200 => {
                     let v = decode_json(&r.body).unwrap_or_default();
                     let version = v
@@ -232,7 +222,7 @@ impl Nextcloud {
             }
         }
         if let Some(url) = ocs_url(&self.base, &["cloud", "capabilities"]) {
-            if let Ok(r) = self.public_get(&url).await {
+            if let Ok(r) = self.public_get(&url, None).await {
                 let data = (r.status == 200)
                     .then(|| ocs_data(&r.body).ok())
                     .flatten()

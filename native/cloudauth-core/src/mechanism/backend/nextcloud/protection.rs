@@ -92,26 +92,31 @@ impl Nextcloud {
         }
     }
 
+    /// A request without credentials (never a failed login), with
+    /// `forwarded` as the client's address when given (the capabilities
+    /// as Nextcloud would answer them for that client).
+    pub(super) async fn public_get(
+        &self,
+        url: &reqwest::Url,
+        forwarded: Option<IpAddr>,
+    ) -> Result<HttpReply, BackendError> {
+        let mut request = self
+            .http
+            .request(reqwest::Method::GET, url)?
+            .header(OCS_API_REQUEST, "true")
+            .header(ACCEPT, "application/json");
+        if let Some(ip) = forwarded {
+            request = request.header(X_FORWARDED_FOR, ip.to_string());
+        }
+        self.http.send(request, url).await
+    }
+
     /// `bruteforce` (allow-listed, delay) of the capabilities, for this
     /// server or, with `forwarded`, as sent for that client; `None` when
     /// Nextcloud did not tell (logged at debug: the checks go on).
     pub(super) async fn bruteforce_state(&self, forwarded: Option<IpAddr>) -> Option<(bool, u64)> {
         let url = &self.capabilities;
-        let reply = match forwarded {
-            None => self.public_get(url).await,
-            Some(ip) => {
-                let request = self.http.request(reqwest::Method::GET, url).map(|r| {
-                    r.header(OCS_API_REQUEST, "true")
-                        .header(ACCEPT, "application/json")
-                        .header(X_FORWARDED_FOR, ip.to_string())
-                });
-                match request {
-                    Ok(r) => self.http.send(r, url).await,
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        match reply {
+        match self.public_get(url, forwarded).await {
             Ok(reply) if reply.status == 200 => {
                 let state = bruteforce_capabilities(&reply.body);
                 if state.is_none() {
